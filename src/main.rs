@@ -1,0 +1,347 @@
+//! The `sieve` command: `serve` (the default) runs the gateway; `query ...` asks a running
+//! gateway over its query API; `config check` validates a configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use sieve::cli;
+use sieve::config::{Config, LogFormat};
+use sieve::proto::query_service_client::QueryServiceClient;
+use sieve::proto::{
+    FindTracesRequest, GetOperationsRequest, GetServicesRequest, GetStatsRequest,
+    GetTraceRequest, SearchLogsRequest,
+};
+
+/// sieve — a telemetry gateway: OTLP in, durable storage, query.
+///
+/// With no subcommand, `sieve` serves with the embedded default configuration: OTLP/gRPC on
+/// 127.0.0.1:4317, the query API on 127.0.0.1:4320, data in ./sieve-data.
+#[derive(Parser)]
+#[command(name = "sieve", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Ask a running gateway.
+    Query(QueryArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Configuration file (YAML). Without it the embedded default (config/sieve.yaml) is used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log line format; overrides service.telemetry.logs.format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file without serving; exits non-zero naming the bad key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the embedded default configuration, with every option documented.
+    Default,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// Query API address.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:4320", env = "SIEVE_ADDR")]
+    addr: String,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    what: QueryCommand,
+}
+
+#[derive(Subcommand)]
+enum QueryCommand {
+    /// Services with data within the retention window.
+    Services,
+    /// Operations (span names) of a service.
+    Operations {
+        /// The service.
+        service: String,
+    },
+    /// Traces with a span matching every filter, newest first.
+    Traces(TracesArgs),
+    /// One trace as an indented span tree.
+    Trace {
+        /// 32 hex digits.
+        trace_id: String,
+    },
+    /// Log records matching every filter, newest first.
+    Logs(LogsArgs),
+    /// The gateway's counters.
+    Stats,
+}
+
+#[derive(Args)]
+struct TracesArgs {
+    /// Service of the matching span.
+    #[arg(long)]
+    service: String,
+    /// Name of the matching span.
+    #[arg(long)]
+    operation: Option<String>,
+    /// String attribute the matching span carries (repeatable).
+    #[arg(long = "attr", value_parser = cli::parse_attr)]
+    attrs: Vec<(String, String)>,
+    /// Shortest duration of the matching span (50ms, 2s).
+    #[arg(long, value_parser = cli::parse_duration)]
+    min_duration: Option<Duration>,
+    /// Longest duration of the matching span.
+    #[arg(long, value_parser = cli::parse_duration)]
+    max_duration: Option<Duration>,
+    #[command(flatten)]
+    window: Window,
+    /// How many traces, 1..=1000.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    /// Service (resource service.name).
+    #[arg(long)]
+    service: Option<String>,
+    /// Minimum severity: TRACE, DEBUG, INFO, WARN, ERROR, FATAL or a number.
+    #[arg(long, value_parser = cli::parse_severity)]
+    severity: Option<i32>,
+    /// Only records of this trace.
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// Substring of the body.
+    #[arg(long)]
+    contains: Option<String>,
+    #[command(flatten)]
+    window: Window,
+    /// How many records, 1..=1000.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// A time window: `--since 1h`, or `--start T --end T` (RFC 3339 or unix nanoseconds).
+#[derive(Args)]
+struct Window {
+    /// Only data from this long ago until now.
+    #[arg(long, value_parser = cli::parse_duration, conflicts_with_all = ["start", "end"])]
+    since: Option<Duration>,
+    /// Window start.
+    #[arg(long, value_parser = cli::parse_time)]
+    start: Option<u64>,
+    /// Window end.
+    #[arg(long, value_parser = cli::parse_time)]
+    end: Option<u64>,
+}
+
+impl Window {
+    /// (min, max) unix nanoseconds, 0 meaning unbounded.
+    fn bounds(&self) -> anyhow::Result<(u64, u64)> {
+        if let Some(since) = self.since {
+            let now = sieve::store::now_ns();
+            return Ok((now.saturating_sub(since.as_nanos() as u64).max(1), 0));
+        }
+        let (start, end) = (self.start.unwrap_or(0), self.end.unwrap_or(0));
+        if start != 0 && end != 0 && start > end {
+            bail!("--start is after --end");
+        }
+        Ok((start, end))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Query(args)) => query(args),
+        Some(Command::Config(ConfigCommand::Check { file })) => match Config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(())
+            }
+            Err(e) => Err(anyhow!(e).context(format!("{} is not a valid configuration", file.display()))),
+        },
+        Some(Command::Config(ConfigCommand::Default)) => {
+            print!("{}", sieve::config::DEFAULT_CONFIG_YAML);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::from_yaml(sieve::config::DEFAULT_CONFIG_YAML)?,
+    };
+    let logs = &config.service.telemetry.logs;
+    sieve::telemetry::init_logging(&logs.level, args.log_format.unwrap_or(logs.format));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let gateway = sieve::server::start(config, shutdown_signal()).await?;
+        gateway.wait().await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_query(args))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+fn print_out(json: bool, value: impl FnOnce() -> Value, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value())?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
+async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
+    let endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())
+        .with_context(|| format!("invalid --addr {:?}", args.addr))?
+        .connect_timeout(Duration::from_secs(5));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach sieve at {}", args.addr))?;
+    let mut client = QueryServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
+    let json = args.json;
+    match args.what {
+        QueryCommand::Services => {
+            let r = client
+                .get_services(GetServicesRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || serde_json::json!(r.services), || cli::services_text(&r.services))
+        }
+        QueryCommand::Operations { service } => {
+            let r = client
+                .get_operations(GetOperationsRequest {
+                    service_name: service,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::operations_json(&r.operations),
+                || cli::operations_text(&r.operations),
+            )
+        }
+        QueryCommand::Traces(t) => {
+            let (start, end) = t.window.bounds()?;
+            let r = client
+                .find_traces(FindTracesRequest {
+                    service_name: t.service,
+                    operation_name: t.operation.unwrap_or_default(),
+                    attributes: t.attrs.into_iter().collect(),
+                    start_time_min_unix_nano: start,
+                    start_time_max_unix_nano: end,
+                    duration_min_nanos: t.min_duration.map(|d| d.as_nanos() as u64).unwrap_or(0),
+                    duration_max_nanos: t.max_duration.map(|d| d.as_nanos() as u64).unwrap_or(0),
+                    limit: t.limit,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || cli::traces_json(&r.traces), || cli::traces_text(&r.traces))
+        }
+        QueryCommand::Trace { trace_id } => {
+            let r = client
+                .get_trace(GetTraceRequest { trace_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || cli::trace_json(&r), || cli::trace_tree_text(&r))
+        }
+        QueryCommand::Logs(l) => {
+            let (start, end) = l.window.bounds()?;
+            let r = client
+                .search_logs(SearchLogsRequest {
+                    service_name: l.service.unwrap_or_default(),
+                    min_severity_number: l.severity.unwrap_or(0),
+                    trace_id: l.trace_id.unwrap_or_default(),
+                    contains: l.contains.unwrap_or_default(),
+                    start_time_min_unix_nano: start,
+                    start_time_max_unix_nano: end,
+                    limit: l.limit,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || cli::logs_json(&r.logs), || cli::logs_text(&r.logs))
+        }
+        QueryCommand::Stats => {
+            let r = client
+                .get_stats(GetStatsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || cli::stats_json(&r), || cli::stats_text(&r))
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Small helpers over the OTLP types of `opentelemetry-proto`: the service name of a resource,
+//! attribute lookup, a text form of `AnyValue`, severity names, id formatting. No I/O.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// What OpenTelemetry SDKs call a service that did not name itself.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// `service.name` of a resource, or [`UNKNOWN_SERVICE`].
+pub fn service_name(resource: Option<&Resource>) -> &str {
+    resource
+        .and_then(|r| string_attr(&r.attributes, "service.name"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(UNKNOWN_SERVICE)
+}
+
+/// The string value of attribute `key`, if it is a string.
+pub fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+/// A readable text form of a value: strings as they are, others in a JSON-like form.
+pub fn any_value_text(v: Option<&AnyValue>) -> String {
+    let mut out = String::new();
+    write_any_value(&mut out, v, true);
+    out
+}
+
+fn write_any_value(out: &mut String, v: Option<&AnyValue>, top: bool) {
+    use std::fmt::Write as _;
+    let Some(value) = v.and_then(|v| v.value.as_ref()) else {
+        if !top {
+            out.push_str("null");
+        }
+        return;
+    };
+    match value {
+        any_value::Value::StringValue(s) => {
+            if top {
+                out.push_str(s)
+            } else {
+                let _ = write!(out, "{s:?}");
+            }
+        }
+        any_value::Value::BoolValue(b) => {
+            let _ = write!(out, "{b}");
+        }
+        any_value::Value::IntValue(i) => {
+            let _ = write!(out, "{i}");
+        }
+        any_value::Value::DoubleValue(d) => {
+            let _ = write!(out, "{d}");
+        }
+        any_value::Value::BytesValue(b) => out.push_str(&hex::encode(b)),
+        any_value::Value::StringValueStrindex(i) => {
+            let _ = write!(out, "<string table index {i}>");
+        }
+        any_value::Value::ArrayValue(a) => {
+            out.push('[');
+            for (i, v) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_any_value(out, Some(v), false);
+            }
+            out.push(']');
+        }
+        any_value::Value::KvlistValue(kv) => {
+            out.push('{');
+            for (i, kv) in kv.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{:?}: ", kv.key);
+                write_any_value(out, kv.value.as_ref(), false);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// OTLP severity numbers of the named levels (the first number of each range).
+pub const SEVERITY_LEVELS: [(&str, i32); 6] = [
+    ("TRACE", 1),
+    ("DEBUG", 5),
+    ("INFO", 9),
+    ("WARN", 13),
+    ("ERROR", 17),
+    ("FATAL", 21),
+];
+
+/// Parses a level name (`warn`, `WARNING`, `error`...) or a number 0..=24.
+pub fn parse_severity(text: &str) -> Option<i32> {
+    let t = text.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        return (0..=24).contains(&n).then_some(n);
+    }
+    let t = match t.as_str() {
+        "WARNING" => "WARN",
+        "CRITICAL" | "PANIC" => "FATAL",
+        "ERR" => "ERROR",
+        "INFORMATION" => "INFO",
+        other => other,
+    };
+    SEVERITY_LEVELS
+        .iter()
+        .find(|(name, _)| *name == t)
+        .map(|(_, n)| *n)
+}
+
+/// The severity number of a record: its number, or its text mapped when the number is unset.
+pub fn effective_severity(number: i32, text: &str) -> i32 {
+    if number > 0 {
+        number
+    } else {
+        parse_severity(text).unwrap_or(0)
+    }
+}
+
+/// The short name of a severity number (`WARN` for 13..=16).
+pub fn severity_name(n: i32) -> &'static str {
+    SEVERITY_LEVELS
+        .iter()
+        .rev()
+        .find(|(_, start)| n >= *start)
+        .map(|(name, _)| *name)
+        .unwrap_or("UNSPECIFIED")
+}
+
+/// Parses a 32-hex-digit trace id.
+pub fn parse_trace_id(text: &str) -> Result<[u8; 16], String> {
+    let text = text.trim();
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(text, &mut id)
+        .map_err(|e| format!("trace id {text:?} is not 32 hex digits ({e})"))?;
+    if id == [0u8; 16] {
+        return Err("trace id is all zeros".into());
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    fn s(v: &str) -> AnyValue {
+        AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }
+    }
+
+    #[test]
+    fn service_name_falls_back() {
+        assert_eq!(service_name(None), UNKNOWN_SERVICE);
+        let r = Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(s("cart")),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(service_name(Some(&r)), "cart");
+    }
+
+    #[test]
+    fn value_text() {
+        let v = AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "a".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::ArrayValue(ArrayValue {
+                            values: vec![s("x"), AnyValue {
+                                value: Some(any_value::Value::IntValue(3)),
+                            }],
+                        })),
+                    }),
+                }],
+            })),
+        };
+        assert_eq!(any_value_text(Some(&v)), r#"{"a": ["x", 3]}"#);
+        assert_eq!(any_value_text(Some(&s("plain"))), "plain");
+        assert_eq!(any_value_text(None), "");
+    }
+
+    #[test]
+    fn severities() {
+        assert_eq!(parse_severity("warn"), Some(13));
+        assert_eq!(parse_severity("Warning"), Some(13));
+        assert_eq!(parse_severity("17"), Some(17));
+        assert_eq!(parse_severity("25"), None);
+        assert_eq!(parse_severity("loud"), None);
+        assert_eq!(severity_name(14), "WARN");
+        assert_eq!(severity_name(0), "UNSPECIFIED");
+        assert_eq!(effective_severity(0, "ERROR"), 17);
+        assert_eq!(effective_severity(9, "ERROR"), 9);
+    }
+
+    #[test]
+    fn trace_ids() {
+        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c").is_ok());
+        assert!(parse_trace_id("0AF7651916CD43DD8448EB211C80319C").is_ok());
+        assert!(parse_trace_id("xyz").is_err());
+        assert!(parse_trace_id("00000000000000000000000000000000").is_err());
+        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c00").is_err());
+    }
+}

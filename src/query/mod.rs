@@ -1,0 +1,339 @@
+//! The query gRPC service (`proto/sieve/v1/query.proto`): argument checking, then reads from
+//! the store on the blocking pool, then mapping to the API's messages.
+//!
+//! Every malformed argument is INVALID_ARGUMENT with a message naming the field and the
+//! problem; an unknown trace is NOT_FOUND; a store failure is INTERNAL. The mapping to
+//! `tonic::Status` happens in one place, [`QueryError`]'s `From` impl.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use tonic::{Request, Response, Status};
+
+use crate::otlp;
+use crate::proto::query_service_server::QueryService;
+use crate::proto::{
+    FindTracesRequest, FindTracesResponse, GetOperationsRequest, GetOperationsResponse,
+    GetServicesRequest, GetServicesResponse, GetStatsRequest, GetStatsResponse, GetTraceRequest,
+    LogEntry, Operation, SearchLogsRequest, SearchLogsResponse, SignalStats, TraceSummary,
+};
+use crate::store::{LogQuery, Store, StoreError, TraceQuery};
+use crate::telemetry::{SignalCounters, Stats};
+
+/// Largest `limit` a search accepts.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Errors of the query layer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The request is malformed; the message says which field and why.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The trace is not stored (never received, or expired).
+    #[error("trace {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking read task failed.
+    #[error("query task failed: {0}")]
+    Task(String),
+}
+
+impl From<QueryError> for Status {
+    fn from(e: QueryError) -> Status {
+        match e {
+            QueryError::InvalidArgument(m) => Status::invalid_argument(m),
+            QueryError::NotFound(_) => Status::not_found(e.to_string()),
+            QueryError::Store(_) | QueryError::Task(_) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// The query service over a store and the gateway's counters.
+pub struct Query {
+    store: Store,
+    stats: Arc<Stats>,
+    search_depth: usize,
+}
+
+impl Query {
+    pub fn new(store: Store, stats: Arc<Stats>, search_depth: usize) -> Query {
+        Query {
+            store,
+            stats,
+            search_depth,
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Store) -> Result<T, QueryError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store))
+            .await
+            .map_err(|e| QueryError::Task(e.to_string()))?
+    }
+}
+
+fn invalid(m: impl Into<String>) -> QueryError {
+    QueryError::InvalidArgument(m.into())
+}
+
+fn check_limit(limit: u32) -> Result<usize, QueryError> {
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(invalid(format!(
+            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
+        )));
+    }
+    Ok(limit as usize)
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+fn check_range(what: &str, min: u64, max: u64) -> Result<(), QueryError> {
+    if min != 0 && max != 0 && min > max {
+        return Err(invalid(format!(
+            "{what}: the minimum {min} is greater than the maximum {max}"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_id(field: &str, text: &str) -> Result<[u8; 16], QueryError> {
+    otlp::parse_trace_id(text).map_err(|e| invalid(format!("{field}: {e}")))
+}
+
+/// Checks a FindTraces request and turns it into a store query.
+pub fn trace_query(r: FindTracesRequest, search_depth: usize) -> Result<TraceQuery, QueryError> {
+    if r.service_name.is_empty() {
+        return Err(invalid("service_name is required"));
+    }
+    let limit = check_limit(r.limit)?;
+    check_range(
+        "start_time",
+        r.start_time_min_unix_nano,
+        r.start_time_max_unix_nano,
+    )?;
+    check_range("duration", r.duration_min_nanos, r.duration_max_nanos)?;
+    if let Some(k) = r.attributes.keys().find(|k| k.is_empty()) {
+        return Err(invalid(format!("attributes: empty key {k:?}")));
+    }
+    let mut attributes: Vec<(String, String)> = r.attributes.into_iter().collect();
+    attributes.sort();
+    Ok(TraceQuery {
+        service: r.service_name,
+        operation: (!r.operation_name.is_empty()).then_some(r.operation_name),
+        attributes,
+        start_min: nonzero(r.start_time_min_unix_nano),
+        start_max: nonzero(r.start_time_max_unix_nano),
+        duration_min: nonzero(r.duration_min_nanos),
+        duration_max: nonzero(r.duration_max_nanos),
+        limit,
+        search_depth,
+    })
+}
+
+/// Checks a SearchLogs request and turns it into a store query.
+pub fn log_query(r: SearchLogsRequest) -> Result<LogQuery, QueryError> {
+    let limit = check_limit(r.limit)?;
+    check_range(
+        "start_time",
+        r.start_time_min_unix_nano,
+        r.start_time_max_unix_nano,
+    )?;
+    if !(0..=24).contains(&r.min_severity_number) {
+        return Err(invalid(format!(
+            "min_severity_number must be within 0..=24, got {}",
+            r.min_severity_number
+        )));
+    }
+    let trace_id = if r.trace_id.is_empty() {
+        None
+    } else {
+        Some(parse_id("trace_id", &r.trace_id)?)
+    };
+    Ok(LogQuery {
+        service: (!r.service_name.is_empty()).then_some(r.service_name),
+        min_severity: r.min_severity_number,
+        trace_id,
+        contains: (!r.contains.is_empty()).then_some(r.contains),
+        start_min: nonzero(r.start_time_min_unix_nano),
+        start_max: nonzero(r.start_time_max_unix_nano),
+        limit,
+    })
+}
+
+fn signal_stats(c: &SignalCounters) -> SignalStats {
+    let s = c.snapshot();
+    SignalStats {
+        received: s.received,
+        accepted: s.accepted,
+        rejected: s.rejected,
+        refused: s.refused,
+        stored_bytes: s.stored_bytes,
+        requests: s.requests,
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for Query {
+    async fn get_trace(
+        &self,
+        request: Request<GetTraceRequest>,
+    ) -> Result<Response<TracesData>, Status> {
+        let text = request.into_inner().trace_id;
+        let id = parse_id("trace_id", &text)?;
+        let trace = self.blocking(move |s| Ok(s.get_trace(&id)?)).await?;
+        match trace {
+            Some(t) => Ok(Response::new(t)),
+            None => Err(QueryError::NotFound(hex::encode(id)).into()),
+        }
+    }
+
+    async fn find_traces(
+        &self,
+        request: Request<FindTracesRequest>,
+    ) -> Result<Response<FindTracesResponse>, Status> {
+        let q = trace_query(request.into_inner(), self.search_depth)?;
+        let found = self.blocking(move |s| Ok(s.find_traces(&q)?)).await?;
+        Ok(Response::new(FindTracesResponse {
+            traces: found
+                .into_iter()
+                .map(|t| TraceSummary {
+                    trace_id: hex::encode(t.trace_id),
+                    root_service: t.root_service,
+                    root_operation: t.root_operation,
+                    start_unix_nano: t.start,
+                    duration_nanos: t.duration,
+                    span_count: t.span_count,
+                    error_count: t.error_count,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_services(
+        &self,
+        _request: Request<GetServicesRequest>,
+    ) -> Result<Response<GetServicesResponse>, Status> {
+        Ok(Response::new(GetServicesResponse {
+            services: self.store.services(),
+        }))
+    }
+
+    async fn get_operations(
+        &self,
+        request: Request<GetOperationsRequest>,
+    ) -> Result<Response<GetOperationsResponse>, Status> {
+        let service = request.into_inner().service_name;
+        if service.is_empty() {
+            return Err(invalid("service_name is required").into());
+        }
+        Ok(Response::new(GetOperationsResponse {
+            operations: self
+                .store
+                .operations(&service)
+                .into_iter()
+                .map(|(name, span_kind)| Operation { name, span_kind })
+                .collect(),
+        }))
+    }
+
+    async fn search_logs(
+        &self,
+        request: Request<SearchLogsRequest>,
+    ) -> Result<Response<SearchLogsResponse>, Status> {
+        let q = log_query(request.into_inner())?;
+        let hits = self.blocking(move |s| Ok(s.search_logs(&q)?)).await?;
+        Ok(Response::new(SearchLogsResponse {
+            logs: hits
+                .into_iter()
+                .map(|h| LogEntry {
+                    resource: h.resource,
+                    scope: h.scope,
+                    log_record: Some(h.record),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_stats(
+        &self,
+        _request: Request<GetStatsRequest>,
+    ) -> Result<Response<GetStatsResponse>, Status> {
+        let st = &self.stats;
+        let store = self.store.clone();
+        let disk_bytes = tokio::task::spawn_blocking(move || store.size_on_disk())
+            .await
+            .unwrap_or(0);
+        Ok(Response::new(GetStatsResponse {
+            spans: Some(signal_stats(&st.spans)),
+            log_records: Some(signal_stats(&st.logs)),
+            metric_points: Some(signal_stats(&st.metrics)),
+            disk_bytes,
+            uptime_seconds: st.started.elapsed().as_secs(),
+            undecodable_requests: st
+                .undecodable_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_traces_arguments() {
+        let ok = FindTracesRequest {
+            service_name: "s".into(),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(trace_query(ok.clone(), 10).is_ok());
+        for (r, want) in [
+            (FindTracesRequest { service_name: String::new(), ..ok.clone() }, "service_name"),
+            (FindTracesRequest { limit: 0, ..ok.clone() }, "limit"),
+            (FindTracesRequest { limit: 5000, ..ok.clone() }, "limit"),
+            (
+                FindTracesRequest {
+                    start_time_min_unix_nano: 9,
+                    start_time_max_unix_nano: 3,
+                    ..ok.clone()
+                },
+                "start_time",
+            ),
+            (
+                FindTracesRequest {
+                    duration_min_nanos: 9,
+                    duration_max_nanos: 3,
+                    ..ok.clone()
+                },
+                "duration",
+            ),
+        ] {
+            let e = trace_query(r, 10).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn search_logs_arguments() {
+        let ok = SearchLogsRequest {
+            limit: 5,
+            ..Default::default()
+        };
+        assert!(log_query(ok.clone()).is_ok());
+        for (r, want) in [
+            (SearchLogsRequest { trace_id: "zz".into(), ..ok.clone() }, "trace_id"),
+            (SearchLogsRequest { min_severity_number: 30, ..ok.clone() }, "min_severity"),
+            (SearchLogsRequest { limit: 0, ..ok.clone() }, "limit"),
+        ] {
+            let e = log_query(r).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+}

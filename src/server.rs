@@ -1,0 +1,201 @@
+//! Wiring: build each stage from a validated [`Config`], bind the listeners, run, and stop in
+//! order.
+//!
+//! One shutdown mechanism: [`start`] takes a future (ctrl-c/SIGTERM in `main`, a oneshot in
+//! tests). When it completes, a `CancellationToken` stops the listeners: they refuse new
+//! connections and finish the requests in flight, which still get their flush. Then the
+//! flusher makes its last flush, the sweeper stops, and [`Gateway::wait`] returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::intake::Intake;
+use crate::proto::query_service_server::QueryServiceServer;
+use crate::query::Query;
+use crate::receiver::Receiver;
+use crate::store::{Store, StoreError};
+use crate::telemetry::{Stats, events};
+
+/// Errors of starting or running the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        path: String,
+        source: StoreError,
+    },
+    #[error("{listener} server failed: {source}")]
+    Transport {
+        listener: &'static str,
+        source: tonic::transport::Error,
+    },
+    #[error("a gateway task failed: {0}")]
+    Task(String),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// Where the OTLP/gRPC receiver listens (the real port when the config said 0).
+    pub otlp_addr: Option<SocketAddr>,
+    /// Where the query API listens.
+    pub query_addr: SocketAddr,
+    /// The intake (tests use it to hold the budget).
+    pub intake: Intake,
+    /// The counters behind GetStats.
+    pub stats: Arc<Stats>,
+    done: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Gateway {
+    /// Waits until the gateway has stopped: listeners closed, last flush done.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.done
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?
+    }
+}
+
+/// Opens the store, binds the listeners and starts every stage. Returns once listening.
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Gateway, ServeError> {
+    let store = Store::open(&config.storage).map_err(|source| ServeError::Store {
+        path: config.storage.path.display().to_string(),
+        source,
+    })?;
+    let stats = Arc::new(Stats::default());
+    let intake = Intake::new(
+        store.clone(),
+        (config.intake.max_inflight_mib as usize).saturating_mul(1024 * 1024),
+        config.intake.retry_delay,
+        config.storage.sync,
+    );
+
+    let stop_listeners = CancellationToken::new();
+    let stop_background = CancellationToken::new();
+
+    let otlp = match (config.otlp_grpc_addr(), &config.receivers.otlp) {
+        (Some(addr), Some(otlp_cfg)) => {
+            let listener = bind(addr).await?;
+            let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+            let max = config
+                .receivers
+                .otlp
+                .as_ref()
+                .and_then(|o| o.protocols.grpc.as_ref())
+                .map(|g| g.max_recv_msg_size_mib as usize * 1024 * 1024)
+                .unwrap_or(16 * 1024 * 1024);
+            let receiver = Receiver::new(intake.clone(), stats.clone(), otlp_cfg.limits.clone());
+            let (traces, logs, metrics) = receiver.services(max);
+            let router = tonic::transport::Server::builder()
+                .max_concurrent_streams(Some(256))
+                .add_service(traces)
+                .add_service(logs)
+                .add_service(metrics);
+            let token = stop_listeners.clone();
+            events::ServerListenerStarted {
+                name: "otlp grpc",
+                addr: local,
+            }
+            .emit();
+            Some((
+                local,
+                tokio::spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+                        .await
+                        .map_err(|source| ServeError::Transport {
+                            listener: "otlp grpc",
+                            source,
+                        })
+                }),
+            ))
+        }
+        _ => None,
+    };
+
+    let query_addr = config.query_addr();
+    let listener = bind(query_addr).await?;
+    let query_local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr: query_addr, source })?;
+    let query = Query::new(store.clone(), stats.clone(), config.query.search_depth);
+    let token = stop_listeners.clone();
+    events::ServerListenerStarted {
+        name: "query grpc",
+        addr: query_local,
+    }
+    .emit();
+    let query_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(QueryServiceServer::new(query))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await
+            .map_err(|source| ServeError::Transport {
+                listener: "query grpc",
+                source,
+            })
+    });
+
+    let flusher = tokio::spawn(intake.clone().run_flusher(stop_background.clone().cancelled_owned()));
+    let sweeper = tokio::spawn(
+        store
+            .clone()
+            .run_sweeper(config.storage.sweep_interval, stop_background.clone().cancelled_owned()),
+    );
+
+    let trigger = stop_listeners.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing listeners, finishing requests in flight");
+        trigger.cancel();
+    });
+
+    let otlp_addr = otlp.as_ref().map(|(a, _)| *a);
+    let done = tokio::spawn(async move {
+        let mut result = Ok(());
+        if let Some((_, task)) = otlp {
+            result = result.and(flatten(task.await));
+        }
+        result = result.and(flatten(query_task.await));
+        // Listeners are closed and every request has been answered: last flush, then stop.
+        stop_listeners.cancel();
+        stop_background.cancel();
+        let _ = flusher.await;
+        let _ = sweeper.await;
+        drop(store);
+        tracing::info!("stopped");
+        result
+    });
+
+    Ok(Gateway {
+        otlp_addr,
+        query_addr: query_local,
+        intake,
+        stats,
+        done,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn flatten(r: Result<Result<(), ServeError>, tokio::task::JoinError>) -> Result<(), ServeError> {
+    r.map_err(|e| ServeError::Task(e.to_string()))?
+}

@@ -1,0 +1,309 @@
+//! The sled store: what is on disk, in which tree, under which key.
+//!
+//! [`Store`] is a cheap handle (an `Arc`) over one `sled::Db`. It owns:
+//! - **time partitions**: data is written into one tree per signal per `storage.partition` of
+//!   *data* time (span start, log record time, metric point time), named
+//!   `spans/<start>-<end>`, `logs/<start>-<end>`, `metrics/<start>-<end>` (unix nanoseconds,
+//!   zero-padded). Retention drops a partition tree whole once its end is older than
+//!   `storage.retention` ([`retention`]); sled does not give back the space of deleted keys,
+//!   but it does reuse the space of dropped trees.
+//! - **the catalog**: services, operations and indexed attribute values, kept in memory and
+//!   mirrored in the `catalog` tree so a restart knows them.
+//!
+//! The key layout of every tree is in [`keys`]. Writes are prepared off-line into a
+//! [`Write`] (one `sled::Batch` per touched partition, see [`write`]), applied, and made
+//! durable by [`Store::flush`], which `intake` groups across requests. Reads are in [`read`].
+//!
+//! What it does not own: deciding when to flush (intake), validation (receiver), query
+//! argument checking (query).
+
+pub mod keys;
+pub mod read;
+pub mod retention;
+pub mod write;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use read::{LogQuery, TraceQuery, TraceSummary};
+pub use write::Write;
+
+use crate::config;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, or a corrupt database).
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded: the database holds something sieve did not write.
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+/// The three OTLP signals, as the store partitions them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signal {
+    Spans,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
+
+    /// The tree-name prefix of this signal's partitions.
+    pub fn tree_prefix(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans/",
+            Signal::Logs => "logs/",
+            Signal::Metrics => "metrics/",
+        }
+    }
+}
+
+/// One open partition tree.
+#[derive(Clone)]
+pub(crate) struct Partition {
+    /// Exclusive end of the data time this partition holds.
+    pub end: u64,
+    pub tree: sled::Tree,
+}
+
+/// What the store knows about services, operations and indexed attribute values.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    /// service → newest data time seen.
+    pub services: HashMap<String, u64>,
+    /// (service, operation, span kind) → newest data time seen.
+    pub operations: HashMap<(String, String, i32), u64>,
+    /// service → number of its entries in `operations`.
+    pub operations_per_service: HashMap<String, usize>,
+    /// (service, attribute key) → the values indexed so far (at most
+    /// `storage.attribute_index.max_values_per_key`).
+    pub indexed_values: HashMap<(String, String), HashSet<String>>,
+}
+
+/// Operations recorded per service; span names past this (a cardinality explosion, usually an
+/// id in the name) are stored and searchable by service, but not listed by GetOperations.
+pub const MAX_OPERATIONS_PER_SERVICE: usize = 10_000;
+/// Services recorded in the catalog.
+pub const MAX_SERVICES: usize = 10_000;
+
+/// A cheap, cloneable handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub db: sled::Db,
+    pub catalog_tree: sled::Tree,
+    /// Width of a partition in nanoseconds.
+    pub partition_ns: u64,
+    pub retention: Duration,
+    pub attribute_index: config::AttributeIndex,
+    /// Open partitions by (signal, start). A std lock: it guards a map lookup or insert and is
+    /// never held across an await or a sled write.
+    pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
+    /// A std lock for the same reason: one short critical section per request.
+    pub catalog: Mutex<Catalog>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `cfg.path` and loads the catalog and the partition
+    /// list.
+    pub fn open(cfg: &config::Storage) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(&cfg.path)
+            .cache_capacity(cfg.cache_capacity_mib.saturating_mul(1024 * 1024))
+            .flush_every_ms(if cfg.sync {
+                // Flushes are driven by intake; a background flush as well costs throughput.
+                None
+            } else {
+                Some(cfg.flush_every.as_millis().max(1) as u64)
+            })
+            .open()?;
+        Store::from_db(db, cfg)
+    }
+
+    fn from_db(db: sled::Db, cfg: &config::Storage) -> Result<Store, StoreError> {
+        let catalog_tree = db.open_tree("catalog")?;
+        let mut partitions = BTreeMap::new();
+        for name in db.tree_names() {
+            let Ok(name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            for signal in Signal::ALL {
+                if let Some((start, end)) = parse_partition_name(name, signal) {
+                    let tree = db.open_tree(name)?;
+                    partitions.insert((signal, start), Partition { end, tree });
+                }
+            }
+        }
+        let catalog = load_catalog(&catalog_tree)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                catalog_tree,
+                partition_ns: (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1),
+                retention: cfg.retention,
+                attribute_index: cfg.attribute_index.clone(),
+                partitions: RwLock::new(partitions),
+                catalog: Mutex::new(catalog),
+            }),
+        })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Applies a prepared write. Not durable until [`Store::flush`] returns.
+    pub fn apply(&self, write: Write) -> Result<(), StoreError> {
+        for (signal, start, batch) in write.parts {
+            let tree = self.partition_tree(signal, start)?;
+            tree.apply_batch(batch)?;
+        }
+        if let Some(batch) = write.catalog {
+            self.inner.catalog_tree.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable (one fsync of sled's log).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// A unique, increasing sequence number (sled persists its counter).
+    pub(crate) fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// The start of the partition holding data time `t`.
+    pub(crate) fn partition_start(&self, t: u64) -> u64 {
+        t - t % self.inner.partition_ns
+    }
+
+    /// The tree of a partition, opened (and created) on first use.
+    fn partition_tree(&self, signal: Signal, start: u64) -> Result<sled::Tree, StoreError> {
+        if let Ok(parts) = self.inner.partitions.read()
+            && let Some(p) = parts.get(&(signal, start))
+        {
+            return Ok(p.tree.clone());
+        }
+        let end = start.saturating_add(self.inner.partition_ns);
+        let tree = self
+            .inner
+            .db
+            .open_tree(partition_name(signal, start, end))?;
+        let mut parts = self
+            .inner
+            .partitions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        parts.insert(
+            (signal, start),
+            Partition {
+                end,
+                tree: tree.clone(),
+            },
+        );
+        Ok(tree)
+    }
+
+    /// The open partitions of a signal, newest first, overlapping [min, max] of data time.
+    pub(crate) fn partitions_newest_first(
+        &self,
+        signal: Signal,
+        min: u64,
+        max: u64,
+    ) -> Vec<(u64, Partition)> {
+        let parts = self
+            .inner
+            .partitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        parts
+            .range((signal, 0)..=(signal, u64::MAX))
+            .filter(|((_, start), p)| p.end > min && *start <= max)
+            .map(|((_, start), p)| (*start, p.clone()))
+            .rev()
+            .collect()
+    }
+
+    /// The oldest data time still kept: data older than this is expired.
+    pub fn retention_horizon(&self) -> u64 {
+        now_ns().saturating_sub(self.inner.retention.as_nanos().min(u64::MAX as u128) as u64)
+    }
+}
+
+/// `spans/<start>-<end>`, zero-padded so names sort by time.
+pub(crate) fn partition_name(signal: Signal, start: u64, end: u64) -> String {
+    format!("{}{start:020}-{end:020}", signal.tree_prefix())
+}
+
+pub(crate) fn parse_partition_name(name: &str, signal: Signal) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix(signal.tree_prefix())?;
+    let (a, b) = rest.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn load_catalog(tree: &sled::Tree) -> Result<Catalog, StoreError> {
+    let mut c = Catalog::default();
+    for item in tree.iter() {
+        let (k, v) = item?;
+        let Some((&tag, rest)) = k.split_first() else {
+            continue;
+        };
+        let strs = keys::read_strs(rest);
+        let text = |i: usize| strs.get(i).map(|s| String::from_utf8_lossy(s).into_owned());
+        match tag {
+            keys::CAT_SERVICE => {
+                if let Some(svc) = text(0) {
+                    c.services.insert(svc, keys::read_u64(&v));
+                }
+            }
+            keys::CAT_OPERATION => {
+                // The kind byte follows the two strings.
+                let kind = rest.last().copied().unwrap_or(0) as i32;
+                if let (Some(svc), Some(op)) = (text(0), text(1)) {
+                    *c.operations_per_service.entry(svc.clone()).or_default() += 1;
+                    c.operations.insert((svc, op, kind), keys::read_u64(&v));
+                }
+            }
+            keys::CAT_VALUE => {
+                if let (Some(svc), Some(key), Some(val)) = (text(0), text(1), text(2)) {
+                    c.indexed_values.entry((svc, key)).or_default().insert(val);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// Wall-clock time in unix nanoseconds.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
+        .unwrap_or(0)
+}
+
+/// Opens a store for unit tests in a fresh temporary directory.
+#[cfg(test)]
+pub(crate) fn temp_store(cfg: &mut config::Storage) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cfg.path = dir.path().join("db");
+    let store = Store::open(cfg).expect("open store");
+    (dir, store)
+}

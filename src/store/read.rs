@@ -1,0 +1,397 @@
+//! Reads: a trace by id, trace search over the indexes, log search, the catalog.
+//!
+//! Every search walks partitions newest first and, inside one, an index in reverse key order
+//! (newest first, see [`super::keys`]). Index entries only nominate candidates; each candidate
+//! is checked exactly against the stored data before it is returned, so an index that is
+//! coarser than the query (per chunk, not per span) never yields a wrong answer.
+//! Arguments are assumed checked by the caller (the query layer).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
+use prost::Message;
+
+use super::keys::{self, SpanIndexValue};
+use super::{Signal, Store, StoreError};
+use crate::otlp;
+
+/// A FindTraces query. Bounds are inclusive; `None` is unbounded.
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    pub service: String,
+    pub operation: Option<String>,
+    pub attributes: Vec<(String, String)>,
+    pub start_min: Option<u64>,
+    pub start_max: Option<u64>,
+    pub duration_min: Option<u64>,
+    pub duration_max: Option<u64>,
+    pub limit: usize,
+    /// Candidate traces to inspect at most.
+    pub search_depth: usize,
+}
+
+/// One line of a trace search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub trace_id: [u8; 16],
+    pub root_service: String,
+    pub root_operation: String,
+    pub start: u64,
+    pub duration: u64,
+    pub span_count: u32,
+    pub error_count: u32,
+}
+
+/// A SearchLogs query.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub service: Option<String>,
+    pub min_severity: i32,
+    pub trace_id: Option<[u8; 16]>,
+    pub contains: Option<String>,
+    pub start_min: Option<u64>,
+    pub start_max: Option<u64>,
+    pub limit: usize,
+}
+
+/// A log record with the resource and scope it came with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogHit {
+    pub resource: Option<Resource>,
+    pub scope: Option<InstrumentationScope>,
+    pub record: LogRecord,
+    /// The record's effective time (time, else observed time).
+    pub time: u64,
+}
+
+fn corrupt(what: &'static str, e: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+impl Store {
+    /// Every stored span of a trace, chunk by chunk in arrival order; `None` if none is stored.
+    pub fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
+        let mut out = TracesData::default();
+        let mut chunks: Vec<(u64, TracesData)> = Vec::new();
+        for (_, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
+            let mut prefix = vec![keys::CHUNK];
+            prefix.extend_from_slice(trace_id);
+            for item in part.tree.scan_prefix(&prefix) {
+                let (k, v) = item?;
+                let seq = keys::read_u64(k.get(17..).unwrap_or_default());
+                chunks.push((seq, TracesData::decode(&*v).map_err(|e| corrupt("span chunk", e))?));
+            }
+        }
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        chunks.sort_by_key(|(seq, _)| *seq);
+        for (_, c) in chunks {
+            out.resource_spans.extend(c.resource_spans);
+        }
+        Ok(Some(out))
+    }
+
+    /// Traces with a span matching every condition of `q`, newest first (by trace start).
+    pub fn find_traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        let tmin = q.start_min.unwrap_or(0);
+        let tmax = q.start_max.unwrap_or(u64::MAX);
+        let dmin = q.duration_min.unwrap_or(0);
+        let dmax = q.duration_max.unwrap_or(u64::MAX);
+        // The most selective index available: an indexed attribute value, else the operation,
+        // else the service.
+        let indexed_attr = q.attributes.iter().find(|(k, v)| self.is_indexed(&q.service, k, v));
+        let prefix = match (indexed_attr, &q.operation) {
+            (Some((k, v)), _) => keys::prefix(
+                keys::ATTRIBUTE,
+                &[q.service.as_bytes(), k.as_bytes(), v.as_bytes()],
+            ),
+            (None, Some(op)) => {
+                keys::prefix(keys::OPERATION, &[q.service.as_bytes(), op.as_bytes()])
+            }
+            (None, None) => keys::prefix(keys::SERVICE, &[q.service.as_bytes()]),
+        };
+        let mut lo = prefix.clone();
+        lo.extend_from_slice(&tmin.to_be_bytes());
+        let mut hi = prefix.clone();
+        hi.extend_from_slice(&tmax.to_be_bytes());
+        hi.extend_from_slice(&[0xff; 24]);
+
+        let mut seen: HashSet<[u8; 16]> = HashSet::new();
+        let mut found = Vec::new();
+        'parts: for (_, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
+            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
+                let (k, v) = item?;
+                let Some((_, tid)) = keys::parse_span_index_key(&k) else {
+                    continue;
+                };
+                if seen.contains(&tid) {
+                    continue;
+                }
+                if let Some(iv) = SpanIndexValue::decode(&v)
+                    && !iv.may_match(dmin, dmax)
+                {
+                    continue;
+                }
+                seen.insert(tid);
+                if let Some(trace) = self.get_trace(&tid)?
+                    && trace_matches(&trace, q, tmin, tmax, dmin, dmax)
+                {
+                    found.push(summarize(tid, &trace));
+                    if found.len() >= q.limit {
+                        break 'parts;
+                    }
+                }
+                if seen.len() >= q.search_depth {
+                    break 'parts;
+                }
+            }
+        }
+        found.sort_by(|a, b| b.start.cmp(&a.start).then(a.trace_id.cmp(&b.trace_id)));
+        Ok(found)
+    }
+
+    fn is_indexed(&self, service: &str, key: &str, value: &str) -> bool {
+        let cat = self
+            .inner()
+            .catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cat.indexed_values
+            .get(&(service.to_string(), key.to_string()))
+            .is_some_and(|values| values.contains(value))
+    }
+
+    /// Services with data newer than the retention horizon, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let horizon = self.retention_horizon();
+        let cat = self
+            .inner()
+            .catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out: Vec<String> = cat
+            .services
+            .iter()
+            .filter(|(_, t)| **t >= horizon)
+            .map(|(s, _)| s.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// (operation, span kind) of a service with data newer than the retention horizon, sorted.
+    pub fn operations(&self, service: &str) -> Vec<(String, i32)> {
+        let horizon = self.retention_horizon();
+        let cat = self
+            .inner()
+            .catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out: Vec<(String, i32)> = cat
+            .operations
+            .iter()
+            .filter(|((s, _, _), t)| s == service && **t >= horizon)
+            .map(|((_, op, kind), _)| (op.clone(), *kind))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Log records matching every condition, newest first.
+    pub fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogHit>, StoreError> {
+        let tmin = q.start_min.unwrap_or(0);
+        let tmax = q.start_max.unwrap_or(u64::MAX);
+        let prefix = if let Some(tid) = &q.trace_id {
+            let mut p = vec![keys::TRACE];
+            p.extend_from_slice(tid);
+            p
+        } else if let Some(svc) = &q.service {
+            keys::prefix(keys::SERVICE, &[svc.as_bytes()])
+        } else {
+            vec![keys::CHUNK]
+        };
+        // Index keys carry the chunk's newest time: entries older than tmin cannot match,
+        // entries newer than tmax may still hold older records, so no upper bound on the scan.
+        let mut lo = prefix.clone();
+        lo.extend_from_slice(&tmin.to_be_bytes());
+        let mut hi = prefix.clone();
+        hi.extend_from_slice(&[0xff; 16]);
+
+        // Newest `limit` hits so far, keyed by (time, insertion order) for a stable order.
+        let mut best: BTreeMap<(u64, u64), LogHit> = BTreeMap::new();
+        let mut order = 0u64;
+        for (_, part) in self.partitions_newest_first(Signal::Logs, tmin, tmax) {
+            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
+                let (k, v) = item?;
+                let Some(chunk_key) = keys::log_chunk_key_of_index(&k) else {
+                    continue;
+                };
+                let chunk_time = keys::time_of_chunk_key(&chunk_key).unwrap_or(0);
+                // Chunks come newest (by their newest record) first: once `limit` hits are all
+                // newer than this chunk's newest record, nothing further can enter.
+                if best.len() >= q.limit
+                    && best.keys().next().is_some_and(|(t, _)| *t > chunk_time)
+                {
+                    return Ok(into_newest_first(best));
+                }
+                let value = if prefix[0] == keys::CHUNK {
+                    v
+                } else {
+                    match part.tree.get(chunk_key)? {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                };
+                let header = keys::LogChunkHeader::read(&value)
+                    .ok_or_else(|| corrupt("log chunk", "short header"))?;
+                if (header.max_severity as i32) < q.min_severity
+                    || header.max_time < tmin
+                    || header.min_time > tmax
+                {
+                    continue;
+                }
+                let rl = ResourceLogs::decode(&value[keys::LogChunkHeader::LEN..])
+                    .map_err(|e| corrupt("log chunk", e))?;
+                collect_log_hits(rl, q, tmin, tmax, &mut best, &mut order);
+            }
+        }
+        Ok(into_newest_first(best))
+    }
+}
+
+fn into_newest_first(best: BTreeMap<(u64, u64), LogHit>) -> Vec<LogHit> {
+    best.into_values().rev().collect()
+}
+
+fn collect_log_hits(
+    rl: ResourceLogs,
+    q: &LogQuery,
+    tmin: u64,
+    tmax: u64,
+    best: &mut BTreeMap<(u64, u64), LogHit>,
+    order: &mut u64,
+) {
+    if let Some(svc) = &q.service
+        && otlp::service_name(rl.resource.as_ref()) != svc
+    {
+        return;
+    }
+    let now = super::now_ns();
+    for sl in rl.scope_logs {
+        for rec in sl.log_records {
+            let t = super::write::record_time(rec.time_unix_nano, rec.observed_time_unix_nano, now);
+            if t < tmin || t > tmax {
+                continue;
+            }
+            if otlp::effective_severity(rec.severity_number, &rec.severity_text) < q.min_severity {
+                continue;
+            }
+            if let Some(tid) = &q.trace_id
+                && rec.trace_id.as_slice() != tid
+            {
+                continue;
+            }
+            if let Some(text) = &q.contains {
+                let hit = match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.contains(text.as_str()),
+                    _ => otlp::any_value_text(rec.body.as_ref()).contains(text.as_str()),
+                };
+                if !hit {
+                    continue;
+                }
+            }
+            if best.len() >= q.limit {
+                match best.keys().next() {
+                    Some(&(oldest, _)) if oldest < t => {
+                        best.pop_first();
+                    }
+                    _ => continue,
+                }
+            }
+            // Later insertions of the same time sort after earlier ones; reversed at the end.
+            *order += 1;
+            best.insert(
+                (t, u64::MAX - *order),
+                LogHit {
+                    resource: rl.resource.clone(),
+                    scope: sl.scope.clone(),
+                    record: rec,
+                    time: t,
+                },
+            );
+        }
+    }
+}
+
+fn spans_with_service(trace: &TracesData) -> impl Iterator<Item = (&str, &Span)> {
+    trace.resource_spans.iter().flat_map(|rs| {
+        let svc = otlp::service_name(rs.resource.as_ref());
+        rs.scope_spans
+            .iter()
+            .flat_map(move |ss| ss.spans.iter().map(move |s| (svc, s)))
+    })
+}
+
+/// Does one span of the trace satisfy every condition of the query?
+fn trace_matches(trace: &TracesData, q: &TraceQuery, tmin: u64, tmax: u64, dmin: u64, dmax: u64) -> bool {
+    spans_with_service(trace).any(|(svc, span)| {
+        let dur = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+        svc == q.service
+            && q.operation.as_ref().is_none_or(|op| *op == span.name)
+            && (tmin..=tmax).contains(&span.start_time_unix_nano)
+            && (dmin..=dmax).contains(&dur)
+            && q
+                .attributes
+                .iter()
+                .all(|(k, v)| otlp::string_attr(&span.attributes, k) == Some(v.as_str()))
+    })
+}
+
+/// Root service and operation (the span without a parent, earliest if several; else the
+/// earliest span), start, duration, span and error counts.
+pub fn summarize(trace_id: [u8; 16], trace: &TracesData) -> TraceSummary {
+    let mut start = u64::MAX;
+    let mut end = 0u64;
+    let mut spans = 0u32;
+    let mut errors = 0u32;
+    let mut root: Option<(bool, u64, &str, &str)> = None;
+    let mut ids: HashMap<&[u8], ()> = HashMap::new();
+    for (_, span) in spans_with_service(trace) {
+        ids.insert(span.span_id.as_slice(), ());
+    }
+    for (svc, span) in spans_with_service(trace) {
+        spans += 1;
+        start = start.min(span.start_time_unix_nano);
+        end = end.max(span.end_time_unix_nano);
+        if span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32) {
+            errors += 1;
+        }
+        // A span is a root if it has no parent, or its parent is not in the trace.
+        let is_root = span.parent_span_id.is_empty() || !ids.contains_key(span.parent_span_id.as_slice());
+        let candidate = (is_root, span.start_time_unix_nano, svc, span.name.as_str());
+        root = match root {
+            None => Some(candidate),
+            Some(r) => {
+                let better = (candidate.0 && !r.0) || (candidate.0 == r.0 && candidate.1 < r.1);
+                Some(if better { candidate } else { r })
+            }
+        };
+    }
+    let (_, _, svc, op) = root.unwrap_or((false, 0, "", ""));
+    TraceSummary {
+        trace_id,
+        root_service: svc.to_string(),
+        root_operation: op.to_string(),
+        start: if spans == 0 { 0 } else { start },
+        duration: end.saturating_sub(if spans == 0 { end } else { start }),
+        span_count: spans,
+        error_count: errors,
+    }
+}

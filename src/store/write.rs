@@ -1,0 +1,473 @@
+//! Turning one validated OTLP request into one [`Write`]: the chunks, index entries and catalog
+//! updates it adds, grouped per partition tree into `sled::Batch`es.
+//!
+//! Write amplification decides throughput, so a request becomes:
+//! - spans: one chunk per (trace, partition) — the trace's spans from this request, resource
+//!   and scope kept — plus one index entry per distinct (service), (service, operation) and
+//!   indexed (service, attribute, value) in that chunk, not per span;
+//! - logs: one chunk per (resource, partition), plus one service entry and one entry per
+//!   distinct trace id;
+//! - metrics: one chunk per (resource, partition).
+//!
+//! Spans are moved out of the request, not cloned; only a chunk's resource and scope are copied.
+//! Preparing does no I/O but takes the catalog lock once to learn what is new.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
+use prost::Message;
+
+use super::keys::{self, SpanIndexValue};
+use super::{MAX_OPERATIONS_PER_SERVICE, MAX_SERVICES, Signal, Store, StoreError};
+use crate::otlp;
+
+/// A prepared write: batches per partition tree plus catalog updates. Built by the `prepare_*`
+/// methods of [`Store`], applied by [`Store::apply`].
+#[derive(Default)]
+pub struct Write {
+    /// (signal, partition start, batch).
+    pub(crate) parts: Vec<(Signal, u64, sled::Batch)>,
+    pub(crate) catalog: Option<sled::Batch>,
+    /// Bytes of keys and values written.
+    pub bytes: u64,
+    /// Items (spans, log records, metric data points) written.
+    pub items: u64,
+}
+
+impl Write {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.catalog.is_none()
+    }
+
+    fn batch(&mut self, signal: Signal, start: u64) -> &mut sled::Batch {
+        let i = match self
+            .parts
+            .iter()
+            .position(|(s, p, _)| *s == signal && *p == start)
+        {
+            Some(i) => i,
+            None => {
+                self.parts.push((signal, start, sled::Batch::default()));
+                self.parts.len() - 1
+            }
+        };
+        &mut self.parts[i].2
+    }
+
+    fn insert(&mut self, signal: Signal, start: u64, key: &[u8], value: &[u8]) {
+        self.bytes += (key.len() + value.len()) as u64;
+        self.batch(signal, start).insert(key, value);
+    }
+
+    fn catalog_insert(&mut self, key: Vec<u8>, value: &[u8]) {
+        self.bytes += (key.len() + value.len()) as u64;
+        self.catalog
+            .get_or_insert_with(sled::Batch::default)
+            .insert(key, value);
+    }
+}
+
+/// Index facts of one chunk gathered while grouping.
+#[derive(Default)]
+struct ChunkIndex {
+    /// (resource index, span name, kind) → (earliest start, min duration, max duration).
+    ops: HashMap<(usize, String, i32), (u64, u64, u64)>,
+    /// (resource index, key, value) → same.
+    attrs: HashMap<(usize, String, String), (u64, u64, u64)>,
+}
+
+fn widen(slot: &mut (u64, u64, u64), start: u64, dur: u64) {
+    slot.0 = slot.0.min(start);
+    slot.1 = slot.1.min(dur);
+    slot.2 = slot.2.max(dur);
+}
+
+/// One trace's spans of one request, in OTLP shape.
+struct TraceChunk {
+    data: TracesData,
+    /// (resource index, scope index) of the last ScopeSpans pushed.
+    last: Option<(usize, usize)>,
+    min_start: u64,
+    index: ChunkIndex,
+}
+
+impl Store {
+    /// Prepares the spans of one request (already validated: ids have their lengths).
+    pub fn prepare_spans(&self, resource_spans: Vec<ResourceSpans>) -> Result<Write, StoreError> {
+        let max_value_len = self.inner().attribute_index.max_value_length;
+        let mut services: Vec<String> = Vec::with_capacity(resource_spans.len());
+        let mut chunks: HashMap<[u8; 16], TraceChunk> = HashMap::new();
+        let mut items = 0u64;
+        for (ri, mut rs) in resource_spans.into_iter().enumerate() {
+            services.push(otlp::service_name(rs.resource.as_ref()).to_string());
+            for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
+                for span in std::mem::take(&mut ss.spans) {
+                    let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
+                        continue; // validation guarantees 16 bytes
+                    };
+                    items += 1;
+                    let chunk = chunks.entry(tid).or_insert_with(|| TraceChunk {
+                        data: TracesData::default(),
+                        last: None,
+                        min_start: u64::MAX,
+                        index: ChunkIndex::default(),
+                    });
+                    if chunk.last.map(|(r, _)| r) != Some(ri) {
+                        chunk.data.resource_spans.push(ResourceSpans {
+                            resource: rs.resource.clone(),
+                            scope_spans: Vec::new(),
+                            schema_url: rs.schema_url.clone(),
+                        });
+                    }
+                    if chunk.last != Some((ri, si)) {
+                        if let Some(r) = chunk.data.resource_spans.last_mut() {
+                            r.scope_spans.push(ScopeSpans {
+                                scope: ss.scope.clone(),
+                                spans: Vec::new(),
+                                schema_url: ss.schema_url.clone(),
+                            });
+                        }
+                        chunk.last = Some((ri, si));
+                    }
+                    let start = span.start_time_unix_nano;
+                    let dur = span.end_time_unix_nano.saturating_sub(start);
+                    chunk.min_start = chunk.min_start.min(start);
+                    let op = chunk
+                        .index
+                        .ops
+                        .entry((ri, span.name.clone(), span.kind))
+                        .or_insert((u64::MAX, u64::MAX, 0));
+                    widen(op, start, dur);
+                    for kv in &span.attributes {
+                        if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v)) =
+                            kv.value.as_ref().and_then(|v| v.value.as_ref())
+                            && v.len() <= max_value_len
+                        {
+                            let slot = chunk
+                                .index
+                                .attrs
+                                .entry((ri, kv.key.clone(), v.clone()))
+                                .or_insert((u64::MAX, u64::MAX, 0));
+                            widen(slot, start, dur);
+                        }
+                    }
+                    if let Some(r) = chunk.data.resource_spans.last_mut()
+                        && let Some(s) = r.scope_spans.last_mut()
+                    {
+                        s.spans.push(span);
+                    }
+                }
+            }
+        }
+
+        let mut write = Write {
+            items,
+            ..Write::default()
+        };
+        // What the catalog must learn, and which attribute values may be indexed.
+        let indexable = {
+            let mut seen_ops: HashMap<(usize, &str, i32), u64> = HashMap::new();
+            let mut seen_attrs: Vec<(usize, &str, &str)> = Vec::new();
+            for c in chunks.values() {
+                for ((ri, name, kind), (start, _, _)) in &c.index.ops {
+                    let t = seen_ops.entry((*ri, name, *kind)).or_insert(0);
+                    *t = (*t).max(*start);
+                }
+                for (ri, key, value) in c.index.attrs.keys() {
+                    seen_attrs.push((*ri, key, value));
+                }
+            }
+            self.update_catalog(&services, &seen_ops, &seen_attrs, &mut write)
+        };
+
+        for (tid, chunk) in chunks {
+            let part = self.partition_start(chunk.min_start);
+            let seq = self.next_seq()?;
+            let value = chunk.data.encode_to_vec();
+            write.insert(
+                Signal::Spans,
+                part,
+                &keys::span_chunk_key(&tid, seq),
+                &value,
+            );
+            // Service entries aggregate the chunk's operations of each resource's service.
+            let mut per_service: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+            for ((ri, name, _kind), agg) in &chunk.index.ops {
+                let svc = services[*ri].as_str();
+                let s = per_service
+                    .entry(svc)
+                    .or_insert((u64::MAX, u64::MAX, 0));
+                s.0 = s.0.min(agg.0);
+                s.1 = s.1.min(agg.1);
+                s.2 = s.2.max(agg.2);
+                let p = keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]);
+                let key = keys::span_index_key(&p, agg.0, &tid, seq);
+                write.insert(Signal::Spans, part, &key, &index_value(agg));
+            }
+            for (svc, agg) in &per_service {
+                let p = keys::prefix(keys::SERVICE, &[svc.as_bytes()]);
+                let key = keys::span_index_key(&p, agg.0, &tid, seq);
+                write.insert(Signal::Spans, part, &key, &index_value(agg));
+            }
+            for (attr, agg) in &chunk.index.attrs {
+                if !indexable.contains(attr) {
+                    continue;
+                }
+                let (ri, k, v) = attr;
+                let svc = services[*ri].as_str();
+                let p = keys::prefix(
+                    keys::ATTRIBUTE,
+                    &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
+                );
+                let key = keys::span_index_key(&p, agg.0, &tid, seq);
+                write.insert(Signal::Spans, part, &key, &index_value(agg));
+            }
+        }
+        Ok(write)
+    }
+
+    /// Records new services, operations and attribute values in the in-memory catalog and in
+    /// the write's catalog batch. Returns the attribute values that may be indexed.
+    fn update_catalog(
+        &self,
+        services: &[String],
+        ops: &HashMap<(usize, &str, i32), u64>,
+        attrs: &[(usize, &str, &str)],
+        write: &mut Write,
+    ) -> std::collections::HashSet<(usize, String, String)> {
+        let limits = &self.inner().attribute_index;
+        let mut indexable = std::collections::HashSet::new();
+        let mut cat = self
+            .inner()
+            .catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (&(ri, name, kind), &t) in ops {
+            let svc = services[ri].as_str();
+            let part = self.partition_start(t);
+            let known = cat.services.get(svc).copied();
+            if known.is_none() && cat.services.len() >= MAX_SERVICES {
+                continue;
+            }
+            if known.is_none_or(|old| self.partition_start(old) < part) {
+                cat.services.insert(svc.to_string(), t);
+                write.catalog_insert(
+                    keys::prefix(keys::CAT_SERVICE, &[svc.as_bytes()]),
+                    &t.to_be_bytes(),
+                );
+            }
+            let op_key = (svc.to_string(), name.to_string(), kind);
+            let known = cat.operations.get(&op_key).copied();
+            let per_service = cat.operations_per_service.get(svc).copied().unwrap_or(0);
+            if known.is_none() && per_service >= MAX_OPERATIONS_PER_SERVICE {
+                continue;
+            }
+            if known.is_none() {
+                *cat.operations_per_service.entry(svc.to_string()).or_default() += 1;
+            }
+            if known.is_none_or(|old| self.partition_start(old) < part) {
+                let mut key = keys::prefix(keys::CAT_OPERATION, &[svc.as_bytes(), name.as_bytes()]);
+                key.push(kind.clamp(0, 255) as u8);
+                write.catalog_insert(key, &t.to_be_bytes());
+                cat.operations.insert(op_key, t);
+            }
+        }
+        for &(ri, key, value) in attrs {
+            let svc = services[ri].as_str();
+            let pair = (svc.to_string(), key.to_string());
+            let n_keys = cat.indexed_values.len();
+            let known = match cat.indexed_values.get_mut(&pair) {
+                Some(values) => {
+                    if values.contains(value) {
+                        true
+                    } else if values.len() < limits.max_values_per_key {
+                        values.insert(value.to_string());
+                        false
+                    } else {
+                        continue;
+                    }
+                }
+                None if n_keys < limits.max_keys => {
+                    cat.indexed_values
+                        .insert(pair, std::iter::once(value.to_string()).collect());
+                    false
+                }
+                None => continue,
+            };
+            if !known {
+                write.catalog_insert(
+                    keys::prefix(
+                        keys::CAT_VALUE,
+                        &[svc.as_bytes(), key.as_bytes(), value.as_bytes()],
+                    ),
+                    &[],
+                );
+            }
+            indexable.insert((ri, key.to_string(), value.to_string()));
+        }
+        indexable
+    }
+
+    /// Prepares the log records of one request.
+    pub fn prepare_logs(&self, resource_logs: Vec<ResourceLogs>) -> Result<Write, StoreError> {
+        let now = super::now_ns();
+        let mut write = Write::default();
+        for mut rl in resource_logs {
+            let service = otlp::service_name(rl.resource.as_ref()).to_string();
+            // partition → (chunk, header, trace ids)
+            let mut parts: HashMap<u64, (ResourceLogs, keys::LogChunkHeader, Vec<[u8; 16]>)> =
+                HashMap::new();
+            for mut sl in std::mem::take(&mut rl.scope_logs) {
+                for rec in std::mem::take(&mut sl.log_records) {
+                    let t = record_time(rec.time_unix_nano, rec.observed_time_unix_nano, now);
+                    let sev = otlp::effective_severity(rec.severity_number, &rec.severity_text);
+                    let part = self.partition_start(t);
+                    let (chunk, header, tids) = parts.entry(part).or_insert_with(|| {
+                        (
+                            ResourceLogs {
+                                resource: rl.resource.clone(),
+                                scope_logs: Vec::new(),
+                                schema_url: rl.schema_url.clone(),
+                            },
+                            keys::LogChunkHeader {
+                                min_time: u64::MAX,
+                                max_time: 0,
+                                max_severity: 0,
+                            },
+                            Vec::new(),
+                        )
+                    });
+                    header.min_time = header.min_time.min(t);
+                    header.max_time = header.max_time.max(t);
+                    header.max_severity = header.max_severity.max(sev.clamp(0, 255) as u8);
+                    if let Ok(tid) = <[u8; 16]>::try_from(rec.trace_id.as_slice())
+                        && !tids.contains(&tid)
+                    {
+                        tids.push(tid);
+                    }
+                    // Records of one scope stay together; a new scope starts a new ScopeLogs.
+                    let same_scope = chunk
+                        .scope_logs
+                        .last()
+                        .is_some_and(|s| s.scope == sl.scope && s.schema_url == sl.schema_url);
+                    if !same_scope {
+                        chunk.scope_logs.push(ScopeLogs {
+                            scope: sl.scope.clone(),
+                            log_records: Vec::new(),
+                            schema_url: sl.schema_url.clone(),
+                        });
+                    }
+                    if let Some(s) = chunk.scope_logs.last_mut() {
+                        s.log_records.push(rec);
+                        write.items += 1;
+                    }
+                }
+            }
+            for (part, (chunk, header, tids)) in parts {
+                let seq = self.next_seq()?;
+                let mut value = Vec::with_capacity(keys::LogChunkHeader::LEN + chunk.encoded_len());
+                header.write(&mut value);
+                chunk.encode(&mut value).map_err(|e| StoreError::Corrupt {
+                    what: "log chunk",
+                    reason: e.to_string(),
+                })?;
+                write.insert(
+                    Signal::Logs,
+                    part,
+                    &keys::time_chunk_key(header.max_time, seq),
+                    &value,
+                );
+                let p = keys::prefix(keys::SERVICE, &[service.as_bytes()]);
+                write.insert(
+                    Signal::Logs,
+                    part,
+                    &keys::log_index_key(&p, header.max_time, seq),
+                    &[],
+                );
+                for tid in tids {
+                    let mut p = vec![keys::TRACE];
+                    p.extend_from_slice(&tid);
+                    write.insert(
+                        Signal::Logs,
+                        part,
+                        &keys::log_index_key(&p, header.max_time, seq),
+                        &[],
+                    );
+                }
+            }
+        }
+        Ok(write)
+    }
+
+    /// Prepares the metrics of one request: one chunk per resource, in the partition of its
+    /// newest data point. Returns the write and the number of data points.
+    pub fn prepare_metrics(
+        &self,
+        resource_metrics: Vec<ResourceMetrics>,
+    ) -> Result<Write, StoreError> {
+        let now = super::now_ns();
+        let mut write = Write::default();
+        for rm in resource_metrics {
+            let (points, newest) = count_points(&rm);
+            let t = if newest == 0 { now } else { newest };
+            let seq = self.next_seq()?;
+            write.items += points;
+            write.insert(
+                Signal::Metrics,
+                self.partition_start(t),
+                &keys::time_chunk_key(t, seq),
+                &rm.encode_to_vec(),
+            );
+        }
+        Ok(write)
+    }
+}
+
+fn index_value(agg: &(u64, u64, u64)) -> [u8; 16] {
+    SpanIndexValue {
+        min_duration: agg.1,
+        max_duration: agg.2,
+    }
+    .encode()
+}
+
+/// A log record's time: its own, else when it was observed, else now.
+pub fn record_time(time: u64, observed: u64, now: u64) -> u64 {
+    if time != 0 {
+        time
+    } else if observed != 0 {
+        observed
+    } else {
+        now
+    }
+}
+
+/// Data points in a resource's metrics, and the newest point time.
+pub fn count_points(rm: &ResourceMetrics) -> (u64, u64) {
+    let mut n = 0u64;
+    let mut newest = 0u64;
+    for sm in &rm.scope_metrics {
+        for m in &sm.metrics {
+            let times: Vec<u64> = match &m.data {
+                Some(metric::Data::Gauge(g)) => g.data_points.iter().map(|p| p.time_unix_nano).collect(),
+                Some(metric::Data::Sum(s)) => s.data_points.iter().map(|p| p.time_unix_nano).collect(),
+                Some(metric::Data::Histogram(h)) => {
+                    h.data_points.iter().map(|p| p.time_unix_nano).collect()
+                }
+                Some(metric::Data::ExponentialHistogram(h)) => {
+                    h.data_points.iter().map(|p| p.time_unix_nano).collect()
+                }
+                Some(metric::Data::Summary(s)) => {
+                    s.data_points.iter().map(|p| p.time_unix_nano).collect()
+                }
+                None => Vec::new(),
+            };
+            n += times.len() as u64;
+            newest = times.into_iter().fold(newest, u64::max);
+        }
+    }
+    (n, newest)
+}

@@ -1,0 +1,257 @@
+//! sieve's own telemetry: counters behind `GetStats`, the named events that move them, and
+//! the `tracing` subscriber set-up.
+//!
+//! Every event is a struct whose `emit` writes its log line and bumps its counters together,
+//! once per request or batch (never per item), after vector's `internal_events`. Names follow
+//! `<Stage><Noun><Verb>[Error|Failed]`. Refusals under backpressure are not losses (the client
+//! retries), so they log at debug; rejections of bad items are losses the sender should hear
+//! about, so they log at warn.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::LogFormat;
+
+/// Counters of one signal.
+#[derive(Debug, Default)]
+pub struct SignalCounters {
+    /// Items in decoded requests.
+    pub received: AtomicU64,
+    /// Items stored and acknowledged.
+    pub accepted: AtomicU64,
+    /// Items rejected by validation.
+    pub rejected: AtomicU64,
+    /// Items refused because intake was full.
+    pub refused: AtomicU64,
+    /// Bytes of keys and values written.
+    pub stored_bytes: AtomicU64,
+    /// Requests answered OK.
+    pub requests: AtomicU64,
+}
+
+/// A consistent-enough copy of [`SignalCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalSnapshot {
+    pub received: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub refused: u64,
+    pub stored_bytes: u64,
+    pub requests: u64,
+}
+
+impl SignalCounters {
+    pub fn snapshot(&self) -> SignalSnapshot {
+        SignalSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The gateway's counters since start.
+#[derive(Debug)]
+pub struct Stats {
+    pub spans: SignalCounters,
+    pub logs: SignalCounters,
+    pub metrics: SignalCounters,
+    /// Requests whose body was not a valid protobuf message.
+    pub undecodable_requests: AtomicU64,
+    pub started: Instant,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            spans: SignalCounters::default(),
+            logs: SignalCounters::default(),
+            metrics: SignalCounters::default(),
+            undecodable_requests: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The OTLP signals as the receivers name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+impl SignalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Traces => "traces",
+            SignalKind::Logs => "logs",
+            SignalKind::Metrics => "metrics",
+        }
+    }
+
+    /// What one item of this signal is called.
+    pub fn item(self) -> &'static str {
+        match self {
+            SignalKind::Traces => "spans",
+            SignalKind::Logs => "log records",
+            SignalKind::Metrics => "data points",
+        }
+    }
+}
+
+impl Stats {
+    pub fn signal(&self, kind: SignalKind) -> &SignalCounters {
+        match kind {
+            SignalKind::Traces => &self.spans,
+            SignalKind::Logs => &self.logs,
+            SignalKind::Metrics => &self.metrics,
+        }
+    }
+}
+
+/// The named events.
+pub mod events {
+    use std::fmt::Display;
+    use std::net::SocketAddr;
+    use std::sync::atomic::Ordering;
+
+    use super::{SignalKind, Stats};
+    use crate::store::Signal;
+
+    /// A listener is bound and serving.
+    pub struct ServerListenerStarted<'a> {
+        pub name: &'a str,
+        pub addr: SocketAddr,
+    }
+
+    impl ServerListenerStarted<'_> {
+        pub fn emit(self) {
+            tracing::info!(listener = self.name, addr = %self.addr, "{} listening on {}", self.name, self.addr);
+        }
+    }
+
+    /// A request was decoded.
+    pub struct ReceiverRequestReceived {
+        pub signal: SignalKind,
+        pub items: u64,
+    }
+
+    impl ReceiverRequestReceived {
+        pub fn emit(self, stats: &Stats) {
+            stats.signal(self.signal).received.fetch_add(self.items, Ordering::Relaxed);
+            tracing::trace!(signal = self.signal.as_str(), items = self.items, "request received");
+        }
+    }
+
+    /// A request's valid items are durably stored and the OK is going out.
+    pub struct ReceiverItemsAccepted {
+        pub signal: SignalKind,
+        pub items: u64,
+        pub bytes: u64,
+    }
+
+    impl ReceiverItemsAccepted {
+        pub fn emit(self, stats: &Stats) {
+            let c = stats.signal(self.signal);
+            c.accepted.fetch_add(self.items, Ordering::Relaxed);
+            c.stored_bytes.fetch_add(self.bytes, Ordering::Relaxed);
+            c.requests.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(signal = self.signal.as_str(), items = self.items, bytes = self.bytes, "items accepted");
+        }
+    }
+
+    /// Items failed validation and were left out (reported in partial_success).
+    pub struct ReceiverItemsRejected<'a> {
+        pub signal: SignalKind,
+        pub items: u64,
+        pub message: &'a str,
+    }
+
+    impl ReceiverItemsRejected<'_> {
+        pub fn emit(self, stats: &Stats) {
+            stats.signal(self.signal).rejected.fetch_add(self.items, Ordering::Relaxed);
+            tracing::warn!(signal = self.signal.as_str(), rejected = self.items, "{}", self.message);
+        }
+    }
+
+    /// A request was refused with UNAVAILABLE because intake was full. Not a loss: the client
+    /// retries after the RetryInfo delay.
+    pub struct ReceiverRequestRefused {
+        pub signal: SignalKind,
+        pub items: u64,
+    }
+
+    impl ReceiverRequestRefused {
+        pub fn emit(self, stats: &Stats) {
+            stats.signal(self.signal).refused.fetch_add(self.items, Ordering::Relaxed);
+            tracing::debug!(signal = self.signal.as_str(), items = self.items, "intake full, request refused");
+        }
+    }
+
+    /// A request body was not a valid protobuf message.
+    pub struct ReceiverRequestUndecodable<'a> {
+        pub signal: SignalKind,
+        pub error: &'a dyn Display,
+    }
+
+    impl ReceiverRequestUndecodable<'_> {
+        pub fn emit(self, stats: &Stats) {
+            stats.undecodable_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(signal = self.signal.as_str(), error = %self.error, "undecodable request");
+        }
+    }
+
+    /// Writing or flushing a request failed; the client gets an error and retries.
+    pub struct IntakeWriteFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl IntakeWriteFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "intake write failed");
+        }
+    }
+
+    /// A partition passed the retention horizon and was dropped.
+    pub struct StorePartitionExpired {
+        pub signal: Signal,
+        pub start: u64,
+        pub end: u64,
+    }
+
+    impl StorePartitionExpired {
+        pub fn emit(self) {
+            tracing::info!(signal = ?self.signal, start = self.start, end = self.end, "expired partition dropped");
+        }
+    }
+
+    /// The retention sweep failed; it is tried again at the next interval.
+    pub struct StoreSweepFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreSweepFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "retention sweep failed");
+        }
+    }
+}
+
+/// Installs the `tracing` subscriber on stderr: `RUST_LOG` if set, else `level`.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests start several gateways) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
