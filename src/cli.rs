@@ -367,7 +367,6 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
@@ -387,12 +386,7 @@ mod tests {
         TracesData {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![KeyValue {
-                        key: "service.name".into(),
-                        value: Some(AnyValue {
-                            value: Some(any_value::Value::StringValue("web".into())),
-                        }),
-                    }],
+                    attributes: vec![otlp::string_kv("service.name", "web")],
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {

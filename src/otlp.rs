@@ -25,6 +25,17 @@ pub fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     })
 }
 
+/// A string attribute.
+pub fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
 /// A readable text form of a value: strings as they are, others in a JSON-like form.
 pub fn any_value_text(v: Option<&AnyValue>) -> String {
     let mut out = String::new();
@@ -160,10 +171,7 @@ mod tests {
     fn service_name_falls_back() {
         assert_eq!(service_name(None), UNKNOWN_SERVICE);
         let r = Resource {
-            attributes: vec![KeyValue {
-                key: "service.name".into(),
-                value: Some(s("cart")),
-            }],
+            attributes: vec![string_kv("service.name", "cart")],
             ..Default::default()
         };
         assert_eq!(service_name(Some(&r)), "cart");
@@ -175,6 +183,7 @@ mod tests {
             value: Some(any_value::Value::KvlistValue(KeyValueList {
                 values: vec![KeyValue {
                     key: "a".into(),
+                    key_strindex: 0,
                     value: Some(AnyValue {
                         value: Some(any_value::Value::ArrayValue(ArrayValue {
                             values: vec![s("x"), AnyValue {
@@ -211,4 +220,69 @@ mod tests {
         assert!(parse_trace_id("00000000000000000000000000000000").is_err());
         assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c00").is_err());
     }
+}
+
+/// A client-side gRPC codec that sends bytes as they are (a pre-encoded OTLP request, or
+/// deliberately malformed bytes) and decodes the response with prost. Used by the loadgen,
+/// which must not spend its CPU encoding, and by tests that send what no SDK would.
+pub struct PreEncodedCodec<R>(std::marker::PhantomData<R>);
+
+impl<R> Default for PreEncodedCodec<R> {
+    fn default() -> Self {
+        PreEncodedCodec(std::marker::PhantomData)
+    }
+}
+
+impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for PreEncodedCodec<R> {
+    type Encode = bytes::Bytes;
+    type Decode = R;
+    type Encoder = BytesEncoder;
+    type Decoder = <tonic_prost::ProstCodec<R, R> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<R, R>::default())
+    }
+}
+
+/// Writes bytes unchanged into the gRPC frame.
+pub struct BytesEncoder;
+
+impl tonic::codec::Encoder for BytesEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+/// Sends pre-encoded bytes to a unary gRPC method (`path` like
+/// `/opentelemetry.proto.collector.trace.v1.TraceService/Export`) and decodes the answer.
+pub async fn send_pre_encoded<R: prost::Message + Default + Send + 'static>(
+    channel: tonic::transport::Channel,
+    path: &'static str,
+    body: bytes::Bytes,
+) -> Result<R, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(
+        tonic::Request::new(body),
+        path,
+        PreEncodedCodec::<R>::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
 }

@@ -109,8 +109,28 @@ where
             let mut grpc = tonic::server::Grpc::new(RawCodec::<E::Response>::default())
                 .apply_compression_config(accept, send)
                 .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(handler, req).await)
+            let mut response = grpc.unary(handler, req).await;
+            too_large_is_permanent(&mut response);
+            Ok(response)
         })
+    }
+}
+
+/// tonic refuses a body over the size limit with OUT_OF_RANGE, which OTLP lists as retryable:
+/// a client would send the same oversize request forever. The handlers never answer
+/// OUT_OF_RANGE themselves, so it is rewritten to RESOURCE_EXHAUSTED without RetryInfo, which
+/// OTLP clients treat as permanent (what the Collector answers).
+fn too_large_is_permanent(response: &mut http::Response<tonic::body::Body>) {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if response
+        .headers()
+        .get(Status::GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+    {
+        response.headers_mut().insert(
+            Status::GRPC_STATUS,
+            http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+        );
     }
 }
 

@@ -215,12 +215,7 @@ mod tests {
     }
 
     fn string_attr(key: &str, len: usize) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("x".repeat(len))),
-            }),
-        }
+        crate::otlp::string_kv(key, &"x".repeat(len))
     }
 
     #[test]

@@ -1,0 +1,263 @@
+//! Shared test helpers: an in-process gateway on ephemeral loopback ports, the gateway binary
+//! as a child process, official OpenTelemetry SDK providers pointed at it, and a query client.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use sieve::config::Config;
+use sieve::proto::query_service_client::QueryServiceClient;
+use sieve::server::Gateway;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A gateway running inside the test process.
+pub struct TestGateway {
+    pub gateway: Option<Gateway>,
+    /// `http://127.0.0.1:PORT` of the OTLP receiver.
+    pub otlp: String,
+    /// `http://127.0.0.1:PORT` of the query API.
+    pub query: String,
+    stop: Option<oneshot::Sender<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A config for tests: ephemeral ports, data in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::default();
+    if let Some(g) = c
+        .receivers
+        .otlp
+        .as_mut()
+        .and_then(|o| o.protocols.grpc.as_mut())
+    {
+        g.endpoint = "127.0.0.1:0".into();
+    }
+    c.query.endpoint = "127.0.0.1:0".into();
+    c.storage.path = dir.join("data");
+    c
+}
+
+/// Starts a gateway with the test config changed by `mutate`.
+pub async fn start(mutate: impl FnOnce(&mut Config)) -> TestGateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    mutate(&mut config);
+    config.validate().expect("test config is valid");
+    let (tx, rx) = oneshot::channel::<()>();
+    let gateway = sieve::server::start(config, async {
+        let _ = rx.await;
+    })
+    .await
+    .expect("gateway starts");
+    TestGateway {
+        otlp: format!("http://{}", gateway.otlp_addr.expect("otlp receiver")),
+        query: format!("http://{}", gateway.query_addr),
+        gateway: Some(gateway),
+        stop: Some(tx),
+        dir,
+    }
+}
+
+impl TestGateway {
+    /// Stops the gateway and waits until it has flushed and closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(g) = self.gateway.take() {
+            g.wait().await.expect("clean stop");
+        }
+    }
+
+    pub async fn query_client(&self) -> QueryServiceClient<Channel> {
+        query_client(&self.query).await
+    }
+
+    pub async fn otlp_channel(&self) -> Channel {
+        channel(&self.otlp).await
+    }
+}
+
+pub async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+pub async fn query_client(url: &str) -> QueryServiceClient<Channel> {
+    QueryServiceClient::new(channel(url).await)
+}
+
+fn resource(service: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service.to_string())
+        .with_attribute(opentelemetry::KeyValue::new("deployment.environment", "test"))
+        .build()
+}
+
+/// An SDK tracer provider exporting over OTLP/gRPC to `endpoint`.
+pub fn tracer_provider(
+    endpoint: &str,
+    service: &str,
+    compression: Option<opentelemetry_otlp::Compression>,
+) -> SdkTracerProvider {
+    let mut b = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(10));
+    if let Some(c) = compression {
+        b = b.with_compression(c);
+    }
+    let exporter = b.build().expect("span exporter");
+    SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource(service))
+        .build()
+}
+
+pub fn logger_provider(endpoint: &str, service: &str) -> SdkLoggerProvider {
+    let exporter = opentelemetry_otlp::LogExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .expect("log exporter");
+    SdkLoggerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource(service))
+        .build()
+}
+
+pub fn meter_provider(endpoint: &str, service: &str) -> SdkMeterProvider {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .expect("metric exporter");
+    SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(resource(service))
+        .build()
+}
+
+/// Runs a blocking SDK call (force_flush, shutdown) off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// The gateway binary as a child process, with the addresses it logged.
+pub struct Proc {
+    pub child: Child,
+    pub otlp: String,
+    pub query: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn sieve_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sieve"))
+}
+
+/// Writes a config file for a child gateway: ephemeral ports, data in `data`, plus `extra`
+/// YAML appended (top-level sections).
+pub fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("sieve.yaml");
+    let text = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
+        data.display()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Starts `sieve serve --config FILE` (or `args` as given) in `cwd` and waits for both
+/// "listening on" lines.
+pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
+    let mut child = Command::new(sieve_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sieve");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel::<String>();
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            keep.lock().expect("lines").push(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut otlp, mut query) = (None, None);
+    while otlp.is_none() || query.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("sieve did not log its listeners; stderr: {:?}", lines.lock().expect("lines"));
+            }
+        };
+        if let Some(addr) = listen_addr(&line, "otlp grpc listening on ") {
+            otlp = Some(addr);
+        }
+        if let Some(addr) = listen_addr(&line, "query grpc listening on ") {
+            query = Some(addr);
+        }
+    }
+    Proc {
+        child,
+        otlp: format!("http://{}", otlp.expect("otlp")),
+        query: format!("http://{}", query.expect("query")),
+        stderr: lines,
+    }
+}
+
+fn listen_addr(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+impl Proc {
+    /// Sends a signal and waits for the exit status.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("sieve did not exit after {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,419 @@
+//! Ingest over OTLP/gRPC: the official Rust SDK's exporters against the real gateway, and a raw
+//! tonic client for what no SDK sends (invalid items, undecodable bodies, oversize requests).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::{
+    Link, Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+use prost::Message;
+use sieve::proto::{GetStatsRequest, GetTraceRequest, SearchLogsRequest};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn find_span<'a>(t: &'a TracesData, name: &str) -> &'a Span {
+    t.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("span {name} missing from {t:?}"))
+}
+
+fn attr<'a>(attrs: &'a [opentelemetry_proto::tonic::common::v1::KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+}
+
+/// Spans from the official SDK come back from GetTrace with their resource, scope,
+/// attributes, events, links, kind and status intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_spans_round_trip() {
+    let gw = common::start(|_| {}).await;
+    let provider = common::tracer_provider(&gw.otlp, "checkout", None);
+    let tracer = provider.tracer("ingest-test");
+
+    let other = tracer.start("unrelated");
+    let other_ctx = other.span_context().clone();
+    drop(other);
+
+    let root = tracer
+        .span_builder("GET /checkout")
+        .with_kind(SpanKind::Server)
+        .with_attributes([KeyValue::new("http.request.method", "GET")])
+        .start(&tracer);
+    let trace_id = root.span_context().trace_id();
+    let cx = Context::current_with_span(root);
+    let mut child = tracer
+        .span_builder("SELECT orders")
+        .with_kind(SpanKind::Client)
+        .with_links(vec![Link::with_context(other_ctx.clone())])
+        .with_attributes([KeyValue::new("db.system", "postgresql"), KeyValue::new("rows", 3i64)])
+        .start_with_context(&tracer, &cx);
+    child.add_event("retry", vec![KeyValue::new("attempt", 2i64)]);
+    child.set_status(Status::error("deadlock"));
+    child.end();
+    cx.span().end();
+
+    let p = provider.clone();
+    common::blocking(move || p.force_flush()).await.expect("flush");
+
+    let mut q = gw.query_client().await;
+    let trace = q
+        .get_trace(GetTraceRequest {
+            trace_id: trace_id.to_string(),
+        })
+        .await
+        .expect("trace stored")
+        .into_inner();
+    let res = trace.resource_spans[0].resource.as_ref().expect("resource");
+    assert!(matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "checkout"));
+    assert!(matches!(attr(&res.attributes, "deployment.environment"), Some(any_value::Value::StringValue(s)) if s == "test"));
+    assert_eq!(
+        trace.resource_spans[0].scope_spans[0].scope.as_ref().map(|s| s.name.as_str()),
+        Some("ingest-test")
+    );
+    let root = find_span(&trace, "GET /checkout");
+    assert_eq!(root.kind, 2, "OTLP SPAN_KIND_SERVER");
+    assert!(root.parent_span_id.is_empty());
+    let child = find_span(&trace, "SELECT orders");
+    assert_eq!(child.parent_span_id, root.span_id);
+    assert_eq!(child.kind, 3, "OTLP SPAN_KIND_CLIENT");
+    assert!(matches!(attr(&child.attributes, "db.system"), Some(any_value::Value::StringValue(s)) if s == "postgresql"));
+    assert!(matches!(attr(&child.attributes, "rows"), Some(any_value::Value::IntValue(3))));
+    assert_eq!(child.events.len(), 1);
+    assert_eq!(child.events[0].name, "retry");
+    assert!(matches!(attr(&child.events[0].attributes, "attempt"), Some(any_value::Value::IntValue(2))));
+    assert_eq!(child.links.len(), 1);
+    assert_eq!(child.links[0].trace_id, other_ctx.trace_id().to_bytes().to_vec());
+    assert_eq!(child.links[0].span_id, other_ctx.span_id().to_bytes().to_vec());
+    let status = child.status.as_ref().expect("status");
+    assert_eq!(status.code, 2);
+    assert_eq!(status.message, "deadlock");
+
+    let stats = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner();
+    let spans = stats.spans.unwrap();
+    assert_eq!(spans.accepted, 3);
+    assert_eq!(spans.rejected, 0);
+    assert!(spans.stored_bytes > 0);
+
+    let p = provider.clone();
+    common::blocking(move || p.shutdown()).await.expect("shutdown");
+    gw.stop().await;
+}
+
+/// Log records from the SDK's logs bridge keep their trace context, severity, body,
+/// attributes and resource, and are found by trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_logs_round_trip_with_trace_context() {
+    let gw = common::start(|_| {}).await;
+    let tracer_provider = common::tracer_provider(&gw.otlp, "payments", None);
+    let logger_provider = common::logger_provider(&gw.otlp, "payments");
+    let tracer = tracer_provider.tracer("t");
+    let logger = logger_provider.logger("payments.handler");
+
+    let span = tracer.start("charge");
+    let ids = span.span_context().clone();
+    let cx = Context::current_with_span(span);
+    {
+        let _guard = cx.clone().attach();
+        let mut rec = logger.create_log_record();
+        rec.set_severity_number(Severity::Warn);
+        rec.set_severity_text("WARN");
+        rec.set_body(LogValue::from("card declined, retrying"));
+        rec.add_attribute("attempt", 1i64);
+        logger.emit(rec);
+    }
+    cx.span().end();
+    let lp = logger_provider.clone();
+    common::blocking(move || lp.force_flush()).await.expect("flush logs");
+
+    let mut q = gw.query_client().await;
+    let hits = q
+        .search_logs(SearchLogsRequest {
+            trace_id: ids.trace_id().to_string(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs;
+    assert_eq!(hits.len(), 1);
+    let rec = hits[0].log_record.as_ref().unwrap();
+    assert_eq!(rec.span_id, ids.span_id().to_bytes().to_vec());
+    assert_eq!(rec.severity_number, 13);
+    assert_eq!(rec.severity_text, "WARN");
+    assert!(matches!(rec.body.as_ref().and_then(|b| b.value.as_ref()), Some(any_value::Value::StringValue(s)) if s == "card declined, retrying"));
+    assert!(matches!(attr(&rec.attributes, "attempt"), Some(any_value::Value::IntValue(1))));
+    let res = hits[0].resource.as_ref().unwrap();
+    assert!(matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "payments"));
+    assert_eq!(hits[0].scope.as_ref().map(|s| s.name.as_str()), Some("payments.handler"));
+
+    let (lp, tp) = (logger_provider.clone(), tracer_provider.clone());
+    common::blocking(move || {
+        let _ = lp.shutdown();
+        let _ = tp.shutdown();
+    })
+    .await;
+    gw.stop().await;
+}
+
+/// Metrics from the SDK are accepted, counted per data point and stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_metrics_are_stored_and_counted() {
+    let gw = common::start(|_| {}).await;
+    let provider = common::meter_provider(&gw.otlp, "inventory");
+    let meter = provider.meter("inventory");
+    let counter = meter.u64_counter("orders").build();
+    counter.add(3, &[KeyValue::new("region", "eu")]);
+    counter.add(1, &[KeyValue::new("region", "us")]);
+    let hist = meter.f64_histogram("latency").build();
+    hist.record(12.5, &[]);
+    let p = provider.clone();
+    common::blocking(move || p.force_flush()).await.expect("flush metrics");
+
+    let mut q = gw.query_client().await;
+    let m = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().metric_points.unwrap();
+    assert_eq!(m.accepted, 3, "two counter series and one histogram point: {m:?}");
+    assert!(m.stored_bytes > 0);
+    assert_eq!(m.requests, 1);
+    let p = provider.clone();
+    common::blocking(move || p.shutdown()).await.ok();
+    gw.stop().await;
+}
+
+/// gzip and zstd request compression from the SDK are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_are_accepted() {
+    let gw = common::start(|_| {}).await;
+    let mut ids = Vec::new();
+    for c in [opentelemetry_otlp::Compression::Gzip, opentelemetry_otlp::Compression::Zstd] {
+        let provider = common::tracer_provider(&gw.otlp, "compressed", Some(c));
+        let tracer = provider.tracer("t");
+        let span = tracer.start(format!("{c:?}"));
+        ids.push(span.span_context().trace_id().to_string());
+        drop(span);
+        let p = provider.clone();
+        common::blocking(move || p.force_flush()).await.expect("flush");
+        common::blocking(move || provider.shutdown()).await.ok();
+    }
+    let mut q = gw.query_client().await;
+    for id in ids {
+        q.get_trace(GetTraceRequest { trace_id: id }).await.expect("stored");
+    }
+    gw.stop().await;
+}
+
+fn span(tid: u8, sid: u8, name: &str) -> Span {
+    Span {
+        trace_id: vec![tid; 16],
+        span_id: vec![sid; 8],
+        name: name.into(),
+        start_time_unix_nano: sieve::store::now_ns(),
+        end_time_unix_nano: sieve::store::now_ns() + 1000,
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![sieve::otlp::string_kv("service.name", "raw")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// Invalid spans are rejected alone: the response's partial_success counts them and names the
+/// problems, and the valid spans of the same request are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spans_are_rejected_alone() {
+    let gw = common::start(|_| {}).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let mut zero_trace = span(0, 2, "zero trace id");
+    zero_trace.trace_id = vec![0; 16];
+    let mut backwards = span(5, 3, "backwards");
+    backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
+    let mut short_parent = span(5, 4, "short parent");
+    short_parent.parent_span_id = vec![1, 2, 3];
+    let resp = client
+        .export(request(vec![
+            span(5, 1, "good"),
+            zero_trace,
+            backwards,
+            short_parent,
+            span(5, 6, ""),
+            span(5, 7, "also good"),
+        ]))
+        .await
+        .expect("export answered")
+        .into_inner();
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_spans, 4);
+    for want in ["trace_id is all zeros", "before start time", "parent_span_id", "name is empty"] {
+        assert!(ps.error_message.contains(want), "{:?} lacks {want}", ps.error_message);
+    }
+    let mut q = gw.query_client().await;
+    let trace = q
+        .get_trace(GetTraceRequest {
+            trace_id: hex::encode([5u8; 16]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = trace.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["good", "also good"]);
+    let s = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().spans.unwrap();
+    assert_eq!((s.received, s.accepted, s.rejected), (6, 2, 4));
+
+    // A fully valid request has no partial_success at all.
+    let resp = client.export(request(vec![span(6, 1, "fine")])).await.unwrap().into_inner();
+    assert_eq!(resp.partial_success, None);
+
+    // Logs: a bad trace id is rejected, the good record kept.
+    let mut logs = LogsServiceClient::new(gw.otlp_channel().await);
+    let good = LogRecord {
+        time_unix_nano: sieve::store::now_ns(),
+        body: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(any_value::Value::StringValue("kept".into())),
+        }),
+        ..Default::default()
+    };
+    let bad = LogRecord {
+        trace_id: vec![1, 2],
+        ..good.clone()
+    };
+    let resp = logs
+        .export(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![good, bad],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_log_records, 1);
+    assert!(ps.error_message.contains("trace_id must be 16 bytes"), "{}", ps.error_message);
+    let hits = q
+        .search_logs(SearchLogsRequest { contains: "kept".into(), limit: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs;
+    assert_eq!(hits.len(), 1);
+    gw.stop().await;
+}
+
+/// A body that is not protobuf gets INVALID_ARGUMENT, is counted, and the gateway keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_body_is_invalid_argument() {
+    let gw = common::start(|_| {}).await;
+    let ch = gw.otlp_channel().await;
+    for path in [
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    ] {
+        let err = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
+            ch.clone(),
+            path,
+            Bytes::from_static(&[0xff, 0xff, 0xff, 0x0f, 0x01]),
+        )
+        .await
+        .expect_err("garbage must fail");
+        assert_eq!(err.code(), Code::InvalidArgument, "{path}: {err:?}");
+        assert!(err.message().contains("not a valid OTLP"), "{}", err.message());
+    }
+    let mut q = gw.query_client().await;
+    assert_eq!(q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().undecodable_requests, 3);
+    // Still serving.
+    let ok = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
+        ch,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Bytes::from(request(vec![span(7, 1, "after garbage")]).encode_to_vec()),
+    )
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    gw.stop().await;
+}
+
+/// When the intake budget is spent, exports get UNAVAILABLE with a RetryInfo delay, the
+/// refusal is counted, and the same request succeeds once the budget frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_intake_refuses_with_retry_info() {
+    let gw = common::start(|c| {
+        c.intake.max_inflight_mib = 1;
+        c.intake.retry_delay = Duration::from_millis(1500);
+    })
+    .await;
+    let intake = gw.gateway.as_ref().unwrap().intake.clone();
+    let hold = intake.try_reserve(1 << 20).expect("the whole budget");
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let err = client
+        .export(request(vec![span(8, 1, "refused")]))
+        .await
+        .expect_err("refused while full");
+    assert_eq!(err.code(), Code::Unavailable);
+    let retry = err.get_error_details().retry_info().cloned().expect("RetryInfo detail");
+    assert_eq!(retry.retry_delay, Some(Duration::from_millis(1500)));
+    let mut q = gw.query_client().await;
+    let s = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().spans.unwrap();
+    assert_eq!((s.refused, s.accepted), (1, 0));
+    drop(hold);
+    client.export(request(vec![span(8, 1, "refused")])).await.expect("accepted after");
+    gw.stop().await;
+}
+
+/// A request over `max_recv_msg_size_mib` is refused whole with RESOURCE_EXHAUSTED and
+/// nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_request_is_refused() {
+    let gw = common::start(|c| {
+        if let Some(g) = c.receivers.otlp.as_mut().and_then(|o| o.protocols.grpc.as_mut()) {
+            g.max_recv_msg_size_mib = 1;
+        }
+    })
+    .await;
+    let mut big = span(9, 1, "big");
+    big.attributes = (0..40)
+        .map(|i| sieve::otlp::string_kv(&format!("k{i}"), &"x".repeat(30_000)))
+        .collect();
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let err = client.export(request(vec![big])).await.expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let mut q = gw.query_client().await;
+    let e = q
+        .get_trace(GetTraceRequest { trace_id: hex::encode([9u8; 16]) })
+        .await
+        .expect_err("nothing stored");
+    assert_eq!(e.code(), Code::NotFound);
+    gw.stop().await;
+}
