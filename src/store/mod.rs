@@ -109,6 +109,11 @@ pub(crate) struct Inner {
     pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
     /// A std lock for the same reason: one short critical section per request.
     pub catalog: Mutex<Catalog>,
+    /// Writers hold it shared while they look up a partition tree and apply to it; the
+    /// sweeper holds it exclusively while it drops a tree, so no write lands in a tree
+    /// handle that has just been dropped (sled would refuse it). A std lock: never held
+    /// across an await.
+    pub sweep_lock: RwLock<()>,
 }
 
 impl Store {
@@ -152,6 +157,7 @@ impl Store {
                 attribute_index: cfg.attribute_index.clone(),
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
+                sweep_lock: RwLock::new(()),
             }),
         })
     }
@@ -162,6 +168,11 @@ impl Store {
 
     /// Applies a prepared write. Not durable until [`Store::flush`] returns.
     pub fn apply(&self, write: Write) -> Result<(), StoreError> {
+        let _no_sweep = self
+            .inner
+            .sweep_lock
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (signal, start, batch) in write.parts {
             let tree = self.partition_tree(signal, start)?;
             tree.apply_batch(batch)?;

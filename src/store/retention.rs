@@ -29,8 +29,13 @@ impl Store {
                 .collect()
         };
         for (signal, start, end) in &expired {
-            // Forget the handle first so no new write lands in a tree being dropped; a write
-            // racing with the sweep re-creates the partition, and the next sweep drops it.
+            // No write is between looking up a tree and applying to it while this is held; a
+            // write after it re-creates the partition, and the next sweep drops it again.
+            let _exclusive = self
+                .inner()
+                .sweep_lock
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             self.inner()
                 .partitions
                 .write()

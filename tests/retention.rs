@@ -1,0 +1,118 @@
+//! Retention: partitions whose data time is past `storage.retention` are dropped by the
+//! sweeper, with a retention of seconds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
+};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use sieve::proto::{GetServicesRequest, GetTraceRequest, SearchLogsRequest};
+use tonic::Code;
+
+const S: u64 = 1_000_000_000;
+
+fn spans(tid: u8, start: u64) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![sieve::otlp::string_kv("service.name", "ephemeral")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![tid; 16],
+                    span_id: vec![1; 8],
+                    name: "op".into(),
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: start + 1000,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// Data is queryable while young, gone once its partition passes the horizon; data that
+/// arrives already older than the retention (a replay) is dropped at the next sweep, and young
+/// data is untouched by that sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_partitions_are_dropped() {
+    let gw = common::start(|c| {
+        c.storage.retention = Duration::from_secs(2);
+        c.storage.partition = Duration::from_secs(1);
+        c.storage.sweep_interval = Duration::from_millis(100);
+    })
+    .await;
+    let mut traces = TraceServiceClient::new(gw.otlp_channel().await);
+    let mut logs = LogsServiceClient::new(gw.otlp_channel().await);
+    let mut q = gw.query_client().await;
+    let now = sieve::store::now_ns();
+
+    // A replay of hour-old data: accepted, then swept.
+    traces.export(spans(0x01, now - 3600 * S)).await.unwrap();
+    // Young data.
+    traces.export(spans(0x02, now)).await.unwrap();
+    logs.export(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: now,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+    .await
+    .unwrap();
+
+    let getter = q.clone();
+    let get = |b: u8| {
+        let mut q = getter.clone();
+        async move { q.get_trace(GetTraceRequest { trace_id: hex::encode([b; 16]) }).await.map(|_| ()).map_err(|e| e.code()) }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(0x01).await.is_ok() {
+        assert!(Instant::now() < deadline, "the replayed trace was never swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(0x02).await, Ok(()), "young data survives the sweep of old data");
+    let n = q
+        .search_logs(SearchLogsRequest { limit: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs
+        .len();
+    assert_eq!(n, 1);
+    assert_eq!(q.get_services(GetServicesRequest {}).await.unwrap().into_inner().services, ["ephemeral"]);
+
+    // After retention + one partition, the young data is gone as well.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(0x02).await.is_ok() {
+        assert!(Instant::now() < deadline, "the young trace outlived its retention");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(0x02).await, Err(Code::NotFound));
+    let n = q
+        .search_logs(SearchLogsRequest { limit: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs
+        .len();
+    assert_eq!(n, 0);
+    assert!(q.get_services(GetServicesRequest {}).await.unwrap().into_inner().services.is_empty());
+    gw.stop().await;
+}
