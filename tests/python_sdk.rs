@@ -1,0 +1,103 @@
+//! The official OpenTelemetry Python SDK (`opentelemetry-sdk` + the OTLP/gRPC exporter from
+//! PyPI) sends spans and logs; the test queries them back. The SDK is installed into a venv
+//! under cargo's target tmpdir on first use (`.ci/run` does it before the tests).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use sieve::proto::{FindTracesRequest, GetTraceRequest, SearchLogsRequest};
+
+/// Creates the venv and installs tests/python/requirements.txt unless already done.
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-otel");
+    let py = venv.join("bin").join("python");
+    let marker = venv.join(".installed-1.45.2");
+    if !marker.exists() {
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        assert!(ok.success(), "python3 -m venv failed");
+        let req = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(req)
+            .status()
+            .expect("pip");
+        assert!(ok.success(), "pip install of the OpenTelemetry SDK failed");
+        std::fs::write(&marker, "").expect("marker");
+    }
+    py
+}
+
+/// Spans (with attributes, an event, an error status) and logs through the Python logging
+/// handler arrive and are correlated by trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_spans_and_logs() {
+    let py = tokio::task::spawn_blocking(python).await.expect("venv");
+    let gw = common::start(|_| {}).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/send_otel.py");
+    let out = tokio::process::Command::new(py)
+        .arg(script)
+        .arg(&gw.otlp)
+        .output()
+        .await
+        .expect("run python");
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from script");
+    let trace_id = v["trace_id"].as_str().expect("trace_id").to_string();
+
+    let mut q = gw.query_client().await;
+    let trace = q
+        .get_trace(GetTraceRequest { trace_id: trace_id.clone() })
+        .await
+        .expect("trace stored")
+        .into_inner();
+    let spans: Vec<_> = trace.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["POST /recommend", "embed", "rank"]);
+    let rank = spans.iter().find(|s| s.name == "rank").unwrap();
+    assert_eq!(rank.status.as_ref().map(|s| (s.code, s.message.as_str())), Some((2, "model timeout")));
+    let embed = spans.iter().find(|s| s.name == "embed").unwrap();
+    assert_eq!(embed.events[0].name, "cache_miss");
+
+    let found = q
+        .find_traces(FindTracesRequest {
+            service_name: "py-recommender".into(),
+            attributes: [("user.segment".to_string(), "returning".to_string())].into(),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .traces;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].trace_id, trace_id);
+    assert_eq!((found[0].span_count, found[0].error_count), (3, 1));
+
+    let logs = q
+        .search_logs(SearchLogsRequest { trace_id: trace_id.clone(), limit: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs;
+    let bodies: Vec<String> = logs
+        .iter()
+        .map(|l| sieve::otlp::any_value_text(l.log_record.as_ref().unwrap().body.as_ref()))
+        .collect();
+    assert_eq!(bodies, ["ranking timed out", "embedding computed"]);
+    let errors = q
+        .search_logs(SearchLogsRequest {
+            service_name: "py-recommender".into(),
+            min_severity_number: 17,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .logs;
+    assert_eq!(errors.len(), 1);
+    gw.stop().await;
+}
