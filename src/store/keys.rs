@@ -9,25 +9,30 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `c` trace_id(16) seq(8) | chunk: OTLP `TracesData` with this trace's spans from one request |
-//! | `s` str(service) start(8) trace_id(16) seq(8) | [`SpanIndexValue`] |
-//! | `o` str(service) str(operation) start(8) trace_id(16) seq(8) | [`SpanIndexValue`] |
-//! | `a` str(service) str(key) str(value) start(8) trace_id(16) seq(8) | [`SpanIndexValue`] |
+//! | `c` trace_id(16) seq(8) | pointer (value log) to OTLP `TracesData`: this trace's spans from one request |
+//! | `s` str(service) max_start(8) seq(8) | [`Posting`] list |
+//! | `o` str(service) str(operation) max_start(8) seq(8) | [`Posting`] list |
+//! | `a` str(service) str(key) str(value) max_start(8) seq(8) | [`Posting`] list |
 //!
-//! `start` is the earliest start of the chunk's spans the entry stands for; the value holds
-//! their shortest and longest duration, so a duration filter skips a chunk without reading it.
+//! An index entry is a *posting list*: one per (index key, request), listing every trace of
+//! the request that has matching spans, with the earliest start and the shortest and longest
+//! duration of those spans. Per request, not per trace or span, because every sled insert
+//! copies the leaf it lands in: with one entry per (trace, key) the loadgen spent most of its
+//! CPU in sled. The key's `max_start` is the newest start in the list, so a reverse scan
+//! visits lists newest first and a k-way merge yields traces exactly newest first.
 //!
 //! Log partition tree (`logs/<start>-<end>`):
 //!
 //! | key | value |
 //! |---|---|
-//! | `c` time(8) seq(8) | [`LogChunkHeader`] then OTLP `ResourceLogs` (one resource's records from one request) |
+//! | `c` time(8) seq(8) | [`LogChunkHeader`] then a pointer to OTLP `ResourceLogs` (one resource's records from one request) |
 //! | `s` str(service) time(8) seq(8) | empty |
 //! | `t` trace_id(16) time(8) seq(8) | empty |
 //!
 //! `time` is the newest record time in the chunk, so a reverse scan reads newest first.
 //!
-//! Metric partition tree (`metrics/<start>-<end>`): `c` time(8) seq(8) → OTLP `ResourceMetrics`.
+//! Metric partition tree (`metrics/<start>-<end>`): `c` time(8) seq(8) → pointer to OTLP
+//! `ResourceMetrics`. Pointers are 12 bytes (see `vlog`).
 //!
 //! Catalog tree (`catalog`), small and never partitioned:
 //!
@@ -55,8 +60,8 @@ pub const CAT_OPERATION: u8 = b'O';
 /// Catalog: an indexed attribute value.
 pub const CAT_VALUE: u8 = b'V';
 
-/// Length of the suffix of a span index key: start(8) trace_id(16) seq(8).
-pub const SPAN_SUFFIX: usize = 32;
+/// Length of the suffix of a span index key: max_start(8) seq(8).
+pub const SPAN_SUFFIX: usize = 16;
 /// Length of the suffix of a log index key: time(8) seq(8).
 pub const LOG_SUFFIX: usize = 16;
 
@@ -86,47 +91,64 @@ pub fn span_chunk_key(trace_id: &[u8; 16], seq: u64) -> [u8; 25] {
     k
 }
 
-/// An index key: `prefix` then start, trace id, seq.
-pub fn span_index_key(prefix: &[u8], start: u64, trace_id: &[u8; 16], seq: u64) -> Vec<u8> {
+/// A span index key: `prefix` then the list's newest start, then seq.
+pub fn span_index_key(prefix: &[u8], max_start: u64, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + SPAN_SUFFIX);
     k.extend_from_slice(prefix);
-    k.extend_from_slice(&start.to_be_bytes());
-    k.extend_from_slice(trace_id);
+    k.extend_from_slice(&max_start.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// Reads (start, trace id) back from a span index key.
-pub fn parse_span_index_key(key: &[u8]) -> Option<(u64, [u8; 16])> {
+/// Reads the newest start back from a span index key.
+pub fn parse_span_index_key(key: &[u8]) -> Option<u64> {
     let suffix = key.get(key.len().checked_sub(SPAN_SUFFIX)?..)?;
-    let start = u64::from_be_bytes(suffix[..8].try_into().ok()?);
-    let tid: [u8; 16] = suffix[8..24].try_into().ok()?;
-    Some((start, tid))
+    Some(u64::from_be_bytes(suffix[..8].try_into().ok()?))
 }
 
-/// Shortest and longest duration of the spans an index entry stands for.
+/// One trace in a posting list: its earliest matching start and the shortest and longest
+/// duration of its matching spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpanIndexValue {
+pub struct Posting {
+    pub trace_id: [u8; 16],
+    pub start: u64,
     pub min_duration: u64,
     pub max_duration: u64,
 }
 
-impl SpanIndexValue {
-    pub fn encode(&self) -> [u8; 16] {
-        let mut v = [0u8; 16];
-        v[..8].copy_from_slice(&self.min_duration.to_be_bytes());
-        v[8..].copy_from_slice(&self.max_duration.to_be_bytes());
+impl Posting {
+    pub const LEN: usize = 40;
+
+    /// Encodes a list: the earliest start (8 bytes), then the postings.
+    pub fn encode_list(list: &[Posting]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + list.len() * Self::LEN);
+        let min = list.iter().map(|p| p.start).min().unwrap_or(0);
+        v.extend_from_slice(&min.to_be_bytes());
+        for p in list {
+            v.extend_from_slice(&p.trace_id);
+            v.extend_from_slice(&p.start.to_be_bytes());
+            v.extend_from_slice(&p.min_duration.to_be_bytes());
+            v.extend_from_slice(&p.max_duration.to_be_bytes());
+        }
         v
     }
 
-    pub fn decode(v: &[u8]) -> Option<SpanIndexValue> {
-        Some(SpanIndexValue {
-            min_duration: u64::from_be_bytes(v.get(..8)?.try_into().ok()?),
-            max_duration: u64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
+    /// The earliest start of an encoded list.
+    pub fn list_min_start(v: &[u8]) -> u64 {
+        read_u64(v)
+    }
+
+    /// Decodes a list; a truncated tail is ignored.
+    pub fn decode_list(v: &[u8]) -> impl Iterator<Item = Posting> + '_ {
+        v.get(8..).unwrap_or_default().chunks_exact(Self::LEN).map(|c| Posting {
+            trace_id: c[..16].try_into().unwrap_or([0; 16]),
+            start: read_u64(&c[16..24]),
+            min_duration: read_u64(&c[24..32]),
+            max_duration: read_u64(&c[32..40]),
         })
     }
 
-    /// Could a span of this entry have a duration within [min, max]?
+    /// Could a matching span of this trace have a duration within [min, max]?
     pub fn may_match(&self, min: u64, max: u64) -> bool {
         self.max_duration >= min && self.min_duration <= max
     }
@@ -218,12 +240,25 @@ mod tests {
 
     #[test]
     fn span_index_key_round_trip() {
-        let tid = [7u8; 16];
         let p = prefix(OPERATION, &[b"svc", b"GET /"]);
-        let k = span_index_key(&p, 42, &tid, 9);
+        let k = span_index_key(&p, 42, 9);
         assert!(k.starts_with(&p));
-        assert_eq!(parse_span_index_key(&k), Some((42, tid)));
+        assert_eq!(parse_span_index_key(&k), Some(42));
         assert_eq!(parse_span_index_key(&k[..10]), None);
+    }
+
+    #[test]
+    fn posting_lists_round_trip() {
+        let list = vec![
+            Posting { trace_id: [1; 16], start: 50, min_duration: 1, max_duration: 9 },
+            Posting { trace_id: [2; 16], start: 20, min_duration: 3, max_duration: 3 },
+        ];
+        let v = Posting::encode_list(&list);
+        assert_eq!(Posting::list_min_start(&v), 20);
+        assert_eq!(Posting::decode_list(&v).collect::<Vec<_>>(), list);
+        // A truncated value yields the whole postings only.
+        assert_eq!(Posting::decode_list(&v[..v.len() - 1]).count(), 1);
+        assert!(list[0].may_match(5, 100) && !list[1].may_match(4, 100));
     }
 
     #[test]
@@ -255,8 +290,8 @@ mod tests {
         #[test]
         fn time_order_is_byte_order(a in any::<u64>(), b in any::<u64>(), s in any::<u64>()) {
             let p = prefix(SERVICE, &[b"svc"]);
-            let ka = span_index_key(&p, a, &[1; 16], s);
-            let kb = span_index_key(&p, b, &[1; 16], s);
+            let ka = span_index_key(&p, a, s);
+            let kb = span_index_key(&p, b, s);
             prop_assert_eq!(a.cmp(&b), ka.cmp(&kb));
         }
 

@@ -20,6 +20,7 @@
 pub mod keys;
 pub mod read;
 pub mod retention;
+pub mod vlog;
 pub mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -40,6 +41,13 @@ pub enum StoreError {
     /// A stored value could not be decoded: the database holds something sieve did not write.
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
+    /// A value log file operation failed.
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The three OTLP signals, as the store partitions them.
@@ -99,6 +107,8 @@ pub struct Store {
 
 pub(crate) struct Inner {
     pub db: sled::Db,
+    /// Chunk bodies; sled holds pointers into it.
+    pub vlog: vlog::ValueLog,
     pub catalog_tree: sled::Tree,
     /// Width of a partition in nanoseconds.
     pub partition_ns: u64,
@@ -130,10 +140,15 @@ impl Store {
                 Some(cfg.flush_every.as_millis().max(1) as u64)
             })
             .open()?;
-        Store::from_db(db, cfg)
+        let vlog = vlog::ValueLog::open(cfg.path.join("values"))?;
+        Store::from_db(db, vlog, cfg)
     }
 
-    fn from_db(db: sled::Db, cfg: &config::Storage) -> Result<Store, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        vlog: vlog::ValueLog,
+        cfg: &config::Storage,
+    ) -> Result<Store, StoreError> {
         let catalog_tree = db.open_tree("catalog")?;
         let mut partitions = BTreeMap::new();
         for name in db.tree_names() {
@@ -151,6 +166,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                vlog,
                 catalog_tree,
                 partition_ns: (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1),
                 retention: cfg.retention,
@@ -173,9 +189,23 @@ impl Store {
             .sweep_lock
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (signal, start, batch) in write.parts {
-            let tree = self.partition_tree(signal, start)?;
-            tree.apply_batch(batch)?;
+        for part in write.parts {
+            let p = self.partition_tree(part.signal, part.start)?;
+            let mut batch = part.batch;
+            if !part.chunks.is_empty() {
+                let bodies: Vec<&[u8]> = part.chunks.iter().map(|c| c.body.as_slice()).collect();
+                let pointers = self
+                    .inner
+                    .vlog
+                    .append(part.signal, part.start, p.end, &bodies)?;
+                for (chunk, ptr) in part.chunks.iter().zip(pointers) {
+                    let mut v = Vec::with_capacity(chunk.meta.len() + vlog::Pointer::LEN);
+                    v.extend_from_slice(&chunk.meta);
+                    v.extend_from_slice(&ptr.encode());
+                    batch.insert(chunk.key.as_slice(), v);
+                }
+            }
+            p.tree.apply_batch(batch)?;
         }
         if let Some(batch) = write.catalog {
             self.inner.catalog_tree.apply_batch(batch)?;
@@ -183,10 +213,37 @@ impl Store {
         Ok(())
     }
 
-    /// Makes everything applied so far durable (one fsync of sled's log).
+    /// Makes everything applied so far durable: the value log files first, then sled's log,
+    /// so a durable pointer never points at bytes that are not.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.inner.vlog.sync())
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                what: "flush task",
+                reason: e.to_string(),
+            })??;
         self.inner.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Reads a chunk body through its pointer (the last 12 bytes of a chunk's sled value).
+    pub(crate) fn read_chunk(
+        &self,
+        signal: Signal,
+        start: u64,
+        part: &Partition,
+        sled_value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let ptr = sled_value
+            .len()
+            .checked_sub(vlog::Pointer::LEN)
+            .and_then(|at| vlog::Pointer::decode(&sled_value[at..]))
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "chunk pointer",
+                reason: format!("{} bytes", sled_value.len()),
+            })?;
+        self.inner.vlog.read(signal, start, part.end, ptr)
     }
 
     /// Bytes the database occupies on disk.
@@ -204,12 +261,12 @@ impl Store {
         t - t % self.inner.partition_ns
     }
 
-    /// The tree of a partition, opened (and created) on first use.
-    fn partition_tree(&self, signal: Signal, start: u64) -> Result<sled::Tree, StoreError> {
+    /// A partition, opened (and created) on first use.
+    fn partition_tree(&self, signal: Signal, start: u64) -> Result<Partition, StoreError> {
         if let Ok(parts) = self.inner.partitions.read()
             && let Some(p) = parts.get(&(signal, start))
         {
-            return Ok(p.tree.clone());
+            return Ok(p.clone());
         }
         let end = start.saturating_add(self.inner.partition_ns);
         let tree = self
@@ -221,14 +278,9 @@ impl Store {
             .partitions
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        parts.insert(
-            (signal, start),
-            Partition {
-                end,
-                tree: tree.clone(),
-            },
-        );
-        Ok(tree)
+        let p = Partition { end, tree };
+        parts.insert((signal, start), p.clone());
+        Ok(p)
     }
 
     /// The open partitions of a signal, newest first, overlapping [min, max] of data time.

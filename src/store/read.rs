@@ -6,7 +6,7 @@
 //! coarser than the query (per chunk, not per span) never yields a wrong answer.
 //! Arguments are assumed checked by the caller (the query layer).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
 use prost::Message;
 
-use super::keys::{self, SpanIndexValue};
+use super::keys;
 use super::{Signal, Store, StoreError};
 use crate::otlp;
 
@@ -79,13 +79,14 @@ impl Store {
     pub fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
         let mut out = TracesData::default();
         let mut chunks: Vec<(u64, TracesData)> = Vec::new();
-        for (_, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
+        for (start, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
             let mut prefix = vec![keys::CHUNK];
             prefix.extend_from_slice(trace_id);
             for item in part.tree.scan_prefix(&prefix) {
                 let (k, v) = item?;
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
-                chunks.push((seq, TracesData::decode(&*v).map_err(|e| corrupt("span chunk", e))?));
+                let body = self.read_chunk(Signal::Spans, start, &part, &v)?;
+                chunks.push((seq, TracesData::decode(body.as_slice()).map_err(|e| corrupt("span chunk", e))?));
             }
         }
         if chunks.is_empty() {
@@ -117,43 +118,65 @@ impl Store {
             }
             (None, None) => keys::prefix(keys::SERVICE, &[q.service.as_bytes()]),
         };
+        // Lists whose newest start is before tmin cannot match; newer ones may hold older
+        // postings, so there is no upper bound on the scan.
         let mut lo = prefix.clone();
         lo.extend_from_slice(&tmin.to_be_bytes());
         let mut hi = prefix.clone();
-        hi.extend_from_slice(&tmax.to_be_bytes());
-        hi.extend_from_slice(&[0xff; 24]);
+        hi.extend_from_slice(&[0xff; keys::SPAN_SUFFIX]);
 
-        let mut seen: HashSet<[u8; 16]> = HashSet::new();
+        // A k-way merge over posting lists visited newest first: a candidate is checked only
+        // once every list that could hold a newer one has been read, so traces come out
+        // newest first (by their matching span's start) and the scan stops at `limit`.
+        let mut pending: BinaryHeap<(u64, [u8; 16])> = BinaryHeap::new();
+        let mut queued: HashSet<[u8; 16]> = HashSet::new();
         let mut found = Vec::new();
-        'parts: for (_, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
-            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
-                let (k, v) = item?;
-                let Some((_, tid)) = keys::parse_span_index_key(&k) else {
-                    continue;
-                };
-                if seen.contains(&tid) {
-                    continue;
+        let mut checked = 0usize;
+        let mut check = |pending: &mut BinaryHeap<(u64, [u8; 16])>,
+                         newer_than: Option<u64>,
+                         found: &mut Vec<TraceSummary>|
+         -> Result<bool, StoreError> {
+            while let Some(&(start, tid)) = pending.peek() {
+                if newer_than.is_some_and(|bound| start < bound) {
+                    break;
                 }
-                if let Some(iv) = SpanIndexValue::decode(&v)
-                    && !iv.may_match(dmin, dmax)
-                {
-                    continue;
-                }
-                seen.insert(tid);
+                pending.pop();
+                checked += 1;
                 if let Some(trace) = self.get_trace(&tid)?
                     && trace_matches(&trace, q, tmin, tmax, dmin, dmax)
                 {
                     found.push(summarize(tid, &trace));
-                    if found.len() >= q.limit {
-                        break 'parts;
-                    }
                 }
-                if seen.len() >= q.search_depth {
+                if found.len() >= q.limit || checked >= q.search_depth {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        'parts: for (_, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
+            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
+                let (k, v) = item?;
+                let Some(list_max) = keys::parse_span_index_key(&k) else {
+                    continue;
+                };
+                if check(&mut pending, Some(list_max), &mut found)? {
                     break 'parts;
+                }
+                if keys::Posting::list_min_start(&v) > tmax {
+                    continue;
+                }
+                for p in keys::Posting::decode_list(&v) {
+                    if (tmin..=tmax).contains(&p.start)
+                        && p.may_match(dmin, dmax)
+                        && queued.insert(p.trace_id)
+                    {
+                        pending.push((p.start, p.trace_id));
+                    }
                 }
             }
         }
-        found.sort_by(|a, b| b.start.cmp(&a.start).then(a.trace_id.cmp(&b.trace_id)));
+        check(&mut pending, None, &mut found)?;
+        found.truncate(q.limit);
         Ok(found)
     }
 
@@ -227,7 +250,7 @@ impl Store {
         // Newest `limit` hits so far, keyed by (time, insertion order) for a stable order.
         let mut best: BTreeMap<(u64, u64), LogHit> = BTreeMap::new();
         let mut order = 0u64;
-        for (_, part) in self.partitions_newest_first(Signal::Logs, tmin, tmax) {
+        for (start, part) in self.partitions_newest_first(Signal::Logs, tmin, tmax) {
             for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
                 let (k, v) = item?;
                 let Some(chunk_key) = keys::log_chunk_key_of_index(&k) else {
@@ -257,8 +280,8 @@ impl Store {
                 {
                     continue;
                 }
-                let rl = ResourceLogs::decode(&value[keys::LogChunkHeader::LEN..])
-                    .map_err(|e| corrupt("log chunk", e))?;
+                let body = self.read_chunk(Signal::Logs, start, &part, &value)?;
+                let rl = ResourceLogs::decode(body.as_slice()).map_err(|e| corrupt("log chunk", e))?;
                 collect_log_hits(rl, q, tmin, tmax, &mut best, &mut order);
             }
         }

@@ -44,6 +44,7 @@ impl Store {
             self.inner()
                 .db
                 .drop_tree(partition_name(*signal, *start, *end))?;
+            self.inner().vlog.remove(*signal, *start, *end)?;
             events::StorePartitionExpired {
                 signal: *signal,
                 start: *start,

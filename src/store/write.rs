@@ -19,21 +19,38 @@ use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
 use prost::Message;
 
-use super::keys::{self, SpanIndexValue};
+use super::keys;
 use super::{MAX_OPERATIONS_PER_SERVICE, MAX_SERVICES, Signal, Store, StoreError};
 use crate::otlp;
 
-/// A prepared write: batches per partition tree plus catalog updates. Built by the `prepare_*`
-/// methods of [`Store`], applied by [`Store::apply`].
+/// A prepared write: per partition, the chunk bodies for the value log and the sled entries,
+/// plus catalog updates. Built by the `prepare_*` methods of [`Store`], applied by
+/// [`Store::apply`].
 #[derive(Default)]
 pub struct Write {
-    /// (signal, partition start, batch).
-    pub(crate) parts: Vec<(Signal, u64, sled::Batch)>,
+    pub(crate) parts: Vec<PartWrite>,
     pub(crate) catalog: Option<sled::Batch>,
-    /// Bytes of keys and values written.
+    /// Bytes of keys and values written (sled entries and chunk bodies).
     pub bytes: u64,
     /// Items (spans, log records, metric data points) written.
     pub items: u64,
+}
+
+/// What one request writes into one partition.
+pub(crate) struct PartWrite {
+    pub signal: Signal,
+    pub start: u64,
+    /// Index entries, written as they are.
+    pub batch: sled::Batch,
+    /// Chunks: their bodies go to the value log, and `key → meta ++ pointer` to sled.
+    pub chunks: Vec<Chunk>,
+}
+
+pub(crate) struct Chunk {
+    pub key: Vec<u8>,
+    /// Bytes stored in sled in front of the pointer (a log chunk's header).
+    pub meta: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl Write {
@@ -42,24 +59,34 @@ impl Write {
         self.parts.is_empty() && self.catalog.is_none()
     }
 
-    fn batch(&mut self, signal: Signal, start: u64) -> &mut sled::Batch {
+    fn part(&mut self, signal: Signal, start: u64) -> &mut PartWrite {
         let i = match self
             .parts
             .iter()
-            .position(|(s, p, _)| *s == signal && *p == start)
+            .position(|p| p.signal == signal && p.start == start)
         {
             Some(i) => i,
             None => {
-                self.parts.push((signal, start, sled::Batch::default()));
+                self.parts.push(PartWrite {
+                    signal,
+                    start,
+                    batch: sled::Batch::default(),
+                    chunks: Vec::new(),
+                });
                 self.parts.len() - 1
             }
         };
-        &mut self.parts[i].2
+        &mut self.parts[i]
     }
 
     fn insert(&mut self, signal: Signal, start: u64, key: &[u8], value: &[u8]) {
         self.bytes += (key.len() + value.len()) as u64;
-        self.batch(signal, start).insert(key, value);
+        self.part(signal, start).batch.insert(key, value);
+    }
+
+    fn chunk(&mut self, signal: Signal, start: u64, key: Vec<u8>, meta: Vec<u8>, body: Vec<u8>) {
+        self.bytes += (key.len() + meta.len() + body.len()) as u64;
+        self.part(signal, start).chunks.push(Chunk { key, meta, body });
     }
 
     fn catalog_insert(&mut self, key: Vec<u8>, value: &[u8]) {
@@ -183,34 +210,42 @@ impl Store {
             self.update_catalog(&services, &seen_ops, &seen_attrs, &mut write)
         };
 
+        // Posting lists per (partition, index key): one sled entry per key per request.
+        let mut postings: HashMap<(u64, Vec<u8>), Vec<keys::Posting>> = HashMap::new();
+        let mut post = |part: u64, prefix: Vec<u8>, tid: [u8; 16], agg: &(u64, u64, u64)| {
+            postings.entry((part, prefix)).or_default().push(keys::Posting {
+                trace_id: tid,
+                start: agg.0,
+                min_duration: agg.1,
+                max_duration: agg.2,
+            });
+        };
         for (tid, chunk) in chunks {
             let part = self.partition_start(chunk.min_start);
             let seq = self.next_seq()?;
-            let value = chunk.data.encode_to_vec();
-            write.insert(
+            write.chunk(
                 Signal::Spans,
                 part,
-                &keys::span_chunk_key(&tid, seq),
-                &value,
+                keys::span_chunk_key(&tid, seq).to_vec(),
+                Vec::new(),
+                chunk.data.encode_to_vec(),
             );
             // Service entries aggregate the chunk's operations of each resource's service.
             let mut per_service: HashMap<&str, (u64, u64, u64)> = HashMap::new();
             for ((ri, name, _kind), agg) in &chunk.index.ops {
                 let svc = services[*ri].as_str();
-                let s = per_service
-                    .entry(svc)
-                    .or_insert((u64::MAX, u64::MAX, 0));
-                s.0 = s.0.min(agg.0);
-                s.1 = s.1.min(agg.1);
-                s.2 = s.2.max(agg.2);
-                let p = keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]);
-                let key = keys::span_index_key(&p, agg.0, &tid, seq);
-                write.insert(Signal::Spans, part, &key, &index_value(agg));
+                let s = per_service.entry(svc).or_insert((u64::MAX, u64::MAX, 0));
+                widen(s, agg.0, agg.1);
+                widen(s, agg.0, agg.2);
+                post(
+                    part,
+                    keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]),
+                    tid,
+                    agg,
+                );
             }
             for (svc, agg) in &per_service {
-                let p = keys::prefix(keys::SERVICE, &[svc.as_bytes()]);
-                let key = keys::span_index_key(&p, agg.0, &tid, seq);
-                write.insert(Signal::Spans, part, &key, &index_value(agg));
+                post(part, keys::prefix(keys::SERVICE, &[svc.as_bytes()]), tid, agg);
             }
             for (attr, agg) in &chunk.index.attrs {
                 if !indexable.contains(attr) {
@@ -218,12 +253,22 @@ impl Store {
                 }
                 let (ri, k, v) = attr;
                 let svc = services[*ri].as_str();
-                let p = keys::prefix(
-                    keys::ATTRIBUTE,
-                    &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
+                post(
+                    part,
+                    keys::prefix(keys::ATTRIBUTE, &[svc.as_bytes(), k.as_bytes(), v.as_bytes()]),
+                    tid,
+                    agg,
                 );
-                let key = keys::span_index_key(&p, agg.0, &tid, seq);
-                write.insert(Signal::Spans, part, &key, &index_value(agg));
+            }
+        }
+        if !postings.is_empty() {
+            let seq = self.next_seq()?;
+            for ((part, prefix), mut list) in postings {
+                // Newest first inside a list, as the merge in `read` expects.
+                list.sort_unstable_by(|a, b| b.start.cmp(&a.start));
+                let max_start = list.first().map(|p| p.start).unwrap_or(0);
+                let key = keys::span_index_key(&prefix, max_start, seq);
+                write.insert(Signal::Spans, part, &key, &keys::Posting::encode_list(&list));
             }
         }
         Ok(write)
@@ -368,17 +413,14 @@ impl Store {
             }
             for (part, (chunk, header, tids)) in parts {
                 let seq = self.next_seq()?;
-                let mut value = Vec::with_capacity(keys::LogChunkHeader::LEN + chunk.encoded_len());
-                header.write(&mut value);
-                chunk.encode(&mut value).map_err(|e| StoreError::Corrupt {
-                    what: "log chunk",
-                    reason: e.to_string(),
-                })?;
-                write.insert(
+                let mut meta = Vec::with_capacity(keys::LogChunkHeader::LEN);
+                header.write(&mut meta);
+                write.chunk(
                     Signal::Logs,
                     part,
-                    &keys::time_chunk_key(header.max_time, seq),
-                    &value,
+                    keys::time_chunk_key(header.max_time, seq).to_vec(),
+                    meta,
+                    chunk.encode_to_vec(),
                 );
                 let p = keys::prefix(keys::SERVICE, &[service.as_bytes()]);
                 write.insert(
@@ -415,23 +457,16 @@ impl Store {
             let t = if newest == 0 { now } else { newest };
             let seq = self.next_seq()?;
             write.items += points;
-            write.insert(
+            write.chunk(
                 Signal::Metrics,
                 self.partition_start(t),
-                &keys::time_chunk_key(t, seq),
-                &rm.encode_to_vec(),
+                keys::time_chunk_key(t, seq).to_vec(),
+                Vec::new(),
+                rm.encode_to_vec(),
             );
         }
         Ok(write)
     }
-}
-
-fn index_value(agg: &(u64, u64, u64)) -> [u8; 16] {
-    SpanIndexValue {
-        min_duration: agg.1,
-        max_duration: agg.2,
-    }
-    .encode()
 }
 
 /// A log record's time: its own, else when it was observed, else now.
