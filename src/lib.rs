@@ -19,6 +19,7 @@
 //! - [`telemetry`]: counters and named self-telemetry events; logging set-up.
 //! - [`otlp`]: small helpers over the OTLP types.
 //! - [`cli`]: what the `sieve query` commands print.
+//! - [`synth`]: synthetic OTLP traffic for the loadgen and benchmarks.
 
 pub mod cli;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod query;
 pub mod receiver;
 pub mod server;
 pub mod store;
+pub mod synth;
 pub mod telemetry;
 
 /// Generated code of `proto/sieve/v1/query.proto` (messages, client, server).
