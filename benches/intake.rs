@@ -25,7 +25,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
     let mut rng = rand::rng();
-    let bytes = sieve::synth::trace_request(&mut rng, SPANS, sieve::store::now_ns()).encode_to_vec();
+    let bytes =
+        sieve::synth::trace_request(&mut rng, SPANS, sieve::store::now_ns()).encode_to_vec();
     let limits = Limits::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&Storage {

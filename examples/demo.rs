@@ -32,8 +32,7 @@ use clap::Parser;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
-    FutureExt as _, Span as _, SpanKind, Status, TraceContextExt, Tracer as _,
-    TracerProvider as _,
+    FutureExt as _, Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
@@ -129,7 +128,13 @@ impl Service {
     }
 
     /// Emits a log record through the logs bridge in the context `cx` (its span's ids).
-    fn log(&self, cx: &Context, severity: Severity, body: String, attrs: Vec<(&'static str, AnyValue)>) {
+    fn log(
+        &self,
+        cx: &Context,
+        severity: Severity,
+        body: String,
+        attrs: Vec<(&'static str, AnyValue)>,
+    ) {
         let _guard = cx.clone().attach();
         let mut rec = self.logger.create_log_record();
         rec.set_severity_number(severity);
@@ -162,7 +167,14 @@ impl Shop {
 
     /// A CLIENT span in `from` calling `to` over "HTTP": headers carry the trace context and
     /// `to` runs `handler` under a SERVER span. Returns whether the call succeeded.
-    async fn call<F, Fut>(&self, cx: &Context, from: &str, to: &'static str, route: &'static str, handler: F) -> bool
+    async fn call<F, Fut>(
+        &self,
+        cx: &Context,
+        from: &str,
+        to: &'static str,
+        route: &'static str,
+        handler: F,
+    ) -> bool
     where
         F: FnOnce(Context) -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -170,7 +182,14 @@ impl Shop {
         let caller = self.svc(from);
         let span = caller
             .tracer
-            .span_builder(format!("{} {route}", if route.starts_with("/verify") { "POST" } else { "GET" }))
+            .span_builder(format!(
+                "{} {route}",
+                if route.starts_with("/verify") {
+                    "POST"
+                } else {
+                    "GET"
+                }
+            ))
             .with_kind(SpanKind::Client)
             .with_attributes([
                 KeyValue::new("server.address", to),
@@ -186,7 +205,14 @@ impl Shop {
         let callee = self.svc(to);
         let server_span = callee
             .tracer
-            .span_builder(format!("{} {route}", if route.starts_with("/verify") { "POST" } else { "GET" }))
+            .span_builder(format!(
+                "{} {route}",
+                if route.starts_with("/verify") {
+                    "POST"
+                } else {
+                    "GET"
+                }
+            ))
             .with_kind(SpanKind::Server)
             .with_attributes([KeyValue::new("http.route", route)])
             .start_with_context(&callee.tracer, &parent);
@@ -194,21 +220,36 @@ impl Shop {
         if !callee.extra.is_zero() {
             tokio::time::sleep(callee.extra).await;
         }
-        let mut ok = handler(server_cx.clone()).with_context(server_cx.clone()).await;
+        let mut ok = handler(server_cx.clone())
+            .with_context(server_cx.clone())
+            .await;
         if ok && rand::rng().random_bool(callee.fail_rate) {
             ok = false;
-            callee.log(&server_cx, Severity::Error, format!("{route} failed: upstream connection reset"), vec![("error.type", AnyValue::from("ECONNRESET"))]);
+            callee.log(
+                &server_cx,
+                Severity::Error,
+                format!("{route} failed: upstream connection reset"),
+                vec![("error.type", AnyValue::from("ECONNRESET"))],
+            );
         }
         let status = if ok { 200 } else { 503 };
-        server_cx.span().set_attribute(KeyValue::new("http.response.status_code", status as i64));
+        server_cx
+            .span()
+            .set_attribute(KeyValue::new("http.response.status_code", status as i64));
         if !ok {
-            server_cx.span().set_status(Status::error("service unavailable"));
+            server_cx
+                .span()
+                .set_status(Status::error("service unavailable"));
         }
         server_cx.span().end();
         // --- back in the caller ---
-        client_cx.span().set_attribute(KeyValue::new("http.response.status_code", status as i64));
+        client_cx
+            .span()
+            .set_attribute(KeyValue::new("http.response.status_code", status as i64));
         if !ok {
-            client_cx.span().set_status(Status::error(format!("{to} answered {status}")));
+            client_cx
+                .span()
+                .set_status(Status::error(format!("{to} answered {status}")));
         }
         client_cx.span().end();
         ok
@@ -224,7 +265,14 @@ impl Shop {
             .with_attributes([
                 KeyValue::new("http.route", "/product/{id}"),
                 KeyValue::new("product.id", product as i64),
-                KeyValue::new("user.tier", if n % 5 == 0 { "gold" } else { "standard" }),
+                KeyValue::new(
+                    "user.tier",
+                    if n.is_multiple_of(5) {
+                        "gold"
+                    } else {
+                        "standard"
+                    },
+                ),
             ])
             .start(&fe.tracer);
         let cx = Context::current_with_span(root);
@@ -283,12 +331,25 @@ impl Shop {
         let (cat_ok, price_ok) = tokio::join!(catalog, pricing);
         let ok = authed && cat_ok && price_ok;
         if ok {
-            fe.log(&cx, Severity::Info, format!("served product {product}"), vec![("product.id", AnyValue::from(product as i64))]);
+            fe.log(
+                &cx,
+                Severity::Info,
+                format!("served product {product}"),
+                vec![("product.id", AnyValue::from(product as i64))],
+            );
         } else {
             cx.span().set_status(Status::error("dependency failed"));
-            fe.log(&cx, Severity::Warn, format!("degraded response for product {product}"), vec![]);
+            fe.log(
+                &cx,
+                Severity::Warn,
+                format!("degraded response for product {product}"),
+                vec![],
+            );
         }
-        cx.span().set_attribute(KeyValue::new("http.response.status_code", if ok { 200i64 } else { 502 }));
+        cx.span().set_attribute(KeyValue::new(
+            "http.response.status_code",
+            if ok { 200i64 } else { 502 },
+        ));
         cx.span().end();
     }
 }
@@ -296,8 +357,14 @@ impl Shop {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    for flag in [&args.slow_service, &args.fail_service].into_iter().flatten() {
-        anyhow::ensure!(SERVICES.contains(&flag.as_str()), "unknown service {flag:?}; use one of {SERVICES:?}");
+    for flag in [&args.slow_service, &args.fail_service]
+        .into_iter()
+        .flatten()
+    {
+        anyhow::ensure!(
+            SERVICES.contains(&flag.as_str()),
+            "unknown service {flag:?}; use one of {SERVICES:?}"
+        );
     }
     anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     let mut services = HashMap::new();

@@ -74,12 +74,19 @@ fn make_batch(rng: &mut impl rand::Rng, spans_wanted: usize) -> Batch {
         let mut pat = vec![0x0a, 0x10];
         pat.extend_from_slice(tid);
         let mut from = 0;
-        while let Some(pos) = bytes[from..].windows(pat.len()).position(|w| w == pat.as_slice()) {
+        while let Some(pos) = bytes[from..]
+            .windows(pat.len())
+            .position(|w| w == pat.as_slice())
+        {
             trace_id_offsets.push(from + pos + 2);
             from += pos + pat.len();
         }
     }
-    Batch { bytes, trace_id_offsets, spans: made as u64 }
+    Batch {
+        bytes,
+        trace_id_offsets,
+        spans: made as u64,
+    }
 }
 
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -93,9 +100,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.clients > 0 && args.spans_per_request > 0 && args.batches > 0, "counts must be positive");
+    anyhow::ensure!(
+        args.clients > 0 && args.spans_per_request > 0 && args.batches > 0,
+        "counts must be positive"
+    );
     let mut rng = rand::rng();
-    let batches: Arc<Vec<Batch>> = Arc::new((0..args.batches).map(|_| make_batch(&mut rng, args.spans_per_request)).collect());
+    let batches: Arc<Vec<Batch>> = Arc::new(
+        (0..args.batches)
+            .map(|_| make_batch(&mut rng, args.spans_per_request))
+            .collect(),
+    );
     let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
     eprintln!(
         "loadgen: {} clients, {} spans/request ({} bytes/request on average), {:?} to {}",
@@ -113,11 +127,19 @@ async fn main() -> anyhow::Result<()> {
     let deadline = start + args.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..args.clients {
-        let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())?.connect().await?;
-        let (batches, accepted, refused, errors, counter) =
-            (batches.clone(), accepted.clone(), refused.clone(), errors.clone(), counter.clone());
+        let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())?
+            .connect()
+            .await?;
+        let (batches, accepted, refused, errors, counter) = (
+            batches.clone(),
+            accepted.clone(),
+            refused.clone(),
+            errors.clone(),
+            counter.clone(),
+        );
         tasks.spawn(async move {
-            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("histogram");
             let mut i = c;
             while Instant::now() < deadline {
                 let b = &batches[i % batches.len()];
@@ -128,10 +150,18 @@ async fn main() -> anyhow::Result<()> {
                     body[off..off + 8].copy_from_slice(&nonce);
                 }
                 let t0 = Instant::now();
-                let r = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(channel.clone(), PATH, Bytes::from(body)).await;
+                let r = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
+                    channel.clone(),
+                    PATH,
+                    Bytes::from(body),
+                )
+                .await;
                 match r {
                     Ok(resp) => {
-                        let rejected = resp.partial_success.map(|p| p.rejected_spans as u64).unwrap_or(0);
+                        let rejected = resp
+                            .partial_success
+                            .map(|p| p.rejected_spans as u64)
+                            .unwrap_or(0);
                         accepted.fetch_add(b.spans - rejected, Ordering::Relaxed);
                         let _ = hist.record(t0.elapsed().as_micros() as u64);
                     }
@@ -157,9 +187,19 @@ async fn main() -> anyhow::Result<()> {
     let n = accepted.load(Ordering::Relaxed);
     println!("accepted spans:   {n}");
     println!("spans/s:          {:.0}", n as f64 / secs);
-    println!("requests OK:      {} ({:.0}/s)", hist.len(), hist.len() as f64 / secs);
-    println!("latency p50:      {:.2} ms", hist.value_at_quantile(0.50) as f64 / 1000.0);
-    println!("latency p99:      {:.2} ms", hist.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "requests OK:      {} ({:.0}/s)",
+        hist.len(),
+        hist.len() as f64 / secs
+    );
+    println!(
+        "latency p50:      {:.2} ms",
+        hist.value_at_quantile(0.50) as f64 / 1000.0
+    );
+    println!(
+        "latency p99:      {:.2} ms",
+        hist.value_at_quantile(0.99) as f64 / 1000.0
+    );
     println!("refusals:         {}", refused.load(Ordering::Relaxed));
     println!("errors:           {}", errors.load(Ordering::Relaxed));
     if let Some(pid) = args.server_pid {

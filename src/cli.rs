@@ -150,7 +150,10 @@ pub fn traces_text(traces: &[TraceSummary]) -> String {
             ]
         })
         .collect();
-    table(&["TRACE ID", "START", "DURATION", "SPANS", "ERRORS", "ROOT"], &rows)
+    table(
+        &["TRACE ID", "START", "DURATION", "SPANS", "ERRORS", "ROOT"],
+        &rows,
+    )
 }
 
 pub fn traces_json(traces: &[TraceSummary]) -> Value {
@@ -185,7 +188,11 @@ pub fn trace_tree_text(trace: &TracesData) -> String {
             }
         }
     }
-    let start = spans.iter().map(|(_, s)| s.start_time_unix_nano).min().unwrap_or(0);
+    let start = spans
+        .iter()
+        .map(|(_, s)| s.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
     let ids: HashSet<&[u8]> = spans.iter().map(|(_, s)| s.span_id.as_slice()).collect();
     let mut children: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
@@ -196,7 +203,10 @@ pub fn trace_tree_text(trace: &TracesData) -> String {
         {
             roots.push(i);
         } else {
-            children.entry(s.parent_span_id.as_slice()).or_default().push(i);
+            children
+                .entry(s.parent_span_id.as_slice())
+                .or_default()
+                .push(i);
         }
     }
     let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].1.start_time_unix_nano, i));
@@ -211,14 +221,25 @@ pub fn trace_tree_text(trace: &TracesData) -> String {
         let (svc, s) = spans[i];
         let status = match s.status.as_ref().map(|st| st.code) {
             Some(c) if c == StatusCode::Error as i32 => {
-                let msg = s.status.as_ref().map(|st| st.message.as_str()).unwrap_or("");
-                if msg.is_empty() { "ERROR".to_string() } else { format!("ERROR: {msg}") }
+                let msg = s
+                    .status
+                    .as_ref()
+                    .map(|st| st.message.as_str())
+                    .unwrap_or("");
+                if msg.is_empty() {
+                    "ERROR".to_string()
+                } else {
+                    format!("ERROR: {msg}")
+                }
             }
             Some(c) if c == StatusCode::Ok as i32 => "OK".into(),
             _ => String::new(),
         };
         rows.push(vec![
-            format!("+{}", fmt_duration(s.start_time_unix_nano.saturating_sub(start))),
+            format!(
+                "+{}",
+                fmt_duration(s.start_time_unix_nano.saturating_sub(start))
+            ),
             fmt_duration(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano)),
             format!("{}{svc}: {}", "  ".repeat(depth), s.name),
             status,
@@ -245,7 +266,10 @@ pub fn trace_tree_text(trace: &TracesData) -> String {
     }
     let mut out = format!(
         "trace {} — {} spans, {}\n",
-        spans.first().map(|(_, s)| hex::encode(&s.trace_id)).unwrap_or_default(),
+        spans
+            .first()
+            .map(|(_, s)| hex::encode(&s.trace_id))
+            .unwrap_or_default(),
         spans.len(),
         fmt_duration(
             spans
@@ -288,7 +312,11 @@ pub fn logs_text(logs: &[LogEntry]) -> String {
                 fmt_time(entry_time(e)),
                 otlp::severity_name(sev).to_string(),
                 otlp::service_name(e.resource.as_ref()).to_string(),
-                if r.trace_id.is_empty() { "-".into() } else { hex::encode(&r.trace_id) },
+                if r.trace_id.is_empty() {
+                    "-".into()
+                } else {
+                    hex::encode(&r.trace_id)
+                },
                 otlp::any_value_text(r.body.as_ref()).replace('\n', "\\n"),
             ]
         })
@@ -330,7 +358,15 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
         stats_row("metric points", s.metric_points.as_ref()),
     ];
     let mut out = table(
-        &["SIGNAL", "RECEIVED", "ACCEPTED", "REJECTED", "REFUSED", "STORED BYTES", "REQUESTS"],
+        &[
+            "SIGNAL",
+            "RECEIVED",
+            "ACCEPTED",
+            "REJECTED",
+            "REFUSED",
+            "STORED BYTES",
+            "REQUESTS",
+        ],
         &rows,
     );
     let _ = writeln!(
@@ -413,9 +449,16 @@ mod tests {
             .map(|l| l.split("  ").filter(|c| !c.is_empty()).nth(2).unwrap_or(""))
             .collect();
         assert!(text.lines().nth(2).unwrap().contains("web: root"), "{text}");
-        assert!(text.contains("\n+1.0ms     1.0ms     web: first") || text.contains("  web: first"), "{text}");
+        assert!(
+            text.contains("\n+1.0ms     1.0ms     web: first") || text.contains("  web: first"),
+            "{text}"
+        );
         let pos = |s: &str| text.find(s).unwrap();
-        assert!(pos("root") < pos("first") && pos("first") < pos("grandchild") && pos("grandchild") < pos("second"));
+        assert!(
+            pos("root") < pos("first")
+                && pos("first") < pos("grandchild")
+                && pos("grandchild") < pos("second")
+        );
         assert!(text.contains("    web: grandchild"), "{text}");
         assert_eq!(names.len(), 4);
     }

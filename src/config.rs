@@ -34,7 +34,9 @@ pub enum ConfigError {
     #[error("config is not valid YAML: {0}")]
     Yaml(String),
     /// `${env:NAME}` names a variable that is not set and has no `:-default`.
-    #[error("{key}: environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)")]
+    #[error(
+        "{key}: environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)"
+    )]
     MissingEnv { key: String, name: String },
     /// `${env:` without a closing brace, or an empty name.
     #[error("{key}: malformed ${{env:...}} reference in {value:?}")]
@@ -45,7 +47,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Receivers by name. sieve has one receiver type, `otlp`.
@@ -318,20 +320,6 @@ impl Default for Query {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            receivers: Receivers::default(),
-            processors: BTreeMap::new(),
-            exporters: BTreeMap::new(),
-            service: Service::default(),
-            storage: Storage::default(),
-            intake: Intake::default(),
-            query: Query::default(),
-        }
-    }
-}
-
 /// The signals a pipeline can carry.
 pub const SIGNALS: [&str; 3] = ["traces", "logs", "metrics"];
 
@@ -365,7 +353,11 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::Invalid {
-                key: if key == "." { "(top level)".into() } else { key },
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
                 reason: e.into_inner().to_string(),
             }
         })?;
@@ -591,11 +583,7 @@ fn expand_str(
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(bad());
             }
             match (env(name), default) {
@@ -690,7 +678,9 @@ mod tests {
 
     #[test]
     fn malformed_env_reference() {
-        let e = parse("storage:\n  path: ${env:oops\n").unwrap_err().to_string();
+        let e = parse("storage:\n  path: ${env:oops\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("malformed"), "{e}");
     }
 
@@ -730,7 +720,10 @@ mod tests {
                 "service:\n  telemetry:\n    logs:\n      level: 'sieve=[[['\n",
                 "service.telemetry.logs.level",
             ),
-            ("intake:\n  max_inflight_mib: -1\n", "intake.max_inflight_mib"),
+            (
+                "intake:\n  max_inflight_mib: -1\n",
+                "intake.max_inflight_mib",
+            ),
         ] {
             let e = parse(yaml).unwrap_err().to_string();
             assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted key {key}");

@@ -84,7 +84,12 @@ struct Shared {
 
 impl Intake {
     /// A new intake over `store`. Nothing flushes until [`Intake::run_flusher`] runs.
-    pub fn new(store: Store, max_inflight_bytes: usize, retry_delay: Duration, sync: bool) -> Intake {
+    pub fn new(
+        store: Store,
+        max_inflight_bytes: usize,
+        retry_delay: Duration,
+        sync: bool,
+    ) -> Intake {
         let budget_total = max_inflight_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Intake {
             shared: Arc::new(Shared {
@@ -108,7 +113,9 @@ impl Intake {
     /// A request larger than the whole budget reserves the whole budget, so it is admitted
     /// when intake is idle rather than never.
     pub fn try_reserve(&self, bytes: usize) -> Result<Reservation, IntakeError> {
-        let n = bytes.clamp(1, self.shared.budget_total).min(u32::MAX as usize) as u32;
+        let n = bytes
+            .clamp(1, self.shared.budget_total)
+            .min(u32::MAX as usize) as u32;
         match self.shared.budget.clone().try_acquire_many_owned(n) {
             Ok(permit) => Ok(Reservation { _permit: permit }),
             Err(_) => Err(IntakeError::Full {
@@ -193,7 +200,10 @@ mod tests {
         let intake = Intake::new(store, 1000, Duration::from_millis(250), true);
         let a = intake.try_reserve(600).unwrap();
         match intake.try_reserve(600) {
-            Err(IntakeError::Full { retry_delay, inflight_bytes }) => {
+            Err(IntakeError::Full {
+                retry_delay,
+                inflight_bytes,
+            }) => {
                 assert_eq!(retry_delay, Duration::from_millis(250));
                 assert_eq!(inflight_bytes, 600);
             }
@@ -219,7 +229,9 @@ mod tests {
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let intake = intake.clone();
-            tasks.push(tokio::spawn(async move { intake.commit(Write::default()).await }));
+            tasks.push(tokio::spawn(async move {
+                intake.commit(Write::default()).await
+            }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();

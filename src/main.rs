@@ -13,8 +13,8 @@ use sieve::cli;
 use sieve::config::{Config, LogFormat};
 use sieve::proto::query_service_client::QueryServiceClient;
 use sieve::proto::{
-    FindTracesRequest, GetOperationsRequest, GetServicesRequest, GetStatsRequest,
-    GetTraceRequest, SearchLogsRequest,
+    FindTracesRequest, GetOperationsRequest, GetServicesRequest, GetStatsRequest, GetTraceRequest,
+    SearchLogsRequest,
 };
 
 /// sieve — a telemetry gateway: OTLP in, durable storage, query.
@@ -65,7 +65,12 @@ enum ConfigCommand {
 #[derive(Args)]
 struct QueryArgs {
     /// Query API address.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:4320", env = "SIEVE_ADDR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:4320",
+        env = "SIEVE_ADDR"
+    )]
     addr: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -186,7 +191,9 @@ fn main() -> ExitCode {
                 println!("{}: ok", file.display());
                 Ok(())
             }
-            Err(e) => Err(anyhow!(e).context(format!("{} is not a valid configuration", file.display()))),
+            Err(e) => {
+                Err(anyhow!(e).context(format!("{} is not a valid configuration", file.display())))
+            }
         },
         Some(Command::Config(ConfigCommand::Default)) => {
             print!("{}", sieve::config::DEFAULT_CONFIG_YAML);
@@ -255,7 +262,11 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow!("{:?}: {}", s.code(), s.message())
 }
 
-fn print_out(json: bool, value: impl FnOnce() -> Value, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+fn print_out(
+    json: bool,
+    value: impl FnOnce() -> Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&value())?);
     } else {
@@ -281,7 +292,11 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            print_out(json, || serde_json::json!(r.services), || cli::services_text(&r.services))
+            print_out(
+                json,
+                || serde_json::json!(r.services),
+                || cli::services_text(&r.services),
+            )
         }
         QueryCommand::Operations { service } => {
             let r = client
@@ -313,7 +328,11 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            print_out(json, || cli::traces_json(&r.traces), || cli::traces_text(&r.traces))
+            print_out(
+                json,
+                || cli::traces_json(&r.traces),
+                || cli::traces_text(&r.traces),
+            )
         }
         QueryCommand::Trace { trace_id } => {
             let r = client

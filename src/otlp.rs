@@ -156,72 +156,6 @@ pub fn parse_trace_id(text: &str) -> Result<[u8; 16], String> {
     Ok(id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
-
-    fn s(v: &str) -> AnyValue {
-        AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }
-    }
-
-    #[test]
-    fn service_name_falls_back() {
-        assert_eq!(service_name(None), UNKNOWN_SERVICE);
-        let r = Resource {
-            attributes: vec![string_kv("service.name", "cart")],
-            ..Default::default()
-        };
-        assert_eq!(service_name(Some(&r)), "cart");
-    }
-
-    #[test]
-    fn value_text() {
-        let v = AnyValue {
-            value: Some(any_value::Value::KvlistValue(KeyValueList {
-                values: vec![KeyValue {
-                    key: "a".into(),
-                    key_strindex: 0,
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::ArrayValue(ArrayValue {
-                            values: vec![s("x"), AnyValue {
-                                value: Some(any_value::Value::IntValue(3)),
-                            }],
-                        })),
-                    }),
-                }],
-            })),
-        };
-        assert_eq!(any_value_text(Some(&v)), r#"{"a": ["x", 3]}"#);
-        assert_eq!(any_value_text(Some(&s("plain"))), "plain");
-        assert_eq!(any_value_text(None), "");
-    }
-
-    #[test]
-    fn severities() {
-        assert_eq!(parse_severity("warn"), Some(13));
-        assert_eq!(parse_severity("Warning"), Some(13));
-        assert_eq!(parse_severity("17"), Some(17));
-        assert_eq!(parse_severity("25"), None);
-        assert_eq!(parse_severity("loud"), None);
-        assert_eq!(severity_name(14), "WARN");
-        assert_eq!(severity_name(0), "UNSPECIFIED");
-        assert_eq!(effective_severity(0, "ERROR"), 17);
-        assert_eq!(effective_severity(9, "ERROR"), 9);
-    }
-
-    #[test]
-    fn trace_ids() {
-        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c").is_ok());
-        assert!(parse_trace_id("0AF7651916CD43DD8448EB211C80319C").is_ok());
-        assert!(parse_trace_id("xyz").is_err());
-        assert!(parse_trace_id("00000000000000000000000000000000").is_err());
-        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c00").is_err());
-    }
-}
-
 /// A client-side gRPC codec that sends bytes as they are (a pre-encoded OTLP request, or
 /// deliberately malformed bytes) and decodes the response with prost. Used by the loadgen,
 /// which must not spend its CPU encoding, and by tests that send what no SDK would.
@@ -285,4 +219,73 @@ pub async fn send_pre_encoded<R: prost::Message + Default + Send + 'static>(
     )
     .await
     .map(tonic::Response::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    fn s(v: &str) -> AnyValue {
+        AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }
+    }
+
+    #[test]
+    fn service_name_falls_back() {
+        assert_eq!(service_name(None), UNKNOWN_SERVICE);
+        let r = Resource {
+            attributes: vec![string_kv("service.name", "cart")],
+            ..Default::default()
+        };
+        assert_eq!(service_name(Some(&r)), "cart");
+    }
+
+    #[test]
+    fn value_text() {
+        let v = AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "a".into(),
+                    key_strindex: 0,
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::ArrayValue(ArrayValue {
+                            values: vec![
+                                s("x"),
+                                AnyValue {
+                                    value: Some(any_value::Value::IntValue(3)),
+                                },
+                            ],
+                        })),
+                    }),
+                }],
+            })),
+        };
+        assert_eq!(any_value_text(Some(&v)), r#"{"a": ["x", 3]}"#);
+        assert_eq!(any_value_text(Some(&s("plain"))), "plain");
+        assert_eq!(any_value_text(None), "");
+    }
+
+    #[test]
+    fn severities() {
+        assert_eq!(parse_severity("warn"), Some(13));
+        assert_eq!(parse_severity("Warning"), Some(13));
+        assert_eq!(parse_severity("17"), Some(17));
+        assert_eq!(parse_severity("25"), None);
+        assert_eq!(parse_severity("loud"), None);
+        assert_eq!(severity_name(14), "WARN");
+        assert_eq!(severity_name(0), "UNSPECIFIED");
+        assert_eq!(effective_severity(0, "ERROR"), 17);
+        assert_eq!(effective_severity(9, "ERROR"), 9);
+    }
+
+    #[test]
+    fn trace_ids() {
+        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c").is_ok());
+        assert!(parse_trace_id("0AF7651916CD43DD8448EB211C80319C").is_ok());
+        assert!(parse_trace_id("xyz").is_err());
+        assert!(parse_trace_id("00000000000000000000000000000000").is_err());
+        assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c00").is_err());
+    }
 }

@@ -32,10 +32,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("cannot open the store at {path}: {source}")]
-    Store {
-        path: String,
-        source: StoreError,
-    },
+    Store { path: String, source: StoreError },
     #[error("{listener} server failed: {source}")]
     Transport {
         listener: &'static str,
@@ -90,7 +87,9 @@ pub async fn start(
     let otlp = match (config.otlp_grpc_addr(), &config.receivers.otlp) {
         (Some(addr), Some(otlp_cfg)) => {
             let listener = bind(addr).await?;
-            let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
             let max = config
                 .receivers
                 .otlp
@@ -115,7 +114,10 @@ pub async fn start(
                 local,
                 tokio::spawn(async move {
                     router
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+                        .serve_with_incoming_shutdown(
+                            TcpListenerStream::new(listener),
+                            token.cancelled_owned(),
+                        )
                         .await
                         .map_err(|source| ServeError::Transport {
                             listener: "otlp grpc",
@@ -129,9 +131,10 @@ pub async fn start(
 
     let query_addr = config.query_addr();
     let listener = bind(query_addr).await?;
-    let query_local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr: query_addr, source })?;
+    let query_local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: query_addr,
+        source,
+    })?;
     let query = Query::new(store.clone(), stats.clone(), config.query.search_depth);
     let token = stop_listeners.clone();
     events::ServerListenerStarted {
@@ -150,12 +153,15 @@ pub async fn start(
             })
     });
 
-    let flusher = tokio::spawn(intake.clone().run_flusher(stop_background.clone().cancelled_owned()));
-    let sweeper = tokio::spawn(
-        store
+    let flusher = tokio::spawn(
+        intake
             .clone()
-            .run_sweeper(config.storage.sweep_interval, stop_background.clone().cancelled_owned()),
+            .run_flusher(stop_background.clone().cancelled_owned()),
     );
+    let sweeper = tokio::spawn(store.clone().run_sweeper(
+        config.storage.sweep_interval,
+        stop_background.clone().cancelled_owned(),
+    ));
 
     let trigger = stop_listeners.clone();
     tokio::spawn(async move {

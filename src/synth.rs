@@ -48,7 +48,11 @@ pub fn trace_request(rng: &mut impl Rng, spans: usize, now_ns: u64) -> ExportTra
                 ids[rng.random_range(0..ids.len())].to_vec()
             };
             ids.push(sid);
-            let svc = if i == 0 { 0 } else { rng.random_range(0..SERVICES.len()) };
+            let svc = if i == 0 {
+                0
+            } else {
+                rng.random_range(0..SERVICES.len())
+            };
             let s0 = start + i as u64 * 100_000;
             let dur = rng.random_range(50_000..50_000_000u64);
             let mut span = Span {
@@ -62,8 +66,18 @@ pub fn trace_request(rng: &mut impl Rng, spans: usize, now_ns: u64) -> ExportTra
                 attributes: vec![
                     kv("http.request.method", s("GET")),
                     kv("http.route", s("/product/{id}")),
-                    kv("user.tier", s(if rng.random_bool(0.2) { "gold" } else { "standard" })),
-                    kv("product.id", any_value::Value::IntValue(rng.random_range(0..1000))),
+                    kv(
+                        "user.tier",
+                        s(if rng.random_bool(0.2) {
+                            "gold"
+                        } else {
+                            "standard"
+                        }),
+                    ),
+                    kv(
+                        "product.id",
+                        any_value::Value::IntValue(rng.random_range(0..1000)),
+                    ),
                     kv("server.port", any_value::Value::IntValue(443)),
                 ],
                 ..Default::default()

@@ -142,8 +142,15 @@ pub mod events {
 
     impl ReceiverRequestReceived {
         pub fn emit(self, stats: &Stats) {
-            stats.signal(self.signal).received.fetch_add(self.items, Ordering::Relaxed);
-            tracing::trace!(signal = self.signal.as_str(), items = self.items, "request received");
+            stats
+                .signal(self.signal)
+                .received
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::trace!(
+                signal = self.signal.as_str(),
+                items = self.items,
+                "request received"
+            );
         }
     }
 
@@ -160,7 +167,12 @@ pub mod events {
             c.accepted.fetch_add(self.items, Ordering::Relaxed);
             c.stored_bytes.fetch_add(self.bytes, Ordering::Relaxed);
             c.requests.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(signal = self.signal.as_str(), items = self.items, bytes = self.bytes, "items accepted");
+            tracing::trace!(
+                signal = self.signal.as_str(),
+                items = self.items,
+                bytes = self.bytes,
+                "items accepted"
+            );
         }
     }
 
@@ -173,8 +185,16 @@ pub mod events {
 
     impl ReceiverItemsRejected<'_> {
         pub fn emit(self, stats: &Stats) {
-            stats.signal(self.signal).rejected.fetch_add(self.items, Ordering::Relaxed);
-            tracing::warn!(signal = self.signal.as_str(), rejected = self.items, "{}", self.message);
+            stats
+                .signal(self.signal)
+                .rejected
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::warn!(
+                signal = self.signal.as_str(),
+                rejected = self.items,
+                "{}",
+                self.message
+            );
         }
     }
 
@@ -187,8 +207,15 @@ pub mod events {
 
     impl ReceiverRequestRefused {
         pub fn emit(self, stats: &Stats) {
-            stats.signal(self.signal).refused.fetch_add(self.items, Ordering::Relaxed);
-            tracing::debug!(signal = self.signal.as_str(), items = self.items, "intake full, request refused");
+            stats
+                .signal(self.signal)
+                .refused
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::debug!(
+                signal = self.signal.as_str(),
+                items = self.items,
+                "intake full, request refused"
+            );
         }
     }
 

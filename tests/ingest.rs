@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::logs::{
+    AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity,
+};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{
     Link, Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
@@ -36,8 +38,17 @@ fn find_span<'a>(t: &'a TracesData, name: &str) -> &'a Span {
         .unwrap_or_else(|| panic!("span {name} missing from {t:?}"))
 }
 
-fn attr<'a>(attrs: &'a [opentelemetry_proto::tonic::common::v1::KeyValue], key: &str) -> Option<&'a any_value::Value> {
-    attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+fn attr<'a>(
+    attrs: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> Option<&'a any_value::Value> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()
 }
 
 /// Spans from the official SDK come back from GetTrace with their resource, scope,
@@ -63,7 +74,10 @@ async fn sdk_spans_round_trip() {
         .span_builder("SELECT orders")
         .with_kind(SpanKind::Client)
         .with_links(vec![Link::with_context(other_ctx.clone())])
-        .with_attributes([KeyValue::new("db.system", "postgresql"), KeyValue::new("rows", 3i64)])
+        .with_attributes([
+            KeyValue::new("db.system", "postgresql"),
+            KeyValue::new("rows", 3i64),
+        ])
         .start_with_context(&tracer, &cx);
     child.add_event("retry", vec![KeyValue::new("attempt", 2i64)]);
     child.set_status(Status::error("deadlock"));
@@ -71,7 +85,9 @@ async fn sdk_spans_round_trip() {
     cx.span().end();
 
     let p = provider.clone();
-    common::blocking(move || p.force_flush()).await.expect("flush");
+    common::blocking(move || p.force_flush())
+        .await
+        .expect("flush");
 
     let mut q = gw.query_client().await;
     let trace = q
@@ -82,10 +98,17 @@ async fn sdk_spans_round_trip() {
         .expect("trace stored")
         .into_inner();
     let res = trace.resource_spans[0].resource.as_ref().expect("resource");
-    assert!(matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "checkout"));
-    assert!(matches!(attr(&res.attributes, "deployment.environment"), Some(any_value::Value::StringValue(s)) if s == "test"));
+    assert!(
+        matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "checkout")
+    );
+    assert!(
+        matches!(attr(&res.attributes, "deployment.environment"), Some(any_value::Value::StringValue(s)) if s == "test")
+    );
     assert_eq!(
-        trace.resource_spans[0].scope_spans[0].scope.as_ref().map(|s| s.name.as_str()),
+        trace.resource_spans[0].scope_spans[0]
+            .scope
+            .as_ref()
+            .map(|s| s.name.as_str()),
         Some("ingest-test")
     );
     let root = find_span(&trace, "GET /checkout");
@@ -94,14 +117,28 @@ async fn sdk_spans_round_trip() {
     let child = find_span(&trace, "SELECT orders");
     assert_eq!(child.parent_span_id, root.span_id);
     assert_eq!(child.kind, 3, "OTLP SPAN_KIND_CLIENT");
-    assert!(matches!(attr(&child.attributes, "db.system"), Some(any_value::Value::StringValue(s)) if s == "postgresql"));
-    assert!(matches!(attr(&child.attributes, "rows"), Some(any_value::Value::IntValue(3))));
+    assert!(
+        matches!(attr(&child.attributes, "db.system"), Some(any_value::Value::StringValue(s)) if s == "postgresql")
+    );
+    assert!(matches!(
+        attr(&child.attributes, "rows"),
+        Some(any_value::Value::IntValue(3))
+    ));
     assert_eq!(child.events.len(), 1);
     assert_eq!(child.events[0].name, "retry");
-    assert!(matches!(attr(&child.events[0].attributes, "attempt"), Some(any_value::Value::IntValue(2))));
+    assert!(matches!(
+        attr(&child.events[0].attributes, "attempt"),
+        Some(any_value::Value::IntValue(2))
+    ));
     assert_eq!(child.links.len(), 1);
-    assert_eq!(child.links[0].trace_id, other_ctx.trace_id().to_bytes().to_vec());
-    assert_eq!(child.links[0].span_id, other_ctx.span_id().to_bytes().to_vec());
+    assert_eq!(
+        child.links[0].trace_id,
+        other_ctx.trace_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        child.links[0].span_id,
+        other_ctx.span_id().to_bytes().to_vec()
+    );
     let status = child.status.as_ref().expect("status");
     assert_eq!(status.code, 2);
     assert_eq!(status.message, "deadlock");
@@ -113,7 +150,9 @@ async fn sdk_spans_round_trip() {
     assert!(spans.stored_bytes > 0);
 
     let p = provider.clone();
-    common::blocking(move || p.shutdown()).await.expect("shutdown");
+    common::blocking(move || p.shutdown())
+        .await
+        .expect("shutdown");
     gw.stop().await;
 }
 
@@ -141,7 +180,9 @@ async fn sdk_logs_round_trip_with_trace_context() {
     }
     cx.span().end();
     let lp = logger_provider.clone();
-    common::blocking(move || lp.force_flush()).await.expect("flush logs");
+    common::blocking(move || lp.force_flush())
+        .await
+        .expect("flush logs");
 
     let mut q = gw.query_client().await;
     let hits = q
@@ -159,11 +200,21 @@ async fn sdk_logs_round_trip_with_trace_context() {
     assert_eq!(rec.span_id, ids.span_id().to_bytes().to_vec());
     assert_eq!(rec.severity_number, 13);
     assert_eq!(rec.severity_text, "WARN");
-    assert!(matches!(rec.body.as_ref().and_then(|b| b.value.as_ref()), Some(any_value::Value::StringValue(s)) if s == "card declined, retrying"));
-    assert!(matches!(attr(&rec.attributes, "attempt"), Some(any_value::Value::IntValue(1))));
+    assert!(
+        matches!(rec.body.as_ref().and_then(|b| b.value.as_ref()), Some(any_value::Value::StringValue(s)) if s == "card declined, retrying")
+    );
+    assert!(matches!(
+        attr(&rec.attributes, "attempt"),
+        Some(any_value::Value::IntValue(1))
+    ));
     let res = hits[0].resource.as_ref().unwrap();
-    assert!(matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "payments"));
-    assert_eq!(hits[0].scope.as_ref().map(|s| s.name.as_str()), Some("payments.handler"));
+    assert!(
+        matches!(attr(&res.attributes, "service.name"), Some(any_value::Value::StringValue(s)) if s == "payments")
+    );
+    assert_eq!(
+        hits[0].scope.as_ref().map(|s| s.name.as_str()),
+        Some("payments.handler")
+    );
 
     let (lp, tp) = (logger_provider.clone(), tracer_provider.clone());
     common::blocking(move || {
@@ -186,11 +237,22 @@ async fn sdk_metrics_are_stored_and_counted() {
     let hist = meter.f64_histogram("latency").build();
     hist.record(12.5, &[]);
     let p = provider.clone();
-    common::blocking(move || p.force_flush()).await.expect("flush metrics");
+    common::blocking(move || p.force_flush())
+        .await
+        .expect("flush metrics");
 
     let mut q = gw.query_client().await;
-    let m = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().metric_points.unwrap();
-    assert_eq!(m.accepted, 3, "two counter series and one histogram point: {m:?}");
+    let m = q
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .metric_points
+        .unwrap();
+    assert_eq!(
+        m.accepted, 3,
+        "two counter series and one histogram point: {m:?}"
+    );
     assert!(m.stored_bytes > 0);
     assert_eq!(m.requests, 1);
     let p = provider.clone();
@@ -203,19 +265,26 @@ async fn sdk_metrics_are_stored_and_counted() {
 async fn gzip_and_zstd_are_accepted() {
     let gw = common::start(|_| {}).await;
     let mut ids = Vec::new();
-    for c in [opentelemetry_otlp::Compression::Gzip, opentelemetry_otlp::Compression::Zstd] {
+    for c in [
+        opentelemetry_otlp::Compression::Gzip,
+        opentelemetry_otlp::Compression::Zstd,
+    ] {
         let provider = common::tracer_provider(&gw.otlp, "compressed", Some(c));
         let tracer = provider.tracer("t");
         let span = tracer.start(format!("{c:?}"));
         ids.push(span.span_context().trace_id().to_string());
         drop(span);
         let p = provider.clone();
-        common::blocking(move || p.force_flush()).await.expect("flush");
+        common::blocking(move || p.force_flush())
+            .await
+            .expect("flush");
         common::blocking(move || provider.shutdown()).await.ok();
     }
     let mut q = gw.query_client().await;
     for id in ids {
-        q.get_trace(GetTraceRequest { trace_id: id }).await.expect("stored");
+        q.get_trace(GetTraceRequest { trace_id: id })
+            .await
+            .expect("stored");
     }
     gw.stop().await;
 }
@@ -273,8 +342,17 @@ async fn invalid_spans_are_rejected_alone() {
         .into_inner();
     let ps = resp.partial_success.expect("partial success");
     assert_eq!(ps.rejected_spans, 4);
-    for want in ["trace_id is all zeros", "before start time", "parent_span_id", "name is empty"] {
-        assert!(ps.error_message.contains(want), "{:?} lacks {want}", ps.error_message);
+    for want in [
+        "trace_id is all zeros",
+        "before start time",
+        "parent_span_id",
+        "name is empty",
+    ] {
+        assert!(
+            ps.error_message.contains(want),
+            "{:?} lacks {want}",
+            ps.error_message
+        );
     }
     let mut q = gw.query_client().await;
     let trace = q
@@ -284,13 +362,29 @@ async fn invalid_spans_are_rejected_alone() {
         .await
         .unwrap()
         .into_inner();
-    let names: Vec<&str> = trace.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = trace
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(names, ["good", "also good"]);
-    let s = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().spans.unwrap();
+    let s = q
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .spans
+        .unwrap();
     assert_eq!((s.received, s.accepted, s.rejected), (6, 2, 4));
 
     // A fully valid request has no partial_success at all.
-    let resp = client.export(request(vec![span(6, 1, "fine")])).await.unwrap().into_inner();
+    let resp = client
+        .export(request(vec![span(6, 1, "fine")]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resp.partial_success, None);
 
     // Logs: a bad trace id is rejected, the good record kept.
@@ -321,9 +415,17 @@ async fn invalid_spans_are_rejected_alone() {
         .into_inner();
     let ps = resp.partial_success.expect("partial success");
     assert_eq!(ps.rejected_log_records, 1);
-    assert!(ps.error_message.contains("trace_id must be 16 bytes"), "{}", ps.error_message);
+    assert!(
+        ps.error_message.contains("trace_id must be 16 bytes"),
+        "{}",
+        ps.error_message
+    );
     let hits = q
-        .search_logs(SearchLogsRequest { contains: "kept".into(), limit: 10, ..Default::default() })
+        .search_logs(SearchLogsRequest {
+            contains: "kept".into(),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -350,10 +452,21 @@ async fn undecodable_body_is_invalid_argument() {
         .await
         .expect_err("garbage must fail");
         assert_eq!(err.code(), Code::InvalidArgument, "{path}: {err:?}");
-        assert!(err.message().contains("not a valid OTLP"), "{}", err.message());
+        assert!(
+            err.message().contains("not a valid OTLP"),
+            "{}",
+            err.message()
+        );
     }
     let mut q = gw.query_client().await;
-    assert_eq!(q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().undecodable_requests, 3);
+    assert_eq!(
+        q.get_stats(GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .undecodable_requests,
+        3
+    );
     // Still serving.
     let ok = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
         ch,
@@ -382,13 +495,26 @@ async fn full_intake_refuses_with_retry_info() {
         .await
         .expect_err("refused while full");
     assert_eq!(err.code(), Code::Unavailable);
-    let retry = err.get_error_details().retry_info().cloned().expect("RetryInfo detail");
+    let retry = err
+        .get_error_details()
+        .retry_info()
+        .cloned()
+        .expect("RetryInfo detail");
     assert_eq!(retry.retry_delay, Some(Duration::from_millis(1500)));
     let mut q = gw.query_client().await;
-    let s = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner().spans.unwrap();
+    let s = q
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .spans
+        .unwrap();
     assert_eq!((s.refused, s.accepted), (1, 0));
     drop(hold);
-    client.export(request(vec![span(8, 1, "refused")])).await.expect("accepted after");
+    client
+        .export(request(vec![span(8, 1, "refused")]))
+        .await
+        .expect("accepted after");
     gw.stop().await;
 }
 
@@ -397,7 +523,12 @@ async fn full_intake_refuses_with_retry_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_request_is_refused() {
     let gw = common::start(|c| {
-        if let Some(g) = c.receivers.otlp.as_mut().and_then(|o| o.protocols.grpc.as_mut()) {
+        if let Some(g) = c
+            .receivers
+            .otlp
+            .as_mut()
+            .and_then(|o| o.protocols.grpc.as_mut())
+        {
             g.max_recv_msg_size_mib = 1;
         }
     })
@@ -407,11 +538,16 @@ async fn oversize_request_is_refused() {
         .map(|i| sieve::otlp::string_kv(&format!("k{i}"), &"x".repeat(30_000)))
         .collect();
     let mut client = TraceServiceClient::new(gw.otlp_channel().await);
-    let err = client.export(request(vec![big])).await.expect_err("too large");
+    let err = client
+        .export(request(vec![big]))
+        .await
+        .expect_err("too large");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     let mut q = gw.query_client().await;
     let e = q
-        .get_trace(GetTraceRequest { trace_id: hex::encode([9u8; 16]) })
+        .get_trace(GetTraceRequest {
+            trace_id: hex::encode([9u8; 16]),
+        })
         .await
         .expect_err("nothing stored");
     assert_eq!(e.code(), Code::NotFound);

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::logs::{
+    AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity,
+};
 use opentelemetry::trace::{Link, Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_proto::tonic::common::v1::any_value;
@@ -62,22 +64,44 @@ async fn acknowledged_data_survives_kill_9() {
     let mut q = common::query_client(&proc.query).await;
     for (i, id) in traces.iter().enumerate() {
         let t = q
-            .get_trace(GetTraceRequest { trace_id: id.clone() })
+            .get_trace(GetTraceRequest {
+                trace_id: id.clone(),
+            })
             .await
             .unwrap_or_else(|e| panic!("trace {i} lost: {e}"))
             .into_inner();
-        let spans: Vec<_> = t.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+        let spans: Vec<_> = t
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect();
         assert_eq!(spans.len(), 2, "trace {i}");
         let child = spans.iter().find(|s| s.name == "child").expect("child");
         assert_eq!(child.events.len(), 1);
         assert_eq!(child.links.len(), 1);
         assert!(child.attributes.iter().any(|kv| kv.key == "i"));
         let res = t.resource_spans[0].resource.as_ref().unwrap();
-        assert!(res.attributes.iter().any(|kv| kv.key == "deployment.environment"));
-        assert_eq!(t.resource_spans[0].scope_spans[0].scope.as_ref().unwrap().name, "kill-test");
+        assert!(
+            res.attributes
+                .iter()
+                .any(|kv| kv.key == "deployment.environment")
+        );
+        assert_eq!(
+            t.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .unwrap()
+                .name,
+            "kill-test"
+        );
     }
     let logs = q
-        .search_logs(SearchLogsRequest { service_name: "durable".into(), limit: 1000, ..Default::default() })
+        .search_logs(SearchLogsRequest {
+            service_name: "durable".into(),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -86,7 +110,9 @@ async fn acknowledged_data_survives_kill_9() {
     for l in &logs {
         let r = l.log_record.as_ref().unwrap();
         assert_eq!(r.trace_id.len(), 16);
-        assert!(matches!(r.body.as_ref().and_then(|b| b.value.as_ref()), Some(any_value::Value::StringValue(s)) if s.starts_with("log ")));
+        assert!(
+            matches!(r.body.as_ref().and_then(|b| b.value.as_ref()), Some(any_value::Value::StringValue(s)) if s.starts_with("log "))
+        );
     }
     let (tp, lp) = (tracer_provider, logger_provider);
     common::blocking(move || {
@@ -102,17 +128,24 @@ async fn sigterm_and_sigint_exit_zero() {
     for signal in ["TERM", "INT"] {
         let dir = tempfile::tempdir().unwrap();
         let config = common::write_config(dir.path(), &dir.path().join("data"), "");
-        let mut proc = common::spawn_sieve(&["serve", "--config", config.to_str().unwrap()], dir.path());
+        let mut proc =
+            common::spawn_sieve(&["serve", "--config", config.to_str().unwrap()], dir.path());
         let provider = common::tracer_provider(&proc.otlp, "bye", None);
         let tracer = provider.tracer("t");
         tracer.start("last words").end();
         let p = provider.clone();
-        common::blocking(move || p.force_flush()).await.expect("flush");
+        common::blocking(move || p.force_flush())
+            .await
+            .expect("flush");
         let status = proc.signal_and_wait(signal);
         assert!(status.success(), "{signal}: {status:?}");
         std::thread::sleep(Duration::from_millis(100));
         let lines = proc.stderr.lock().unwrap().clone();
-        assert_eq!(lines.iter().filter(|l| l.contains("listening on")).count(), 2, "{lines:?}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("listening on")).count(),
+            2,
+            "{lines:?}"
+        );
         assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
         common::blocking(move || provider.shutdown()).await.ok();
     }
@@ -137,7 +170,10 @@ fn run(args: &[&str]) -> (i32, String) {
         .env_remove("NOT_SET_FOR_SIEVE")
         .output()
         .expect("run");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 /// Configuration errors: `config check` and `serve` both exit non-zero naming the key and the
@@ -150,7 +186,10 @@ fn config_errors_name_the_key() {
         std::fs::write(&p, text).unwrap();
         p.to_str().unwrap().to_string()
     };
-    let good = write("good.yaml", "query:\n  endpoint: 127.0.0.1:${env:SIEVE_TEST_PORT}\nstorage:\n  retention: 2h\n");
+    let good = write(
+        "good.yaml",
+        "query:\n  endpoint: 127.0.0.1:${env:SIEVE_TEST_PORT}\nstorage:\n  retention: 2h\n",
+    );
     let (code, out) = run(&["config", "check", &good]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok"));
@@ -162,17 +201,55 @@ fn config_errors_name_the_key() {
     assert_eq!(out, sieve::config::DEFAULT_CONFIG_YAML);
 
     for (name, text, key, reason) in [
-        ("unknown.yaml", "storage:\n  retenton: 1h\n", "storage", "unknown field `retenton`"),
-        ("badvalue.yaml", "storage:\n  retention: forever\n", "storage.retention", "invalid duration"),
-        ("zero.yaml", "storage:\n  retention: 0s\n", "storage.retention", "greater than zero"),
-        ("addr.yaml", "query:\n  endpoint: somewhere\n", "query.endpoint", "socket address"),
-        ("env.yaml", "storage:\n  path: ${env:NOT_SET_FOR_SIEVE}\n", "storage.path", "NOT_SET_FOR_SIEVE"),
-        ("type.yaml", "intake:\n  max_inflight_mib: lots\n", "intake.max_inflight_mib", "invalid type"),
-        ("pipeline.yaml", "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [jaeger]\n", "service.pipelines.traces.exporters", "jaeger"),
+        (
+            "unknown.yaml",
+            "storage:\n  retenton: 1h\n",
+            "storage",
+            "unknown field `retenton`",
+        ),
+        (
+            "badvalue.yaml",
+            "storage:\n  retention: forever\n",
+            "storage.retention",
+            "invalid duration",
+        ),
+        (
+            "zero.yaml",
+            "storage:\n  retention: 0s\n",
+            "storage.retention",
+            "greater than zero",
+        ),
+        (
+            "addr.yaml",
+            "query:\n  endpoint: somewhere\n",
+            "query.endpoint",
+            "socket address",
+        ),
+        (
+            "env.yaml",
+            "storage:\n  path: ${env:NOT_SET_FOR_SIEVE}\n",
+            "storage.path",
+            "NOT_SET_FOR_SIEVE",
+        ),
+        (
+            "type.yaml",
+            "intake:\n  max_inflight_mib: lots\n",
+            "intake.max_inflight_mib",
+            "invalid type",
+        ),
+        (
+            "pipeline.yaml",
+            "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [jaeger]\n",
+            "service.pipelines.traces.exporters",
+            "jaeger",
+        ),
         ("yaml.yaml", "storage: [unclosed\n", "YAML", ""),
     ] {
         let path = write(name, text);
-        for args in [vec!["config", "check", path.as_str()], vec!["serve", "--config", path.as_str()]] {
+        for args in [
+            vec!["config", "check", path.as_str()],
+            vec!["serve", "--config", path.as_str()],
+        ] {
             let (code, out) = run(&args);
             assert_ne!(code, 0, "{args:?} should fail");
             assert!(out.contains(key) && out.contains(reason), "{args:?}: {out}");

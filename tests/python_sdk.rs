@@ -15,11 +15,22 @@ fn python() -> PathBuf {
     let py = venv.join("bin").join("python");
     let marker = venv.join(".installed-1.45.2");
     if !marker.exists() {
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
         assert!(ok.success(), "python3 -m venv failed");
         let req = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
         let ok = Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(req)
             .status()
             .expect("pip");
@@ -42,22 +53,36 @@ async fn python_sdk_spans_and_logs() {
         .output()
         .await
         .expect("run python");
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from script");
     let trace_id = v["trace_id"].as_str().expect("trace_id").to_string();
 
     let mut q = gw.query_client().await;
     let trace = q
-        .get_trace(GetTraceRequest { trace_id: trace_id.clone() })
+        .get_trace(GetTraceRequest {
+            trace_id: trace_id.clone(),
+        })
         .await
         .expect("trace stored")
         .into_inner();
-    let spans: Vec<_> = trace.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+    let spans: Vec<_> = trace
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
     let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["POST /recommend", "embed", "rank"]);
     let rank = spans.iter().find(|s| s.name == "rank").unwrap();
-    assert_eq!(rank.status.as_ref().map(|s| (s.code, s.message.as_str())), Some((2, "model timeout")));
+    assert_eq!(
+        rank.status.as_ref().map(|s| (s.code, s.message.as_str())),
+        Some((2, "model timeout"))
+    );
     let embed = spans.iter().find(|s| s.name == "embed").unwrap();
     assert_eq!(embed.events[0].name, "cache_miss");
 
@@ -77,7 +102,11 @@ async fn python_sdk_spans_and_logs() {
     assert_eq!((found[0].span_count, found[0].error_count), (3, 1));
 
     let logs = q
-        .search_logs(SearchLogsRequest { trace_id: trace_id.clone(), limit: 10, ..Default::default() })
+        .search_logs(SearchLogsRequest {
+            trace_id: trace_id.clone(),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -44,7 +44,11 @@ fn mk_span(b: u64, s: &SpanSpec) -> Span {
     Span {
         trace_id: vec![s.trace; 16],
         span_id: vec![s.id; 8],
-        parent_span_id: if s.parent == 0 { vec![] } else { vec![s.parent; 8] },
+        parent_span_id: if s.parent == 0 {
+            vec![]
+        } else {
+            vec![s.parent; 8]
+        },
         name: s.name.into(),
         kind: if s.parent == 0 { 2 } else { 3 },
         start_time_unix_nano: b + s.start,
@@ -108,24 +112,54 @@ async fn load(gw: &common::TestGateway) -> u64 {
             (
                 "frontend",
                 vec![
-                    SpanSpec { attrs: &[("user.tier", "gold")], ..sp(0x11, 1, 0, "GET /home", 0, 100 * MS) },
-                    SpanSpec { attrs: &[("user.tier", "silver")], ..sp(0x22, 1, 0, "GET /cart", 60 * S, 2 * S) },
+                    SpanSpec {
+                        attrs: &[("user.tier", "gold")],
+                        ..sp(0x11, 1, 0, "GET /home", 0, 100 * MS)
+                    },
+                    SpanSpec {
+                        attrs: &[("user.tier", "silver")],
+                        ..sp(0x22, 1, 0, "GET /cart", 60 * S, 2 * S)
+                    },
                     sp(0x33, 1, 0, "GET /home", 120 * S, 30 * MS),
                 ],
             ),
-            ("auth", vec![SpanSpec { attrs: &[("user.tier", "gold")], ..sp(0x11, 2, 1, "check", 5 * MS, 20 * MS) }]),
-            ("db", vec![SpanSpec { error: true, ..sp(0x11, 3, 1, "SELECT", 30 * MS, 60 * MS) }]),
+            (
+                "auth",
+                vec![SpanSpec {
+                    attrs: &[("user.tier", "gold")],
+                    ..sp(0x11, 2, 1, "check", 5 * MS, 20 * MS)
+                }],
+            ),
+            (
+                "db",
+                vec![SpanSpec {
+                    error: true,
+                    ..sp(0x11, 3, 1, "SELECT", 30 * MS, 60 * MS)
+                }],
+            ),
             ("cart", vec![sp(0x22, 2, 1, "load", 100 * MS, 1500 * MS)]),
         ],
     );
     traces.export(req).await.expect("export");
     // T4 arrives in two requests: the child first, then the root.
     traces
-        .export(traces_request(b, &[("frontend", vec![sp(0x44, 2, 1, "render", 180 * S + 10 * MS, 100 * MS)])]))
+        .export(traces_request(
+            b,
+            &[(
+                "frontend",
+                vec![sp(0x44, 2, 1, "render", 180 * S + 10 * MS, 100 * MS)],
+            )],
+        ))
         .await
         .expect("export");
     traces
-        .export(traces_request(b, &[("frontend", vec![sp(0x44, 1, 0, "GET /split", 180 * S, 500 * MS)])]))
+        .export(traces_request(
+            b,
+            &[(
+                "frontend",
+                vec![sp(0x44, 1, 0, "GET /split", 180 * S, 500 * MS)],
+            )],
+        ))
         .await
         .expect("export");
 
@@ -151,9 +185,28 @@ async fn load(gw: &common::TestGateway) -> u64 {
     let mut logs = LogsServiceClient::new(gw.otlp_channel().await);
     logs.export(ExportLogsServiceRequest {
         resource_logs: vec![
-            rl("frontend", vec![log(S, 9, "INFO", "user logged in", Some(0x11), 1), log(121 * S, 5, "DEBUG", "cache hit", None, 0)]),
-            rl("db", vec![log(2 * S, 13, "WARN", "slow query", Some(0x11), 3)]),
-            rl("cart", vec![log(61 * S, 17, "ERROR", "cart failed: timeout", Some(0x22), 2)]),
+            rl(
+                "frontend",
+                vec![
+                    log(S, 9, "INFO", "user logged in", Some(0x11), 1),
+                    log(121 * S, 5, "DEBUG", "cache hit", None, 0),
+                ],
+            ),
+            rl(
+                "db",
+                vec![log(2 * S, 13, "WARN", "slow query", Some(0x11), 3)],
+            ),
+            rl(
+                "cart",
+                vec![log(
+                    61 * S,
+                    17,
+                    "ERROR",
+                    "cart failed: timeout",
+                    Some(0x22),
+                    2,
+                )],
+            ),
         ],
     })
     .await
@@ -180,32 +233,65 @@ async fn trace_queries() {
     let b = load(&gw).await;
     let mut q = gw.query_client().await;
 
-    let services = q.get_services(GetServicesRequest {}).await.unwrap().into_inner().services;
+    let services = q
+        .get_services(GetServicesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
     assert_eq!(services, ["auth", "cart", "db", "frontend"]);
     let ops = q
-        .get_operations(GetOperationsRequest { service_name: "frontend".into() })
+        .get_operations(GetOperationsRequest {
+            service_name: "frontend".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .operations;
     let names: Vec<(&str, i32)> = ops.iter().map(|o| (o.name.as_str(), o.span_kind)).collect();
-    assert_eq!(names, [("GET /cart", 2), ("GET /home", 2), ("GET /split", 2), ("render", 3)]);
+    assert_eq!(
+        names,
+        [
+            ("GET /cart", 2),
+            ("GET /home", 2),
+            ("GET /split", 2),
+            ("render", 3)
+        ]
+    );
 
-    let all = q.find_traces(find("frontend")).await.unwrap().into_inner().traces;
+    let all = q
+        .find_traces(find("frontend"))
+        .await
+        .unwrap()
+        .into_inner()
+        .traces;
     assert_eq!(ids(&all), [tid(0x44), tid(0x33), tid(0x22), tid(0x11)]);
     let t1 = &all[3];
-    assert_eq!((t1.root_service.as_str(), t1.root_operation.as_str()), ("frontend", "GET /home"));
+    assert_eq!(
+        (t1.root_service.as_str(), t1.root_operation.as_str()),
+        ("frontend", "GET /home")
+    );
     assert_eq!((t1.span_count, t1.error_count), (3, 1));
     assert_eq!(t1.start_unix_nano, b);
     assert_eq!(t1.duration_nanos, 100 * MS);
     let t4 = &all[0];
-    assert_eq!((t4.root_operation.as_str(), t4.span_count), ("GET /split", 2));
+    assert_eq!(
+        (t4.root_operation.as_str(), t4.span_count),
+        ("GET /split", 2)
+    );
 
     let by = |r: FindTracesRequest| {
         let mut q = q.clone();
         async move { ids(&q.find_traces(r).await.unwrap().into_inner().traces) }
     };
-    assert_eq!(by(FindTracesRequest { operation_name: "GET /home".into(), ..find("frontend") }).await, [tid(0x33), tid(0x11)]);
+    assert_eq!(
+        by(FindTracesRequest {
+            operation_name: "GET /home".into(),
+            ..find("frontend")
+        })
+        .await,
+        [tid(0x33), tid(0x11)]
+    );
     assert_eq!(by(find("cart")).await, [tid(0x22)]);
     let gold = FindTracesRequest {
         attributes: [("user.tier".to_string(), "gold".to_string())].into(),
@@ -222,14 +308,30 @@ async fn trace_queries() {
         ..find("frontend")
     };
     assert!(by(nobody).await.is_empty());
-    assert_eq!(by(FindTracesRequest { duration_min_nanos: S, ..find("frontend") }).await, [tid(0x22)]);
     assert_eq!(
-        by(FindTracesRequest { duration_max_nanos: 50 * MS, ..find("frontend") }).await,
+        by(FindTracesRequest {
+            duration_min_nanos: S,
+            ..find("frontend")
+        })
+        .await,
+        [tid(0x22)]
+    );
+    assert_eq!(
+        by(FindTracesRequest {
+            duration_max_nanos: 50 * MS,
+            ..find("frontend")
+        })
+        .await,
         [tid(0x33)],
         "the 30ms GET /home; render (100ms) and the rest are longer"
     );
     assert_eq!(
-        by(FindTracesRequest { duration_min_nanos: 90 * MS, duration_max_nanos: 110 * MS, ..find("frontend") }).await,
+        by(FindTracesRequest {
+            duration_min_nanos: 90 * MS,
+            duration_max_nanos: 110 * MS,
+            ..find("frontend")
+        })
+        .await,
         [tid(0x44), tid(0x11)],
         "render of T4 and GET /home of T1"
     );
@@ -242,12 +344,30 @@ async fn trace_queries() {
         .await,
         [tid(0x33), tid(0x22)]
     );
-    assert_eq!(by(FindTracesRequest { limit: 1, ..find("frontend") }).await, [tid(0x44)]);
+    assert_eq!(
+        by(FindTracesRequest {
+            limit: 1,
+            ..find("frontend")
+        })
+        .await,
+        [tid(0x44)]
+    );
     assert!(by(find("nope")).await.is_empty());
 
     // GetTrace merges the chunks of T4's two requests.
-    let t = q.get_trace(GetTraceRequest { trace_id: tid(0x44) }).await.unwrap().into_inner();
-    let n: usize = t.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    let t = q
+        .get_trace(GetTraceRequest {
+            trace_id: tid(0x44),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let n: usize = t
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
     assert_eq!(n, 2);
     gw.stop().await;
 }
@@ -271,21 +391,51 @@ async fn log_queries() {
                 .collect::<Vec<_>>()
         }
     };
-    let all = SearchLogsRequest { limit: 100, ..Default::default() };
-    assert_eq!(search(all.clone()).await, ["cache hit", "cart failed: timeout", "slow query", "user logged in"]);
+    let all = SearchLogsRequest {
+        limit: 100,
+        ..Default::default()
+    };
     assert_eq!(
-        search(SearchLogsRequest { service_name: "frontend".into(), ..all.clone() }).await,
+        search(all.clone()).await,
+        [
+            "cache hit",
+            "cart failed: timeout",
+            "slow query",
+            "user logged in"
+        ]
+    );
+    assert_eq!(
+        search(SearchLogsRequest {
+            service_name: "frontend".into(),
+            ..all.clone()
+        })
+        .await,
         ["cache hit", "user logged in"]
     );
     assert_eq!(
-        search(SearchLogsRequest { min_severity_number: 13, ..all.clone() }).await,
+        search(SearchLogsRequest {
+            min_severity_number: 13,
+            ..all.clone()
+        })
+        .await,
         ["cart failed: timeout", "slow query"]
     );
     assert_eq!(
-        search(SearchLogsRequest { trace_id: tid(0x11), ..all.clone() }).await,
+        search(SearchLogsRequest {
+            trace_id: tid(0x11),
+            ..all.clone()
+        })
+        .await,
         ["slow query", "user logged in"]
     );
-    assert_eq!(search(SearchLogsRequest { contains: "timeout".into(), ..all.clone() }).await, ["cart failed: timeout"]);
+    assert_eq!(
+        search(SearchLogsRequest {
+            contains: "timeout".into(),
+            ..all.clone()
+        })
+        .await,
+        ["cart failed: timeout"]
+    );
     assert_eq!(
         search(SearchLogsRequest {
             start_time_min_unix_nano: b + 60 * S,
@@ -295,9 +445,21 @@ async fn log_queries() {
         .await,
         ["cache hit", "cart failed: timeout"]
     );
-    assert_eq!(search(SearchLogsRequest { limit: 2, ..all.clone() }).await, ["cache hit", "cart failed: timeout"]);
     assert_eq!(
-        search(SearchLogsRequest { service_name: "db".into(), min_severity_number: 17, ..all.clone() }).await,
+        search(SearchLogsRequest {
+            limit: 2,
+            ..all.clone()
+        })
+        .await,
+        ["cache hit", "cart failed: timeout"]
+    );
+    assert_eq!(
+        search(SearchLogsRequest {
+            service_name: "db".into(),
+            min_severity_number: 17,
+            ..all.clone()
+        })
+        .await,
         Vec::<String>::new()
     );
     gw.stop().await;
@@ -308,28 +470,89 @@ async fn log_queries() {
 async fn bad_query_arguments() {
     let gw = common::start(|_| {}).await;
     let mut q = gw.query_client().await;
-    let e = q.get_trace(GetTraceRequest { trace_id: "xyz".into() }).await.unwrap_err();
+    let e = q
+        .get_trace(GetTraceRequest {
+            trace_id: "xyz".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("trace_id"), "{}", e.message());
-    let e = q.get_trace(GetTraceRequest { trace_id: tid(0x99) }).await.unwrap_err();
+    let e = q
+        .get_trace(GetTraceRequest {
+            trace_id: tid(0x99),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     for (r, want) in [
-        (FindTracesRequest { limit: 0, ..find("s") }, "limit"),
-        (FindTracesRequest { limit: 100_000, ..find("s") }, "limit"),
+        (
+            FindTracesRequest {
+                limit: 0,
+                ..find("s")
+            },
+            "limit",
+        ),
+        (
+            FindTracesRequest {
+                limit: 100_000,
+                ..find("s")
+            },
+            "limit",
+        ),
         (find(""), "service_name"),
-        (FindTracesRequest { start_time_min_unix_nano: 10, start_time_max_unix_nano: 5, ..find("s") }, "start_time"),
-        (FindTracesRequest { duration_min_nanos: 10, duration_max_nanos: 5, ..find("s") }, "duration"),
+        (
+            FindTracesRequest {
+                start_time_min_unix_nano: 10,
+                start_time_max_unix_nano: 5,
+                ..find("s")
+            },
+            "start_time",
+        ),
+        (
+            FindTracesRequest {
+                duration_min_nanos: 10,
+                duration_max_nanos: 5,
+                ..find("s")
+            },
+            "duration",
+        ),
     ] {
         let e = q.find_traces(r).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains(want), "{} lacks {want}", e.message());
     }
     for (r, want) in [
-        (SearchLogsRequest { limit: 0, ..Default::default() }, "limit"),
-        (SearchLogsRequest { limit: 5, trace_id: "00".into(), ..Default::default() }, "trace_id"),
-        (SearchLogsRequest { limit: 5, min_severity_number: 99, ..Default::default() }, "min_severity"),
         (
-            SearchLogsRequest { limit: 5, start_time_min_unix_nano: 9, start_time_max_unix_nano: 1, ..Default::default() },
+            SearchLogsRequest {
+                limit: 0,
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            SearchLogsRequest {
+                limit: 5,
+                trace_id: "00".into(),
+                ..Default::default()
+            },
+            "trace_id",
+        ),
+        (
+            SearchLogsRequest {
+                limit: 5,
+                min_severity_number: 99,
+                ..Default::default()
+            },
+            "min_severity",
+        ),
+        (
+            SearchLogsRequest {
+                limit: 5,
+                start_time_min_unix_nano: 9,
+                start_time_max_unix_nano: 1,
+                ..Default::default()
+            },
             "start_time",
         ),
     ] {
@@ -337,7 +560,12 @@ async fn bad_query_arguments() {
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains(want), "{} lacks {want}", e.message());
     }
-    let e = q.get_operations(GetOperationsRequest { service_name: String::new() }).await.unwrap_err();
+    let e = q
+        .get_operations(GetOperationsRequest {
+            service_name: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     gw.stop().await;
 }
@@ -350,11 +578,29 @@ async fn attribute_search_beyond_index_bounds() {
     let b = base();
     let mut traces = TraceServiceClient::new(gw.otlp_channel().await);
     traces
-        .export(traces_request(b, &[("shop", vec![SpanSpec { attrs: &[("color", "red")], ..sp(0x51, 1, 0, "a", 0, MS) }])]))
+        .export(traces_request(
+            b,
+            &[(
+                "shop",
+                vec![SpanSpec {
+                    attrs: &[("color", "red")],
+                    ..sp(0x51, 1, 0, "a", 0, MS)
+                }],
+            )],
+        ))
         .await
         .unwrap();
     traces
-        .export(traces_request(b, &[("shop", vec![SpanSpec { attrs: &[("color", "blue")], ..sp(0x52, 1, 0, "a", S, MS) }])]))
+        .export(traces_request(
+            b,
+            &[(
+                "shop",
+                vec![SpanSpec {
+                    attrs: &[("color", "blue")],
+                    ..sp(0x52, 1, 0, "a", S, MS)
+                }],
+            )],
+        ))
         .await
         .unwrap();
     let mut q = gw.query_client().await;
@@ -363,7 +609,11 @@ async fn attribute_search_beyond_index_bounds() {
             attributes: [("color".to_string(), color.to_string())].into(),
             ..find("shop")
         };
-        assert_eq!(ids(&q.find_traces(r).await.unwrap().into_inner().traces), [tid(want)], "{color}");
+        assert_eq!(
+            ids(&q.find_traces(r).await.unwrap().into_inner().traces),
+            [tid(want)],
+            "{color}"
+        );
     }
     gw.stop().await;
 }
@@ -396,26 +646,54 @@ async fn cli_queries() {
     assert!(ok);
     assert!(out.contains("GET /home") && out.contains("server"), "{out}");
 
-    let (ok, out, err) = cli(&["query", "traces", "--service", "frontend", "--since", "1h", "--json", "--addr", addr]).await;
+    let (ok, out, err) = cli(&[
+        "query",
+        "traces",
+        "--service",
+        "frontend",
+        "--since",
+        "1h",
+        "--json",
+        "--addr",
+        addr,
+    ])
+    .await;
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v.as_array().map(|a| a.len()), Some(4));
     assert_eq!(v[0]["trace_id"], tid(0x44));
 
     let (ok, out, _) = cli(&[
-        "query", "traces", "--service", "auth", "--attr", "user.tier=gold", "--min-duration", "10ms", "--max-duration", "2s", "--addr", addr,
+        "query",
+        "traces",
+        "--service",
+        "auth",
+        "--attr",
+        "user.tier=gold",
+        "--min-duration",
+        "10ms",
+        "--max-duration",
+        "2s",
+        "--addr",
+        addr,
     ])
     .await;
     assert!(ok);
     assert!(out.starts_with("TRACE ID"), "{out}");
-    assert!(out.contains(&tid(0x11)) && out.lines().count() == 2, "{out}");
+    assert!(
+        out.contains(&tid(0x11)) && out.lines().count() == 2,
+        "{out}"
+    );
 
     let (ok, out, _) = cli(&["query", "trace", &tid(0x11), "--addr", addr]).await;
     assert!(ok);
     assert!(out.contains("3 spans, 100.0ms"), "{out}");
     assert!(out.contains("frontend: GET /home"), "{out}");
     assert!(out.contains("  auth: check"), "{out}");
-    assert!(out.contains("  db: SELECT") && out.contains("ERROR: failed"), "{out}");
+    assert!(
+        out.contains("  db: SELECT") && out.contains("ERROR: failed"),
+        "{out}"
+    );
 
     let (ok, out, _) = cli(&["query", "trace", &tid(0x11), "--json", "--addr", addr]).await;
     assert!(ok);
@@ -424,10 +702,24 @@ async fn cli_queries() {
 
     let (ok, out, _) = cli(&["query", "logs", "--severity", "warn", "--addr", addr]).await;
     assert!(ok);
-    assert!(out.contains("ERROR") && out.contains("cart failed: timeout") && out.contains("slow query"), "{out}");
+    assert!(
+        out.contains("ERROR") && out.contains("cart failed: timeout") && out.contains("slow query"),
+        "{out}"
+    );
     assert!(!out.contains("cache hit"), "{out}");
 
-    let (ok, out, _) = cli(&["query", "logs", "--trace-id", &tid(0x22), "--contains", "cart", "--json", "--addr", addr]).await;
+    let (ok, out, _) = cli(&[
+        "query",
+        "logs",
+        "--trace-id",
+        &tid(0x22),
+        "--contains",
+        "cart",
+        "--json",
+        "--addr",
+        addr,
+    ])
+    .await;
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v.as_array().map(|a| a.len()), Some(1), "{out}");
@@ -438,23 +730,64 @@ async fn cli_queries() {
     assert_eq!(v["spans"]["accepted"], 8);
     assert_eq!(v["log_records"]["accepted"], 4);
     let (ok, out, _) = cli(&["query", "stats", "--addr", addr]).await;
-    assert!(ok && out.contains("RECEIVED") && out.contains("log records"), "{out}");
+    assert!(
+        ok && out.contains("RECEIVED") && out.contains("log records"),
+        "{out}"
+    );
 
     // Bad input: a clear message and a non-zero exit.
     let (ok, _, err) = cli(&["query", "trace", "nothex", "--addr", addr]).await;
     assert!(!ok);
-    assert!(err.contains("InvalidArgument") && err.contains("trace_id"), "{err}");
+    assert!(
+        err.contains("InvalidArgument") && err.contains("trace_id"),
+        "{err}"
+    );
     let (ok, _, err) = cli(&["query", "trace", &tid(0x99), "--addr", addr]).await;
     assert!(!ok && err.contains("NotFound"), "{err}");
-    let (ok, _, err) = cli(&["query", "traces", "--service", "x", "--min-duration", "fast", "--addr", addr]).await;
+    let (ok, _, err) = cli(&[
+        "query",
+        "traces",
+        "--service",
+        "x",
+        "--min-duration",
+        "fast",
+        "--addr",
+        addr,
+    ])
+    .await;
     assert!(!ok && err.contains("invalid duration"), "{err}");
-    let (ok, _, err) = cli(&["query", "traces", "--service", "x", "--since", "1h", "--start", "1000", "--addr", addr]).await;
+    let (ok, _, err) = cli(&[
+        "query",
+        "traces",
+        "--service",
+        "x",
+        "--since",
+        "1h",
+        "--start",
+        "1000",
+        "--addr",
+        addr,
+    ])
+    .await;
     assert!(!ok && err.contains("cannot be used with"), "{err}");
-    let (ok, _, err) = cli(&["query", "logs", "--start", "2000", "--end", "1000", "--addr", addr]).await;
+    let (ok, _, err) = cli(&[
+        "query", "logs", "--start", "2000", "--end", "1000", "--addr", addr,
+    ])
+    .await;
     assert!(!ok && err.contains("--start is after --end"), "{err}");
     let (ok, _, err) = cli(&["query", "logs", "--severity", "loud", "--addr", addr]).await;
     assert!(!ok && err.contains("invalid severity"), "{err}");
-    let (ok, _, err) = cli(&["query", "traces", "--service", "x", "--limit", "0", "--addr", addr]).await;
+    let (ok, _, err) = cli(&[
+        "query",
+        "traces",
+        "--service",
+        "x",
+        "--limit",
+        "0",
+        "--addr",
+        addr,
+    ])
+    .await;
     assert!(!ok && err.contains("limit"), "{err}");
     let (ok, _, err) = cli(&["query", "services", "--addr", "http://127.0.0.1:1"]).await;
     assert!(!ok && err.contains("cannot reach sieve"), "{err}");

@@ -80,39 +80,76 @@ async fn expired_partitions_are_dropped() {
     let getter = q.clone();
     let get = |b: u8| {
         let mut q = getter.clone();
-        async move { q.get_trace(GetTraceRequest { trace_id: hex::encode([b; 16]) }).await.map(|_| ()).map_err(|e| e.code()) }
+        async move {
+            q.get_trace(GetTraceRequest {
+                trace_id: hex::encode([b; 16]),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code())
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(0x01).await.is_ok() {
-        assert!(Instant::now() < deadline, "the replayed trace was never swept");
+        assert!(
+            Instant::now() < deadline,
+            "the replayed trace was never swept"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(get(0x02).await, Ok(()), "young data survives the sweep of old data");
+    assert_eq!(
+        get(0x02).await,
+        Ok(()),
+        "young data survives the sweep of old data"
+    );
     let n = q
-        .search_logs(SearchLogsRequest { limit: 10, ..Default::default() })
+        .search_logs(SearchLogsRequest {
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .logs
         .len();
     assert_eq!(n, 1);
-    assert_eq!(q.get_services(GetServicesRequest {}).await.unwrap().into_inner().services, ["ephemeral"]);
+    assert_eq!(
+        q.get_services(GetServicesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .services,
+        ["ephemeral"]
+    );
 
     // After retention + one partition, the young data is gone as well.
     let deadline = Instant::now() + Duration::from_secs(15);
     while get(0x02).await.is_ok() {
-        assert!(Instant::now() < deadline, "the young trace outlived its retention");
+        assert!(
+            Instant::now() < deadline,
+            "the young trace outlived its retention"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(0x02).await, Err(Code::NotFound));
     let n = q
-        .search_logs(SearchLogsRequest { limit: 10, ..Default::default() })
+        .search_logs(SearchLogsRequest {
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .logs
         .len();
     assert_eq!(n, 0);
-    assert!(q.get_services(GetServicesRequest {}).await.unwrap().into_inner().services.is_empty());
+    assert!(
+        q.get_services(GetServicesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .services
+            .is_empty()
+    );
     gw.stop().await;
 }

@@ -295,9 +295,27 @@ mod tests {
         };
         assert!(trace_query(ok.clone(), 10).is_ok());
         for (r, want) in [
-            (FindTracesRequest { service_name: String::new(), ..ok.clone() }, "service_name"),
-            (FindTracesRequest { limit: 0, ..ok.clone() }, "limit"),
-            (FindTracesRequest { limit: 5000, ..ok.clone() }, "limit"),
+            (
+                FindTracesRequest {
+                    service_name: String::new(),
+                    ..ok.clone()
+                },
+                "service_name",
+            ),
+            (
+                FindTracesRequest {
+                    limit: 0,
+                    ..ok.clone()
+                },
+                "limit",
+            ),
+            (
+                FindTracesRequest {
+                    limit: 5000,
+                    ..ok.clone()
+                },
+                "limit",
+            ),
             (
                 FindTracesRequest {
                     start_time_min_unix_nano: 9,
@@ -328,9 +346,27 @@ mod tests {
         };
         assert!(log_query(ok.clone()).is_ok());
         for (r, want) in [
-            (SearchLogsRequest { trace_id: "zz".into(), ..ok.clone() }, "trace_id"),
-            (SearchLogsRequest { min_severity_number: 30, ..ok.clone() }, "min_severity"),
-            (SearchLogsRequest { limit: 0, ..ok.clone() }, "limit"),
+            (
+                SearchLogsRequest {
+                    trace_id: "zz".into(),
+                    ..ok.clone()
+                },
+                "trace_id",
+            ),
+            (
+                SearchLogsRequest {
+                    min_severity_number: 30,
+                    ..ok.clone()
+                },
+                "min_severity",
+            ),
+            (
+                SearchLogsRequest {
+                    limit: 0,
+                    ..ok.clone()
+                },
+                "limit",
+            ),
         ] {
             let e = log_query(r).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");

@@ -93,9 +93,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != E::PATH {
-            return Box::pin(async {
-                Ok(Status::unimplemented("unknown method").into_http())
-            });
+            return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let handler = Handler(self.inner.clone());
         let max = self.max_decoding_message_size;

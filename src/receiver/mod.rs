@@ -77,9 +77,17 @@ impl Receiver {
 
     /// Counts the request and reserves its bytes, or refuses it.
     fn admit(&self, kind: SignalKind, body_len: usize, items: u64) -> Result<Reservation, Status> {
-        events::ReceiverRequestReceived { signal: kind, items }.emit(&self.stats);
+        events::ReceiverRequestReceived {
+            signal: kind,
+            items,
+        }
+        .emit(&self.stats);
         self.intake.try_reserve(body_len).map_err(|e| {
-            events::ReceiverRequestRefused { signal: kind, items }.emit(&self.stats);
+            events::ReceiverRequestRefused {
+                signal: kind,
+                items,
+            }
+            .emit(&self.stats);
             intake_status(e)
         })
     }
@@ -142,11 +150,8 @@ impl Export for Traces {
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     type Response = ExportTraceServiceResponse;
 
-    fn export(
-        self: Arc<Self>,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Self::Response, Status>> + Send + 'static {
-        async move {
+    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
+        {
             let rx = &self.0;
             let kind = SignalKind::Traces;
             let len = body.len();
@@ -167,7 +172,7 @@ impl Export for Traces {
                 .map_err(prepare_failed)?;
             rx.commit(kind, write).await?;
             Ok(ExportTraceServiceResponse {
-                partial_success: (rej.count > 0).then(|| ExportTracePartialSuccess {
+                partial_success: (rej.count > 0).then_some(ExportTracePartialSuccess {
                     rejected_spans: rej.count as i64,
                     error_message: message,
                 }),
@@ -184,11 +189,8 @@ impl Export for Logs {
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     type Response = ExportLogsServiceResponse;
 
-    fn export(
-        self: Arc<Self>,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Self::Response, Status>> + Send + 'static {
-        async move {
+    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
+        {
             let rx = &self.0;
             let kind = SignalKind::Logs;
             let len = body.len();
@@ -209,7 +211,7 @@ impl Export for Logs {
                 .map_err(prepare_failed)?;
             rx.commit(kind, write).await?;
             Ok(ExportLogsServiceResponse {
-                partial_success: (rej.count > 0).then(|| ExportLogsPartialSuccess {
+                partial_success: (rej.count > 0).then_some(ExportLogsPartialSuccess {
                     rejected_log_records: rej.count as i64,
                     error_message: message,
                 }),
@@ -227,11 +229,8 @@ impl Export for Metrics {
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     type Response = ExportMetricsServiceResponse;
 
-    fn export(
-        self: Arc<Self>,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Self::Response, Status>> + Send + 'static {
-        async move {
+    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
+        {
             let rx = &self.0;
             let kind = SignalKind::Metrics;
             let len = body.len();

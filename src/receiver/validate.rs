@@ -42,7 +42,11 @@ impl Rejections {
             return String::new();
         }
         let more = self.count as usize - self.problems.len();
-        let mut m = format!("rejected {} {item}: {}", self.count, self.problems.join("; "));
+        let mut m = format!(
+            "rejected {} {item}: {}",
+            self.count,
+            self.problems.join("; ")
+        );
         if more > 0 {
             m.push_str(&format!("; and {more} more"));
         }
@@ -134,7 +138,11 @@ pub fn span_problem(span: &Span, limits: &Limits) -> Option<String> {
     attrs_problem("attributes", &span.attributes, limits)
         .or_else(|| {
             span.events.iter().find_map(|e| {
-                attrs_problem(&format!("event {:?} attributes", e.name), &e.attributes, limits)
+                attrs_problem(
+                    &format!("event {:?} attributes", e.name),
+                    &e.attributes,
+                    limits,
+                )
             })
         })
         .or_else(|| {
@@ -225,26 +233,40 @@ mod tests {
             max_attribute_value_length: 8,
         };
         assert_eq!(span_problem(&good_span(), &limits), None);
-        let cases: Vec<(Box<dyn Fn(&mut Span)>, &str)> = vec![
-            (Box::new(|s| s.trace_id = vec![1; 3]), "trace_id must be 16 bytes"),
-            (Box::new(|s| s.trace_id = vec![0; 16]), "trace_id is all zeros"),
+        type Mutation = Box<dyn Fn(&mut Span)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|s| s.trace_id = vec![1; 3]),
+                "trace_id must be 16 bytes",
+            ),
+            (
+                Box::new(|s| s.trace_id = vec![0; 16]),
+                "trace_id is all zeros",
+            ),
             (Box::new(|s| s.span_id = vec![]), "span_id must be 8 bytes"),
             (Box::new(|s| s.span_id = vec![0; 8]), "span_id is all zeros"),
-            (Box::new(|s| s.parent_span_id = vec![1; 4]), "parent_span_id"),
+            (
+                Box::new(|s| s.parent_span_id = vec![1; 4]),
+                "parent_span_id",
+            ),
             (Box::new(|s| s.end_time_unix_nano = 5), "before start"),
             (Box::new(|s| s.name.clear()), "name is empty"),
             (
                 Box::new(|s| s.attributes = vec![string_attr("a", 1); 3]),
                 "3 attributes exceed",
             ),
-            (Box::new(|s| s.attributes = vec![string_attr("a", 9)]), "over the limit"),
+            (
+                Box::new(|s| s.attributes = vec![string_attr("a", 9)]),
+                "over the limit",
+            ),
             (
                 Box::new(|s| {
-                    s.events.push(opentelemetry_proto::tonic::trace::v1::span::Event {
-                        name: "e".into(),
-                        attributes: vec![string_attr("a", 9)],
-                        ..Default::default()
-                    })
+                    s.events
+                        .push(opentelemetry_proto::tonic::trace::v1::span::Event {
+                            name: "e".into(),
+                            attributes: vec![string_attr("a", 9)],
+                            ..Default::default()
+                        })
                 }),
                 "event \"e\" attributes",
             ),
@@ -282,7 +304,10 @@ mod tests {
         for i in 0..8 {
             r.add(|| format!("p{i}"));
         }
-        assert_eq!(r.message("spans"), "rejected 8 spans: p0; p1; p2; p3; p4; and 3 more");
+        assert_eq!(
+            r.message("spans"),
+            "rejected 8 spans: p0; p1; p2; p3; p4; and 3 more"
+        );
         assert_eq!(Rejections::default().message("spans"), "");
     }
 
@@ -303,7 +328,11 @@ mod tests {
             span_id: vec![1; 3],
             ..Default::default()
         };
-        assert!(log_problem(&r, &limits).unwrap().contains("span_id must be 8"));
+        assert!(
+            log_problem(&r, &limits)
+                .unwrap()
+                .contains("span_id must be 8")
+        );
         let r = LogRecord {
             body: Some(AnyValue {
                 value: Some(any_value::Value::StringValue("too long".into())),

@@ -140,12 +140,15 @@ impl Posting {
 
     /// Decodes a list; a truncated tail is ignored.
     pub fn decode_list(v: &[u8]) -> impl Iterator<Item = Posting> + '_ {
-        v.get(8..).unwrap_or_default().chunks_exact(Self::LEN).map(|c| Posting {
-            trace_id: c[..16].try_into().unwrap_or([0; 16]),
-            start: read_u64(&c[16..24]),
-            min_duration: read_u64(&c[24..32]),
-            max_duration: read_u64(&c[32..40]),
-        })
+        v.get(8..)
+            .unwrap_or_default()
+            .chunks_exact(Self::LEN)
+            .map(|c| Posting {
+                trace_id: c[..16].try_into().unwrap_or([0; 16]),
+                start: read_u64(&c[16..24]),
+                min_duration: read_u64(&c[24..32]),
+                max_duration: read_u64(&c[32..40]),
+            })
     }
 
     /// Could a matching span of this trace have a duration within [min, max]?
@@ -250,8 +253,18 @@ mod tests {
     #[test]
     fn posting_lists_round_trip() {
         let list = vec![
-            Posting { trace_id: [1; 16], start: 50, min_duration: 1, max_duration: 9 },
-            Posting { trace_id: [2; 16], start: 20, min_duration: 3, max_duration: 3 },
+            Posting {
+                trace_id: [1; 16],
+                start: 50,
+                min_duration: 1,
+                max_duration: 9,
+            },
+            Posting {
+                trace_id: [2; 16],
+                start: 20,
+                min_duration: 3,
+                max_duration: 3,
+            },
         ];
         let v = Posting::encode_list(&list);
         assert_eq!(Posting::list_min_start(&v), 20);

@@ -86,7 +86,10 @@ impl Store {
                 let (k, v) = item?;
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
                 let body = self.read_chunk(Signal::Spans, start, &part, &v)?;
-                chunks.push((seq, TracesData::decode(body.as_slice()).map_err(|e| corrupt("span chunk", e))?));
+                chunks.push((
+                    seq,
+                    TracesData::decode(body.as_slice()).map_err(|e| corrupt("span chunk", e))?,
+                ));
             }
         }
         if chunks.is_empty() {
@@ -107,7 +110,10 @@ impl Store {
         let dmax = q.duration_max.unwrap_or(u64::MAX);
         // The most selective index available: an indexed attribute value, else the operation,
         // else the service.
-        let indexed_attr = q.attributes.iter().find(|(k, v)| self.is_indexed(&q.service, k, v));
+        let indexed_attr = q
+            .attributes
+            .iter()
+            .find(|(k, v)| self.is_indexed(&q.service, k, v));
         let prefix = match (indexed_attr, &q.operation) {
             (Some((k, v)), _) => keys::prefix(
                 keys::ATTRIBUTE,
@@ -259,8 +265,7 @@ impl Store {
                 let chunk_time = keys::time_of_chunk_key(&chunk_key).unwrap_or(0);
                 // Chunks come newest (by their newest record) first: once `limit` hits are all
                 // newer than this chunk's newest record, nothing further can enter.
-                if best.len() >= q.limit
-                    && best.keys().next().is_some_and(|(t, _)| *t > chunk_time)
+                if best.len() >= q.limit && best.keys().next().is_some_and(|(t, _)| *t > chunk_time)
                 {
                     return Ok(into_newest_first(best));
                 }
@@ -281,7 +286,8 @@ impl Store {
                     continue;
                 }
                 let body = self.read_chunk(Signal::Logs, start, &part, &value)?;
-                let rl = ResourceLogs::decode(body.as_slice()).map_err(|e| corrupt("log chunk", e))?;
+                let rl =
+                    ResourceLogs::decode(body.as_slice()).map_err(|e| corrupt("log chunk", e))?;
                 collect_log_hits(rl, q, tmin, tmax, &mut best, &mut order);
             }
         }
@@ -363,15 +369,23 @@ fn spans_with_service(trace: &TracesData) -> impl Iterator<Item = (&str, &Span)>
 }
 
 /// Does one span of the trace satisfy every condition of the query?
-fn trace_matches(trace: &TracesData, q: &TraceQuery, tmin: u64, tmax: u64, dmin: u64, dmax: u64) -> bool {
+fn trace_matches(
+    trace: &TracesData,
+    q: &TraceQuery,
+    tmin: u64,
+    tmax: u64,
+    dmin: u64,
+    dmax: u64,
+) -> bool {
     spans_with_service(trace).any(|(svc, span)| {
-        let dur = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+        let dur = span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano);
         svc == q.service
             && q.operation.as_ref().is_none_or(|op| *op == span.name)
             && (tmin..=tmax).contains(&span.start_time_unix_nano)
             && (dmin..=dmax).contains(&dur)
-            && q
-                .attributes
+            && q.attributes
                 .iter()
                 .all(|(k, v)| otlp::string_attr(&span.attributes, k) == Some(v.as_str()))
     })
@@ -393,11 +407,16 @@ pub fn summarize(trace_id: [u8; 16], trace: &TracesData) -> TraceSummary {
         spans += 1;
         start = start.min(span.start_time_unix_nano);
         end = end.max(span.end_time_unix_nano);
-        if span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32) {
+        if span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == StatusCode::Error as i32)
+        {
             errors += 1;
         }
         // A span is a root if it has no parent, or its parent is not in the trace.
-        let is_root = span.parent_span_id.is_empty() || !ids.contains_key(span.parent_span_id.as_slice());
+        let is_root =
+            span.parent_span_id.is_empty() || !ids.contains_key(span.parent_span_id.as_slice());
         let candidate = (is_root, span.start_time_unix_nano, svc, span.name.as_str());
         root = match root {
             None => Some(candidate),

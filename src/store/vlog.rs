@@ -84,7 +84,8 @@ impl ValueLog {
 
     fn path(&self, signal: Signal, start: u64, end: u64) -> PathBuf {
         let prefix = signal.tree_prefix().trim_end_matches('/');
-        self.dir.join(format!("{prefix}-{start:020}-{end:020}.vlog"))
+        self.dir
+            .join(format!("{prefix}-{start:020}-{end:020}.vlog"))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Signal, u64), Segment>> {
@@ -154,7 +155,13 @@ impl ValueLog {
     }
 
     /// Reads one record, checking its length and checksum.
-    pub fn read(&self, signal: Signal, start: u64, end: u64, p: Pointer) -> Result<Vec<u8>, StoreError> {
+    pub fn read(
+        &self,
+        signal: Signal,
+        start: u64,
+        end: u64,
+        p: Pointer,
+    ) -> Result<Vec<u8>, StoreError> {
         let path = self.path(signal, start, end);
         let file = {
             let segs = self.lock();
@@ -173,7 +180,11 @@ impl ValueLog {
         if len != p.len || crc32fast::hash(&body) != crc {
             return Err(StoreError::Corrupt {
                 what: "value log record",
-                reason: format!("{} at offset {}: length or checksum mismatch", path.display(), p.offset),
+                reason: format!(
+                    "{} at offset {}: length or checksum mismatch",
+                    path.display(),
+                    p.offset
+                ),
             });
         }
         Ok(body)
@@ -223,7 +234,9 @@ mod tests {
     fn append_read_and_detect_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let log = ValueLog::open(dir.path().join("values")).unwrap();
-        let ps = log.append(Signal::Spans, 0, 10, &[b"hello", b"", b"world!"]).unwrap();
+        let ps = log
+            .append(Signal::Spans, 0, 10, &[b"hello", b"", b"world!"])
+            .unwrap();
         let more = log.append(Signal::Spans, 0, 10, &[b"again"]).unwrap();
         assert_eq!(log.read(Signal::Spans, 0, 10, ps[0]).unwrap(), b"hello");
         assert_eq!(log.read(Signal::Spans, 0, 10, ps[1]).unwrap(), b"");
@@ -236,10 +249,19 @@ mod tests {
         assert!(p.offset > more[0].offset);
         assert_eq!(log.read(Signal::Spans, 0, 10, more[0]).unwrap(), b"again");
         // A wrong pointer reads as corrupt, not as other data.
-        let bad = Pointer { offset: ps[0].offset, len: 4 };
-        assert!(matches!(log.read(Signal::Spans, 0, 10, bad), Err(StoreError::Corrupt { .. })));
+        let bad = Pointer {
+            offset: ps[0].offset,
+            len: 4,
+        };
+        assert!(matches!(
+            log.read(Signal::Spans, 0, 10, bad),
+            Err(StoreError::Corrupt { .. })
+        ));
         // Past the end: an I/O error, no panic.
-        let past = Pointer { offset: 1 << 30, len: 4 };
+        let past = Pointer {
+            offset: 1 << 30,
+            len: 4,
+        };
         assert!(log.read(Signal::Spans, 0, 10, past).is_err());
         log.remove(Signal::Spans, 0, 10).unwrap();
         assert!(log.read(Signal::Spans, 0, 10, ps[0]).is_err());
@@ -247,7 +269,10 @@ mod tests {
 
     #[test]
     fn pointer_round_trip() {
-        let p = Pointer { offset: 1 << 40, len: 77 };
+        let p = Pointer {
+            offset: 1 << 40,
+            len: 77,
+        };
         assert_eq!(Pointer::decode(&p.encode()), Some(p));
         assert_eq!(Pointer::decode(&[1, 2]), None);
     }

@@ -86,7 +86,9 @@ impl Write {
 
     fn chunk(&mut self, signal: Signal, start: u64, key: Vec<u8>, meta: Vec<u8>, body: Vec<u8>) {
         self.bytes += (key.len() + meta.len() + body.len()) as u64;
-        self.part(signal, start).chunks.push(Chunk { key, meta, body });
+        self.part(signal, start)
+            .chunks
+            .push(Chunk { key, meta, body });
     }
 
     fn catalog_insert(&mut self, key: Vec<u8>, value: &[u8]) {
@@ -169,8 +171,11 @@ impl Store {
                         .or_insert((u64::MAX, u64::MAX, 0));
                     widen(op, start, dur);
                     for kv in &span.attributes {
-                        if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v)) =
-                            kv.value.as_ref().and_then(|v| v.value.as_ref())
+                        if let Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                v,
+                            ),
+                        ) = kv.value.as_ref().and_then(|v| v.value.as_ref())
                             && v.len() <= max_value_len
                         {
                             let slot = chunk
@@ -213,12 +218,15 @@ impl Store {
         // Posting lists per (partition, index key): one sled entry per key per request.
         let mut postings: HashMap<(u64, Vec<u8>), Vec<keys::Posting>> = HashMap::new();
         let mut post = |part: u64, prefix: Vec<u8>, tid: [u8; 16], agg: &(u64, u64, u64)| {
-            postings.entry((part, prefix)).or_default().push(keys::Posting {
-                trace_id: tid,
-                start: agg.0,
-                min_duration: agg.1,
-                max_duration: agg.2,
-            });
+            postings
+                .entry((part, prefix))
+                .or_default()
+                .push(keys::Posting {
+                    trace_id: tid,
+                    start: agg.0,
+                    min_duration: agg.1,
+                    max_duration: agg.2,
+                });
         };
         for (tid, chunk) in chunks {
             let part = self.partition_start(chunk.min_start);
@@ -245,7 +253,12 @@ impl Store {
                 );
             }
             for (svc, agg) in &per_service {
-                post(part, keys::prefix(keys::SERVICE, &[svc.as_bytes()]), tid, agg);
+                post(
+                    part,
+                    keys::prefix(keys::SERVICE, &[svc.as_bytes()]),
+                    tid,
+                    agg,
+                );
             }
             for (attr, agg) in &chunk.index.attrs {
                 if !indexable.contains(attr) {
@@ -255,7 +268,10 @@ impl Store {
                 let svc = services[*ri].as_str();
                 post(
                     part,
-                    keys::prefix(keys::ATTRIBUTE, &[svc.as_bytes(), k.as_bytes(), v.as_bytes()]),
+                    keys::prefix(
+                        keys::ATTRIBUTE,
+                        &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
+                    ),
                     tid,
                     agg,
                 );
@@ -265,10 +281,15 @@ impl Store {
             let seq = self.next_seq()?;
             for ((part, prefix), mut list) in postings {
                 // Newest first inside a list, as the merge in `read` expects.
-                list.sort_unstable_by(|a, b| b.start.cmp(&a.start));
+                list.sort_unstable_by_key(|p| std::cmp::Reverse(p.start));
                 let max_start = list.first().map(|p| p.start).unwrap_or(0);
                 let key = keys::span_index_key(&prefix, max_start, seq);
-                write.insert(Signal::Spans, part, &key, &keys::Posting::encode_list(&list));
+                write.insert(
+                    Signal::Spans,
+                    part,
+                    &key,
+                    &keys::Posting::encode_list(&list),
+                );
             }
         }
         Ok(write)
@@ -311,7 +332,9 @@ impl Store {
                 continue;
             }
             if known.is_none() {
-                *cat.operations_per_service.entry(svc.to_string()).or_default() += 1;
+                *cat.operations_per_service
+                    .entry(svc.to_string())
+                    .or_default() += 1;
             }
             if known.is_none_or(|old| self.partition_start(old) < part) {
                 let mut key = keys::prefix(keys::CAT_OPERATION, &[svc.as_bytes(), name.as_bytes()]);
@@ -487,8 +510,12 @@ pub fn count_points(rm: &ResourceMetrics) -> (u64, u64) {
     for sm in &rm.scope_metrics {
         for m in &sm.metrics {
             let times: Vec<u64> = match &m.data {
-                Some(metric::Data::Gauge(g)) => g.data_points.iter().map(|p| p.time_unix_nano).collect(),
-                Some(metric::Data::Sum(s)) => s.data_points.iter().map(|p| p.time_unix_nano).collect(),
+                Some(metric::Data::Gauge(g)) => {
+                    g.data_points.iter().map(|p| p.time_unix_nano).collect()
+                }
+                Some(metric::Data::Sum(s)) => {
+                    s.data_points.iter().map(|p| p.time_unix_nano).collect()
+                }
                 Some(metric::Data::Histogram(h)) => {
                     h.data_points.iter().map(|p| p.time_unix_nano).collect()
                 }

@@ -103,7 +103,10 @@ pub async fn query_client(url: &str) -> QueryServiceClient<Channel> {
 fn resource(service: &str) -> Resource {
     Resource::builder()
         .with_service_name(service.to_string())
-        .with_attribute(opentelemetry::KeyValue::new("deployment.environment", "test"))
+        .with_attribute(opentelemetry::KeyValue::new(
+            "deployment.environment",
+            "test",
+        ))
         .build()
 }
 
@@ -210,7 +213,10 @@ pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("sieve did not log its listeners; stderr: {:?}", lines.lock().expect("lines"));
+                panic!(
+                    "sieve did not log its listeners; stderr: {:?}",
+                    lines.lock().expect("lines")
+                );
             }
         };
         if let Some(addr) = listen_addr(&line, "otlp grpc listening on ") {
