@@ -99,51 +99,48 @@ impl Write {
     }
 }
 
-/// Index facts of one chunk gathered while grouping.
-#[derive(Default)]
-struct ChunkIndex {
-    /// (resource index, span name, kind) → (earliest start, min duration, max duration).
-    ops: HashMap<(usize, String, i32), (u64, u64, u64)>,
-    /// (resource index, key, value) → same.
-    attrs: HashMap<(usize, String, String), (u64, u64, u64)>,
-}
+/// (earliest start, shortest duration, longest duration) of the spans behind an index entry.
+type Agg = (u64, u64, u64);
 
-fn widen(slot: &mut (u64, u64, u64), start: u64, dur: u64) {
+const EMPTY_AGG: Agg = (u64::MAX, u64::MAX, 0);
+
+fn widen(slot: &mut Agg, start: u64, dur: u64) {
     slot.0 = slot.0.min(start);
     slot.1 = slot.1.min(dur);
     slot.2 = slot.2.max(dur);
 }
 
+/// A fast hasher for the per-request maps (their keys come from one request, so HashDoS
+/// resistance buys nothing here).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One trace's spans of one request, in OTLP shape.
+#[derive(Default)]
 struct TraceChunk {
     data: TracesData,
     /// (resource index, scope index) of the last ScopeSpans pushed.
     last: Option<(usize, usize)>,
-    min_start: u64,
-    index: ChunkIndex,
 }
 
 impl Store {
     /// Prepares the spans of one request (already validated: ids have their lengths).
+    ///
+    /// Two passes: the first reads the request in place and derives everything the indexes
+    /// and the catalog need (borrowing names and values, so no per-span allocation); the second
+    /// moves the spans into per-trace chunks and encodes them.
     pub fn prepare_spans(&self, resource_spans: Vec<ResourceSpans>) -> Result<Write, StoreError> {
-        let max_value_len = self.inner().attribute_index.max_value_length;
-        let mut services: Vec<String> = Vec::with_capacity(resource_spans.len());
-        let mut chunks: HashMap<[u8; 16], TraceChunk> = HashMap::new();
-        let mut items = 0u64;
+        let mut write = Write::default();
+        self.index_spans(&resource_spans, &mut write)?;
+
+        let mut chunks: FastMap<[u8; 16], TraceChunk> = FastMap::default();
         for (ri, mut rs) in resource_spans.into_iter().enumerate() {
-            services.push(otlp::service_name(rs.resource.as_ref()).to_string());
             for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
                 for span in std::mem::take(&mut ss.spans) {
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue; // validation guarantees 16 bytes
                     };
-                    items += 1;
-                    let chunk = chunks.entry(tid).or_insert_with(|| TraceChunk {
-                        data: TracesData::default(),
-                        last: None,
-                        min_start: u64::MAX,
-                        index: ChunkIndex::default(),
-                    });
+                    write.items += 1;
+                    let chunk = chunks.entry(tid).or_default();
                     if chunk.last.map(|(r, _)| r) != Some(ri) {
                         chunk.data.resource_spans.push(ResourceSpans {
                             resource: rs.resource.clone(),
@@ -161,31 +158,6 @@ impl Store {
                         }
                         chunk.last = Some((ri, si));
                     }
-                    let start = span.start_time_unix_nano;
-                    let dur = span.end_time_unix_nano.saturating_sub(start);
-                    chunk.min_start = chunk.min_start.min(start);
-                    let op = chunk
-                        .index
-                        .ops
-                        .entry((ri, span.name.clone(), span.kind))
-                        .or_insert((u64::MAX, u64::MAX, 0));
-                    widen(op, start, dur);
-                    for kv in &span.attributes {
-                        if let Some(
-                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                v,
-                            ),
-                        ) = kv.value.as_ref().and_then(|v| v.value.as_ref())
-                            && v.len() <= max_value_len
-                        {
-                            let slot = chunk
-                                .index
-                                .attrs
-                                .entry((ri, kv.key.clone(), v.clone()))
-                                .or_insert((u64::MAX, u64::MAX, 0));
-                            widen(slot, start, dur);
-                        }
-                    }
                     if let Some(r) = chunk.data.resource_spans.last_mut()
                         && let Some(s) = r.scope_spans.last_mut()
                     {
@@ -194,30 +166,93 @@ impl Store {
                 }
             }
         }
+        for (tid, chunk) in chunks {
+            let min_start = chunk
+                .data
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.start_time_unix_nano)
+                .min()
+                .unwrap_or(0);
+            let seq = self.next_seq()?;
+            write.chunk(
+                Signal::Spans,
+                self.partition_start(min_start),
+                keys::span_chunk_key(&tid, seq).to_vec(),
+                Vec::new(),
+                chunk.data.encode_to_vec(),
+            );
+        }
+        Ok(write)
+    }
 
-        let mut write = Write {
-            items,
-            ..Write::default()
-        };
-        // What the catalog must learn, and which attribute values may be indexed.
-        let indexable = {
-            let mut seen_ops: HashMap<(usize, &str, i32), u64> = HashMap::new();
-            let mut seen_attrs: Vec<(usize, &str, &str)> = Vec::new();
-            for c in chunks.values() {
-                for ((ri, name, kind), (start, _, _)) in &c.index.ops {
-                    let t = seen_ops.entry((*ri, name, *kind)).or_insert(0);
-                    *t = (*t).max(*start);
-                }
-                for (ri, key, value) in c.index.attrs.keys() {
-                    seen_attrs.push((*ri, key, value));
+    /// The first pass of [`Store::prepare_spans`]: catalog updates and posting lists.
+    fn index_spans(
+        &self,
+        resource_spans: &[ResourceSpans],
+        write: &mut Write,
+    ) -> Result<(), StoreError> {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let max_value_len = self.inner().attribute_index.max_value_length;
+        let services: Vec<&str> = resource_spans
+            .iter()
+            .map(|rs| otlp::service_name(rs.resource.as_ref()))
+            .collect();
+        // Per trace: earliest start (it decides the chunk's partition).
+        let mut trace_start: FastMap<[u8; 16], u64> = FastMap::default();
+        // (trace, resource, span name, kind) and (trace, resource, key, value) aggregates.
+        let mut ops: FastMap<([u8; 16], usize, &str, i32), Agg> = FastMap::default();
+        let mut attrs: FastMap<([u8; 16], usize, &str, &str), Agg> = FastMap::default();
+        for (ri, rs) in resource_spans.iter().enumerate() {
+            for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
+                    continue;
+                };
+                let start = span.start_time_unix_nano;
+                let dur = span.end_time_unix_nano.saturating_sub(start);
+                let t = trace_start.entry(tid).or_insert(u64::MAX);
+                *t = (*t).min(start);
+                widen(
+                    ops.entry((tid, ri, span.name.as_str(), span.kind))
+                        .or_insert(EMPTY_AGG),
+                    start,
+                    dur,
+                );
+                for kv in &span.attributes {
+                    if let Some(Value::StringValue(v)) =
+                        kv.value.as_ref().and_then(|v| v.value.as_ref())
+                        && v.len() <= max_value_len
+                    {
+                        widen(
+                            attrs
+                                .entry((tid, ri, kv.key.as_str(), v.as_str()))
+                                .or_insert(EMPTY_AGG),
+                            start,
+                            dur,
+                        );
+                    }
                 }
             }
-            self.update_catalog(&services, &seen_ops, &seen_attrs, &mut write)
-        };
+        }
+
+        // What the catalog must learn, and which attribute values may be indexed.
+        let mut seen_ops: FastMap<(usize, &str, i32), u64> = FastMap::default();
+        for (&(_, ri, name, kind), agg) in &ops {
+            let t = seen_ops.entry((ri, name, kind)).or_insert(0);
+            *t = (*t).max(agg.0);
+        }
+        let mut seen_attrs: Vec<(usize, &str, &str)> =
+            attrs.keys().map(|&(_, ri, k, v)| (ri, k, v)).collect();
+        seen_attrs.sort_unstable();
+        seen_attrs.dedup();
+        let indexable = self.update_catalog(&services, &seen_ops, &seen_attrs, write);
 
         // Posting lists per (partition, index key): one sled entry per key per request.
-        let mut postings: HashMap<(u64, Vec<u8>), Vec<keys::Posting>> = HashMap::new();
-        let mut post = |part: u64, prefix: Vec<u8>, tid: [u8; 16], agg: &(u64, u64, u64)| {
+        let mut postings: FastMap<(u64, Vec<u8>), Vec<keys::Posting>> = FastMap::default();
+        let mut post = |tid: [u8; 16], prefix: Vec<u8>, agg: &Agg| {
+            let part = self.partition_start(trace_start.get(&tid).copied().unwrap_or(agg.0));
             postings
                 .entry((part, prefix))
                 .or_default()
@@ -228,51 +263,30 @@ impl Store {
                     max_duration: agg.2,
                 });
         };
-        for (tid, chunk) in chunks {
-            let part = self.partition_start(chunk.min_start);
-            let seq = self.next_seq()?;
-            write.chunk(
-                Signal::Spans,
-                part,
-                keys::span_chunk_key(&tid, seq).to_vec(),
-                Vec::new(),
-                chunk.data.encode_to_vec(),
+        let mut per_service: FastMap<([u8; 16], &str), Agg> = FastMap::default();
+        for (&(tid, ri, name, _kind), agg) in &ops {
+            let svc = services[ri];
+            let s = per_service.entry((tid, svc)).or_insert(EMPTY_AGG);
+            widen(s, agg.0, agg.1);
+            widen(s, agg.0, agg.2);
+            post(
+                tid,
+                keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]),
+                agg,
             );
-            // Service entries aggregate the chunk's operations of each resource's service.
-            let mut per_service: HashMap<&str, (u64, u64, u64)> = HashMap::new();
-            for ((ri, name, _kind), agg) in &chunk.index.ops {
-                let svc = services[*ri].as_str();
-                let s = per_service.entry(svc).or_insert((u64::MAX, u64::MAX, 0));
-                widen(s, agg.0, agg.1);
-                widen(s, agg.0, agg.2);
+        }
+        for (&(tid, svc), agg) in &per_service {
+            post(tid, keys::prefix(keys::SERVICE, &[svc.as_bytes()]), agg);
+        }
+        for (&(tid, ri, k, v), agg) in &attrs {
+            if indexable.contains(&(ri, k, v)) {
+                let svc = services[ri];
                 post(
-                    part,
-                    keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]),
                     tid,
-                    agg,
-                );
-            }
-            for (svc, agg) in &per_service {
-                post(
-                    part,
-                    keys::prefix(keys::SERVICE, &[svc.as_bytes()]),
-                    tid,
-                    agg,
-                );
-            }
-            for (attr, agg) in &chunk.index.attrs {
-                if !indexable.contains(attr) {
-                    continue;
-                }
-                let (ri, k, v) = attr;
-                let svc = services[*ri].as_str();
-                post(
-                    part,
                     keys::prefix(
                         keys::ATTRIBUTE,
                         &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
                     ),
-                    tid,
                     agg,
                 );
             }
@@ -292,27 +306,27 @@ impl Store {
                 );
             }
         }
-        Ok(write)
+        Ok(())
     }
 
     /// Records new services, operations and attribute values in the in-memory catalog and in
     /// the write's catalog batch. Returns the attribute values that may be indexed.
-    fn update_catalog(
+    fn update_catalog<'a>(
         &self,
-        services: &[String],
-        ops: &HashMap<(usize, &str, i32), u64>,
-        attrs: &[(usize, &str, &str)],
+        services: &[&str],
+        ops: &FastMap<(usize, &str, i32), u64>,
+        attrs: &[(usize, &'a str, &'a str)],
         write: &mut Write,
-    ) -> std::collections::HashSet<(usize, String, String)> {
+    ) -> std::collections::HashSet<(usize, &'a str, &'a str), foldhash::fast::RandomState> {
         let limits = &self.inner().attribute_index;
-        let mut indexable = std::collections::HashSet::new();
+        let mut indexable = std::collections::HashSet::default();
         let mut cat = self
             .inner()
             .catalog
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (&(ri, name, kind), &t) in ops {
-            let svc = services[ri].as_str();
+            let svc = services[ri];
             let part = self.partition_start(t);
             let known = cat.services.get(svc).copied();
             if known.is_none() && cat.services.len() >= MAX_SERVICES {
@@ -344,7 +358,7 @@ impl Store {
             }
         }
         for &(ri, key, value) in attrs {
-            let svc = services[ri].as_str();
+            let svc = services[ri];
             let pair = (svc.to_string(), key.to_string());
             let n_keys = cat.indexed_values.len();
             let known = match cat.indexed_values.get_mut(&pair) {
@@ -374,7 +388,7 @@ impl Store {
                     &[],
                 );
             }
-            indexable.insert((ri, key.to_string(), value.to_string()));
+            indexable.insert((ri, key, value));
         }
         indexable
     }
