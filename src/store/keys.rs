@@ -10,16 +10,18 @@
 //! | key | value |
 //! |---|---|
 //! | `c` trace_id(16) seq(8) | pointer (value log) to OTLP `TracesData`: this trace's spans from one request |
-//! | `s` str(service) max_start(8) seq(8) | [`Posting`] list |
-//! | `o` str(service) str(operation) max_start(8) seq(8) | [`Posting`] list |
-//! | `a` str(service) str(key) str(value) max_start(8) seq(8) | [`Posting`] list |
+//! | `s` str(service) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
+//! | `o` str(service) str(operation) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
+//! | `a` str(service) str(key) str(value) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
 //!
 //! An index entry is a *posting list*: one per (index key, request), listing every trace of
 //! the request that has matching spans, with the earliest start and the shortest and longest
 //! duration of those spans. Per request, not per trace or span, because every sled insert
 //! copies the leaf it lands in: with one entry per (trace, key) the loadgen spent most of its
 //! CPU in sled. The key's `max_start` is the newest start in the list, so a reverse scan
-//! visits lists newest first and a k-way merge yields traces exactly newest first.
+//! visits lists newest first and a k-way merge yields traces exactly newest first. The lists
+//! themselves live in the value log: sled re-serialises a whole leaf when it rewrites a page,
+//! so every byte kept inside it is written many times over.
 //!
 //! Log partition tree (`logs/<start>-<end>`):
 //!

@@ -159,7 +159,7 @@ impl Store {
             }
             Ok(false)
         };
-        'parts: for (_, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
+        'parts: for (part_start, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
             for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
                 let (k, v) = item?;
                 let Some(list_max) = keys::parse_span_index_key(&k) else {
@@ -171,7 +171,8 @@ impl Store {
                 if keys::Posting::list_min_start(&v) > tmax {
                     continue;
                 }
-                for p in keys::Posting::decode_list(&v) {
+                let list = self.read_chunk(Signal::Spans, part_start, &part, &v)?;
+                for p in keys::Posting::decode_list(&list) {
                     if (tmin..=tmax).contains(&p.start)
                         && p.may_match(dmin, dmax)
                         && queued.insert(p.trace_id)

@@ -298,12 +298,11 @@ impl Store {
                 list.sort_unstable_by_key(|p| std::cmp::Reverse(p.start));
                 let max_start = list.first().map(|p| p.start).unwrap_or(0);
                 let key = keys::span_index_key(&prefix, max_start, seq);
-                write.insert(
-                    Signal::Spans,
-                    part,
-                    &key,
-                    &keys::Posting::encode_list(&list),
-                );
+                // The list goes to the value log like a chunk; sled keeps its earliest start
+                // (so a scan skips lists that are too new without reading them) and a pointer.
+                let body = keys::Posting::encode_list(&list);
+                let meta = body[..8].to_vec();
+                write.chunk(Signal::Spans, part, key, meta, body);
             }
         }
         Ok(())
