@@ -108,27 +108,29 @@ pub fn parse_span_index_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(suffix[..8].try_into().ok()?))
 }
 
-/// One trace in a posting list: its earliest matching start and the shortest and longest
-/// duration of its matching spans.
+/// One trace in a posting list: the start and duration ranges of its spans that the entry
+/// stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Posting {
     pub trace_id: [u8; 16],
-    pub start: u64,
+    pub min_start: u64,
+    pub max_start: u64,
     pub min_duration: u64,
     pub max_duration: u64,
 }
 
 impl Posting {
-    pub const LEN: usize = 40;
+    pub const LEN: usize = 48;
 
     /// Encodes a list: the earliest start (8 bytes), then the postings.
     pub fn encode_list(list: &[Posting]) -> Vec<u8> {
         let mut v = Vec::with_capacity(8 + list.len() * Self::LEN);
-        let min = list.iter().map(|p| p.start).min().unwrap_or(0);
+        let min = list.iter().map(|p| p.min_start).min().unwrap_or(0);
         v.extend_from_slice(&min.to_be_bytes());
         for p in list {
             v.extend_from_slice(&p.trace_id);
-            v.extend_from_slice(&p.start.to_be_bytes());
+            v.extend_from_slice(&p.min_start.to_be_bytes());
+            v.extend_from_slice(&p.max_start.to_be_bytes());
             v.extend_from_slice(&p.min_duration.to_be_bytes());
             v.extend_from_slice(&p.max_duration.to_be_bytes());
         }
@@ -147,15 +149,20 @@ impl Posting {
             .chunks_exact(Self::LEN)
             .map(|c| Posting {
                 trace_id: c[..16].try_into().unwrap_or([0; 16]),
-                start: read_u64(&c[16..24]),
-                min_duration: read_u64(&c[24..32]),
-                max_duration: read_u64(&c[32..40]),
+                min_start: read_u64(&c[16..24]),
+                max_start: read_u64(&c[24..32]),
+                min_duration: read_u64(&c[32..40]),
+                max_duration: read_u64(&c[40..48]),
             })
     }
 
-    /// Could a matching span of this trace have a duration within [min, max]?
-    pub fn may_match(&self, min: u64, max: u64) -> bool {
-        self.max_duration >= min && self.min_duration <= max
+    /// Could one of this trace's spans start within [tmin, tmax] and last within [dmin, dmax]?
+    /// (A necessary condition only: the trace itself is checked before it is returned.)
+    pub fn may_match(&self, tmin: u64, tmax: u64, dmin: u64, dmax: u64) -> bool {
+        self.max_start >= tmin
+            && self.min_start <= tmax
+            && self.max_duration >= dmin
+            && self.min_duration <= dmax
     }
 }
 
@@ -257,13 +264,15 @@ mod tests {
         let list = vec![
             Posting {
                 trace_id: [1; 16],
-                start: 50,
+                min_start: 50,
+                max_start: 70,
                 min_duration: 1,
                 max_duration: 9,
             },
             Posting {
                 trace_id: [2; 16],
-                start: 20,
+                min_start: 20,
+                max_start: 20,
                 min_duration: 3,
                 max_duration: 3,
             },
@@ -273,7 +282,9 @@ mod tests {
         assert_eq!(Posting::decode_list(&v).collect::<Vec<_>>(), list);
         // A truncated value yields the whole postings only.
         assert_eq!(Posting::decode_list(&v[..v.len() - 1]).count(), 1);
-        assert!(list[0].may_match(5, 100) && !list[1].may_match(4, 100));
+        assert!(list[0].may_match(60, 60, 5, 100));
+        assert!(!list[0].may_match(71, 100, 0, 100));
+        assert!(!list[1].may_match(0, 100, 4, 100));
     }
 
     #[test]

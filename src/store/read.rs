@@ -173,11 +173,9 @@ impl Store {
                 }
                 let list = self.read_chunk(Signal::Spans, part_start, &part, &v)?;
                 for p in keys::Posting::decode_list(&list) {
-                    if (tmin..=tmax).contains(&p.start)
-                        && p.may_match(dmin, dmax)
-                        && queued.insert(p.trace_id)
-                    {
-                        pending.push((p.start, p.trace_id));
+                    if p.may_match(tmin, tmax, dmin, dmax) && queued.insert(p.trace_id) {
+                        // Its newest span that could match: never newer than the list's key.
+                        pending.push((p.max_start.min(tmax), p.trace_id));
                     }
                 }
             }
@@ -436,5 +434,166 @@ pub fn summarize(trace_id: [u8; 16], trace: &TracesData) -> TraceSummary {
         duration: end.saturating_sub(if spans == 0 { end } else { start }),
         span_count: spans,
         error_count: errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+    const SERVICES: [&str; 3] = ["a", "b", "c"];
+    const OPS: [&str; 3] = ["x", "y", "z"];
+
+    /// (trace, service, op, start ms, duration ms, request)
+    type SpanRow = (u8, usize, usize, u64, u64, usize);
+
+    fn request(rows: &[SpanRow], base: u64) -> Vec<ResourceSpans> {
+        SERVICES
+            .iter()
+            .enumerate()
+            .map(|(si, svc)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![crate::otlp::string_kv("service.name", svc)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: rows
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.1 == si)
+                        .map(|(i, r)| Span {
+                            trace_id: vec![r.0 + 1; 16],
+                            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                            name: OPS[r.2].into(),
+                            start_time_unix_nano: base + r.3 * MS,
+                            end_time_unix_nano: base + (r.3 + r.4) * MS,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// FindTraces returns exactly what a naive scan over every span would, up to `limit`,
+        /// whatever the split of traces into requests (chunks) and the filters.
+        #[test]
+        fn find_traces_agrees_with_naive_scan(
+            rows in proptest::collection::vec((0u8..10, 0usize..3, 0usize..3, 0u64..100, 1u64..50, 0usize..3), 1..40),
+            svc in 0usize..3,
+            op in proptest::option::of(0usize..3),
+            tmin in proptest::option::of(0u64..100),
+            tmax in proptest::option::of(0u64..100),
+            dmin in proptest::option::of(1u64..50),
+            dmax in proptest::option::of(1u64..50),
+            limit in 1usize..15,
+        ) {
+            let mut cfg = config::Storage::default();
+            let (_dir, store) = crate::store::temp_store(&mut cfg);
+            let base = crate::store::now_ns() - 3600 * 1_000_000_000;
+            for req in 0..3 {
+                let part: Vec<SpanRow> = rows.iter().copied().filter(|r| r.5 == req).collect();
+                let w = store.prepare_spans(request(&part, base)).unwrap();
+                store.apply(w).unwrap();
+            }
+            let q = TraceQuery {
+                service: SERVICES[svc].into(),
+                operation: op.map(|o| OPS[o].to_string()),
+                start_min: tmin.map(|t| base + t * MS),
+                start_max: tmax.map(|t| base + t * MS),
+                duration_min: dmin.map(|d| d * MS),
+                duration_max: dmax.map(|d| d * MS),
+                limit,
+                search_depth: 10_000,
+                ..Default::default()
+            };
+            let expected: HashSet<[u8; 16]> = rows
+                .iter()
+                .filter(|r| {
+                    r.1 == svc
+                        && op.is_none_or(|o| o == r.2)
+                        && tmin.is_none_or(|t| r.3 >= t)
+                        && tmax.is_none_or(|t| r.3 <= t)
+                        && dmin.is_none_or(|d| r.4 >= d)
+                        && dmax.is_none_or(|d| r.4 <= d)
+                })
+                .map(|r| [r.0 + 1; 16])
+                .collect();
+            let got = store.find_traces(&q).unwrap();
+            let ids: Vec<[u8; 16]> = got.iter().map(|t| t.trace_id).collect();
+            let unique: HashSet<[u8; 16]> = ids.iter().copied().collect();
+            prop_assert_eq!(unique.len(), ids.len(), "duplicates in {:?}", ids);
+            prop_assert!(unique.is_subset(&expected), "{:?} not within {:?}", unique, expected);
+            prop_assert_eq!(ids.len(), limit.min(expected.len()));
+        }
+    }
+
+    /// Found by `find_traces_agrees_with_naive_scan`: a posting used to keep only the
+    /// earliest start of its spans, so a trace whose early span fell before `start_min` was
+    /// dropped although a later span of the same entry matched. Postings now carry the start
+    /// range.
+    #[test]
+    fn regression_later_span_of_an_entry_matches_the_window() {
+        let mut cfg = config::Storage::default();
+        let (_dir, store) = crate::store::temp_store(&mut cfg);
+        let base = crate::store::now_ns() - 3600 * 1_000_000_000;
+        let rows = [(0, 1, 0, 0, 1, 0), (0, 1, 0, 28, 1, 0)];
+        store
+            .apply(store.prepare_spans(request(&rows, base)).unwrap())
+            .unwrap();
+        let q = TraceQuery {
+            service: "b".into(),
+            start_min: Some(base + MS),
+            limit: 1,
+            search_depth: 100,
+            ..Default::default()
+        };
+        assert_eq!(store.find_traces(&q).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn summary_of_a_trace_without_a_root_uses_the_earliest_span() {
+        let spans = vec![
+            Span {
+                span_id: vec![1; 8],
+                parent_span_id: vec![9; 8],
+                name: "late".into(),
+                start_time_unix_nano: 20,
+                end_time_unix_nano: 30,
+                ..Default::default()
+            },
+            Span {
+                span_id: vec![2; 8],
+                parent_span_id: vec![8; 8],
+                name: "early".into(),
+                start_time_unix_nano: 10,
+                end_time_unix_nano: 15,
+                ..Default::default()
+            },
+        ];
+        let t = TracesData {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let s = summarize([1; 16], &t);
+        assert_eq!(
+            (s.root_operation.as_str(), s.start, s.duration, s.span_count),
+            ("early", 10, 20, 2)
+        );
+        assert_eq!(s.root_service, crate::otlp::UNKNOWN_SERVICE);
     }
 }

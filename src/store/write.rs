@@ -99,15 +99,36 @@ impl Write {
     }
 }
 
-/// (earliest start, shortest duration, longest duration) of the spans behind an index entry.
-type Agg = (u64, u64, u64);
+/// The spans of one trace behind one index entry: their start and duration ranges.
+#[derive(Debug, Clone, Copy)]
+struct Agg {
+    min_start: u64,
+    max_start: u64,
+    min_duration: u64,
+    max_duration: u64,
+}
 
-const EMPTY_AGG: Agg = (u64::MAX, u64::MAX, 0);
+const EMPTY_AGG: Agg = Agg {
+    min_start: u64::MAX,
+    max_start: 0,
+    min_duration: u64::MAX,
+    max_duration: 0,
+};
 
-fn widen(slot: &mut Agg, start: u64, dur: u64) {
-    slot.0 = slot.0.min(start);
-    slot.1 = slot.1.min(dur);
-    slot.2 = slot.2.max(dur);
+impl Agg {
+    fn add(&mut self, start: u64, dur: u64) {
+        self.min_start = self.min_start.min(start);
+        self.max_start = self.max_start.max(start);
+        self.min_duration = self.min_duration.min(dur);
+        self.max_duration = self.max_duration.max(dur);
+    }
+
+    fn merge(&mut self, o: &Agg) {
+        self.min_start = self.min_start.min(o.min_start);
+        self.max_start = self.max_start.max(o.max_start);
+        self.min_duration = self.min_duration.min(o.min_duration);
+        self.max_duration = self.max_duration.max(o.max_duration);
+    }
 }
 
 /// A fast hasher for the per-request maps (their keys come from one request, so HashDoS
@@ -214,24 +235,18 @@ impl Store {
                 let dur = span.end_time_unix_nano.saturating_sub(start);
                 let t = trace_start.entry(tid).or_insert(u64::MAX);
                 *t = (*t).min(start);
-                widen(
-                    ops.entry((tid, ri, span.name.as_str(), span.kind))
-                        .or_insert(EMPTY_AGG),
-                    start,
-                    dur,
-                );
+                ops.entry((tid, ri, span.name.as_str(), span.kind))
+                    .or_insert(EMPTY_AGG)
+                    .add(start, dur);
                 for kv in &span.attributes {
                     if let Some(Value::StringValue(v)) =
                         kv.value.as_ref().and_then(|v| v.value.as_ref())
                         && v.len() <= max_value_len
                     {
-                        widen(
-                            attrs
-                                .entry((tid, ri, kv.key.as_str(), v.as_str()))
-                                .or_insert(EMPTY_AGG),
-                            start,
-                            dur,
-                        );
+                        attrs
+                            .entry((tid, ri, kv.key.as_str(), v.as_str()))
+                            .or_insert(EMPTY_AGG)
+                            .add(start, dur);
                     }
                 }
             }
@@ -241,7 +256,7 @@ impl Store {
         let mut seen_ops: FastMap<(usize, &str, i32), u64> = FastMap::default();
         for (&(_, ri, name, kind), agg) in &ops {
             let t = seen_ops.entry((ri, name, kind)).or_insert(0);
-            *t = (*t).max(agg.0);
+            *t = (*t).max(agg.max_start);
         }
         let mut seen_attrs: Vec<(usize, &str, &str)> =
             attrs.keys().map(|&(_, ri, k, v)| (ri, k, v)).collect();
@@ -252,23 +267,26 @@ impl Store {
         // Posting lists per (partition, index key): one sled entry per key per request.
         let mut postings: FastMap<(u64, Vec<u8>), Vec<keys::Posting>> = FastMap::default();
         let mut post = |tid: [u8; 16], prefix: Vec<u8>, agg: &Agg| {
-            let part = self.partition_start(trace_start.get(&tid).copied().unwrap_or(agg.0));
+            let part =
+                self.partition_start(trace_start.get(&tid).copied().unwrap_or(agg.min_start));
             postings
                 .entry((part, prefix))
                 .or_default()
                 .push(keys::Posting {
                     trace_id: tid,
-                    start: agg.0,
-                    min_duration: agg.1,
-                    max_duration: agg.2,
+                    min_start: agg.min_start,
+                    max_start: agg.max_start,
+                    min_duration: agg.min_duration,
+                    max_duration: agg.max_duration,
                 });
         };
         let mut per_service: FastMap<([u8; 16], &str), Agg> = FastMap::default();
         for (&(tid, ri, name, _kind), agg) in &ops {
             let svc = services[ri];
-            let s = per_service.entry((tid, svc)).or_insert(EMPTY_AGG);
-            widen(s, agg.0, agg.1);
-            widen(s, agg.0, agg.2);
+            per_service
+                .entry((tid, svc))
+                .or_insert(EMPTY_AGG)
+                .merge(agg);
             post(
                 tid,
                 keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]),
@@ -295,8 +313,8 @@ impl Store {
             let seq = self.next_seq()?;
             for ((part, prefix), mut list) in postings {
                 // Newest first inside a list, as the merge in `read` expects.
-                list.sort_unstable_by_key(|p| std::cmp::Reverse(p.start));
-                let max_start = list.first().map(|p| p.start).unwrap_or(0);
+                list.sort_unstable_by_key(|p| std::cmp::Reverse(p.max_start));
+                let max_start = list.first().map(|p| p.max_start).unwrap_or(0);
                 let key = keys::span_index_key(&prefix, max_start, seq);
                 // The list goes to the value log like a chunk; sled keeps its earliest start
                 // (so a scan skips lists that are too new without reading them) and a pointer.
