@@ -259,3 +259,35 @@ fn config_errors_name_the_key() {
     assert_ne!(code, 0);
     assert!(out.contains("cannot read config file"), "{out}");
 }
+
+/// `--log-format json` writes one JSON object per line, listener lines included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), &dir.path().join("data"), "");
+    let mut proc = common::spawn_sieve(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(proc.signal_and_wait("TERM").success());
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = proc.stderr.lock().unwrap().clone();
+    assert!(lines.len() >= 3, "{lines:?}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"));
+        assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"listener\":\"otlp grpc\"")),
+        "{lines:?}"
+    );
+}

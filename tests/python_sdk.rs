@@ -1,6 +1,6 @@
 //! The official OpenTelemetry Python SDK (`opentelemetry-sdk` + the OTLP/gRPC exporter from
-//! PyPI) sends spans and logs; the test queries them back. The SDK is installed into a venv
-//! under cargo's target tmpdir on first use (`.ci/run` does it before the tests).
+//! PyPI) sends spans and logs; the test queries them back. `.ci/run` installs the SDK into a
+//! venv and passes it in `SIEVE_TEST_PYTHON`; without it the test makes its own venv.
 
 mod common;
 
@@ -9,8 +9,12 @@ use std::process::Command;
 
 use sieve::proto::{FindTracesRequest, GetTraceRequest, SearchLogsRequest};
 
-/// Creates the venv and installs tests/python/requirements.txt unless already done.
+/// The Python with the SDK: `$SIEVE_TEST_PYTHON` when `.ci/run` prepared one, else a venv
+/// under cargo's target tmpdir, created and filled from tests/python/requirements.txt once.
 fn python() -> PathBuf {
+    if let Some(py) = std::env::var_os("SIEVE_TEST_PYTHON") {
+        return PathBuf::from(py);
+    }
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-otel");
     let py = venv.join("bin").join("python");
     let marker = venv.join(".installed-1.45.2");

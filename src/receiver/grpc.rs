@@ -6,7 +6,7 @@
 //! INVALID_ARGUMENT, and it hides the body's size, which the intake budget is counted in. Here
 //! the codec only collects bytes (after tonic has decompressed gzip/zstd and enforced the size
 //! limit); the handler decodes with the crate's generated message types and answers with the
-//! crate's generated response types, so nothing of OTLP is hand-written.
+//! crate's generated response types and service names, so nothing of OTLP is hand-written.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -19,12 +19,10 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompre
 use tonic::codegen::{BoxFuture, Context, Poll, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 
-/// One OTLP Export method: its names and its handler.
+/// One OTLP Export method: its service and its handler.
 pub trait Export: Send + Sync + 'static {
-    /// Fully qualified gRPC service name.
+    /// Fully qualified gRPC service name (the generated `SERVICE_NAME`).
     const SERVICE: &'static str;
-    /// `/<service>/Export`.
-    const PATH: &'static str;
     /// The OTLP response message.
     type Response: Message + Default + Send + 'static;
     /// Handles one request body (uncompressed protobuf bytes).
@@ -92,7 +90,13 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != E::PATH {
+        let is_export = req
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(E::SERVICE))
+            == Some("/Export");
+        if !is_export {
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let handler = Handler(self.inner.clone());

@@ -146,8 +146,8 @@ fn prepare_failed(e: crate::store::StoreError) -> Status {
 pub struct Traces(Arc<Receiver>);
 
 impl Export for Traces {
-    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SERVICE: &'static str =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
     type Response = ExportTraceServiceResponse;
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
@@ -185,8 +185,8 @@ impl Export for Traces {
 pub struct Logs(Arc<Receiver>);
 
 impl Export for Logs {
-    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SERVICE: &'static str =
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::SERVICE_NAME;
     type Response = ExportLogsServiceResponse;
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
@@ -225,8 +225,8 @@ impl Export for Logs {
 pub struct Metrics(Arc<Receiver>);
 
 impl Export for Metrics {
-    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SERVICE: &'static str =
+        opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::SERVICE_NAME;
     type Response = ExportMetricsServiceResponse;
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {

@@ -49,7 +49,11 @@ pub fn test_config(dir: &Path) -> Config {
 
 /// Starts a gateway with the test config changed by `mutate`.
 pub async fn start(mutate: impl FnOnce(&mut Config)) -> TestGateway {
-    let dir = tempfile::tempdir().expect("tempdir");
+    start_in(tempfile::tempdir().expect("tempdir"), mutate).await
+}
+
+/// Starts a gateway whose data lives in `dir` (a restart reuses the directory).
+pub async fn start_in(dir: tempfile::TempDir, mutate: impl FnOnce(&mut Config)) -> TestGateway {
     let mut config = test_config(dir.path());
     mutate(&mut config);
     config.validate().expect("test config is valid");
@@ -70,12 +74,25 @@ pub async fn start(mutate: impl FnOnce(&mut Config)) -> TestGateway {
 
 impl TestGateway {
     /// Stops the gateway and waits until it has flushed and closed.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keep_dir().await;
+    }
+
+    /// Stops the gateway and hands back its data directory.
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(g) = self.gateway.take() {
             g.wait().await.expect("clean stop");
+        }
+        self.dir
+    }
+
+    /// Triggers the shutdown without waiting for it.
+    pub fn trigger_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
         }
     }
 
@@ -236,7 +253,10 @@ pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
 
 fn listen_addr(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split_whitespace().next()?.parse().ok()
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 impl Proc {
