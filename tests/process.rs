@@ -291,3 +291,37 @@ async fn json_log_format() {
         "{lines:?}"
     );
 }
+
+/// A second gateway on a data directory in use, or on a port in use, exits non-zero with a
+/// message saying which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_directory_or_port_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = common::write_config(dir.path(), &data, "");
+    let mut first =
+        common::spawn_sieve(&["serve", "--config", config.to_str().unwrap()], dir.path());
+
+    let (code, out) = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(out.contains("cannot open the store"), "{out}");
+
+    let other = tempfile::tempdir().unwrap();
+    let port = first.otlp.rsplit(':').next().unwrap().to_string();
+    let path = other.path().join("port.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n",
+            other.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(&["serve", "--config", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{out}"
+    );
+    assert!(first.signal_and_wait("TERM").success());
+}
