@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::intake::Intake;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
-use crate::receiver::Receiver;
+use crate::receiver::{Logs, Metrics, Receiver, Traces};
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
 
@@ -98,12 +98,11 @@ pub async fn start(
                 .map(|g| g.max_recv_msg_size_mib as usize * 1024 * 1024)
                 .unwrap_or(16 * 1024 * 1024);
             let receiver = Receiver::new(intake.clone(), stats.clone(), otlp_cfg.limits.clone());
-            let (traces, logs, metrics) = receiver.services(max);
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))
-                .add_service(traces)
-                .add_service(logs)
-                .add_service(metrics);
+                .add_service(receiver.service::<Traces>(max))
+                .add_service(receiver.service::<Logs>(max))
+                .add_service(receiver.service::<Metrics>(max));
             let token = stop_listeners.clone();
             events::ServerListenerStarted {
                 name: "otlp grpc",

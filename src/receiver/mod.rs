@@ -10,6 +10,7 @@
 pub mod grpc;
 pub mod validate;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::config::Limits;
 use crate::intake::{Intake, IntakeError, Reservation};
-use crate::store::Write;
+use crate::store::{Store, StoreError, Write};
 use crate::telemetry::{SignalKind, Stats, events};
 
 pub use grpc::{Export, OtlpGrpc};
@@ -49,15 +50,14 @@ impl Receiver {
         })
     }
 
-    /// The three services, ready for a tonic router.
-    pub fn services(
+    /// One of the three OTLP services ([`Traces`], [`Logs`], [`Metrics`]) for a tonic router.
+    pub fn service<S: OtlpSignal>(
         self: &Arc<Self>,
         max_message_bytes: usize,
-    ) -> (OtlpGrpc<Traces>, OtlpGrpc<Logs>, OtlpGrpc<Metrics>) {
-        (
-            OtlpGrpc::new(Arc::new(Traces(self.clone())), max_message_bytes),
-            OtlpGrpc::new(Arc::new(Logs(self.clone())), max_message_bytes),
-            OtlpGrpc::new(Arc::new(Metrics(self.clone())), max_message_bytes),
+    ) -> OtlpGrpc<Service<S>> {
+        OtlpGrpc::new(
+            Arc::new(Service(self.clone(), PhantomData)),
+            max_message_bytes,
         )
     }
 
@@ -137,119 +137,149 @@ fn intake_status(e: IntakeError) -> Status {
     }
 }
 
-fn prepare_failed(e: crate::store::StoreError) -> Status {
+fn prepare_failed(e: StoreError) -> Status {
     events::IntakeWriteFailed { error: &e }.emit();
     Status::unavailable(e.to_string())
 }
 
-/// `opentelemetry.proto.collector.trace.v1.TraceService`.
-pub struct Traces(Arc<Receiver>);
+/// What differs between the three OTLP services; [`Service`] does the rest once.
+pub trait OtlpSignal: Send + Sync + 'static {
+    /// The generated gRPC service name.
+    const SERVICE: &'static str;
+    const KIND: SignalKind;
+    type Request: Message + Default + Send;
+    type Response: Message + Default + Send + 'static;
+    /// Items (spans, log records, data points) in a request.
+    fn items(req: &Self::Request) -> u64;
+    /// Removes invalid items.
+    fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections;
+    /// Turns the request into a store write.
+    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError>;
+    /// The answer, with `partial_success` when items were rejected.
+    fn respond(rejected: &validate::Rejections, message: String) -> Self::Response;
+}
 
-impl Export for Traces {
+/// One OTLP service over the shared [`Receiver`].
+pub struct Service<S>(Arc<Receiver>, PhantomData<S>);
+
+impl<S: OtlpSignal> Export for Service<S> {
+    const SERVICE: &'static str = S::SERVICE;
+    type Response = S::Response;
+
+    async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
+        let rx = &self.0;
+        let len = body.len();
+        let mut req: S::Request = rx.decode(S::KIND, body)?;
+        let _reservation = rx.admit(S::KIND, len, S::items(&req))?;
+        let rejected = S::validate(&mut req, &rx.limits);
+        let message = rx.reject(S::KIND, &rejected);
+        let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
+        rx.commit(S::KIND, write).await?;
+        Ok(S::respond(&rejected, message))
+    }
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+pub struct Traces;
+
+impl OtlpSignal for Traces {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
+    const KIND: SignalKind = SignalKind::Traces;
+    type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
 
-    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
-        {
-            let rx = &self.0;
-            let kind = SignalKind::Traces;
-            let len = body.len();
-            let mut req: ExportTraceServiceRequest = rx.decode(kind, body)?;
-            let items = req
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len() as u64)
-                .sum();
-            let _reservation = rx.admit(kind, len, items)?;
-            let rej = validate::validate_spans(&mut req.resource_spans, &rx.limits);
-            let message = rx.reject(kind, &rej);
-            let write = rx
-                .intake
-                .store()
-                .prepare_spans(req.resource_spans)
-                .map_err(prepare_failed)?;
-            rx.commit(kind, write).await?;
-            Ok(ExportTraceServiceResponse {
-                partial_success: (rej.count > 0).then_some(ExportTracePartialSuccess {
-                    rejected_spans: rej.count as i64,
-                    error_message: message,
-                }),
-            })
+    fn items(req: &Self::Request) -> u64 {
+        req.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len() as u64)
+            .sum()
+    }
+
+    fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
+        validate::validate_spans(&mut req.resource_spans, limits)
+    }
+
+    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
+        store.prepare_spans(req.resource_spans)
+    }
+
+    fn respond(rejected: &validate::Rejections, message: String) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (rejected.count > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: rejected.count as i64,
+                error_message: message,
+            }),
         }
     }
 }
 
 /// `opentelemetry.proto.collector.logs.v1.LogsService`.
-pub struct Logs(Arc<Receiver>);
+pub struct Logs;
 
-impl Export for Logs {
+impl OtlpSignal for Logs {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::SERVICE_NAME;
+    const KIND: SignalKind = SignalKind::Logs;
+    type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
 
-    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
-        {
-            let rx = &self.0;
-            let kind = SignalKind::Logs;
-            let len = body.len();
-            let mut req: ExportLogsServiceRequest = rx.decode(kind, body)?;
-            let items = req
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len() as u64)
-                .sum();
-            let _reservation = rx.admit(kind, len, items)?;
-            let rej = validate::validate_logs(&mut req.resource_logs, &rx.limits);
-            let message = rx.reject(kind, &rej);
-            let write = rx
-                .intake
-                .store()
-                .prepare_logs(req.resource_logs)
-                .map_err(prepare_failed)?;
-            rx.commit(kind, write).await?;
-            Ok(ExportLogsServiceResponse {
-                partial_success: (rej.count > 0).then_some(ExportLogsPartialSuccess {
-                    rejected_log_records: rej.count as i64,
-                    error_message: message,
-                }),
-            })
+    fn items(req: &Self::Request) -> u64 {
+        req.resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len() as u64)
+            .sum()
+    }
+
+    fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
+        validate::validate_logs(&mut req.resource_logs, limits)
+    }
+
+    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
+        store.prepare_logs(req.resource_logs)
+    }
+
+    fn respond(rejected: &validate::Rejections, message: String) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (rejected.count > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected.count as i64,
+                error_message: message,
+            }),
         }
     }
 }
 
 /// `opentelemetry.proto.collector.metrics.v1.MetricsService`. Metrics are stored for the
-/// exporters and counted; no item is rejected.
-pub struct Metrics(Arc<Receiver>);
+/// exporters and counted per data point; no item is rejected.
+pub struct Metrics;
 
-impl Export for Metrics {
+impl OtlpSignal for Metrics {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::SERVICE_NAME;
+    const KIND: SignalKind = SignalKind::Metrics;
+    type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
 
-    async fn export(self: Arc<Self>, body: Bytes) -> Result<Self::Response, Status> {
-        {
-            let rx = &self.0;
-            let kind = SignalKind::Metrics;
-            let len = body.len();
-            let req: ExportMetricsServiceRequest = rx.decode(kind, body)?;
-            let items = req
-                .resource_metrics
-                .iter()
-                .map(|rm| crate::store::write::count_points(rm).0)
-                .sum();
-            let _reservation = rx.admit(kind, len, items)?;
-            let write = rx
-                .intake
-                .store()
-                .prepare_metrics(req.resource_metrics)
-                .map_err(prepare_failed)?;
-            rx.commit(kind, write).await?;
-            Ok(ExportMetricsServiceResponse {
-                partial_success: None,
-            })
+    fn items(req: &Self::Request) -> u64 {
+        req.resource_metrics
+            .iter()
+            .map(|rm| crate::store::write::count_points(rm).0)
+            .sum()
+    }
+
+    fn validate(_req: &mut Self::Request, _limits: &Limits) -> validate::Rejections {
+        validate::Rejections::default()
+    }
+
+    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
+        store.prepare_metrics(req.resource_metrics)
+    }
+
+    fn respond(_rejected: &validate::Rejections, _message: String) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: None,
         }
     }
 }
