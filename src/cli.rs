@@ -348,6 +348,7 @@ fn stats_row(name: &str, s: Option<&SignalStats>) -> Vec<String> {
         s.refused.to_string(),
         s.stored_bytes.to_string(),
         s.requests.to_string(),
+        s.expired.to_string(),
     ]
 }
 
@@ -386,6 +387,7 @@ fn signal_json(s: Option<&SignalStats>) -> Value {
         "refused": s.refused,
         "stored_bytes": s.stored_bytes,
         "requests": s.requests,
+        "expired": s.expired,
     })
 }
 

@@ -126,12 +126,13 @@ impl Intake {
     }
 
     /// Applies a prepared write and returns once it is durable (or applied, without sync).
-    pub async fn commit(&self, write: Write) -> Result<(), IntakeError> {
-        self.shared.store.apply(write)?;
+    /// Returns how many items were already past retention and so not written.
+    pub async fn commit(&self, write: Write) -> Result<u64, IntakeError> {
+        let expired = self.shared.store.apply(write)?;
         if self.shared.sync {
             self.durable().await?;
         }
-        Ok(())
+        Ok(expired)
     }
 
     /// Waits for a flush that started after this call.

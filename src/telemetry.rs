@@ -27,6 +27,9 @@ pub struct SignalCounters {
     pub stored_bytes: AtomicU64,
     /// Requests answered OK.
     pub requests: AtomicU64,
+    /// Accepted items that were already past retention (a replay of old data), so not
+    /// written.
+    pub expired: AtomicU64,
 }
 
 /// A consistent-enough copy of [`SignalCounters`].
@@ -38,6 +41,7 @@ pub struct SignalSnapshot {
     pub refused: u64,
     pub stored_bytes: u64,
     pub requests: u64,
+    pub expired: u64,
 }
 
 impl SignalCounters {
@@ -49,6 +53,7 @@ impl SignalCounters {
             refused: self.refused.load(Ordering::Relaxed),
             stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
         }
     }
 }
@@ -243,16 +248,44 @@ pub mod events {
         }
     }
 
+    /// Accepted items were older than the retention and were not written (an intended drop).
+    pub struct StoreItemsExpired {
+        pub signal: SignalKind,
+        pub items: u64,
+    }
+
+    impl StoreItemsExpired {
+        pub fn emit(self, stats: &Stats) {
+            stats
+                .signal(self.signal)
+                .expired
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::debug!(
+                signal = self.signal.as_str(),
+                items = self.items,
+                "items past retention on arrival, not stored"
+            );
+        }
+    }
+
     /// A partition passed the retention horizon and was dropped.
     pub struct StorePartitionExpired {
         pub signal: Signal,
         pub start: u64,
         pub end: u64,
+        /// How long dropping the tree and its value log took.
+        pub took: std::time::Duration,
     }
 
     impl StorePartitionExpired {
         pub fn emit(self) {
-            tracing::info!(signal = ?self.signal, start = self.start, end = self.end, "expired partition dropped");
+            tracing::info!(
+                signal = ?self.signal,
+                start = self.start,
+                end = self.end,
+                took_ms = self.took.as_millis() as u64,
+                "expired partition dropped"
+            );
         }
     }
 

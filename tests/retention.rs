@@ -42,9 +42,9 @@ fn spans(tid: u8, start: u64) -> ExportTraceServiceRequest {
     }
 }
 
-/// Data is queryable while young, gone once its partition passes the horizon; data that
-/// arrives already older than the retention (a replay) is dropped at the next sweep, and young
-/// data is untouched by that sweep.
+/// Data is queryable while young and gone once its partition passes the horizon; data that
+/// arrives already older than the retention (a replay) is acknowledged, counted as expired
+/// and not stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_partitions_are_dropped() {
     let gw = common::start(|c| {
@@ -58,8 +58,15 @@ async fn expired_partitions_are_dropped() {
     let mut q = gw.query_client().await;
     let now = sieve::store::now_ns();
 
-    // A replay of hour-old data: accepted, then swept.
+    // A replay of hour-old data: accepted, but expired on arrival (counted, not stored).
     traces.export(spans(0x01, now - 3600 * S)).await.unwrap();
+    let stats = q
+        .get_stats(sieve::proto::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let s = stats.spans.unwrap();
+    assert_eq!((s.accepted, s.expired), (1, 1));
     // Young data.
     traces.export(spans(0x02, now)).await.unwrap();
     logs.export(ExportLogsServiceRequest {

@@ -175,6 +175,7 @@ fn signal_stats(c: &SignalCounters) -> SignalStats {
         refused: s.refused,
         stored_bytes: s.stored_bytes,
         requests: s.requests,
+        expired: s.expired,
     }
 }
 

@@ -98,10 +98,17 @@ impl Receiver {
         if write.is_empty() {
             return Ok(());
         }
-        self.intake.commit(write).await.map_err(|e| {
+        let expired = self.intake.commit(write).await.map_err(|e| {
             events::IntakeWriteFailed { error: &e }.emit();
             intake_status(e)
         })?;
+        if expired > 0 {
+            events::StoreItemsExpired {
+                signal: kind,
+                items: expired,
+            }
+            .emit(&self.stats);
+        }
         events::ReceiverItemsAccepted {
             signal: kind,
             items,

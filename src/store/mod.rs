@@ -24,7 +24,8 @@ pub mod vlog;
 pub mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use read::{LogQuery, TraceQuery, TraceSummary};
@@ -119,11 +120,16 @@ pub(crate) struct Inner {
     pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
     /// A std lock for the same reason: one short critical section per request.
     pub catalog: Mutex<Catalog>,
-    /// Writers hold it shared while they look up a partition tree and apply to it; the
-    /// sweeper holds it exclusively while it drops a tree, so no write lands in a tree
-    /// handle that has just been dropped (sled would refuse it). A std lock: never held
-    /// across an await.
+    /// Every user of partition handles — a writer applying, a reader answering a query —
+    /// holds it shared for as long as it uses them. The sweeper holds it exclusively only to
+    /// unlink expired partitions from `partitions`; once it lets go nobody holds their
+    /// handles or can get them, so it drops trees and files without the lock and without
+    /// stalling intake. A std lock: never held across an await; never taken twice by one
+    /// thread (the `*_locked` read functions exist for that).
     pub sweep_lock: RwLock<()>,
+    /// The newest horizon a sweep has used. Data in partitions ending at or before it is
+    /// never written (it is expired on arrival), even if the wall clock steps back.
+    pub swept_upto: AtomicU64,
 }
 
 impl Store {
@@ -174,6 +180,7 @@ impl Store {
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
                 sweep_lock: RwLock::new(()),
+                swept_upto: AtomicU64::new(0),
             }),
         })
     }
@@ -182,14 +189,33 @@ impl Store {
         &self.inner
     }
 
-    /// Applies a prepared write. Not durable until [`Store::flush`] returns.
-    pub fn apply(&self, write: Write) -> Result<(), StoreError> {
-        let _no_sweep = self
-            .inner
+    /// Shared hold on the partition handles (see `Inner::sweep_lock`).
+    pub(crate) fn hold_partitions(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner
             .sweep_lock
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Data time before which everything is expired: the retention horizon, or the last
+    /// sweep's if that is newer.
+    pub(crate) fn live_horizon(&self) -> u64 {
+        self.retention_horizon()
+            .max(self.inner.swept_upto.load(Ordering::SeqCst))
+    }
+
+    /// Applies a prepared write. Not durable until [`Store::flush`] returns. Parts whose
+    /// partition is already past retention are not written (a replay of data older than the
+    /// retention is expired on arrival); returns how many items that left out.
+    pub fn apply(&self, write: Write) -> Result<u64, StoreError> {
+        let _held = self.hold_partitions();
+        let horizon = self.live_horizon();
+        let mut expired = 0u64;
         for part in write.parts {
+            if self.partition_end(part.signal, part.start) <= horizon {
+                expired += part.items;
+                continue;
+            }
             let p = self.partition_tree(part.signal, part.start)?;
             let mut batch = part.batch;
             if !part.chunks.is_empty() {
@@ -210,7 +236,17 @@ impl Store {
         if let Some(batch) = write.catalog {
             self.inner.catalog_tree.apply_batch(batch)?;
         }
-        Ok(())
+        Ok(expired)
+    }
+
+    /// The end of a partition: its own if it exists, else one partition width after `start`.
+    fn partition_end(&self, signal: Signal, start: u64) -> u64 {
+        self.inner
+            .partitions
+            .read()
+            .ok()
+            .and_then(|parts| parts.get(&(signal, start)).map(|p| p.end))
+            .unwrap_or_else(|| start.saturating_add(self.inner.partition_ns))
     }
 
     /// Makes everything applied so far durable: the value log files first, then sled's log,
@@ -283,13 +319,15 @@ impl Store {
         Ok(p)
     }
 
-    /// The open partitions of a signal, newest first, overlapping [min, max] of data time.
+    /// The live partitions of a signal, newest first, overlapping [min, max] of data time.
+    /// Call with the partitions held ([`Store::hold_partitions`]).
     pub(crate) fn partitions_newest_first(
         &self,
         signal: Signal,
         min: u64,
         max: u64,
     ) -> Vec<(u64, Partition)> {
+        let min = min.max(self.live_horizon());
         let parts = self
             .inner
             .partitions

@@ -77,6 +77,11 @@ fn corrupt(what: &'static str, e: impl ToString) -> StoreError {
 impl Store {
     /// Every stored span of a trace, chunk by chunk in arrival order; `None` if none is stored.
     pub fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
+        let _held = self.hold_partitions();
+        self.get_trace_locked(trace_id)
+    }
+
+    fn get_trace_locked(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
         let mut out = TracesData::default();
         let mut chunks: Vec<(u64, TracesData)> = Vec::new();
         for (start, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
@@ -104,6 +109,7 @@ impl Store {
 
     /// Traces with a span matching every condition of `q`, newest first (by trace start).
     pub fn find_traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        let _held = self.hold_partitions();
         let tmin = q.start_min.unwrap_or(0);
         let tmax = q.start_max.unwrap_or(u64::MAX);
         let dmin = q.duration_min.unwrap_or(0);
@@ -148,7 +154,7 @@ impl Store {
                 }
                 pending.pop();
                 checked += 1;
-                if let Some(trace) = self.get_trace(&tid)?
+                if let Some(trace) = self.get_trace_locked(&tid)?
                     && trace_matches(&trace, q, tmin, tmax, dmin, dmax)
                 {
                     found.push(summarize(tid, &trace));
@@ -234,6 +240,7 @@ impl Store {
 
     /// Log records matching every condition, newest first.
     pub fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogHit>, StoreError> {
+        let _held = self.hold_partitions();
         let tmin = q.start_min.unwrap_or(0);
         let tmax = q.start_max.unwrap_or(u64::MAX);
         let prefix = if let Some(tid) = &q.trace_id {

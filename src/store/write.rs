@@ -44,6 +44,8 @@ pub(crate) struct PartWrite {
     pub batch: sled::Batch,
     /// Chunks: their bodies go to the value log, and `key → meta ++ pointer` to sled.
     pub chunks: Vec<Chunk>,
+    /// Items (spans, records, points) in this part's chunks.
+    pub items: u64,
 }
 
 pub(crate) struct Chunk {
@@ -72,6 +74,7 @@ impl Write {
                     start,
                     batch: sled::Batch::default(),
                     chunks: Vec::new(),
+                    items: 0,
                 });
                 self.parts.len() - 1
             }
@@ -84,11 +87,20 @@ impl Write {
         self.part(signal, start).batch.insert(key, value);
     }
 
-    fn chunk(&mut self, signal: Signal, start: u64, key: Vec<u8>, meta: Vec<u8>, body: Vec<u8>) {
+    /// Adds a chunk holding `items` items (0 for an index list).
+    fn chunk(
+        &mut self,
+        signal: Signal,
+        start: u64,
+        key: Vec<u8>,
+        meta: Vec<u8>,
+        body: Vec<u8>,
+        items: u64,
+    ) {
         self.bytes += (key.len() + meta.len() + body.len()) as u64;
-        self.part(signal, start)
-            .chunks
-            .push(Chunk { key, meta, body });
+        let part = self.part(signal, start);
+        part.items += items;
+        part.chunks.push(Chunk { key, meta, body });
     }
 
     fn catalog_insert(&mut self, key: Vec<u8>, value: &[u8]) {
@@ -188,15 +200,16 @@ impl Store {
             }
         }
         for (tid, chunk) in chunks {
-            let min_start = chunk
-                .data
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| s.start_time_unix_nano)
-                .min()
-                .unwrap_or(0);
+            let spans = || {
+                chunk
+                    .data
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+            };
+            let min_start = spans().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
+            let count = spans().count() as u64;
             let seq = self.next_seq()?;
             write.chunk(
                 Signal::Spans,
@@ -204,6 +217,7 @@ impl Store {
                 keys::span_chunk_key(&tid, seq).to_vec(),
                 Vec::new(),
                 chunk.data.encode_to_vec(),
+                count,
             );
         }
         Ok(write)
@@ -320,7 +334,7 @@ impl Store {
                 // (so a scan skips lists that are too new without reading them) and a pointer.
                 let body = keys::Posting::encode_list(&list);
                 let meta = body[..8].to_vec();
-                write.chunk(Signal::Spans, part, key, meta, body);
+                write.chunk(Signal::Spans, part, key, meta, body, 0);
             }
         }
         Ok(())
@@ -469,12 +483,18 @@ impl Store {
                 let seq = self.next_seq()?;
                 let mut meta = Vec::with_capacity(keys::LogChunkHeader::LEN);
                 header.write(&mut meta);
+                let records = chunk
+                    .scope_logs
+                    .iter()
+                    .map(|s| s.log_records.len() as u64)
+                    .sum();
                 write.chunk(
                     Signal::Logs,
                     part,
                     keys::time_chunk_key(header.max_time, seq).to_vec(),
                     meta,
                     chunk.encode_to_vec(),
+                    records,
                 );
                 let p = keys::prefix(keys::SERVICE, &[service.as_bytes()]);
                 write.insert(
@@ -517,6 +537,7 @@ impl Store {
                 keys::time_chunk_key(t, seq).to_vec(),
                 Vec::new(),
                 rm.encode_to_vec(),
+                points,
             );
         }
         Ok(write)
