@@ -134,7 +134,12 @@ mod tests {
                     let mut tid = [7u8; 16];
                     tid[..8].copy_from_slice(&n.to_be_bytes());
                     // Every other write lands in the partition that is just expiring.
-                    let t = now_ns() - if n % 2 == 0 { 1_000_000_000 } else { 0 };
+                    let t = now_ns()
+                        - if n.is_multiple_of(2) {
+                            1_000_000_000
+                        } else {
+                            0
+                        };
                     let w = store.prepare_spans(spans(tid, t)).expect("prepare");
                     store.apply(w).expect("apply during sweeps");
                 }
