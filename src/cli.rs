@@ -364,7 +364,7 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
             "RECEIVED",
             "ACCEPTED",
             "REJECTED",
-            "REFUSED",
+            "REFUSED REQS",
             "STORED BYTES",
             "REQUESTS",
         ],

@@ -21,7 +21,8 @@ pub struct SignalCounters {
     pub accepted: AtomicU64,
     /// Items rejected by validation.
     pub rejected: AtomicU64,
-    /// Items refused because intake was full.
+    /// Requests refused because intake was full (refused before decoding, so counted as
+    /// requests, not items).
     pub refused: AtomicU64,
     /// Bytes of keys and values written.
     pub stored_bytes: AtomicU64,
@@ -207,7 +208,6 @@ pub mod events {
     /// retries after the RetryInfo delay.
     pub struct ReceiverRequestRefused {
         pub signal: SignalKind,
-        pub items: u64,
     }
 
     impl ReceiverRequestRefused {
@@ -215,10 +215,9 @@ pub mod events {
             stats
                 .signal(self.signal)
                 .refused
-                .fetch_add(self.items, Ordering::Relaxed);
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 signal = self.signal.as_str(),
-                items = self.items,
                 "intake full, request refused"
             );
         }

@@ -75,19 +75,11 @@ impl Receiver {
         })
     }
 
-    /// Counts the request and reserves its bytes, or refuses it.
-    fn admit(&self, kind: SignalKind, body_len: usize, items: u64) -> Result<Reservation, Status> {
-        events::ReceiverRequestReceived {
-            signal: kind,
-            items,
-        }
-        .emit(&self.stats);
+    /// Reserves the body's bytes before anything is decoded, or refuses the request: the
+    /// budget then bounds the decoded requests in memory, not only the written ones.
+    fn admit(&self, kind: SignalKind, body_len: usize) -> Result<Reservation, Status> {
         self.intake.try_reserve(body_len).map_err(|e| {
-            events::ReceiverRequestRefused {
-                signal: kind,
-                items,
-            }
-            .emit(&self.stats);
+            events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             intake_status(e)
         })
     }
@@ -175,9 +167,13 @@ impl<S: OtlpSignal> Export for Service<S> {
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
         let rx = &self.0;
-        let len = body.len();
+        let _reservation = rx.admit(S::KIND, body.len())?;
         let mut req: S::Request = rx.decode(S::KIND, body)?;
-        let _reservation = rx.admit(S::KIND, len, S::items(&req))?;
+        events::ReceiverRequestReceived {
+            signal: S::KIND,
+            items: S::items(&req),
+        }
+        .emit(&rx.stats);
         let rejected = S::validate(&mut req, &rx.limits);
         let message = rx.reject(S::KIND, &rejected);
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
