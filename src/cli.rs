@@ -367,6 +367,7 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
             "REFUSED REQS",
             "STORED BYTES",
             "REQUESTS",
+            "EXPIRED",
         ],
         &rows,
     );

@@ -288,6 +288,18 @@ pub mod events {
         }
     }
 
+    /// A stored chunk could not be read or decoded (a record torn by a crash before it was
+    /// acknowledged, or damage on disk). The query goes on without it.
+    pub struct StoreChunkUnreadable<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreChunkUnreadable<'_> {
+        pub fn emit(self) {
+            tracing::warn!(error = %self.error, "unreadable chunk skipped");
+        }
+    }
+
     /// The retention sweep failed; it is tried again at the next interval.
     pub struct StoreSweepFailed<'a> {
         pub error: &'a dyn Display,

@@ -17,6 +17,7 @@ use prost::Message;
 use super::keys;
 use super::{Signal, Store, StoreError};
 use crate::otlp;
+use crate::telemetry::events;
 
 /// A FindTraces query. Bounds are inclusive; `None` is unbounded.
 #[derive(Debug, Clone, Default)]
@@ -90,11 +91,10 @@ impl Store {
             for item in part.tree.scan_prefix(&prefix) {
                 let (k, v) = item?;
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
-                let body = self.read_chunk(Signal::Spans, start, &part, &v)?;
-                chunks.push((
-                    seq,
-                    TracesData::decode(body.as_slice()).map_err(|e| corrupt("span chunk", e))?,
-                ));
+                match self.decode_chunk::<TracesData>(Signal::Spans, start, &part, &v) {
+                    Some(data) => chunks.push((seq, data)),
+                    None => continue,
+                }
             }
         }
         if chunks.is_empty() {
@@ -107,7 +107,16 @@ impl Store {
         Ok(Some(out))
     }
 
-    /// Traces with a span matching every condition of `q`, newest first (by trace start).
+    /// Traces with a span matching every condition of `q`, newest first by the start of their
+    /// newest matching span (ties: larger trace id first).
+    ///
+    /// A k-way merge: posting lists of every partition are read in one stream ordered by
+    /// their key's newest start (a list's postings may lie in a later partition than the list,
+    /// since a trace's spans of one request are listed where the trace's earliest span is).
+    /// Each posting pushes its trace with an upper bound of its newest matching start; a popped
+    /// trace is checked against its stored spans and pushed back with its exact start, and a
+    /// trace comes out only with its exact start and only once no unread list can hold a
+    /// newer one. So the order is exact and the scan stops as soon as `limit` traces are out.
     pub fn find_traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
         let _held = self.hold_partitions();
         let tmin = q.start_min.unwrap_or(0);
@@ -131,64 +140,118 @@ impl Store {
             (None, None) => keys::prefix(keys::SERVICE, &[q.service.as_bytes()]),
         };
         // Lists whose newest start is before tmin cannot match; newer ones may hold older
-        // postings, so there is no upper bound on the scan.
+        // postings, so there is no upper bound on the key. A partition starting after tmax
+        // holds only postings starting after it.
         let mut lo = prefix.clone();
         lo.extend_from_slice(&tmin.to_be_bytes());
-        let mut hi = prefix.clone();
+        let mut hi = prefix;
         hi.extend_from_slice(&[0xff; keys::SPAN_SUFFIX]);
+        let parts = self.partitions_newest_first(Signal::Spans, 0, tmax);
 
-        // A k-way merge over posting lists visited newest first: a candidate is checked only
-        // once every list that could hold a newer one has been read, so traces come out
-        // newest first (by their matching span's start) and the scan stops at `limit`.
-        let mut pending: BinaryHeap<(u64, [u8; 16])> = BinaryHeap::new();
-        let mut queued: HashSet<[u8; 16]> = HashSet::new();
+        // Heads of the per-partition list streams, newest list first.
+        let mut streams: Vec<sled::Iter> = parts
+            .iter()
+            .map(|(_, p)| p.tree.range(lo.as_slice()..=hi.as_slice()))
+            .collect();
+        let mut heads: BinaryHeap<(u64, usize, sled::IVec)> = BinaryHeap::new();
+        for (i, it) in streams.iter_mut().enumerate() {
+            if let Some(item) = it.next_back() {
+                let (k, v) = item?;
+                heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
+            }
+        }
+
+        // (start bound or exact start, trace id, exact?)
+        let mut pending: BinaryHeap<(u64, [u8; 16], bool)> = BinaryHeap::new();
+        let mut checked: HashSet<[u8; 16]> = HashSet::new();
+        let mut ready: HashMap<[u8; 16], TraceSummary> = HashMap::new();
         let mut found = Vec::new();
-        let mut checked = 0usize;
-        let mut check = |pending: &mut BinaryHeap<(u64, [u8; 16])>,
-                         newer_than: Option<u64>,
-                         found: &mut Vec<TraceSummary>|
-         -> Result<bool, StoreError> {
-            while let Some(&(start, tid)) = pending.peek() {
-                if newer_than.is_some_and(|bound| start < bound) {
+        loop {
+            let next_list = heads.peek().map(|(list_max, _, _)| *list_max);
+            // Settle every pending trace that no unread list can beat.
+            while let Some(&(start, tid, exact)) = pending.peek() {
+                if next_list.is_some_and(|bound| start <= bound) {
                     break;
                 }
                 pending.pop();
-                checked += 1;
-                if let Some(trace) = self.get_trace_locked(&tid)?
-                    && trace_matches(&trace, q, tmin, tmax, dmin, dmax)
-                {
-                    found.push(summarize(tid, &trace));
+                if exact {
+                    if let Some(summary) = ready.remove(&tid) {
+                        found.push(summary);
+                        if found.len() >= q.limit {
+                            return Ok(found);
+                        }
+                    }
+                    continue;
                 }
-                if found.len() >= q.limit || checked >= q.search_depth {
-                    return Ok(true);
+                if !checked.insert(tid) {
+                    continue; // an older bound of a trace already checked
+                }
+                if let Some(trace) = self.get_trace_locked(&tid)?
+                    && let Some(newest) = newest_match(&trace, q, tmin, tmax, dmin, dmax)
+                {
+                    ready.insert(tid, summarize(tid, &trace));
+                    pending.push((newest, tid, true));
+                }
+                if checked.len() >= q.search_depth {
+                    // Out of budget: what is settled so far, newest first.
+                    let mut rest: Vec<(u64, [u8; 16], bool)> =
+                        pending.into_iter().filter(|e| e.2).collect();
+                    rest.sort_unstable_by(|a, b| b.cmp(a));
+                    for (_, tid, _) in rest {
+                        if found.len() >= q.limit {
+                            break;
+                        }
+                        if let Some(summary) = ready.remove(&tid) {
+                            found.push(summary);
+                        }
+                    }
+                    return Ok(found);
                 }
             }
-            Ok(false)
-        };
-        'parts: for (part_start, part) in self.partitions_newest_first(Signal::Spans, tmin, tmax) {
-            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
-                let (k, v) = item?;
-                let Some(list_max) = keys::parse_span_index_key(&k) else {
-                    continue;
-                };
-                if check(&mut pending, Some(list_max), &mut found)? {
-                    break 'parts;
-                }
-                if keys::Posting::list_min_start(&v) > tmax {
-                    continue;
-                }
-                let list = self.read_chunk(Signal::Spans, part_start, &part, &v)?;
-                for p in keys::Posting::decode_list(&list) {
-                    if p.may_match(tmin, tmax, dmin, dmax) && queued.insert(p.trace_id) {
-                        // Its newest span that could match: never newer than the list's key.
-                        pending.push((p.max_start.min(tmax), p.trace_id));
+            let Some((_, i, v)) = heads.pop() else {
+                return Ok(found);
+            };
+            if keys::Posting::list_min_start(&v) <= tmax {
+                let (part_start, part) = &parts[i];
+                match self.read_chunk(Signal::Spans, *part_start, part, &v) {
+                    Ok(list) => {
+                        for p in keys::Posting::decode_list(&list) {
+                            if p.may_match(tmin, tmax, dmin, dmax) && !checked.contains(&p.trace_id)
+                            {
+                                pending.push((p.max_start.min(tmax), p.trace_id, false));
+                            }
+                        }
                     }
+                    Err(e) => events::StoreChunkUnreadable { error: &e }.emit(),
                 }
+            }
+            if let Some(item) = streams[i].next_back() {
+                let (k, v) = item?;
+                heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
             }
         }
-        check(&mut pending, None, &mut found)?;
-        found.truncate(q.limit);
-        Ok(found)
+    }
+
+    /// Reads and decodes a chunk; an unreadable one (torn by a crash before it was
+    /// acknowledged, or damaged on disk) is reported and skipped so one bad record does not
+    /// fail every query that touches it.
+    fn decode_chunk<M: Message + Default>(
+        &self,
+        signal: Signal,
+        start: u64,
+        part: &super::Partition,
+        sled_value: &[u8],
+    ) -> Option<M> {
+        let result = self
+            .read_chunk(signal, start, part, sled_value)
+            .and_then(|body| M::decode(body.as_slice()).map_err(|e| corrupt("chunk", e)));
+        match result {
+            Ok(m) => Some(m),
+            Err(e) => {
+                events::StoreChunkUnreadable { error: &e }.emit();
+                None
+            }
+        }
     }
 
     fn is_indexed(&self, service: &str, key: &str, value: &str) -> bool {
@@ -291,10 +354,11 @@ impl Store {
                 {
                     continue;
                 }
-                let body = self.read_chunk(Signal::Logs, start, &part, &value)?;
-                let rl =
-                    ResourceLogs::decode(body.as_slice()).map_err(|e| corrupt("log chunk", e))?;
-                collect_log_hits(rl, q, tmin, tmax, &mut best, &mut order);
+                if let Some(rl) =
+                    self.decode_chunk::<ResourceLogs>(Signal::Logs, start, &part, &value)
+                {
+                    collect_log_hits(rl, q, tmin, tmax, &mut best, &mut order);
+                }
             }
         }
         Ok(into_newest_first(best))
@@ -374,27 +438,30 @@ fn spans_with_service(trace: &TracesData) -> impl Iterator<Item = (&str, &Span)>
     })
 }
 
-/// Does one span of the trace satisfy every condition of the query?
-fn trace_matches(
+/// The start of the trace's newest span that satisfies every condition of the query.
+fn newest_match(
     trace: &TracesData,
     q: &TraceQuery,
     tmin: u64,
     tmax: u64,
     dmin: u64,
     dmax: u64,
-) -> bool {
-    spans_with_service(trace).any(|(svc, span)| {
-        let dur = span
-            .end_time_unix_nano
-            .saturating_sub(span.start_time_unix_nano);
-        svc == q.service
-            && q.operation.as_ref().is_none_or(|op| *op == span.name)
-            && (tmin..=tmax).contains(&span.start_time_unix_nano)
-            && (dmin..=dmax).contains(&dur)
-            && q.attributes
-                .iter()
-                .all(|(k, v)| otlp::string_attr(&span.attributes, k) == Some(v.as_str()))
-    })
+) -> Option<u64> {
+    spans_with_service(trace)
+        .filter(|(svc, span)| {
+            let dur = span
+                .end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano);
+            *svc == q.service
+                && q.operation.as_ref().is_none_or(|op| *op == span.name)
+                && (tmin..=tmax).contains(&span.start_time_unix_nano)
+                && (dmin..=dmax).contains(&dur)
+                && q.attributes
+                    .iter()
+                    .all(|(k, v)| otlp::string_attr(&span.attributes, k) == Some(v.as_str()))
+        })
+        .map(|(_, span)| span.start_time_unix_nano)
+        .max()
 }
 
 /// Root service and operation (the span without a parent, earliest if several; else the
@@ -453,6 +520,9 @@ mod tests {
     use proptest::prelude::*;
 
     const MS: u64 = 1_000_000;
+    /// One unit of start time in the generated rows: 100 units span five one-second
+    /// partitions, so traces cross partition boundaries.
+    const STEP: u64 = 50 * MS;
     const SERVICES: [&str; 3] = ["a", "b", "c"];
     const OPS: [&str; 3] = ["x", "y", "z"];
 
@@ -477,8 +547,8 @@ mod tests {
                             trace_id: vec![r.0 + 1; 16],
                             span_id: (i as u64 + 1).to_be_bytes().to_vec(),
                             name: OPS[r.2].into(),
-                            start_time_unix_nano: base + r.3 * MS,
-                            end_time_unix_nano: base + (r.3 + r.4) * MS,
+                            start_time_unix_nano: base + r.3 * STEP,
+                            end_time_unix_nano: base + r.3 * STEP + r.4 * MS,
                             ..Default::default()
                         })
                         .collect(),
@@ -491,8 +561,9 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
-        /// FindTraces returns exactly what a naive scan over every span would, up to `limit`,
-        /// whatever the split of traces into requests (chunks) and the filters.
+        /// FindTraces returns exactly what a naive scan over every span would — the same
+        /// traces in the same order, up to `limit` — whatever the split of traces into
+        /// requests (chunks and posting lists) and the filters.
         #[test]
         fn find_traces_agrees_with_naive_scan(
             rows in proptest::collection::vec((0u8..10, 0usize..3, 0usize..3, 0u64..100, 1u64..50, 0usize..3), 1..40),
@@ -504,7 +575,10 @@ mod tests {
             dmax in proptest::option::of(1u64..50),
             limit in 1usize..15,
         ) {
-            let mut cfg = config::Storage::default();
+            let mut cfg = config::Storage {
+                partition: std::time::Duration::from_secs(1),
+                ..config::Storage::default()
+            };
             let (_dir, store) = crate::store::temp_store(&mut cfg);
             let base = crate::store::now_ns() - 3600 * 1_000_000_000;
             for req in 0..3 {
@@ -515,32 +589,33 @@ mod tests {
             let q = TraceQuery {
                 service: SERVICES[svc].into(),
                 operation: op.map(|o| OPS[o].to_string()),
-                start_min: tmin.map(|t| base + t * MS),
-                start_max: tmax.map(|t| base + t * MS),
+                start_min: tmin.map(|t| base + t * STEP),
+                start_max: tmax.map(|t| base + t * STEP),
                 duration_min: dmin.map(|d| d * MS),
                 duration_max: dmax.map(|d| d * MS),
                 limit,
                 search_depth: 10_000,
                 ..Default::default()
             };
-            let expected: HashSet<[u8; 16]> = rows
-                .iter()
-                .filter(|r| {
-                    r.1 == svc
-                        && op.is_none_or(|o| o == r.2)
-                        && tmin.is_none_or(|t| r.3 >= t)
-                        && tmax.is_none_or(|t| r.3 <= t)
-                        && dmin.is_none_or(|d| r.4 >= d)
-                        && dmax.is_none_or(|d| r.4 <= d)
-                })
-                .map(|r| [r.0 + 1; 16])
-                .collect();
-            let got = store.find_traces(&q).unwrap();
-            let ids: Vec<[u8; 16]> = got.iter().map(|t| t.trace_id).collect();
-            let unique: HashSet<[u8; 16]> = ids.iter().copied().collect();
-            prop_assert_eq!(unique.len(), ids.len(), "duplicates in {:?}", ids);
-            prop_assert!(unique.is_subset(&expected), "{:?} not within {:?}", unique, expected);
-            prop_assert_eq!(ids.len(), limit.min(expected.len()));
+            // The oracle: each trace's newest matching span start, newest first, ties by the
+            // larger trace id, then the first `limit`.
+            let mut newest: HashMap<[u8; 16], u64> = HashMap::new();
+            for r in rows.iter().filter(|r| {
+                r.1 == svc
+                    && op.is_none_or(|o| o == r.2)
+                    && tmin.is_none_or(|t| r.3 >= t)
+                    && tmax.is_none_or(|t| r.3 <= t)
+                    && dmin.is_none_or(|d| r.4 >= d)
+                    && dmax.is_none_or(|d| r.4 <= d)
+            }) {
+                let e = newest.entry([r.0 + 1; 16]).or_insert(0);
+                *e = (*e).max(r.3);
+            }
+            let mut expected: Vec<(u64, [u8; 16])> = newest.into_iter().map(|(t, k)| (k, t)).collect();
+            expected.sort_unstable_by(|a, b| b.cmp(a));
+            let expected: Vec<[u8; 16]> = expected.into_iter().take(limit).map(|(_, t)| t).collect();
+            let got: Vec<[u8; 16]> = store.find_traces(&q).unwrap().iter().map(|t| t.trace_id).collect();
+            prop_assert_eq!(got, expected);
         }
     }
 
@@ -559,7 +634,7 @@ mod tests {
             .unwrap();
         let q = TraceQuery {
             service: "b".into(),
-            start_min: Some(base + MS),
+            start_min: Some(base + STEP),
             limit: 1,
             search_depth: 100,
             ..Default::default()

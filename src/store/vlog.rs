@@ -11,13 +11,19 @@
 //! (big-endian). A [`Pointer`] is the record's offset and length. Writers reserve a range
 //! under a short lock and write it with `pwrite` outside the lock, so concurrent requests
 //! append in parallel. Durability: [`ValueLog::sync`] fsyncs every file written since the
-//! last sync; intake calls it before sled's flush, so a pointer is never durable before its
-//! bytes. The crc catches a record torn by a power loss; such a record reads as corrupt.
+//! last sync, and the directory when a file was created; intake calls it before sled's
+//! flush, so a pointer is never durable before its bytes. A file is marked written only
+//! after its bytes are in it, so a sync that runs between a writer's reservation and its
+//! write cannot clear the mark for bytes it did not cover. A failed fsync is sticky: the
+//! kernel may have dropped the pages it could not write, so every later sync fails too and
+//! intake stops acknowledging (after PostgreSQL's fsync lesson). The crc catches a record
+//! torn by a power loss; such a record reads as corrupt.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Signal, StoreError};
@@ -63,6 +69,10 @@ pub struct ValueLog {
     /// Open files by (signal, partition start). A std lock: held to look up a file or reserve
     /// a range, never during I/O.
     segments: Mutex<HashMap<(Signal, u64), Segment>>,
+    /// A file was created since the last sync: the directory entry needs an fsync too.
+    dir_dirty: AtomicBool,
+    /// An fsync failed once; no later sync may claim durability.
+    failed: AtomicBool,
 }
 
 fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
@@ -79,6 +89,9 @@ impl ValueLog {
         Ok(ValueLog {
             dir,
             segments: Mutex::new(HashMap::new()),
+            // The directory itself may be new.
+            dir_dirty: AtomicBool::new(true),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -134,6 +147,9 @@ impl ValueLog {
                         .metadata()
                         .map_err(|e| io("stat value log", &path, e))?
                         .len();
+                    if len == 0 {
+                        self.dir_dirty.store(true, Ordering::SeqCst);
+                    }
                     v.insert(Segment {
                         file: Arc::new(file),
                         len,
@@ -143,11 +159,14 @@ impl ValueLog {
             };
             let base = seg.len;
             seg.len += buf.len() as u64;
-            seg.dirty = true;
             (seg.file.clone(), base)
         };
         file.write_all_at(&buf, base)
             .map_err(|e| io("write value log", &path, e))?;
+        // Only now are there bytes for a sync to cover.
+        if let Some(seg) = self.lock().get_mut(&(signal, start)) {
+            seg.dirty = true;
+        }
         for p in &mut pointers {
             p.offset += base;
         }
@@ -190,8 +209,16 @@ impl ValueLog {
         Ok(body)
     }
 
-    /// fsyncs every file written since the last sync.
+    /// fsyncs every file written since the last sync, and the directory if a file was
+    /// created. After one failure every call fails.
     pub fn sync(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                what: "sync value log (an earlier fsync failed; restart sieve)",
+                path: self.dir.display().to_string(),
+                source: std::io::Error::other("earlier fsync failure"),
+            });
+        }
         let dirty: Vec<Arc<File>> = {
             let mut segs = self.lock();
             segs.values_mut()
@@ -202,16 +229,17 @@ impl ValueLog {
                 })
                 .collect()
         };
-        for f in dirty {
-            if let Err(e) = f.sync_data() {
-                // Mark everything dirty again so the next sync retries.
-                for s in self.lock().values_mut() {
-                    s.dirty = true;
-                }
-                return Err(io("sync value log", &self.dir, e));
+        let mut result = dirty.iter().try_for_each(|f| f.sync_data());
+        if result.is_ok() && self.dir_dirty.swap(false, Ordering::SeqCst) {
+            result = File::open(&self.dir).and_then(|d| d.sync_all());
+            if result.is_err() {
+                self.dir_dirty.store(true, Ordering::SeqCst);
             }
         }
-        Ok(())
+        result.map_err(|e| {
+            self.failed.store(true, Ordering::SeqCst);
+            io("sync value log", &self.dir, e)
+        })
     }
 
     /// Deletes a partition's file (retention).
