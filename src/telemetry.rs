@@ -28,8 +28,8 @@ pub struct SignalCounters {
     pub stored_bytes: AtomicU64,
     /// Requests answered OK.
     pub requests: AtomicU64,
-    /// Accepted items that were already past retention (a replay of old data), so not
-    /// written.
+    /// Items already past retention on arrival (a replay of old data): not written, and
+    /// reported in partial_success.
     pub expired: AtomicU64,
 }
 

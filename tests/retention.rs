@@ -58,15 +58,26 @@ async fn expired_partitions_are_dropped() {
     let mut q = gw.query_client().await;
     let now = sieve::store::now_ns();
 
-    // A replay of hour-old data: accepted, but expired on arrival (counted, not stored).
-    traces.export(spans(0x01, now - 3600 * S)).await.unwrap();
+    // A replay of hour-old data: expired on arrival, reported in partial_success, counted,
+    // not stored.
+    let resp = traces
+        .export(spans(0x01, now - 3600 * S))
+        .await
+        .unwrap()
+        .into_inner();
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_spans, 1);
+    assert_eq!(
+        ps.error_message,
+        "rejected 1 spans: 1 spans older than the storage retention were not stored"
+    );
     let stats = q
         .get_stats(sieve::proto::GetStatsRequest {})
         .await
         .unwrap()
         .into_inner();
     let s = stats.spans.unwrap();
-    assert_eq!((s.accepted, s.expired), (1, 1));
+    assert_eq!((s.received, s.accepted, s.expired), (1, 0, 1));
     // Young data.
     traces.export(spans(0x02, now)).await.unwrap();
     logs.export(ExportLogsServiceRequest {

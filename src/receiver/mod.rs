@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -84,11 +84,12 @@ impl Receiver {
         })
     }
 
-    /// Stores a prepared write and waits until it is durable.
-    async fn commit(&self, kind: SignalKind, write: Write) -> Result<(), Status> {
+    /// Stores a prepared write and waits until it is durable; returns how many of its items
+    /// were already past retention and so not stored.
+    async fn commit(&self, kind: SignalKind, write: Write) -> Result<u64, Status> {
         let (items, bytes) = (write.items, write.bytes);
         if write.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let expired = self.intake.commit(write).await.map_err(|e| {
             events::IntakeWriteFailed { error: &e }.emit();
@@ -103,24 +104,23 @@ impl Receiver {
         }
         events::ReceiverItemsAccepted {
             signal: kind,
-            items,
+            items: items - expired.min(items),
             bytes,
         }
         .emit(&self.stats);
-        Ok(())
+        Ok(expired)
     }
 
-    fn reject(&self, kind: SignalKind, rej: &validate::Rejections) -> String {
-        let message = rej.message(kind.item());
+    /// Counts and logs what validation rejected.
+    fn reject(&self, kind: SignalKind, rej: &validate::Rejections) {
         if rej.count > 0 {
             events::ReceiverItemsRejected {
                 signal: kind,
                 items: rej.count,
-                message: &message,
+                message: &rej.message(kind.item()),
             }
             .emit(&self.stats);
         }
-        message
     }
 }
 
@@ -174,10 +174,20 @@ impl<S: OtlpSignal> Export for Service<S> {
             items: S::items(&req),
         }
         .emit(&rx.stats);
-        let rejected = S::validate(&mut req, &rx.limits);
-        let message = rx.reject(S::KIND, &rejected);
+        let mut rejected = S::validate(&mut req, &rx.limits);
+        rx.reject(S::KIND, &rejected);
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
-        rx.commit(S::KIND, write).await?;
+        let expired = rx.commit(S::KIND, write).await?;
+        if expired > 0 {
+            rejected.add_many(
+                expired,
+                format!(
+                    "{expired} {} older than the storage retention were not stored",
+                    S::KIND.item()
+                ),
+            );
+        }
+        let message = rejected.message(S::KIND.item());
         Ok(S::respond(&rejected, message))
     }
 }
@@ -255,7 +265,7 @@ impl OtlpSignal for Logs {
 }
 
 /// `opentelemetry.proto.collector.metrics.v1.MetricsService`. Metrics are stored for the
-/// exporters and counted per data point; no item is rejected.
+/// exporters and counted per data point; none is rejected by validation.
 pub struct Metrics;
 
 impl OtlpSignal for Metrics {
@@ -280,9 +290,12 @@ impl OtlpSignal for Metrics {
         store.prepare_metrics(req.resource_metrics)
     }
 
-    fn respond(_rejected: &validate::Rejections, _message: String) -> Self::Response {
+    fn respond(rejected: &validate::Rejections, message: String) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: None,
+            partial_success: (rejected.count > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected.count as i64,
+                error_message: message,
+            }),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Rejections {
     pub count: u64,
     /// The first [`MAX_DESCRIBED`] problems.
     pub problems: Vec<String>,
+    /// Items the problems above account for.
+    described: u64,
 }
 
 impl Rejections {
@@ -33,6 +35,16 @@ impl Rejections {
         self.count += 1;
         if self.problems.len() < MAX_DESCRIBED {
             self.problems.push(problem());
+            self.described += 1;
+        }
+    }
+
+    /// Adds `count` items dropped for one reason (e.g. past retention).
+    pub fn add_many(&mut self, count: u64, problem: String) {
+        self.count += count;
+        if self.problems.len() < MAX_DESCRIBED {
+            self.problems.push(problem);
+            self.described += count;
         }
     }
 
@@ -41,7 +53,7 @@ impl Rejections {
         if self.count == 0 {
             return String::new();
         }
-        let more = self.count as usize - self.problems.len();
+        let more = self.count.saturating_sub(self.described);
         let mut m = format!(
             "rejected {} {item}: {}",
             self.count,

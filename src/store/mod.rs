@@ -42,6 +42,14 @@ pub enum StoreError {
     /// A stored value could not be decoded: the database holds something sieve did not write.
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
+    /// The store was written with another `storage.partition` than the one configured.
+    #[error(
+        "the store's partitions are {found_secs}s wide but storage.partition is {configured_secs}s; set it back, or move the data directory away to start afresh"
+    )]
+    PartitionWidthChanged {
+        found_secs: u64,
+        configured_secs: u64,
+    },
     /// A value log file operation failed.
     #[error("cannot {what} {path}: {source}")]
     Io {
@@ -120,16 +128,19 @@ pub(crate) struct Inner {
     pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
     /// A std lock for the same reason: one short critical section per request.
     pub catalog: Mutex<Catalog>,
-    /// Every user of partition handles — a writer applying, a reader answering a query —
-    /// holds it shared for as long as it uses them. The sweeper holds it exclusively only to
-    /// unlink expired partitions from `partitions`; once it lets go nobody holds their
-    /// handles or can get them, so it drops trees and files without the lock and without
-    /// stalling intake. A std lock: never held across an await; never taken twice by one
-    /// thread (the `*_locked` read functions exist for that).
+    /// Writers hold it shared while they look up partition trees and apply to them (about a
+    /// millisecond). The sweeper holds it exclusively only to unlink expired partitions from
+    /// `partitions`; once it lets go no writer holds their handles or can get them again, so
+    /// it drops trees and files without the lock. Readers do not take it (a long query must
+    /// not hold up a sweep, which would hold up intake behind it): a reader meeting a tree
+    /// dropped under it treats the partition as gone, which it is. A std lock: never held
+    /// across an await.
     pub sweep_lock: RwLock<()>,
     /// The newest horizon a sweep has used. Data in partitions ending at or before it is
     /// never written (it is expired on arrival), even if the wall clock steps back.
     pub swept_upto: AtomicU64,
+    /// Expired partitions whose drop failed; the next sweep retries them.
+    pub pending_drops: Mutex<Vec<(Signal, u64, u64)>>,
 }
 
 impl Store {
@@ -168,19 +179,35 @@ impl Store {
                 }
             }
         }
+        let partition_ns = (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1);
+        if let Some(((_, start), p)) = partitions
+            .iter()
+            .find(|((_, start), p)| p.end.saturating_sub(*start) != partition_ns)
+        {
+            return Err(StoreError::PartitionWidthChanged {
+                found_secs: p.end.saturating_sub(*start) / 1_000_000_000,
+                configured_secs: partition_ns / 1_000_000_000,
+            });
+        }
+        vlog.remove_orphans(|signal, start, end| {
+            partitions
+                .get(&(signal, start))
+                .is_some_and(|p| p.end == end)
+        })?;
         let catalog = load_catalog(&catalog_tree)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 vlog,
                 catalog_tree,
-                partition_ns: (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1),
+                partition_ns,
                 retention: cfg.retention,
                 attribute_index: cfg.attribute_index.clone(),
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
                 sweep_lock: RwLock::new(()),
                 swept_upto: AtomicU64::new(0),
+                pending_drops: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -189,7 +216,7 @@ impl Store {
         &self.inner
     }
 
-    /// Shared hold on the partition handles (see `Inner::sweep_lock`).
+    /// Shared hold on the partition handles for a writer (see `Inner::sweep_lock`).
     pub(crate) fn hold_partitions(&self) -> RwLockReadGuard<'_, ()> {
         self.inner
             .sweep_lock
@@ -320,7 +347,6 @@ impl Store {
     }
 
     /// The live partitions of a signal, newest first, overlapping [min, max] of data time.
-    /// Call with the partitions held ([`Store::hold_partitions`]).
     pub(crate) fn partitions_newest_first(
         &self,
         signal: Signal,
@@ -407,4 +433,39 @@ pub(crate) fn temp_store(cfg: &mut config::Storage) -> (tempfile::TempDir, Store
     cfg.path = dir.path().join("db");
     let store = Store::open(cfg).expect("open store");
     (dir, store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reopening a store with another partition width is refused with a message that says
+    /// what to do; the same width reopens, and value-log files without a tree are removed.
+    #[test]
+    fn partition_width_is_fixed_per_store_and_orphans_are_removed() {
+        let mut cfg = config::Storage::default();
+        let (dir, store) = temp_store(&mut cfg);
+        let w = store
+            .prepare_metrics(vec![Default::default()])
+            .expect("prepare");
+        store.apply(w).expect("apply");
+        drop(store);
+        let orphan = cfg
+            .path
+            .join("values")
+            .join("logs-00000000000000000001-00000000000000000002.vlog");
+        std::fs::write(&orphan, b"").unwrap();
+
+        let narrow = config::Storage {
+            partition: Duration::from_secs(10),
+            ..cfg.clone()
+        };
+        let e = Store::open(&narrow).err().expect("refused").to_string();
+        assert!(e.contains("3600s wide but storage.partition is 10s"), "{e}");
+
+        let store = Store::open(&cfg).expect("same width reopens");
+        assert!(!orphan.exists());
+        drop(store);
+        drop(dir);
+    }
 }

@@ -78,18 +78,13 @@ fn corrupt(what: &'static str, e: impl ToString) -> StoreError {
 impl Store {
     /// Every stored span of a trace, chunk by chunk in arrival order; `None` if none is stored.
     pub fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
-        let _held = self.hold_partitions();
-        self.get_trace_locked(trace_id)
-    }
-
-    fn get_trace_locked(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
         let mut out = TracesData::default();
         let mut chunks: Vec<(u64, TracesData)> = Vec::new();
         for (start, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
             let mut prefix = vec![keys::CHUNK];
             prefix.extend_from_slice(trace_id);
-            for item in part.tree.scan_prefix(&prefix) {
-                let (k, v) = item?;
+            let mut it = part.tree.scan_prefix(&prefix);
+            while let Some((k, v)) = live(it.next())? {
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
                 match self.decode_chunk::<TracesData>(Signal::Spans, start, &part, &v) {
                     Some(data) => chunks.push((seq, data)),
@@ -118,7 +113,6 @@ impl Store {
     /// trace comes out only with its exact start and only once no unread list can hold a
     /// newer one. So the order is exact and the scan stops as soon as `limit` traces are out.
     pub fn find_traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-        let _held = self.hold_partitions();
         let tmin = q.start_min.unwrap_or(0);
         let tmax = q.start_max.unwrap_or(u64::MAX);
         let dmin = q.duration_min.unwrap_or(0);
@@ -155,8 +149,7 @@ impl Store {
             .collect();
         let mut heads: BinaryHeap<(u64, usize, sled::IVec)> = BinaryHeap::new();
         for (i, it) in streams.iter_mut().enumerate() {
-            if let Some(item) = it.next_back() {
-                let (k, v) = item?;
+            if let Some((k, v)) = live(it.next_back())? {
                 heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
             }
         }
@@ -186,7 +179,7 @@ impl Store {
                 if !checked.insert(tid) {
                     continue; // an older bound of a trace already checked
                 }
-                if let Some(trace) = self.get_trace_locked(&tid)?
+                if let Some(trace) = self.get_trace(&tid)?
                     && let Some(newest) = newest_match(&trace, q, tmin, tmax, dmin, dmax)
                 {
                     ready.insert(tid, summarize(tid, &trace));
@@ -225,8 +218,7 @@ impl Store {
                     Err(e) => events::StoreChunkUnreadable { error: &e }.emit(),
                 }
             }
-            if let Some(item) = streams[i].next_back() {
-                let (k, v) = item?;
+            if let Some((k, v)) = live(streams[i].next_back())? {
                 heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
             }
         }
@@ -303,7 +295,6 @@ impl Store {
 
     /// Log records matching every condition, newest first.
     pub fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogHit>, StoreError> {
-        let _held = self.hold_partitions();
         let tmin = q.start_min.unwrap_or(0);
         let tmax = q.start_max.unwrap_or(u64::MAX);
         let prefix = if let Some(tid) = &q.trace_id {
@@ -326,8 +317,8 @@ impl Store {
         let mut best: BTreeMap<(u64, u64), LogHit> = BTreeMap::new();
         let mut order = 0u64;
         for (start, part) in self.partitions_newest_first(Signal::Logs, tmin, tmax) {
-            for item in part.tree.range(lo.as_slice()..=hi.as_slice()).rev() {
-                let (k, v) = item?;
+            let mut it = part.tree.range(lo.as_slice()..=hi.as_slice()).rev();
+            while let Some((k, v)) = live(it.next())? {
                 let Some(chunk_key) = keys::log_chunk_key_of_index(&k) else {
                     continue;
                 };
@@ -341,7 +332,7 @@ impl Store {
                 let value = if prefix[0] == keys::CHUNK {
                     v
                 } else {
-                    match part.tree.get(chunk_key)? {
+                    match live_get(part.tree.get(chunk_key))? {
                         Some(v) => v,
                         None => continue,
                     }
@@ -362,6 +353,28 @@ impl Store {
             }
         }
         Ok(into_newest_first(best))
+    }
+}
+
+/// An item of a partition scan. Readers do not lock partitions against the sweeper, so a
+/// partition may be dropped under a scan: sled then reports the tree gone, which ends the
+/// scan of that (expired) partition rather than failing the query.
+fn live(
+    item: Option<sled::Result<(sled::IVec, sled::IVec)>>,
+) -> Result<Option<(sled::IVec, sled::IVec)>, StoreError> {
+    match item {
+        Some(Ok(kv)) => Ok(Some(kv)),
+        Some(Err(sled::Error::CollectionNotFound(_))) | None => Ok(None),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+/// A point read in a partition, with the same treatment of a dropped tree as [`live`].
+fn live_get(r: sled::Result<Option<sled::IVec>>) -> Result<Option<sled::IVec>, StoreError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(sled::Error::CollectionNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -14,22 +14,23 @@ use super::{Signal, Store, StoreError, partition_name};
 use crate::telemetry::events;
 
 impl Store {
-    /// Drops every expired partition; returns how many.
+    /// Drops every expired partition; returns how many were dropped.
     ///
     /// Under the exclusive lock it only raises `swept_upto` and unlinks the expired
-    /// partitions from the map: after that no writer or reader holds their handles (users
-    /// hold the lock shared while they use them) and none can get them again (writers skip
-    /// partitions at or before `swept_upto`, readers skip them too). Dropping the trees and
-    /// deleting the files then happens without the lock, so intake never waits for it.
+    /// partitions from the map: after that no writer holds their handles (writers hold the
+    /// lock shared while they use them) and none can get them again (writers skip partitions
+    /// at or before `swept_upto`). Dropping the trees and deleting the files then happens
+    /// without the lock. Readers hold no lock; one that meets a dropped tree skips it. A
+    /// partition whose drop fails stays on a retry list for the next sweep.
     pub fn sweep_expired(&self) -> Result<usize, StoreError> {
-        let expired: Vec<(Signal, u64, u64)> = {
-            let _exclusive = self
-                .inner()
-                .sweep_lock
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let horizon = self.live_horizon();
-            self.inner().swept_upto.fetch_max(horizon, Ordering::SeqCst);
+        let exclusive = self
+            .inner()
+            .sweep_lock
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let horizon = self.live_horizon();
+        self.inner().swept_upto.fetch_max(horizon, Ordering::SeqCst);
+        let mut to_drop: Vec<(Signal, u64, u64)> = {
             let mut parts = self
                 .inner()
                 .partitions
@@ -45,21 +46,46 @@ impl Store {
             }
             expired
         };
-        for (signal, start, end) in &expired {
+        drop(exclusive);
+        to_drop.append(&mut self.lock_pending_drops());
+        let mut dropped = 0;
+        let mut first_error = None;
+        for (signal, start, end) in to_drop {
             let began = std::time::Instant::now();
-            self.inner()
+            let result = self
+                .inner()
                 .db
-                .drop_tree(partition_name(*signal, *start, *end))?;
-            self.inner().vlog.remove(*signal, *start, *end)?;
-            events::StorePartitionExpired {
-                signal: *signal,
-                start: *start,
-                end: *end,
-                took: began.elapsed(),
+                .drop_tree(partition_name(signal, start, end))
+                .map_err(StoreError::from)
+                .and_then(|_| self.inner().vlog.remove(signal, start, end));
+            match result {
+                Ok(()) => {
+                    dropped += 1;
+                    events::StorePartitionExpired {
+                        signal,
+                        start,
+                        end,
+                        took: began.elapsed(),
+                    }
+                    .emit();
+                }
+                Err(e) => {
+                    self.lock_pending_drops().push((signal, start, end));
+                    first_error.get_or_insert(e);
+                }
             }
-            .emit();
         }
-        Ok(expired.len())
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(dropped),
+        }
+    }
+
+    fn lock_pending_drops(&self) -> std::sync::MutexGuard<'_, Vec<(Signal, u64, u64)>> {
+        self.inner()
+            .pending_drops
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs [`Store::sweep_expired`] every `interval` until `shutdown` completes.
@@ -111,8 +137,8 @@ mod tests {
     }
 
     /// A smoke test of the locking: writers (half of them into the partition that is just
-    /// expiring), readers and the sweeper race over one-second partitions for 3.5 s; no
-    /// operation may fail, and expired partitions are dropped. The races it guards against
+    /// expiring), lock-free readers and the sweeper race over one-second partitions for
+    /// 3.5 s; no operation may fail, and expired partitions are dropped. The races it guards against
     /// have narrow windows, so a pass is evidence, not proof; the design argument is on
     /// `Inner::sweep_lock`.
     #[test]

@@ -242,6 +242,38 @@ impl ValueLog {
         })
     }
 
+    /// Deletes the files for which `keep(signal, start, end)` is false and returns how many:
+    /// at start-up, files whose partition tree is gone (a crash between dropping the tree and
+    /// deleting its file).
+    pub fn remove_orphans(
+        &self,
+        keep: impl Fn(Signal, u64, u64) -> bool,
+    ) -> Result<usize, StoreError> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| io("list value log directory", &self.dir, e))?;
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| io("list value log directory", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".vlog")) else {
+                continue;
+            };
+            let parsed = Signal::ALL.into_iter().find_map(|signal| {
+                let prefix = signal.tree_prefix().trim_end_matches('/');
+                let rest = stem.strip_prefix(prefix)?.strip_prefix('-')?;
+                let (a, b) = rest.split_once('-')?;
+                Some((signal, a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+            });
+            if let Some((signal, start, end)) = parsed
+                && !keep(signal, start, end)
+            {
+                self.remove(signal, start, end)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes a partition's file (retention).
     pub fn remove(&self, signal: Signal, start: u64, end: u64) -> Result<(), StoreError> {
         self.lock().remove(&(signal, start));
@@ -293,6 +325,16 @@ mod tests {
         assert!(log.read(Signal::Spans, 0, 10, past).is_err());
         log.remove(Signal::Spans, 0, 10).unwrap();
         assert!(log.read(Signal::Spans, 0, 10, ps[0]).is_err());
+        // Orphans: files without a partition are removed, others kept.
+        log.append(Signal::Logs, 0, 10, &[b"a"]).unwrap();
+        log.append(Signal::Metrics, 10, 20, &[b"b"]).unwrap();
+        std::fs::write(dir.path().join("values").join("unrelated.txt"), b"x").unwrap();
+        assert_eq!(log.remove_orphans(|s, _, _| s == Signal::Logs).unwrap(), 1);
+        assert!(
+            log.read(Signal::Logs, 0, 10, Pointer { offset: 0, len: 1 })
+                .is_ok()
+        );
+        assert!(dir.path().join("values").join("unrelated.txt").exists());
     }
 
     #[test]

@@ -434,7 +434,13 @@ impl Store {
             let mut parts: HashMap<u64, (ResourceLogs, keys::LogChunkHeader, Vec<[u8; 16]>)> =
                 HashMap::new();
             for mut sl in std::mem::take(&mut rl.scope_logs) {
-                for rec in std::mem::take(&mut sl.log_records) {
+                for mut rec in std::mem::take(&mut sl.log_records) {
+                    // A record without any time gets the time it was received as its
+                    // observed time (what OTLP asks of a receiver), so reads see the time
+                    // it was filed under.
+                    if rec.time_unix_nano == 0 && rec.observed_time_unix_nano == 0 {
+                        rec.observed_time_unix_nano = now;
+                    }
                     let t = record_time(rec.time_unix_nano, rec.observed_time_unix_nano, now);
                     let sev = otlp::effective_severity(rec.severity_number, &rec.severity_text);
                     let part = self.partition_start(t);
