@@ -5,9 +5,12 @@
 //! OTLP `partial_success.error_message`.
 //!
 //! Rules for a span: trace id of 16 bytes, not all zero; span id of 8 bytes, not all zero;
-//! parent span id empty or 8 bytes; end time not before start time; a non-empty name; at most
-//! `max_attributes` attributes on the span, on each event and on each link; no string or
-//! bytes value (nested ones included) longer than `max_attribute_value_length`.
+//! parent span id empty or 8 bytes; end time not before start time; a non-empty name no
+//! longer than `max_attribute_value_length`; at most `max_attributes` attributes on the span,
+//! on each event and on each link; no string or bytes value (nested ones included) longer
+//! than `max_attribute_value_length`. The resource's and the scope's attributes (and the
+//! scope's name and version) obey the same limits; when they do not, every item under them
+//! is rejected (service names and attribute values are kept in indexes and the catalog).
 //! A log record: trace id empty or 16 bytes not all zero; span id empty or 8 bytes not all
 //! zero; the same attribute limits, and the body within the value length limit.
 
@@ -66,18 +69,35 @@ impl Rejections {
     }
 }
 
-/// Removes invalid spans; returns what was removed.
+/// Removes invalid spans; returns what was removed. A resource or scope over the limits
+/// takes all of its spans with it.
 pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> Rejections {
     let mut rej = Rejections::default();
     for rs in resource_spans {
+        if let Some(p) = resource_problem(rs.resource.as_ref(), limits) {
+            let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+            rs.scope_spans.clear();
+            if n > 0 {
+                rej.add_many(n as u64, format!("{p}: its {n} spans"));
+            }
+            continue;
+        }
         for ss in &mut rs.scope_spans {
+            if let Some(p) = scope_problem(ss.scope.as_ref(), limits) {
+                let n = ss.spans.len();
+                ss.spans.clear();
+                if n > 0 {
+                    rej.add_many(n as u64, format!("{p}: its {n} spans"));
+                }
+                continue;
+            }
             ss.spans.retain(|span| match span_problem(span, limits) {
                 None => true,
                 Some(p) => {
                     rej.add(|| {
                         format!(
                             "span {:?} (trace {}, span {}): {p}",
-                            span.name,
+                            truncate(&span.name),
                             hex::encode(&span.trace_id),
                             hex::encode(&span.span_id)
                         )
@@ -90,11 +110,28 @@ pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> 
     rej
 }
 
-/// Removes invalid log records; returns what was removed.
+/// Removes invalid log records; returns what was removed. A resource or scope over the
+/// limits takes all of its records with it.
 pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rejections {
     let mut rej = Rejections::default();
     for rl in resource_logs {
+        if let Some(p) = resource_problem(rl.resource.as_ref(), limits) {
+            let n: usize = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+            rl.scope_logs.clear();
+            if n > 0 {
+                rej.add_many(n as u64, format!("{p}: its {n} log records"));
+            }
+            continue;
+        }
         for sl in &mut rl.scope_logs {
+            if let Some(p) = scope_problem(sl.scope.as_ref(), limits) {
+                let n = sl.log_records.len();
+                sl.log_records.clear();
+                if n > 0 {
+                    rej.add_many(n as u64, format!("{p}: its {n} log records"));
+                }
+                continue;
+            }
             let mut index = 0usize;
             sl.log_records.retain(|rec| {
                 index += 1;
@@ -109,6 +146,37 @@ pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rej
         }
     }
     rej
+}
+
+/// At most 64 characters of a name, for messages.
+fn truncate(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &name[..i]),
+        None => name.to_string(),
+    }
+}
+
+fn resource_problem(
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+    limits: &Limits,
+) -> Option<String> {
+    attrs_problem("resource attributes", &resource?.attributes, limits)
+}
+
+fn scope_problem(
+    scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+    limits: &Limits,
+) -> Option<String> {
+    let scope = scope?;
+    if scope.name.len() > limits.max_attribute_value_length
+        || scope.version.len() > limits.max_attribute_value_length
+    {
+        return Some(format!(
+            "scope name or version longer than {} bytes",
+            limits.max_attribute_value_length
+        ));
+    }
+    attrs_problem("scope attributes", &scope.attributes, limits)
 }
 
 fn id_problem(name: &str, id: &[u8], len: usize, optional: bool) -> Option<String> {
@@ -146,6 +214,13 @@ pub fn span_problem(span: &Span, limits: &Limits) -> Option<String> {
     }
     if span.name.is_empty() {
         return Some("name is empty".into());
+    }
+    if span.name.len() > limits.max_attribute_value_length {
+        return Some(format!(
+            "name of {} bytes exceeds the limit of {}",
+            span.name.len(),
+            limits.max_attribute_value_length
+        ));
     }
     attrs_problem("attributes", &span.attributes, limits)
         .or_else(|| {
@@ -308,6 +383,68 @@ mod tests {
         assert_eq!(rs[0].scope_spans[0].spans.len(), 2);
         let m = rej.message("spans");
         assert!(m.starts_with("rejected 1 spans: span \"\""), "{m}");
+    }
+
+    #[test]
+    fn an_oversize_resource_or_scope_rejects_its_items() {
+        let limits = Limits {
+            max_attributes: 4,
+            max_attribute_value_length: 8,
+        };
+        let mut rs = vec![
+            ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![string_attr("service.name", 100)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![good_span(), good_span()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ResourceSpans {
+                scope_spans: vec![
+                    ScopeSpans {
+                        scope: Some(
+                            opentelemetry_proto::tonic::common::v1::InstrumentationScope {
+                                name: "x".repeat(9),
+                                ..Default::default()
+                            },
+                        ),
+                        spans: vec![good_span()],
+                        ..Default::default()
+                    },
+                    ScopeSpans {
+                        spans: vec![good_span()],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+        ];
+        let rej = validate_spans(&mut rs, &limits);
+        assert_eq!(rej.count, 3);
+        let m = rej.message("spans");
+        assert!(
+            m.starts_with(
+                "rejected 3 spans: resource attributes: value of \"service.name\" is 100 bytes"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("its 2 spans") && m.contains("scope name or version"),
+            "{m}"
+        );
+        assert!(!m.contains("more"), "{m}");
+        assert_eq!(rs[1].scope_spans[1].spans.len(), 1);
+        let mut long = good_span();
+        long.name = "n".repeat(9);
+        assert!(
+            span_problem(&long, &limits)
+                .unwrap()
+                .contains("name of 9 bytes")
+        );
     }
 
     #[test]
