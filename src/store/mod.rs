@@ -123,6 +123,10 @@ pub(crate) struct Inner {
     pub partition_ns: u64,
     pub retention: Duration,
     pub attribute_index: config::AttributeIndex,
+    /// Data time from which the attribute index is complete under the current bounds: 0 for
+    /// a store that always had them, the time of the change when they were changed (values
+    /// may then have been skipped before). Earlier time ranges are searched by scanning.
+    pub attribute_index_since: u64,
     /// Open partitions by (signal, start). A std lock: it guards a map lookup or insert and is
     /// never held across an await or a sled write.
     pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
@@ -195,6 +199,7 @@ impl Store {
                 .is_some_and(|p| p.end == end)
         })?;
         let catalog = load_catalog(&catalog_tree)?;
+        let attribute_index_since = attribute_index_since(&catalog_tree, &cfg.attribute_index)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -203,6 +208,7 @@ impl Store {
                 partition_ns,
                 retention: cfg.retention,
                 attribute_index: cfg.attribute_index.clone(),
+                attribute_index_since,
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
                 sweep_lock: RwLock::new(()),
@@ -382,6 +388,41 @@ pub(crate) fn parse_partition_name(name: &str, signal: Signal) -> Option<(u64, u
     let rest = name.strip_prefix(signal.tree_prefix())?;
     let (a, b) = rest.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Catalog key of the attribute index bounds the store was written with.
+const META_ATTRIBUTE_BOUNDS: &[u8] = b"Mattribute_index_bounds";
+/// Catalog key of the time the current bounds took effect.
+const META_ATTRIBUTE_SINCE: &[u8] = b"Mattribute_index_since";
+
+/// Compares the configured attribute index bounds with the ones the store was written with,
+/// records a change, and returns since when the index is complete under the current ones.
+fn attribute_index_since(
+    tree: &sled::Tree,
+    bounds: &config::AttributeIndex,
+) -> Result<u64, StoreError> {
+    let mut encoded = Vec::with_capacity(24);
+    for n in [
+        bounds.max_value_length,
+        bounds.max_values_per_key,
+        bounds.max_keys,
+    ] {
+        encoded.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    let saved = tree.get(META_ATTRIBUTE_BOUNDS)?;
+    let since = match saved {
+        Some(ref s) if s.as_ref() == encoded.as_slice() => tree
+            .get(META_ATTRIBUTE_SINCE)?
+            .map(|v| keys::read_u64(&v))
+            .unwrap_or(0),
+        // First start on this store: the index is complete from the beginning.
+        None if tree.is_empty() => 0,
+        // Bounds changed (or a store from before they were recorded).
+        _ => now_ns(),
+    };
+    tree.insert(META_ATTRIBUTE_BOUNDS, encoded)?;
+    tree.insert(META_ATTRIBUTE_SINCE, &since.to_be_bytes())?;
+    Ok(since)
 }
 
 fn load_catalog(tree: &sled::Tree) -> Result<Catalog, StoreError> {

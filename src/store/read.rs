@@ -122,7 +122,7 @@ impl Store {
         let indexed_attr = q
             .attributes
             .iter()
-            .find(|(k, v)| self.is_indexed(&q.service, k, v));
+            .find(|(k, v)| self.is_indexed(&q.service, k, v, tmin));
         let prefix = match (indexed_attr, &q.operation) {
             (Some((k, v)), _) => keys::prefix(
                 keys::ATTRIBUTE,
@@ -246,7 +246,14 @@ impl Store {
         }
     }
 
-    fn is_indexed(&self, service: &str, key: &str, value: &str) -> bool {
+    /// May a search for `key = value` from data time `from` use the attribute index?
+    fn is_indexed(&self, service: &str, key: &str, value: &str, from: u64) -> bool {
+        let inner = self.inner();
+        if from < inner.attribute_index_since
+            || value.len() > inner.attribute_index.max_value_length
+        {
+            return false;
+        }
         let cat = self
             .inner()
             .catalog
@@ -653,6 +660,68 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.find_traces(&q).unwrap().len(), 1);
+    }
+
+    fn colored(tid: u8, color: &str, start: u64) -> Vec<ResourceSpans> {
+        vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![crate::otlp::string_kv("service.name", "shop")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![tid; 16],
+                    span_id: vec![1; 8],
+                    name: "op".into(),
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: start + 1,
+                    attributes: vec![crate::otlp::string_kv("color", color)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }]
+    }
+
+    /// Raising the attribute index bounds on an existing store: a value skipped before is
+    /// indexed from now on, and a search over the earlier time still finds the old traces
+    /// (by scanning) as well as the new ones.
+    #[test]
+    fn changed_attribute_bounds_do_not_hide_older_data() {
+        let mut cfg = config::Storage::default();
+        cfg.attribute_index.max_values_per_key = 1;
+        let (_dir, store) = crate::store::temp_store(&mut cfg);
+        let t0 = crate::store::now_ns() - 60 * 1_000_000_000;
+        for (tid, color) in [(1, "red"), (2, "blue")] {
+            store
+                .apply(
+                    store
+                        .prepare_spans(colored(tid, color, t0 + tid as u64))
+                        .unwrap(),
+                )
+                .unwrap();
+        }
+        drop(store);
+        cfg.attribute_index.max_values_per_key = 10;
+        let store = Store::open(&cfg).unwrap();
+        store
+            .apply(store.prepare_spans(colored(3, "blue", t0 + 3)).unwrap())
+            .unwrap();
+        let q = TraceQuery {
+            service: "shop".into(),
+            attributes: vec![("color".into(), "blue".into())],
+            limit: 10,
+            search_depth: 100,
+            ..Default::default()
+        };
+        let ids: Vec<u8> = store
+            .find_traces(&q)
+            .unwrap()
+            .iter()
+            .map(|t| t.trace_id[0])
+            .collect();
+        assert_eq!(ids, [3, 2]);
     }
 
     #[test]
