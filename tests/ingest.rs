@@ -553,3 +553,93 @@ async fn oversize_request_is_refused() {
     assert_eq!(e.code(), Code::NotFound);
     gw.stop().await;
 }
+
+/// Sends one gRPC frame over a bare HTTP/2 connection (what no gRPC client library would
+/// send: a frame flagged compressed whose bytes are not) and returns the grpc-status.
+async fn raw_grpc_status(
+    otlp: &str,
+    encoding: &str,
+    compressed_flag: u8,
+    payload: &[u8],
+) -> String {
+    let addr = otlp.trim_start_matches("http://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut client = client.ready().await.expect("h2 ready");
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{addr}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", encoding)
+        .body(())
+        .expect("request");
+    let (response, mut send) = client.send_request(req, false).expect("send request");
+    let mut frame = vec![compressed_flag];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    send.send_data(Bytes::from(frame), true).expect("send data");
+    let (parts, mut body) = response.await.expect("response").into_parts();
+    if let Some(s) = parts.headers.get("grpc-status") {
+        return s.to_str().unwrap_or("?").to_string();
+    }
+    while let Some(chunk) = body.data().await {
+        chunk.expect("body");
+    }
+    let trailers = body.trailers().await.expect("trailers").unwrap_or_default();
+    trailers
+        .get("grpc-status")
+        .and_then(|s| s.to_str().ok())
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// A body flagged gzip that is not gzip is INVALID_ARGUMENT (tonic says INTERNAL), and a gzip
+/// body that inflates past the size limit is RESOURCE_EXHAUSTED: both are permanent for OTLP
+/// clients, unlike INTERNAL's ambiguity or OUT_OF_RANGE's retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_and_inflating_compressed_bodies() {
+    use std::io::Write as _;
+    let gw = common::start(|c| {
+        if let Some(g) = c
+            .receivers
+            .otlp
+            .as_mut()
+            .and_then(|o| o.protocols.grpc.as_mut())
+        {
+            g.max_recv_msg_size_mib = 1;
+        }
+    })
+    .await;
+    let invalid = (Code::InvalidArgument as i32).to_string();
+    let exhausted = (Code::ResourceExhausted as i32).to_string();
+    assert_eq!(
+        raw_grpc_status(&gw.otlp, "gzip", 1, b"definitely not gzip").await,
+        invalid
+    );
+
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![0u8; 8 << 20]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    assert!(
+        bomb.len() < 64 << 10,
+        "8 MiB of zeros compress to {} bytes",
+        bomb.len()
+    );
+    assert_eq!(raw_grpc_status(&gw.otlp, "gzip", 1, &bomb).await, exhausted);
+
+    // A well-formed compressed request through the same path is accepted (status 0).
+    let mut ok = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    ok.write_all(&request(vec![span(0x31, 1, "gz")]).encode_to_vec())
+        .unwrap();
+    assert_eq!(
+        raw_grpc_status(&gw.otlp, "gzip", 1, &ok.finish().unwrap()).await,
+        "0"
+    );
+    gw.stop().await;
+}

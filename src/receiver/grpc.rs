@@ -112,28 +112,34 @@ where
                 .apply_compression_config(accept, send)
                 .apply_max_message_size_config(Some(max), None);
             let mut response = grpc.unary(handler, req).await;
-            too_large_is_permanent(&mut response);
+            client_errors_are_permanent(&mut response);
             Ok(response)
         })
     }
 }
 
-/// tonic refuses a body over the size limit with OUT_OF_RANGE, which OTLP lists as retryable:
-/// a client would send the same oversize request forever. The handlers never answer
-/// OUT_OF_RANGE themselves, so it is rewritten to RESOURCE_EXHAUSTED without RetryInfo, which
-/// OTLP clients treat as permanent (what the Collector answers).
-fn too_large_is_permanent(response: &mut http::Response<tonic::body::Body>) {
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    if response
-        .headers()
-        .get(Status::GRPC_STATUS)
-        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
-    {
-        response.headers_mut().insert(
-            Status::GRPC_STATUS,
-            http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
-        );
-    }
+/// Statuses tonic itself gives to bad request bodies, mapped to what OTLP clients should see.
+/// The handlers never answer OUT_OF_RANGE or INTERNAL, so either one here came from tonic:
+/// - OUT_OF_RANGE (body over the size limit) and INTERNAL "Error decompressing: size limit"
+///   (a body that inflates past it) become RESOURCE_EXHAUSTED without RetryInfo, which OTLP
+///   clients treat as permanent — OUT_OF_RANGE is on OTLP's retryable list, so a client would
+///   send the same oversize request forever;
+/// - any other INTERNAL (a corrupt gzip/zstd body, a truncated or missing message) becomes
+///   INVALID_ARGUMENT: the request is malformed and retrying cannot help.
+fn client_errors_are_permanent(response: &mut http::Response<tonic::body::Body>) {
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return;
+    };
+    let code = match status.code() {
+        tonic::Code::OutOfRange => tonic::Code::ResourceExhausted,
+        tonic::Code::Internal if status.message().contains("size limit") => {
+            tonic::Code::ResourceExhausted
+        }
+        tonic::Code::Internal => tonic::Code::InvalidArgument,
+        _ => return,
+    };
+    let fixed = Status::new(code, status.message().to_string());
+    let _ = fixed.add_header(response.headers_mut());
 }
 
 /// Decodes a request as its raw bytes; encodes the response with prost.
