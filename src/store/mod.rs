@@ -4,15 +4,17 @@
 //! - **time partitions**: data is written into one tree per signal per `storage.partition` of
 //!   *data* time (span start, log record time, metric point time), named
 //!   `spans/<start>-<end>`, `logs/<start>-<end>`, `metrics/<start>-<end>` (unix nanoseconds,
-//!   zero-padded). Retention drops a partition tree whole once its end is older than
-//!   `storage.retention` ([`retention`]); sled does not give back the space of deleted keys,
-//!   but it does reuse the space of dropped trees.
+//!   zero-padded), each with a value-log file beside it ([`vlog`]) holding the chunk bodies
+//!   and posting lists that sled points at. Retention drops a partition's tree and file whole
+//!   once its end is older than `storage.retention` ([`retention`]); sled does not give back
+//!   the space of deleted keys, but it does reuse the space of dropped trees.
 //! - **the catalog**: services, operations and indexed attribute values, kept in memory and
 //!   mirrored in the `catalog` tree so a restart knows them.
 //!
 //! The key layout of every tree is in [`keys`]. Writes are prepared off-line into a
-//! [`Write`] (one `sled::Batch` per touched partition, see [`write`]), applied, and made
-//! durable by [`Store::flush`], which `intake` groups across requests. Reads are in [`read`].
+//! [`Write`] (per touched partition: chunk bodies for the value log and a `sled::Batch`, see
+//! [`write`]), applied, and made durable by [`Store::flush`], which `intake` groups across
+//! requests. Reads are in [`read`].
 //!
 //! What it does not own: deciding when to flush (intake), validation (receiver), query
 //! argument checking (query).

@@ -1,10 +1,12 @@
 //! Reads: a trace by id, trace search over the indexes, log search, the catalog.
 //!
-//! Every search walks partitions newest first and, inside one, an index in reverse key order
-//! (newest first, see [`super::keys`]). Index entries only nominate candidates; each candidate
-//! is checked exactly against the stored data before it is returned, so an index that is
-//! coarser than the query (per chunk, not per span) never yields a wrong answer.
-//! Arguments are assumed checked by the caller (the query layer).
+//! Every search reads index entries newest first (reverse key order, see [`super::keys`]);
+//! trace search merges the entries of all partitions into one stream. Index entries only
+//! nominate candidates; each candidate is checked exactly against the stored data before it is
+//! returned, so an index coarser than the query (per request, with ranges) never yields a
+//! wrong answer. Reads take no lock: a partition dropped by the sweeper under a scan ends that
+//! scan, and an unreadable chunk is skipped and reported. Arguments are assumed checked by
+//! the caller (the query layer).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
