@@ -112,16 +112,18 @@ pub async fn start(
             Some((
                 local,
                 tokio::spawn(async move {
-                    router
+                    let result = router
                         .serve_with_incoming_shutdown(
                             TcpListenerStream::new(listener),
-                            token.cancelled_owned(),
+                            token.clone().cancelled_owned(),
                         )
                         .await
                         .map_err(|source| ServeError::Transport {
                             listener: "otlp grpc",
                             source,
-                        })
+                        });
+                    stop_all_if_failed(&result, &token);
+                    result
                 }),
             ))
         }
@@ -142,14 +144,19 @@ pub async fn start(
     }
     .emit();
     let query_task = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        let result = tonic::transport::Server::builder()
             .add_service(QueryServiceServer::new(query))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                token.clone().cancelled_owned(),
+            )
             .await
             .map_err(|source| ServeError::Transport {
                 listener: "query grpc",
                 source,
-            })
+            });
+        stop_all_if_failed(&result, &token);
+        result
     });
 
     let flusher = tokio::spawn(
@@ -193,6 +200,15 @@ pub async fn start(
         stats,
         done,
     })
+}
+
+/// A listener that fails stops the others too, so the gateway exits (non-zero) instead of
+/// running half-deaf.
+fn stop_all_if_failed(result: &Result<(), ServeError>, listeners: &CancellationToken) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "listener failed; shutting down");
+        listeners.cancel();
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
