@@ -58,12 +58,8 @@ fn make_batch(rng: &mut impl rand::Rng, spans_wanted: usize) -> Batch {
     let now = sieve::store::now_ns();
     let req = sieve::synth::trace_request(rng, spans_wanted, now);
     let trace_ids: Vec<[u8; 16]> = {
-        let mut ids: Vec<[u8; 16]> = req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .filter_map(|s| s.trace_id.as_slice().try_into().ok())
+        let mut ids: Vec<[u8; 16]> = sieve::otlp::spans(&req.resource_spans)
+            .filter_map(|(_, s)| s.trace_id.as_slice().try_into().ok())
             .collect();
         ids.sort_unstable();
         ids.dedup();

@@ -179,15 +179,7 @@ pub fn traces_json(traces: &[TraceSummary]) -> Value {
 /// name, status. Children sorted by start; spans whose parent is missing are roots; a parent
 /// cycle or a duplicate span id never prints a span twice.
 pub fn trace_tree_text(trace: &TracesData) -> String {
-    let mut spans: Vec<(&str, &Span)> = Vec::new();
-    for rs in &trace.resource_spans {
-        let svc = otlp::service_name(rs.resource.as_ref());
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                spans.push((svc, s));
-            }
-        }
-    }
+    let spans: Vec<(&str, &Span)> = otlp::spans(&trace.resource_spans).collect();
     let start = spans
         .iter()
         .map(|(_, s)| s.start_time_unix_nano)

@@ -485,10 +485,19 @@ impl Config {
         Ok(())
     }
 
+    /// `receivers.otlp.protocols.grpc`, if that receiver and protocol are enabled.
+    pub fn otlp_grpc(&self) -> Option<&GrpcProtocol> {
+        self.receivers.otlp.as_ref()?.protocols.grpc.as_ref()
+    }
+
+    /// As [`Config::otlp_grpc`], to change it (tests pick ports and limits).
+    pub fn otlp_grpc_mut(&mut self) -> Option<&mut GrpcProtocol> {
+        self.receivers.otlp.as_mut()?.protocols.grpc.as_mut()
+    }
+
     /// The OTLP/gRPC listen address, if that receiver is enabled.
     pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
-        let grpc = self.receivers.otlp.as_ref()?.protocols.grpc.as_ref()?;
-        grpc.endpoint.parse().ok()
+        self.otlp_grpc()?.endpoint.parse().ok()
     }
 
     /// The query API listen address.

@@ -128,7 +128,9 @@ impl Intake {
     /// Applies a prepared write and returns once it is durable (or applied, without sync).
     /// Returns how many items were already past retention and so not written.
     pub async fn commit(&self, write: Write) -> Result<u64, IntakeError> {
-        let expired = self.shared.store.apply(write)?;
+        let expired = self.shared.store.apply(write).inspect_err(|e| {
+            events::IntakeWriteFailed { error: e }.emit();
+        })?;
         if self.shared.sync {
             self.durable().await?;
         }

@@ -4,8 +4,50 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+/// The three OTLP signals, as pipelines, counters and the store name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signal {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+
+    /// The pipeline name: `traces`, `logs`, `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// What one item of this signal is called.
+    pub fn item(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Logs => "log records",
+            Signal::Metrics => "data points",
+        }
+    }
+}
+
 /// What OpenTelemetry SDKs call a service that did not name itself.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// Every span under `resource_spans`, with its resource's service name.
+pub fn spans(
+    resource_spans: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans],
+) -> impl Iterator<Item = (&str, &opentelemetry_proto::tonic::trace::v1::Span)> {
+    resource_spans.iter().flat_map(|rs| {
+        let svc = service_name(rs.resource.as_ref());
+        rs.scope_spans
+            .iter()
+            .flat_map(move |ss| ss.spans.iter().map(move |s| (svc, s)))
+    })
+}
 
 /// `service.name` of a resource, or [`UNKNOWN_SERVICE`].
 pub fn service_name(resource: Option<&Resource>) -> &str {

@@ -84,19 +84,18 @@ pub async fn start(
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
 
-    let otlp = match (config.otlp_grpc_addr(), &config.receivers.otlp) {
-        (Some(addr), Some(otlp_cfg)) => {
+    // validate() has checked that an enabled receiver's endpoint parses.
+    let otlp = match (
+        config.otlp_grpc_addr(),
+        config.otlp_grpc(),
+        &config.receivers.otlp,
+    ) {
+        (Some(addr), Some(grpc), Some(otlp_cfg)) => {
             let listener = bind(addr).await?;
             let local = listener
                 .local_addr()
                 .map_err(|source| ServeError::Bind { addr, source })?;
-            let max = config
-                .receivers
-                .otlp
-                .as_ref()
-                .and_then(|o| o.protocols.grpc.as_ref())
-                .map(|g| g.max_recv_msg_size_mib as usize * 1024 * 1024)
-                .unwrap_or(16 * 1024 * 1024);
+            let max = grpc.max_recv_msg_size_mib as usize * 1024 * 1024;
             let receiver = Receiver::new(intake.clone(), stats.clone(), otlp_cfg.limits.clone());
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))

@@ -132,12 +132,7 @@ mod tests {
     fn batch_has_the_asked_spans_and_all_are_valid() {
         let mut rng = rand::rng();
         let mut req = trace_request(&mut rng, 333, 10_000_000_000);
-        let n: usize = req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
+        let n = crate::otlp::spans(&req.resource_spans).count();
         assert_eq!(n, 333);
         let rej = crate::receiver::validate::validate_spans(
             &mut req.resource_spans,

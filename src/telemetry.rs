@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::LogFormat;
+use crate::otlp::Signal;
 
 /// Counters of one signal.
 #[derive(Debug, Default)]
@@ -82,39 +83,12 @@ impl Default for Stats {
     }
 }
 
-/// The OTLP signals as the receivers name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalKind {
-    Traces,
-    Logs,
-    Metrics,
-}
-
-impl SignalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignalKind::Traces => "traces",
-            SignalKind::Logs => "logs",
-            SignalKind::Metrics => "metrics",
-        }
-    }
-
-    /// What one item of this signal is called.
-    pub fn item(self) -> &'static str {
-        match self {
-            SignalKind::Traces => "spans",
-            SignalKind::Logs => "log records",
-            SignalKind::Metrics => "data points",
-        }
-    }
-}
-
 impl Stats {
-    pub fn signal(&self, kind: SignalKind) -> &SignalCounters {
+    pub fn signal(&self, kind: Signal) -> &SignalCounters {
         match kind {
-            SignalKind::Traces => &self.spans,
-            SignalKind::Logs => &self.logs,
-            SignalKind::Metrics => &self.metrics,
+            Signal::Traces => &self.spans,
+            Signal::Logs => &self.logs,
+            Signal::Metrics => &self.metrics,
         }
     }
 }
@@ -125,8 +99,7 @@ pub mod events {
     use std::net::SocketAddr;
     use std::sync::atomic::Ordering;
 
-    use super::{SignalKind, Stats};
-    use crate::store::Signal;
+    use super::{Signal, Stats};
 
     /// A listener is bound and serving.
     pub struct ServerListenerStarted<'a> {
@@ -142,7 +115,7 @@ pub mod events {
 
     /// A request was decoded.
     pub struct ReceiverRequestReceived {
-        pub signal: SignalKind,
+        pub signal: Signal,
         pub items: u64,
     }
 
@@ -162,7 +135,7 @@ pub mod events {
 
     /// A request's valid items are durably stored and the OK is going out.
     pub struct ReceiverItemsAccepted {
-        pub signal: SignalKind,
+        pub signal: Signal,
         pub items: u64,
         pub bytes: u64,
     }
@@ -184,7 +157,7 @@ pub mod events {
 
     /// Items failed validation and were left out (reported in partial_success).
     pub struct ReceiverItemsRejected<'a> {
-        pub signal: SignalKind,
+        pub signal: Signal,
         pub items: u64,
         pub message: &'a str,
     }
@@ -207,7 +180,7 @@ pub mod events {
     /// A request was refused with UNAVAILABLE because intake was full. Not a loss: the client
     /// retries after the RetryInfo delay.
     pub struct ReceiverRequestRefused {
-        pub signal: SignalKind,
+        pub signal: Signal,
     }
 
     impl ReceiverRequestRefused {
@@ -225,7 +198,7 @@ pub mod events {
 
     /// A request body was not a valid protobuf message.
     pub struct ReceiverRequestUndecodable<'a> {
-        pub signal: SignalKind,
+        pub signal: Signal,
         pub error: &'a dyn Display,
     }
 
@@ -249,7 +222,7 @@ pub mod events {
 
     /// Accepted items were older than the retention and were not written (an intended drop).
     pub struct StoreItemsExpired {
-        pub signal: SignalKind,
+        pub signal: Signal,
         pub items: u64,
     }
 

@@ -53,17 +53,16 @@ async fn demo_shows_a_failing_and_a_slow_service() {
         ["auth", "catalog", "frontend", "inventory", "pricing"]
     );
 
-    let traces = q
-        .find_traces(FindTracesRequest {
+    let traces = common::traces(
+        &mut q,
+        FindTracesRequest {
             service_name: "frontend".into(),
             operation_name: "GET /product/{id}".into(),
             limit: 100,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .traces;
+        },
+    )
+    .await;
     assert!(traces.len() >= 30, "{} traces", traces.len());
     for t in &traces {
         assert_eq!(t.span_count, 11, "{t:?}");
@@ -73,30 +72,28 @@ async fn demo_shows_a_failing_and_a_slow_service() {
         );
         assert!(t.duration_nanos >= 120_000_000, "pricing is slow: {t:?}");
     }
-    let slow = q
-        .find_traces(FindTracesRequest {
+    let slow = common::traces(
+        &mut q,
+        FindTracesRequest {
             service_name: "pricing".into(),
             duration_min_nanos: 120_000_000,
             limit: 5,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .traces;
+        },
+    )
+    .await;
     assert_eq!(slow.len(), 5);
 
-    let errors = q
-        .search_logs(SearchLogsRequest {
+    let errors = common::logs(
+        &mut q,
+        SearchLogsRequest {
             service_name: "inventory".into(),
             min_severity_number: 17,
             limit: 1000,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     assert_eq!(errors.len(), traces.len(), "one error log per request");
     let trace_ids: std::collections::HashSet<String> =
         traces.iter().map(|t| t.trace_id.clone()).collect();

@@ -30,10 +30,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 fn find_span<'a>(t: &'a TracesData, name: &str) -> &'a Span {
-    t.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
+    sieve::otlp::spans(&t.resource_spans)
+        .map(|(_, s)| s)
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("span {name} missing from {t:?}"))
 }
@@ -185,16 +183,15 @@ async fn sdk_logs_round_trip_with_trace_context() {
         .expect("flush logs");
 
     let mut q = gw.query_client().await;
-    let hits = q
-        .search_logs(SearchLogsRequest {
+    let hits = common::logs(
+        &mut q,
+        SearchLogsRequest {
             trace_id: ids.trace_id().to_string(),
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     assert_eq!(hits.len(), 1);
     let rec = hits[0].log_record.as_ref().unwrap();
     assert_eq!(rec.span_id, ids.span_id().to_bytes().to_vec());
@@ -362,12 +359,8 @@ async fn invalid_spans_are_rejected_alone() {
         .await
         .unwrap()
         .into_inner();
-    let names: Vec<&str> = trace
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.name.as_str())
+    let names: Vec<&str> = sieve::otlp::spans(&trace.resource_spans)
+        .map(|(_, s)| s.name.as_str())
         .collect();
     assert_eq!(names, ["good", "also good"]);
     let s = q
@@ -420,16 +413,15 @@ async fn invalid_spans_are_rejected_alone() {
         "{}",
         ps.error_message
     );
-    let hits = q
-        .search_logs(SearchLogsRequest {
+    let hits = common::logs(
+        &mut q,
+        SearchLogsRequest {
             contains: "kept".into(),
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     assert_eq!(hits.len(), 1);
     gw.stop().await;
 }
@@ -523,12 +515,7 @@ async fn full_intake_refuses_with_retry_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_request_is_refused() {
     let gw = common::start(|c| {
-        if let Some(g) = c
-            .receivers
-            .otlp
-            .as_mut()
-            .and_then(|o| o.protocols.grpc.as_mut())
-        {
+        if let Some(g) = c.otlp_grpc_mut() {
             g.max_recv_msg_size_mib = 1;
         }
     })
@@ -606,12 +593,7 @@ async fn raw_grpc_status(
 async fn corrupt_and_inflating_compressed_bodies() {
     use std::io::Write as _;
     let gw = common::start(|c| {
-        if let Some(g) = c
-            .receivers
-            .otlp
-            .as_mut()
-            .and_then(|o| o.protocols.grpc.as_mut())
-        {
+        if let Some(g) = c.otlp_grpc_mut() {
             g.max_recv_msg_size_mib = 1;
         }
     })

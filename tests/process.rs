@@ -70,11 +70,8 @@ async fn acknowledged_data_survives_kill_9() {
             .await
             .unwrap_or_else(|e| panic!("trace {i} lost: {e}"))
             .into_inner();
-        let spans: Vec<_> = t
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
+        let spans: Vec<_> = sieve::otlp::spans(&t.resource_spans)
+            .map(|(_, s)| s)
             .collect();
         assert_eq!(spans.len(), 2, "trace {i}");
         let child = spans.iter().find(|s| s.name == "child").expect("child");
@@ -96,16 +93,15 @@ async fn acknowledged_data_survives_kill_9() {
             "kill-test"
         );
     }
-    let logs = q
-        .search_logs(SearchLogsRequest {
+    let logs = common::logs(
+        &mut q,
+        SearchLogsRequest {
             service_name: "durable".into(),
             limit: 1000,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     assert_eq!(logs.len(), 50);
     for l in &logs {
         let r = l.log_record.as_ref().unwrap();

@@ -73,11 +73,8 @@ async fn python_sdk_spans_and_logs() {
         .await
         .expect("trace stored")
         .into_inner();
-    let spans: Vec<_> = trace
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
+    let spans: Vec<_> = sieve::otlp::spans(&trace.resource_spans)
+        .map(|(_, s)| s)
         .collect();
     let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     names.sort();
@@ -90,47 +87,44 @@ async fn python_sdk_spans_and_logs() {
     let embed = spans.iter().find(|s| s.name == "embed").unwrap();
     assert_eq!(embed.events[0].name, "cache_miss");
 
-    let found = q
-        .find_traces(FindTracesRequest {
+    let found = common::traces(
+        &mut q,
+        FindTracesRequest {
             service_name: "py-recommender".into(),
             attributes: [("user.segment".to_string(), "returning".to_string())].into(),
             limit: 5,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .traces;
+        },
+    )
+    .await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].trace_id, trace_id);
     assert_eq!((found[0].span_count, found[0].error_count), (3, 1));
 
-    let logs = q
-        .search_logs(SearchLogsRequest {
+    let logs = common::logs(
+        &mut q,
+        SearchLogsRequest {
             trace_id: trace_id.clone(),
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     let bodies: Vec<String> = logs
         .iter()
         .map(|l| sieve::otlp::any_value_text(l.log_record.as_ref().unwrap().body.as_ref()))
         .collect();
     assert_eq!(bodies, ["ranking timed out", "embedding computed"]);
-    let errors = q
-        .search_logs(SearchLogsRequest {
+    let errors = common::logs(
+        &mut q,
+        SearchLogsRequest {
             service_name: "py-recommender".into(),
             min_severity_number: 17,
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs;
+        },
+    )
+    .await;
     assert_eq!(errors.len(), 1);
     gw.stop().await;
 }

@@ -259,12 +259,7 @@ async fn trace_queries() {
         ]
     );
 
-    let all = q
-        .find_traces(find("frontend"))
-        .await
-        .unwrap()
-        .into_inner()
-        .traces;
+    let all = common::traces(&mut q, find("frontend")).await;
     assert_eq!(ids(&all), [tid(0x44), tid(0x33), tid(0x22), tid(0x11)]);
     let t1 = &all[3];
     assert_eq!(
@@ -282,7 +277,7 @@ async fn trace_queries() {
 
     let by = |r: FindTracesRequest| {
         let mut q = q.clone();
-        async move { ids(&q.find_traces(r).await.unwrap().into_inner().traces) }
+        async move { ids(&common::traces(&mut q, r).await) }
     };
     assert_eq!(
         by(FindTracesRequest {
@@ -362,12 +357,7 @@ async fn trace_queries() {
         .await
         .unwrap()
         .into_inner();
-    let n: usize = t
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
+    let n = sieve::otlp::spans(&t.resource_spans).count();
     assert_eq!(n, 2);
     gw.stop().await;
 }
@@ -381,11 +371,8 @@ async fn log_queries() {
     let search = |r: SearchLogsRequest| {
         let mut q = q.clone();
         async move {
-            q.search_logs(r)
+            common::logs(&mut q, r)
                 .await
-                .unwrap()
-                .into_inner()
-                .logs
                 .into_iter()
                 .map(|e| sieve::otlp::any_value_text(e.log_record.unwrap().body.as_ref()))
                 .collect::<Vec<_>>()
@@ -610,7 +597,7 @@ async fn attribute_search_beyond_index_bounds() {
             ..find("shop")
         };
         assert_eq!(
-            ids(&q.find_traces(r).await.unwrap().into_inner().traces),
+            ids(&common::traces(&mut q, r).await),
             [tid(want)],
             "{color}"
         );

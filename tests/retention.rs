@@ -120,16 +120,15 @@ async fn expired_partitions_are_dropped() {
         Ok(()),
         "young data survives the sweep of old data"
     );
-    let n = q
-        .search_logs(SearchLogsRequest {
+    let n = common::logs(
+        &mut q,
+        SearchLogsRequest {
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs
-        .len();
+        },
+    )
+    .await
+    .len();
     assert_eq!(n, 1);
     assert_eq!(
         q.get_services(GetServicesRequest {})
@@ -150,16 +149,15 @@ async fn expired_partitions_are_dropped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(0x02).await, Err(Code::NotFound));
-    let n = q
-        .search_logs(SearchLogsRequest {
+    let n = common::logs(
+        &mut q,
+        SearchLogsRequest {
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .logs
-        .len();
+        },
+    )
+    .await
+    .len();
     assert_eq!(n, 0);
     assert!(
         q.get_services(GetServicesRequest {})

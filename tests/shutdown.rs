@@ -96,12 +96,7 @@ async fn stop_under_load_loses_no_acknowledged_request() {
             .await
             .unwrap_or_else(|e| panic!("acknowledged trace {tid} lost: {e}"))
             .into_inner();
-        let spans: usize = t
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
+        let spans = sieve::otlp::spans(&t.resource_spans).count();
         assert_eq!(spans, 50, "{tid}");
     }
     gw.stop().await;

@@ -29,8 +29,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::config::Limits;
 use crate::intake::{Intake, IntakeError, Reservation};
+use crate::otlp::Signal;
 use crate::store::{Store, StoreError, Write};
-use crate::telemetry::{SignalKind, Stats, events};
+use crate::telemetry::{Stats, events};
 
 pub use grpc::{Export, OtlpGrpc};
 
@@ -61,7 +62,7 @@ impl Receiver {
         )
     }
 
-    fn decode<M: Message + Default>(&self, kind: SignalKind, body: Bytes) -> Result<M, Status> {
+    fn decode<M: Message + Default>(&self, kind: Signal, body: Bytes) -> Result<M, Status> {
         M::decode(body).map_err(|e| {
             events::ReceiverRequestUndecodable {
                 signal: kind,
@@ -77,7 +78,7 @@ impl Receiver {
 
     /// Reserves the body's bytes before anything is decoded, or refuses the request: the
     /// budget then bounds the decoded requests in memory, not only the written ones.
-    fn admit(&self, kind: SignalKind, body_len: usize) -> Result<Reservation, Status> {
+    fn admit(&self, kind: Signal, body_len: usize) -> Result<Reservation, Status> {
         self.intake.try_reserve(body_len).map_err(|e| {
             events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             intake_status(e)
@@ -86,15 +87,13 @@ impl Receiver {
 
     /// Stores a prepared write and waits until it is durable; returns how many of its items
     /// were already past retention and so not stored.
-    async fn commit(&self, kind: SignalKind, write: Write) -> Result<u64, Status> {
+    async fn commit(&self, kind: Signal, write: Write) -> Result<u64, Status> {
         let (items, bytes) = (write.items, write.bytes);
         if write.is_empty() {
             return Ok(0);
         }
-        let expired = self.intake.commit(write).await.map_err(|e| {
-            events::IntakeWriteFailed { error: &e }.emit();
-            intake_status(e)
-        })?;
+        // Intake logs its own failures (a failed flush once, not once per waiting request).
+        let expired = self.intake.commit(write).await.map_err(intake_status)?;
         if expired > 0 {
             events::StoreItemsExpired {
                 signal: kind,
@@ -112,7 +111,7 @@ impl Receiver {
     }
 
     /// Counts and logs what validation rejected.
-    fn reject(&self, kind: SignalKind, rej: &validate::Rejections) {
+    fn reject(&self, kind: Signal, rej: &validate::Rejections) {
         if rej.count > 0 {
             events::ReceiverItemsRejected {
                 signal: kind,
@@ -145,7 +144,7 @@ fn prepare_failed(e: StoreError) -> Status {
 pub trait OtlpSignal: Send + Sync + 'static {
     /// The generated gRPC service name.
     const SERVICE: &'static str;
-    const KIND: SignalKind;
+    const KIND: Signal;
     type Request: Message + Default + Send;
     type Response: Message + Default + Send + 'static;
     /// Items (spans, log records, data points) in a request.
@@ -198,16 +197,12 @@ pub struct Traces;
 impl OtlpSignal for Traces {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
-    const KIND: SignalKind = SignalKind::Traces;
+    const KIND: Signal = Signal::Traces;
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
 
     fn items(req: &Self::Request) -> u64 {
-        req.resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len() as u64)
-            .sum()
+        crate::otlp::spans(&req.resource_spans).count() as u64
     }
 
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
@@ -234,7 +229,7 @@ pub struct Logs;
 impl OtlpSignal for Logs {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::SERVICE_NAME;
-    const KIND: SignalKind = SignalKind::Logs;
+    const KIND: Signal = Signal::Logs;
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
 
@@ -271,7 +266,7 @@ pub struct Metrics;
 impl OtlpSignal for Metrics {
     const SERVICE: &'static str =
         opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::SERVICE_NAME;
-    const KIND: SignalKind = SignalKind::Metrics;
+    const KIND: Signal = Signal::Metrics;
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
 

@@ -51,6 +51,13 @@ impl Rejections {
         }
     }
 
+    /// Counts `n` items rejected together because their resource or scope broke a limit.
+    fn add_group(&mut self, problem: &str, n: usize, item: &str) {
+        if n > 0 {
+            self.add_many(n as u64, format!("{problem}: its {n} {item}"));
+        }
+    }
+
     /// The `partial_success.error_message`; empty when nothing was rejected.
     pub fn message(&self, item: &str) -> String {
         if self.count == 0 {
@@ -75,20 +82,18 @@ pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> 
     let mut rej = Rejections::default();
     for rs in resource_spans {
         if let Some(p) = resource_problem(rs.resource.as_ref(), limits) {
-            let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+            rej.add_group(
+                &p,
+                rs.scope_spans.iter().map(|s| s.spans.len()).sum(),
+                "spans",
+            );
             rs.scope_spans.clear();
-            if n > 0 {
-                rej.add_many(n as u64, format!("{p}: its {n} spans"));
-            }
             continue;
         }
         for ss in &mut rs.scope_spans {
             if let Some(p) = scope_problem(ss.scope.as_ref(), limits) {
-                let n = ss.spans.len();
+                rej.add_group(&p, ss.spans.len(), "spans");
                 ss.spans.clear();
-                if n > 0 {
-                    rej.add_many(n as u64, format!("{p}: its {n} spans"));
-                }
                 continue;
             }
             ss.spans.retain(|span| match span_problem(span, limits) {
@@ -116,20 +121,18 @@ pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rej
     let mut rej = Rejections::default();
     for rl in resource_logs {
         if let Some(p) = resource_problem(rl.resource.as_ref(), limits) {
-            let n: usize = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+            rej.add_group(
+                &p,
+                rl.scope_logs.iter().map(|s| s.log_records.len()).sum(),
+                "log records",
+            );
             rl.scope_logs.clear();
-            if n > 0 {
-                rej.add_many(n as u64, format!("{p}: its {n} log records"));
-            }
             continue;
         }
         for sl in &mut rl.scope_logs {
             if let Some(p) = scope_problem(sl.scope.as_ref(), limits) {
-                let n = sl.log_records.len();
+                rej.add_group(&p, sl.log_records.len(), "log records");
                 sl.log_records.clear();
-                if n > 0 {
-                    rej.add_many(n as u64, format!("{p}: its {n} log records"));
-                }
                 continue;
             }
             let mut index = 0usize;

@@ -61,24 +61,15 @@ pub enum StoreError {
     },
 }
 
-/// The three OTLP signals, as the store partitions them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Signal {
-    Spans,
-    Logs,
-    Metrics,
-}
+pub use crate::otlp::Signal;
 
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
-
-    /// The tree-name prefix of this signal's partitions.
-    pub fn tree_prefix(self) -> &'static str {
-        match self {
-            Signal::Spans => "spans/",
-            Signal::Logs => "logs/",
-            Signal::Metrics => "metrics/",
-        }
+/// The tree-name prefix of a signal's partitions (and, without the slash, of its value-log
+/// files).
+pub(crate) fn tree_prefix(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans/",
+        Signal::Logs => "logs/",
+        Signal::Metrics => "metrics/",
     }
 }
 
@@ -247,7 +238,9 @@ impl Store {
         let horizon = self.live_horizon();
         let mut expired = 0u64;
         for part in write.parts {
-            if self.partition_end(part.signal, part.start) <= horizon {
+            // Every partition is `partition_ns` wide (a store with another width is refused
+            // at open), so its end follows from its start.
+            if part.start.saturating_add(self.inner.partition_ns) <= horizon {
                 expired += part.items;
                 continue;
             }
@@ -272,16 +265,6 @@ impl Store {
             self.inner.catalog_tree.apply_batch(batch)?;
         }
         Ok(expired)
-    }
-
-    /// The end of a partition: its own if it exists, else one partition width after `start`.
-    fn partition_end(&self, signal: Signal, start: u64) -> u64 {
-        self.inner
-            .partitions
-            .read()
-            .ok()
-            .and_then(|parts| parts.get(&(signal, start)).map(|p| p.end))
-            .unwrap_or_else(|| start.saturating_add(self.inner.partition_ns))
     }
 
     /// Makes everything applied so far durable: the value log files first, then sled's log,
@@ -383,11 +366,11 @@ impl Store {
 
 /// `spans/<start>-<end>`, zero-padded so names sort by time.
 pub(crate) fn partition_name(signal: Signal, start: u64, end: u64) -> String {
-    format!("{}{start:020}-{end:020}", signal.tree_prefix())
+    format!("{}{start:020}-{end:020}", tree_prefix(signal))
 }
 
 pub(crate) fn parse_partition_name(name: &str, signal: Signal) -> Option<(u64, u64)> {
-    let rest = name.strip_prefix(signal.tree_prefix())?;
+    let rest = name.strip_prefix(tree_prefix(signal))?;
     let (a, b) = rest.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }

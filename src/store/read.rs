@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
+use opentelemetry_proto::tonic::trace::v1::{TracesData, status::StatusCode};
 use prost::Message;
 
 use super::keys;
@@ -82,13 +82,13 @@ impl Store {
     pub fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<TracesData>, StoreError> {
         let mut out = TracesData::default();
         let mut chunks: Vec<(u64, TracesData)> = Vec::new();
-        for (start, part) in self.partitions_newest_first(Signal::Spans, 0, u64::MAX) {
+        for (start, part) in self.partitions_newest_first(Signal::Traces, 0, u64::MAX) {
             let mut prefix = vec![keys::CHUNK];
             prefix.extend_from_slice(trace_id);
             let mut it = part.tree.scan_prefix(&prefix);
             while let Some((k, v)) = live(it.next())? {
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
-                match self.decode_chunk::<TracesData>(Signal::Spans, start, &part, &v) {
+                match self.decode_chunk::<TracesData>(Signal::Traces, start, &part, &v) {
                     Some(data) => chunks.push((seq, data)),
                     None => continue,
                 }
@@ -142,7 +142,7 @@ impl Store {
         lo.extend_from_slice(&tmin.to_be_bytes());
         let mut hi = prefix;
         hi.extend_from_slice(&[0xff; keys::SPAN_SUFFIX]);
-        let parts = self.partitions_newest_first(Signal::Spans, 0, tmax);
+        let parts = self.partitions_newest_first(Signal::Traces, 0, tmax);
 
         // Heads of the per-partition list streams, newest list first.
         let mut streams: Vec<sled::Iter> = parts
@@ -208,7 +208,7 @@ impl Store {
             };
             if keys::Posting::list_min_start(&v) <= tmax {
                 let (part_start, part) = &parts[i];
-                match self.read_chunk(Signal::Spans, *part_start, part, &v) {
+                match self.read_chunk(Signal::Traces, *part_start, part, &v) {
                     Ok(list) => {
                         for p in keys::Posting::decode_list(&list) {
                             if p.may_match(tmin, tmax, dmin, dmax) && !checked.contains(&p.trace_id)
@@ -451,15 +451,6 @@ fn collect_log_hits(
     }
 }
 
-fn spans_with_service(trace: &TracesData) -> impl Iterator<Item = (&str, &Span)> {
-    trace.resource_spans.iter().flat_map(|rs| {
-        let svc = otlp::service_name(rs.resource.as_ref());
-        rs.scope_spans
-            .iter()
-            .flat_map(move |ss| ss.spans.iter().map(move |s| (svc, s)))
-    })
-}
-
 /// The start of the trace's newest span that satisfies every condition of the query.
 fn newest_match(
     trace: &TracesData,
@@ -469,7 +460,7 @@ fn newest_match(
     dmin: u64,
     dmax: u64,
 ) -> Option<u64> {
-    spans_with_service(trace)
+    otlp::spans(&trace.resource_spans)
         .filter(|(svc, span)| {
             let dur = span
                 .end_time_unix_nano
@@ -495,10 +486,10 @@ pub fn summarize(trace_id: [u8; 16], trace: &TracesData) -> TraceSummary {
     let mut errors = 0u32;
     let mut root: Option<(bool, u64, &str, &str)> = None;
     let mut ids: HashMap<&[u8], ()> = HashMap::new();
-    for (_, span) in spans_with_service(trace) {
+    for (_, span) in otlp::spans(&trace.resource_spans) {
         ids.insert(span.span_id.as_slice(), ());
     }
-    for (svc, span) in spans_with_service(trace) {
+    for (svc, span) in otlp::spans(&trace.resource_spans) {
         spans += 1;
         start = start.min(span.start_time_unix_nano);
         end = end.max(span.end_time_unix_nano);
@@ -538,7 +529,7 @@ mod tests {
     use super::*;
     use crate::config;
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use proptest::prelude::*;
 
     const MS: u64 = 1_000_000;

@@ -96,7 +96,7 @@ impl ValueLog {
     }
 
     fn path(&self, signal: Signal, start: u64, end: u64) -> PathBuf {
-        let prefix = signal.tree_prefix().trim_end_matches('/');
+        let prefix = super::tree_prefix(signal).trim_end_matches('/');
         self.dir
             .join(format!("{prefix}-{start:020}-{end:020}.vlog"))
     }
@@ -259,7 +259,7 @@ impl ValueLog {
                 continue;
             };
             let parsed = Signal::ALL.into_iter().find_map(|signal| {
-                let prefix = signal.tree_prefix().trim_end_matches('/');
+                let prefix = super::tree_prefix(signal).trim_end_matches('/');
                 let rest = stem.strip_prefix(prefix)?.strip_prefix('-')?;
                 let (a, b) = rest.split_once('-')?;
                 Some((signal, a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
@@ -295,26 +295,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = ValueLog::open(dir.path().join("values")).unwrap();
         let ps = log
-            .append(Signal::Spans, 0, 10, &[b"hello", b"", b"world!"])
+            .append(Signal::Traces, 0, 10, &[b"hello", b"", b"world!"])
             .unwrap();
-        let more = log.append(Signal::Spans, 0, 10, &[b"again"]).unwrap();
-        assert_eq!(log.read(Signal::Spans, 0, 10, ps[0]).unwrap(), b"hello");
-        assert_eq!(log.read(Signal::Spans, 0, 10, ps[1]).unwrap(), b"");
-        assert_eq!(log.read(Signal::Spans, 0, 10, ps[2]).unwrap(), b"world!");
-        assert_eq!(log.read(Signal::Spans, 0, 10, more[0]).unwrap(), b"again");
+        let more = log.append(Signal::Traces, 0, 10, &[b"again"]).unwrap();
+        assert_eq!(log.read(Signal::Traces, 0, 10, ps[0]).unwrap(), b"hello");
+        assert_eq!(log.read(Signal::Traces, 0, 10, ps[1]).unwrap(), b"");
+        assert_eq!(log.read(Signal::Traces, 0, 10, ps[2]).unwrap(), b"world!");
+        assert_eq!(log.read(Signal::Traces, 0, 10, more[0]).unwrap(), b"again");
         log.sync().unwrap();
         // A reopened log continues at the end of the file.
         let log = ValueLog::open(dir.path().join("values")).unwrap();
-        let p = log.append(Signal::Spans, 0, 10, &[b"after"]).unwrap()[0];
+        let p = log.append(Signal::Traces, 0, 10, &[b"after"]).unwrap()[0];
         assert!(p.offset > more[0].offset);
-        assert_eq!(log.read(Signal::Spans, 0, 10, more[0]).unwrap(), b"again");
+        assert_eq!(log.read(Signal::Traces, 0, 10, more[0]).unwrap(), b"again");
         // A wrong pointer reads as corrupt, not as other data.
         let bad = Pointer {
             offset: ps[0].offset,
             len: 4,
         };
         assert!(matches!(
-            log.read(Signal::Spans, 0, 10, bad),
+            log.read(Signal::Traces, 0, 10, bad),
             Err(StoreError::Corrupt { .. })
         ));
         // Past the end: an I/O error, no panic.
@@ -322,9 +322,9 @@ mod tests {
             offset: 1 << 30,
             len: 4,
         };
-        assert!(log.read(Signal::Spans, 0, 10, past).is_err());
-        log.remove(Signal::Spans, 0, 10).unwrap();
-        assert!(log.read(Signal::Spans, 0, 10, ps[0]).is_err());
+        assert!(log.read(Signal::Traces, 0, 10, past).is_err());
+        log.remove(Signal::Traces, 0, 10).unwrap();
+        assert!(log.read(Signal::Traces, 0, 10, ps[0]).is_err());
         // Orphans: files without a partition are removed, others kept.
         log.append(Signal::Logs, 0, 10, &[b"a"]).unwrap();
         log.append(Signal::Metrics, 10, 20, &[b"b"]).unwrap();

@@ -200,19 +200,12 @@ impl Store {
             }
         }
         for (tid, chunk) in chunks {
-            let spans = || {
-                chunk
-                    .data
-                    .resource_spans
-                    .iter()
-                    .flat_map(|r| &r.scope_spans)
-                    .flat_map(|s| &s.spans)
-            };
+            let spans = || otlp::spans(&chunk.data.resource_spans).map(|(_, s)| s);
             let min_start = spans().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
             let count = spans().count() as u64;
             let seq = self.next_seq()?;
             write.chunk(
-                Signal::Spans,
+                Signal::Traces,
                 self.partition_start(min_start),
                 keys::span_chunk_key(&tid, seq).to_vec(),
                 Vec::new(),
@@ -334,7 +327,7 @@ impl Store {
                 // (so a scan skips lists that are too new without reading them) and a pointer.
                 let body = keys::Posting::encode_list(&list);
                 let meta = body[..8].to_vec();
-                write.chunk(Signal::Spans, part, key, meta, body, 0);
+                write.chunk(Signal::Traces, part, key, meta, body, 0);
             }
         }
         Ok(())

@@ -16,6 +16,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use sieve::config::Config;
 use sieve::proto::query_service_client::QueryServiceClient;
+use sieve::proto::{FindTracesRequest, LogEntry, SearchLogsRequest, TraceSummary};
 use sieve::server::Gateway;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -34,12 +35,7 @@ pub struct TestGateway {
 /// A config for tests: ephemeral ports, data in `dir`.
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::default();
-    if let Some(g) = c
-        .receivers
-        .otlp
-        .as_mut()
-        .and_then(|o| o.protocols.grpc.as_mut())
-    {
+    if let Some(g) = c.otlp_grpc_mut() {
         g.endpoint = "127.0.0.1:0".into();
     }
     c.query.endpoint = "127.0.0.1:0".into();
@@ -115,6 +111,27 @@ pub async fn channel(url: &str) -> Channel {
 
 pub async fn query_client(url: &str) -> QueryServiceClient<Channel> {
     QueryServiceClient::new(channel(url).await)
+}
+
+/// SearchLogs that must succeed.
+pub async fn logs(q: &mut QueryServiceClient<Channel>, r: SearchLogsRequest) -> Vec<LogEntry> {
+    q.search_logs(r)
+        .await
+        .expect("SearchLogs")
+        .into_inner()
+        .logs
+}
+
+/// FindTraces that must succeed.
+pub async fn traces(
+    q: &mut QueryServiceClient<Channel>,
+    r: FindTracesRequest,
+) -> Vec<TraceSummary> {
+    q.find_traces(r)
+        .await
+        .expect("FindTraces")
+        .into_inner()
+        .traces
 }
 
 fn resource(service: &str) -> Resource {
