@@ -368,6 +368,40 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
         "\ndisk bytes: {}\nundecodable requests: {}\nuptime: {}s",
         s.disk_bytes, s.undecodable_requests, s.uptime_seconds
     );
+    if !s.exporters.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .exporters
+            .iter()
+            .map(|e| {
+                vec![
+                    e.name.clone(),
+                    e.breaker.clone(),
+                    e.queue_items.to_string(),
+                    e.queue_bytes.to_string(),
+                    e.sent_items.to_string(),
+                    e.failed_items.to_string(),
+                    e.rejected_items.to_string(),
+                    e.dropped_items.to_string(),
+                    e.retries.to_string(),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(
+            &[
+                "EXPORTER",
+                "BREAKER",
+                "QUEUED",
+                "QUEUED BYTES",
+                "SENT",
+                "FAILED",
+                "REJECTED",
+                "DROPPED",
+                "RETRIES",
+            ],
+            &rows,
+        ));
+    }
     out
 }
 
@@ -392,6 +426,20 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
         "disk_bytes": s.disk_bytes,
         "undecodable_requests": s.undecodable_requests,
         "uptime_seconds": s.uptime_seconds,
+        "exporters": s.exporters.iter().map(|e| json!({
+            "name": e.name,
+            "breaker": e.breaker,
+            "queue_entries": e.queue_entries,
+            "queue_items": e.queue_items,
+            "queue_bytes": e.queue_bytes,
+            "sent_items": e.sent_items,
+            "sent_requests": e.sent_requests,
+            "failed_items": e.failed_items,
+            "rejected_items": e.rejected_items,
+            "dropped_items": e.dropped_items,
+            "lost_items": e.lost_items,
+            "retries": e.retries,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -109,6 +109,11 @@ impl Intake {
         &self.shared.store
     }
 
+    /// The delay receivers put in RetryInfo when refusing.
+    pub fn retry_delay(&self) -> Duration {
+        self.shared.retry_delay
+    }
+
     /// Reserves `bytes` of the in-flight budget, or fails at once with [`IntakeError::Full`].
     /// A request larger than the whole budget reserves the whole budget, so it is admitted
     /// when intake is idle rather than never.

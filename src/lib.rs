@@ -1,8 +1,9 @@
 //! sieve: a telemetry gateway in the OpenTelemetry Collector's mould.
 //!
 //! Instrumented services send OTLP over gRPC; sieve validates each item, writes what it accepts
-//! durably to sled before it answers, and serves queries over its own gRPC API. Later stages
-//! (forwarding, sampling, trace and log analysis, alerting) plug into the same intake.
+//! durably to sled before it answers, forwards it to other backends through persistent
+//! queues, and serves queries over its own gRPC API. Later stages (sampling, trace and log
+//! analysis, alerting) plug into the same intake.
 //!
 //! # Layout
 //!
@@ -13,6 +14,8 @@
 //!   and `partial_success`.
 //! - [`intake`]: the in-flight byte budget (backpressure) and group-committed flushes
 //!   (acknowledged means on disk).
+//! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
+//!   batching, retry and a circuit breaker each.
 //! - [`store`]: sled trees per time partition, key layout, indexes, reads, retention.
 //! - [`query`]: the query gRPC service (`proto/sieve/v1/query.proto`).
 //! - [`server`]: wiring and the one shutdown sequence.
@@ -23,6 +26,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod intake;
 pub mod otlp;
 pub mod query;

@@ -4,7 +4,8 @@
 //! One shutdown mechanism: [`start`] takes a future (ctrl-c/SIGTERM in `main`, a oneshot in
 //! tests). When it completes, a `CancellationToken` stops the listeners: they refuse new
 //! connections and finish the requests in flight, which still get their flush. Then the
-//! flusher makes its last flush, the sweeper stops, and [`Gateway::wait`] returns.
+//! flusher makes its last flush, the sweeper stops, the exporters drain their queues for up
+//! to their `drain_timeout` (what is left stays on disk), and [`Gateway::wait`] returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::export::Exporters;
 use crate::intake::Intake;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
@@ -40,6 +42,8 @@ pub enum ServeError {
     },
     #[error("a gateway task failed: {0}")]
     Task(String),
+    #[error("cannot start the exporters: {0}")]
+    Export(String),
 }
 
 /// A running gateway.
@@ -81,6 +85,9 @@ pub async fn start(
         config.storage.sync,
     );
 
+    let exporters =
+        Arc::new(Exporters::open(&config, &store).map_err(|e| ServeError::Export(e.to_string()))?);
+
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
 
@@ -96,7 +103,12 @@ pub async fn start(
                 .local_addr()
                 .map_err(|source| ServeError::Bind { addr, source })?;
             let max = grpc.max_recv_msg_size_mib as usize * 1024 * 1024;
-            let receiver = Receiver::new(intake.clone(), stats.clone(), otlp_cfg.limits.clone());
+            let receiver = Receiver::new(
+                intake.clone(),
+                stats.clone(),
+                otlp_cfg.limits.clone(),
+                exporters.clone(),
+            );
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))
                 .add_service(receiver.service::<Traces>(max))
@@ -135,7 +147,12 @@ pub async fn start(
         addr: query_addr,
         source,
     })?;
-    let query = Query::new(store.clone(), stats.clone(), config.query.search_depth);
+    let query = Query::new(
+        store.clone(),
+        stats.clone(),
+        exporters.clone(),
+        config.query.search_depth,
+    );
     let token = stop_listeners.clone();
     events::ServerListenerStarted {
         name: "query grpc",
@@ -163,6 +180,11 @@ pub async fn start(
             .clone()
             .run_flusher(stop_background.clone().cancelled_owned()),
     );
+    let drain_exporters = CancellationToken::new();
+    let exporter_task = {
+        let (exporters, drain) = (exporters.clone(), drain_exporters.clone());
+        tokio::spawn(async move { exporters.run(drain).await })
+    };
     let sweeper = tokio::spawn(store.clone().run_sweeper(
         config.storage.sweep_interval,
         stop_background.clone().cancelled_owned(),
@@ -187,6 +209,13 @@ pub async fn start(
         stop_background.cancel();
         let _ = flusher.await;
         let _ = sweeper.await;
+        // Nothing new can enter the queues: the exporters send what they can within their
+        // drain timeouts; the rest stays queued on disk. Then their removals are flushed.
+        drain_exporters.cancel();
+        let _ = exporter_task.await;
+        if let Err(e) = store.flush().await {
+            events::IntakeWriteFailed { error: &e }.emit();
+        }
         drop(store);
         tracing::info!("stopped");
         result

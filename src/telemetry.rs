@@ -273,6 +273,173 @@ pub mod events {
         }
     }
 
+    /// An exporter's batch failed in a way worth retrying; it is retried after `delay`.
+    pub struct ExportRetrying<'a> {
+        pub exporter: &'a str,
+        pub signal: Signal,
+        pub items: u64,
+        pub attempt: u32,
+        pub delay: std::time::Duration,
+        pub reason: &'a str,
+        pub counters: &'a crate::export::Counters,
+    }
+
+    impl ExportRetrying<'_> {
+        pub fn emit(self) {
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            // The first failure of a batch is news; its later retries are not.
+            if self.attempt == 0 {
+                tracing::warn!(
+                    exporter = self.exporter,
+                    signal = self.signal.as_str(),
+                    items = self.items,
+                    delay_ms = self.delay.as_millis() as u64,
+                    reason = self.reason,
+                    "export failed, will retry"
+                );
+            } else {
+                tracing::debug!(
+                    exporter = self.exporter,
+                    signal = self.signal.as_str(),
+                    items = self.items,
+                    attempt = self.attempt,
+                    delay_ms = self.delay.as_millis() as u64,
+                    reason = self.reason,
+                    "export retry failed"
+                );
+            }
+        }
+    }
+
+    /// A downstream refused items for good (a non-retryable status): they leave the queue.
+    pub struct ExportItemsFailed<'a> {
+        pub exporter: &'a str,
+        pub signal: Signal,
+        pub items: u64,
+        pub reason: &'a str,
+        pub counters: &'a crate::export::Counters,
+    }
+
+    impl ExportItemsFailed<'_> {
+        pub fn emit(self) {
+            self.counters
+                .failed_items
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::warn!(
+                exporter = self.exporter,
+                signal = self.signal.as_str(),
+                items = self.items,
+                reason = self.reason,
+                "export failed permanently, items dropped"
+            );
+        }
+    }
+
+    /// A downstream accepted a request but rejected some of its items (partial success).
+    pub struct ExportItemsRejected<'a> {
+        pub exporter: &'a str,
+        pub signal: Signal,
+        pub items: u64,
+        pub message: &'a str,
+        pub counters: &'a crate::export::Counters,
+    }
+
+    impl ExportItemsRejected<'_> {
+        pub fn emit(self) {
+            self.counters
+                .rejected_items
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::warn!(
+                exporter = self.exporter,
+                signal = self.signal.as_str(),
+                rejected = self.items,
+                message = self.message,
+                "downstream rejected items (partial success)"
+            );
+        }
+    }
+
+    /// Drop-oldest made room in a full queue.
+    pub struct ExportQueueDropped<'a> {
+        pub exporter: &'a str,
+        pub entries: u64,
+        pub items: u64,
+        pub counters: &'a crate::export::Counters,
+    }
+
+    impl ExportQueueDropped<'_> {
+        pub fn emit(self) {
+            self.counters
+                .dropped_items
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::warn!(
+                exporter = self.exporter,
+                entries = self.entries,
+                items = self.items,
+                "queue full, oldest items dropped"
+            );
+        }
+    }
+
+    /// Queued bodies could not be read back (damage on disk); they are lost.
+    pub struct ExportEntriesLost<'a> {
+        pub exporter: &'a str,
+        pub items: u64,
+        pub error: &'a dyn Display,
+        pub counters: &'a crate::export::Counters,
+    }
+
+    impl ExportEntriesLost<'_> {
+        pub fn emit(self) {
+            self.counters
+                .lost_items
+                .fetch_add(self.items, Ordering::Relaxed);
+            tracing::error!(exporter = self.exporter, items = self.items, error = %self.error, "queued items unreadable, lost");
+        }
+    }
+
+    /// An exporter's circuit breaker changed state.
+    pub struct ExportBreakerChanged<'a> {
+        pub exporter: &'a str,
+        pub transition: crate::export::retry::Transition,
+    }
+
+    impl ExportBreakerChanged<'_> {
+        pub fn emit(self) {
+            let t = self.transition;
+            if t.to == crate::export::retry::State::Open {
+                tracing::warn!(
+                    exporter = self.exporter,
+                    from = t.from.as_str(),
+                    to = t.to.as_str(),
+                    failures = t.failures,
+                    window = t.window,
+                    "circuit breaker opened"
+                );
+            } else {
+                tracing::info!(
+                    exporter = self.exporter,
+                    from = t.from.as_str(),
+                    to = t.to.as_str(),
+                    "circuit breaker {}",
+                    t.to.as_str()
+                );
+            }
+        }
+    }
+
+    /// An exporter's queue could not be read or updated; it is tried again shortly.
+    pub struct ExportQueueFailed<'a> {
+        pub exporter: &'a str,
+        pub error: &'a dyn Display,
+    }
+
+    impl ExportQueueFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(exporter = self.exporter, error = %self.error, "export queue error");
+        }
+    }
+
     /// The retention sweep failed; it is tried again at the next interval.
     pub struct StoreSweepFailed<'a> {
         pub error: &'a dyn Display,

@@ -4,8 +4,11 @@
 //! not protobuf gets INVALID_ARGUMENT), admit it against the intake budget (full: UNAVAILABLE
 //! with RetryInfo), validate item by item ([`validate`]; invalid items leave alone and are
 //! reported in `partial_success`), prepare the store write, and answer only once
-//! [`Intake::commit`] says the write is durable. Prost types are moved, never re-encoded to be
-//! passed along.
+//! [`Intake::commit`] says the write is durable. When the signal's pipeline names exporters,
+//! the request also enters their queues before the commit, so the same flush makes it
+//! durable there (a full queue under the refuse policy refuses the request up front, like a
+//! full intake). Prost types are moved; the received bytes are forwarded as they came unless
+//! validation removed items.
 
 pub mod grpc;
 pub mod validate;
@@ -28,6 +31,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::config::Limits;
+use crate::export::Exporters;
 use crate::intake::{Intake, IntakeError, Reservation};
 use crate::otlp::Signal;
 use crate::store::{Store, StoreError, Write};
@@ -40,14 +44,21 @@ pub struct Receiver {
     intake: Intake,
     stats: Arc<Stats>,
     limits: Limits,
+    exporters: Arc<Exporters>,
 }
 
 impl Receiver {
-    pub fn new(intake: Intake, stats: Arc<Stats>, limits: Limits) -> Arc<Receiver> {
+    pub fn new(
+        intake: Intake,
+        stats: Arc<Stats>,
+        limits: Limits,
+        exporters: Arc<Exporters>,
+    ) -> Arc<Receiver> {
         Arc::new(Receiver {
             intake,
             stats,
             limits,
+            exporters,
         })
     }
 
@@ -79,10 +90,46 @@ impl Receiver {
     /// Reserves the body's bytes before anything is decoded, or refuses the request: the
     /// budget then bounds the decoded requests in memory, not only the written ones.
     fn admit(&self, kind: Signal, body_len: usize) -> Result<Reservation, Status> {
+        if let Err(e) = self.exporters.check_room(kind) {
+            events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
+            return Err(Status::with_error_details(
+                Code::Unavailable,
+                e.to_string(),
+                ErrorDetails::with_retry_info(Some(self.intake.retry_delay())),
+            ));
+        }
         self.intake.try_reserve(body_len).map_err(|e| {
             events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             intake_status(e)
         })
+    }
+
+    /// Enters the request into the exporters' queues before the store write is committed,
+    /// so the flush that makes it durable covers both. `body` is the request as received:
+    /// when validation removed nothing it is forwarded byte for byte; otherwise `req` (what
+    /// is left) is encoded.
+    fn enqueue<M: Message>(
+        &self,
+        kind: Signal,
+        body: Bytes,
+        req: &M,
+        rejected: &validate::Rejections,
+    ) -> Result<(), Status> {
+        if !self.exporters.wants(kind) {
+            return Ok(());
+        }
+        let body = if rejected.count == 0 {
+            body
+        } else {
+            Bytes::from(req.encode_to_vec())
+        };
+        let items = crate::export::wire::count_items(&body).unwrap_or(0);
+        if items == 0 {
+            return Ok(());
+        }
+        self.exporters
+            .enqueue(kind, &body, items)
+            .map_err(prepare_failed)
     }
 
     /// Stores a prepared write and waits until it is durable; returns how many of its items
@@ -167,7 +214,7 @@ impl<S: OtlpSignal> Export for Service<S> {
     async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
         let rx = &self.0;
         let _reservation = rx.admit(S::KIND, body.len())?;
-        let mut req: S::Request = rx.decode(S::KIND, body)?;
+        let mut req: S::Request = rx.decode(S::KIND, body.clone())?;
         events::ReceiverRequestReceived {
             signal: S::KIND,
             items: S::items(&req),
@@ -175,8 +222,10 @@ impl<S: OtlpSignal> Export for Service<S> {
         .emit(&rx.stats);
         let mut rejected = S::validate(&mut req, &rx.limits);
         rx.reject(S::KIND, &rejected);
+        rx.enqueue(S::KIND, body, &req, &rejected)?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
         let expired = rx.commit(S::KIND, write).await?;
+        rx.exporters.notify(S::KIND);
         if expired > 0 {
             rejected.add_many(
                 expired,

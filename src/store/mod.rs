@@ -111,6 +111,9 @@ pub(crate) struct Inner {
     pub db: sled::Db,
     /// Chunk bodies; sled holds pointers into it.
     pub vlog: vlog::ValueLog,
+    /// Bodies of the exporters' queue entries (`export::queue` owns its layout). Synced with
+    /// the rest by [`Store::flush`], so an acknowledged request is on disk in every queue too.
+    pub queue_log: vlog::ValueLog,
     pub catalog_tree: sled::Tree,
     /// Width of a partition in nanoseconds.
     pub partition_ns: u64,
@@ -155,12 +158,14 @@ impl Store {
             })
             .open()?;
         let vlog = vlog::ValueLog::open(cfg.path.join("values"))?;
-        Store::from_db(db, vlog, cfg)
+        let queue_log = vlog::ValueLog::open(cfg.path.join("queue"))?;
+        Store::from_db(db, vlog, queue_log, cfg)
     }
 
     fn from_db(
         db: sled::Db,
         vlog: vlog::ValueLog,
+        queue_log: vlog::ValueLog,
         cfg: &config::Storage,
     ) -> Result<Store, StoreError> {
         let catalog_tree = db.open_tree("catalog")?;
@@ -197,6 +202,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 vlog,
+                queue_log,
                 catalog_tree,
                 partition_ns,
                 retention: cfg.retention,
@@ -271,12 +277,15 @@ impl Store {
     /// so a durable pointer never points at bytes that are not.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.inner.vlog.sync())
-            .await
-            .map_err(|e| StoreError::Corrupt {
-                what: "flush task",
-                reason: e.to_string(),
-            })??;
+        tokio::task::spawn_blocking(move || {
+            store.inner.vlog.sync()?;
+            store.inner.queue_log.sync()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            what: "flush task",
+            reason: e.to_string(),
+        })??;
         self.inner.db.flush_async().await?;
         Ok(())
     }
@@ -298,6 +307,16 @@ impl Store {
                 reason: format!("{} bytes", sled_value.len()),
             })?;
         self.inner.vlog.read(signal, start, part.end, ptr)
+    }
+
+    /// The sled database (the export queues keep their trees in it).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// The value log of the export queues' bodies.
+    pub(crate) fn queue_log(&self) -> &vlog::ValueLog {
+        &self.inner.queue_log
     }
 
     /// Bytes the database occupies on disk.
