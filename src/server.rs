@@ -211,8 +211,10 @@ pub async fn start(
         let _ = sweeper.await;
         // Nothing new can enter the queues: the exporters send what they can within their
         // drain timeouts; the rest stays queued on disk. Then their removals are flushed.
+        tracing::debug!("listeners closed and flushed; draining exporters");
         drain_exporters.cancel();
         let _ = exporter_task.await;
+        tracing::debug!("exporters stopped");
         if let Err(e) = store.flush().await {
             events::IntakeWriteFailed { error: &e }.emit();
         }

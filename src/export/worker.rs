@@ -59,16 +59,21 @@ impl Exporter {
         let mut first_seen: Option<Instant> = None;
         let mut draining = false;
         let max_bytes = self.batch.max_request_bytes as u64;
+        // The drain deadline runs on its own, whatever the loop is waiting for.
+        let deadline = {
+            let (drain, stop, after) = (drain.clone(), stop.clone(), self.drain_timeout);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = drain.cancelled() => {}
+                    _ = stop.cancelled() => return,
+                }
+                tokio::time::sleep(after).await;
+                stop.cancel();
+            })
+        };
         loop {
             while deliveries.try_join_next().is_some() {}
-            if !draining && drain.is_cancelled() {
-                draining = true;
-                let (stop, after) = (stop.clone(), self.drain_timeout);
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    stop.cancel();
-                });
-            }
+            draining = draining || drain.is_cancelled();
             if stop.is_cancelled() {
                 break;
             }
@@ -148,6 +153,7 @@ impl Exporter {
         }
         stop.cancel();
         while deliveries.join_next().await.is_some() {}
+        let _ = deadline.await;
     }
 
     /// Sends one batch until every piece is delivered or given up, then removes its entries.
@@ -536,14 +542,21 @@ mod tests {
         task.await.unwrap();
     }
 
-    /// Shutdown drains what it can within the deadline and leaves the rest queued.
+    /// Shutdown drains what it can within the deadline and leaves the rest queued, also
+    /// when every consumer is busy and more batches wait for one.
     #[tokio::test(start_paused = true)]
     async fn drain_stops_at_the_deadline_leaving_the_rest_queued() {
+        let batch = config::Batch {
+            send_batch_size: 2,
+            ..Default::default()
+        };
         let r = rig(
             vec![unavailable(); 100],
-            config::Batch::default(),
+            batch,
             config::CircuitBreaker::default(),
         );
+        r.enqueue(2);
+        r.enqueue(2);
         r.enqueue(2);
         let drain = CancellationToken::new();
         let task = tokio::spawn(r.exporter.clone().run(drain.clone()));
@@ -552,6 +565,6 @@ mod tests {
         let t0 = Instant::now();
         task.await.unwrap();
         assert_eq!((Instant::now() - t0).as_secs(), 5);
-        assert_eq!(r.exporter.queue.items(), 2);
+        assert_eq!(r.exporter.queue.items(), 6);
     }
 }
