@@ -86,6 +86,9 @@ impl EntryMeta {
     }
 }
 
+/// What [`Queue::take`] got: the batch, and entries whose body was unreadable (removed).
+pub type Taken = (Vec<Entry>, Vec<(EntryMeta, StoreError)>);
+
 /// A queued request with its body.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -372,12 +375,7 @@ impl Queue {
     /// Takes a batch: entries from key `from` on, of one signal, until `max_items` items or
     /// `max_bytes` bytes (at least one entry). Entries whose body cannot be read are removed
     /// and returned separately (they are lost, and the caller says so).
-    pub fn take(
-        &self,
-        from: u64,
-        max_items: u64,
-        max_bytes: u64,
-    ) -> Result<(Vec<Entry>, Vec<(EntryMeta, StoreError)>), StoreError> {
+    pub fn take(&self, from: u64, max_items: u64, max_bytes: u64) -> Result<Taken, StoreError> {
         let mut out = Vec::new();
         let mut lost = Vec::new();
         let (mut items, mut bytes) = (0u64, 0u64);

@@ -73,7 +73,7 @@ impl ExportResponse {
 /// One exporter's destination.
 pub enum Sink {
     Grpc(GrpcSink),
-    Http(HttpSink),
+    Http(Box<HttpSink>),
     Debug(DebugSink),
     File(FileSink),
     /// Scripted answers for the delivery tests (tokio's paused clock needs an in-process
@@ -87,7 +87,7 @@ impl Sink {
     pub fn new(name: &str, cfg: &config::Exporter) -> Result<Sink, String> {
         Ok(match cfg {
             config::Exporter::Otlp(c) => Sink::Grpc(GrpcSink::new(c)?),
-            config::Exporter::OtlpHttp(c) => Sink::Http(HttpSink::new(c)?),
+            config::Exporter::OtlpHttp(c) => Sink::Http(Box::new(HttpSink::new(c)?)),
             config::Exporter::Debug(c) => Sink::Debug(DebugSink {
                 name: name.to_string(),
                 verbosity: c.verbosity,
