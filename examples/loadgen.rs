@@ -15,6 +15,10 @@
 //! cargo run --release --example loadgen -- --endpoint http://127.0.0.1:4317 \
 //!     --clients 8 --spans-per-request 500 --duration 30s --server-pid $(pgrep -n sieve)
 //! ```
+//!
+//! Forwarding (gateway A exporting to gateway B): `--watch-query` (A's query API) prints A's
+//! queue depth every second and waits for the queues to empty; `--downstream-query` (B's)
+//! adds B's accepted spans and the end-to-end rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +49,67 @@ struct Args {
     /// PID of the gateway, to report its peak RSS (VmHWM) at the end.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The gateway's query API: print its exporters' queue depth every second, and after the
+    /// send phase wait (up to 5 minutes) until every queue is empty.
+    #[arg(long)]
+    watch_query: Option<String>,
+    /// The downstream gateway's query API (A → B): its accepted spans give the end-to-end rate.
+    #[arg(long)]
+    downstream_query: Option<String>,
+}
+
+/// Spans a gateway accepted, and its exporters' queued items.
+async fn sample(url: &str) -> anyhow::Result<(u64, u64)> {
+    let mut q =
+        sieve::proto::query_service_client::QueryServiceClient::connect(url.to_string()).await?;
+    let s = q
+        .get_stats(sieve::proto::GetStatsRequest {})
+        .await?
+        .into_inner();
+    Ok((
+        s.spans.unwrap_or_default().accepted,
+        s.exporters.iter().map(|e| e.queue_items).sum(),
+    ))
+}
+
+/// Prints one line per second until `stop` (then until the queues are empty); returns the
+/// downstream's accepted spans at the start and the end, and when the queues emptied.
+async fn watch(
+    query: String,
+    downstream: Option<String>,
+    start: Instant,
+    send_end: Instant,
+) -> anyhow::Result<(u64, u64, Option<Duration>)> {
+    let down_start = match &downstream {
+        Some(d) => sample(d).await?.0,
+        None => 0,
+    };
+    println!(
+        "{:>6} {:>14} {:>14} {:>16}",
+        "t(s)", "A accepted", "A queued", "B accepted"
+    );
+    let mut down_now = down_start;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (accepted, queued) = sample(&query).await?;
+        if let Some(d) = &downstream {
+            down_now = sample(d).await?.0;
+        }
+        println!(
+            "{:>6.0} {:>14} {:>14} {:>16}",
+            start.elapsed().as_secs_f64(),
+            accepted,
+            queued,
+            down_now - down_start
+        );
+        let now = Instant::now();
+        if now >= send_end && queued == 0 {
+            return Ok((down_start, down_now, Some(now - start)));
+        }
+        if now >= send_end + Duration::from_secs(300) {
+            return Ok((down_start, down_now, None));
+        }
+    }
 }
 
 /// A pre-encoded request and where its trace ids sit in the bytes.
@@ -124,6 +189,10 @@ async fn main() -> anyhow::Result<()> {
     let counter = Arc::new(AtomicU64::new(1));
     let start = Instant::now();
     let deadline = start + args.duration;
+    let watcher = args
+        .watch_query
+        .clone()
+        .map(|q| tokio::spawn(watch(q, args.downstream_query.clone(), start, deadline)));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..args.clients {
         let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())?
@@ -201,6 +270,24 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("refusals:         {}", refused.load(Ordering::Relaxed));
     println!("errors:           {}", errors.load(Ordering::Relaxed));
+    if let Some(w) = watcher {
+        let (down_start, down_end, drained) = w.await??;
+        match drained {
+            Some(t) => {
+                println!("queues empty at:  {:.1} s", t.as_secs_f64());
+                if args.downstream_query.is_some() {
+                    let through = down_end - down_start;
+                    println!("downstream spans: {through}");
+                    println!(
+                        "end to end:       {:.0} spans/s (sent and delivered, over {:.1} s)",
+                        through as f64 / t.as_secs_f64(),
+                        t.as_secs_f64()
+                    );
+                }
+            }
+            None => println!("queues not empty 5 minutes after the send phase"),
+        }
+    }
     if let Some(pid) = args.server_pid {
         match peak_rss_kib(pid) {
             Some(kib) => println!("server peak RSS:  {:.1} MiB", kib as f64 / 1024.0),

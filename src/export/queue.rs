@@ -105,6 +105,10 @@ pub struct Queues {
     refs: Mutex<HashMap<(Signal, u64), u64>>,
     /// The next sequence number.
     seq: AtomicU64,
+    /// Held while a key is drawn and inserted, so keys become visible in order: an exporter
+    /// that has read up to key k never later meets a key below k (it would sit behind the
+    /// exporter's cursor until a restart). A std lock: held for sled inserts only.
+    insert: Mutex<()>,
 }
 
 fn signal_index(s: Signal) -> usize {
@@ -172,6 +176,7 @@ impl Queues {
             ],
             refs: Mutex::new(refs),
             seq: AtomicU64::new(max_key + 1),
+            insert: Mutex::new(()),
         }))
     }
 
@@ -257,23 +262,27 @@ impl Queues {
                 Ordering::SeqCst,
             );
         }
-        let key = self.seq.fetch_add(1, Ordering::SeqCst);
-        let meta = EntryMeta {
-            key,
-            signal,
-            items,
-            segment,
-            ptr,
-        };
-        let value = meta.encode();
-        let mut dropped = Vec::with_capacity(queues.len());
-        for (i, q) in queues.iter().enumerate() {
-            if let Err(e) = q.tree.insert(key.to_be_bytes(), &value[..]) {
-                self.release(signal, segment, n - i as u64);
-                return Err(e.into());
+        {
+            let _in_order = self.insert.lock().unwrap_or_else(|p| p.into_inner());
+            let meta = EntryMeta {
+                key: self.seq.fetch_add(1, Ordering::SeqCst),
+                signal,
+                items,
+                segment,
+                ptr,
+            };
+            let value = meta.encode();
+            for (i, q) in queues.iter().enumerate() {
+                if let Err(e) = q.tree.insert(meta.key.to_be_bytes(), &value[..]) {
+                    self.release(signal, segment, n - i as u64);
+                    return Err(e.into());
+                }
+                q.bytes.fetch_add(meta.bytes(), Ordering::SeqCst);
+                q.items.fetch_add(items, Ordering::SeqCst);
             }
-            q.bytes.fetch_add(meta.bytes(), Ordering::SeqCst);
-            q.items.fetch_add(items, Ordering::SeqCst);
+        }
+        let mut dropped = Vec::with_capacity(queues.len());
+        for q in queues {
             dropped.push(if q.when_full == WhenFull::DropOldest {
                 q.drop_oldest()?
             } else {
@@ -517,6 +526,50 @@ mod tests {
             .collect();
         assert_eq!(files.len(), 2, "{files:?}");
         assert_eq!(queues.on_disk().unwrap().len(), 2);
+    }
+
+    /// Concurrent enqueues while a reader moves a cursor: every entry is read once (keys
+    /// become visible in order, so none lands behind the cursor).
+    #[test]
+    fn a_cursor_reader_misses_nothing_under_concurrent_enqueues() {
+        let mut cfg = config::Storage::default();
+        let (_dir, store) = crate::store::temp_store(&mut cfg);
+        let queues = Queues::open(store).unwrap();
+        let q = queues.queue("otlp", 1 << 40, WhenFull::Refuse).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let read = std::thread::scope(|s| {
+            for _ in 0..4 {
+                let (queues, q) = (&queues, &q);
+                s.spawn(move || {
+                    for _ in 0..500 {
+                        queues
+                            .enqueue(Signal::Traces, b"x", 1, std::slice::from_ref(q))
+                            .unwrap();
+                    }
+                });
+            }
+            let reader = s.spawn(|| {
+                let (mut cursor, mut read) = (0u64, 0usize);
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let (batch, _) = q.take(cursor, 7, 1 << 20).unwrap();
+                    if let Some(last) = batch.last() {
+                        cursor = last.meta.key + 1;
+                    }
+                    read += batch.len();
+                    if finished && batch.is_empty() {
+                        return read;
+                    }
+                }
+            });
+            // The scope joins the writers first only at its end; wait for them by count.
+            while q.len() < 2000 {
+                std::thread::yield_now();
+            }
+            done.store(true, Ordering::SeqCst);
+            reader.join().unwrap()
+        });
+        assert_eq!(read, 2000);
     }
 
     #[test]
