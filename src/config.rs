@@ -736,7 +736,7 @@ impl Default for SendingQueue {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Batch {
-    /// Items (spans, log records, metric data points' metrics) per batch. Default 8192.
+    /// Items (spans, log records or metrics) per batch. Default 8192.
     pub send_batch_size: u64,
     /// Longest wait for a batch to fill. Default 200ms.
     #[serde(with = "duration")]
@@ -1226,6 +1226,58 @@ mod tests {
         assert_eq!(
             c.receivers.otlp.as_ref().map(|o| o.limits.max_attributes),
             Some(128)
+        );
+    }
+
+    /// The commented exporter example in the embedded default parses, and its values are
+    /// the defaults it claims.
+    #[test]
+    fn commented_exporter_example_is_valid_and_shows_the_defaults() {
+        let example: String = DEFAULT_CONFIG_YAML
+            .lines()
+            .skip_while(|l| !l.starts_with("#   exporters:"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.strip_prefix("#   ").unwrap_or("")))
+            .collect();
+        assert!(example.contains("otlp/backend"), "{example}");
+        let yaml = format!(
+            "{example}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp/backend, otlphttp/saas, debug, file/archive]\n"
+        );
+        let c = parse(&yaml).expect("the example parses");
+        let Some(Exporter::Otlp(o)) = c.exporters.get("otlp/backend") else {
+            panic!("otlp/backend missing");
+        };
+        assert_eq!(
+            o.sending_queue.queue_size_mib,
+            SendingQueue::default().queue_size_mib
+        );
+        assert_eq!(
+            o.sending_queue.num_consumers,
+            SendingQueue::default().num_consumers
+        );
+        assert_eq!(o.batch.send_batch_size, Batch::default().send_batch_size);
+        assert_eq!(
+            o.batch.max_request_bytes,
+            Batch::default().max_request_bytes
+        );
+        assert_eq!(o.batch.timeout, Batch::default().timeout);
+        assert_eq!(
+            o.retry_on_failure.initial_interval,
+            RetryOnFailure::default().initial_interval
+        );
+        assert_eq!(
+            o.retry_on_failure.max_interval,
+            RetryOnFailure::default().max_interval
+        );
+        assert_eq!(o.circuit_breaker.window, CircuitBreaker::default().window);
+        assert_eq!(
+            o.circuit_breaker.cool_down,
+            CircuitBreaker::default().cool_down
+        );
+        assert_eq!(o.timeout, default_timeout());
+        assert_eq!(o.compression, Compression::Gzip);
+        assert!(
+            matches!(c.exporters.get("file/archive"), Some(Exporter::File(f)) if f.rotation.max_megabytes == 100 && f.rotation.max_backups == 10)
         );
     }
 

@@ -399,6 +399,35 @@ async fn kill_9_with_a_full_queue_loses_nothing() {
     b.stop().await;
 }
 
+/// Bulkheads: one exporter's backend is down, the other's is up. The live one delivers
+/// everything while the dead one's queue holds it all, and the receiver keeps accepting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_does_not_hold_up_another_exporter() {
+    let b = common::start(|_| {}).await;
+    let live = b.otlp.trim_start_matches("http://").to_string();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let fast = "    retry_on_failure:\n      initial_interval: 100ms\n      max_interval: 500ms\n    batch:\n      timeout: 20ms\n";
+    let yaml = format!(
+        "exporters:\n  otlp/dead:\n    endpoint: {dead}\n{fast}  otlp/live:\n    endpoint: {live}\n{fast}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp/dead, otlp/live]\n"
+    );
+    let a = common::start(|c| apply(c, &yaml)).await;
+    send_spans(&a.otlp, 10, 100).await;
+    eventually(30, "all spans at the live backend", || {
+        let q = b.query.clone();
+        async move { stats(&q).await.spans.unwrap_or_default().accepted >= 10_000 }
+    })
+    .await;
+    let s = stats(&a.query).await;
+    let (d, l) = (exporter(&s, "otlp/dead"), exporter(&s, "otlp/live"));
+    assert_eq!(d.queue_items, 10_000, "{d:?}");
+    assert_eq!(d.sent_items, 0);
+    assert!(d.retries > 0);
+    assert_eq!(l.sent_items, 10_000, "{l:?}");
+    assert_eq!(s.spans.unwrap_or_default().refused, 0);
+    a.stop().await;
+    b.stop().await;
+}
+
 /// With B down and a small queue: the default policy refuses new requests with UNAVAILABLE
 /// and RetryInfo; drop_oldest accepts them and counts what it dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
