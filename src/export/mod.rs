@@ -180,6 +180,7 @@ impl Exporters {
                 num_consumers: d.sending_queue.num_consumers,
                 drain_timeout: d.sending_queue.drain_timeout,
                 counters: Counters::default(),
+                unremoved: Default::default(),
             }));
         }
         Ok(out)

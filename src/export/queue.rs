@@ -133,6 +133,9 @@ pub struct Queue {
     taken_below: AtomicU64,
     /// Wakes the exporter when an entry arrives (a stored permit if it is busy).
     pub notify: Notify,
+    /// Held by `take` over its scan and by drop-oldest. A std lock, never held across an
+    /// await.
+    scan: Mutex<()>,
 }
 
 /// What one enqueue did to one queue.
@@ -210,6 +213,7 @@ impl Queues {
             items: AtomicU64::new(items),
             taken_below: AtomicU64::new(0),
             notify: Notify::new(),
+            scan: Mutex::new(()),
         }))
     }
 
@@ -273,12 +277,15 @@ impl Queues {
             };
             let value = meta.encode();
             for (i, q) in queues.iter().enumerate() {
+                // Count first: once the entry is visible, a concurrent removal subtracts it.
+                q.bytes.fetch_add(meta.bytes(), Ordering::SeqCst);
+                q.items.fetch_add(items, Ordering::SeqCst);
                 if let Err(e) = q.tree.insert(meta.key.to_be_bytes(), &value[..]) {
+                    q.bytes.fetch_sub(meta.bytes(), Ordering::SeqCst);
+                    q.items.fetch_sub(items, Ordering::SeqCst);
                     self.release(signal, segment, n - i as u64);
                     return Err(e.into());
                 }
-                q.bytes.fetch_add(meta.bytes(), Ordering::SeqCst);
-                q.items.fetch_add(items, Ordering::SeqCst);
             }
         }
         let mut dropped = Vec::with_capacity(queues.len());
@@ -385,6 +392,9 @@ impl Queue {
     /// `max_bytes` bytes (at least one entry). Entries whose body cannot be read are removed
     /// and returned separately (they are lost, and the caller says so).
     pub fn take(&self, from: u64, max_items: u64, max_bytes: u64) -> Result<Taken, StoreError> {
+        // Drop-oldest must not remove what this scan is reading (it would be counted dropped
+        // and sent, or its segment collected under the read).
+        let _scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         let mut lost = Vec::new();
         let (mut items, mut bytes) = (0u64, 0u64);
@@ -417,40 +427,48 @@ impl Queue {
                         body: Bytes::from(body),
                     });
                 }
-                Err(e) => {
-                    self.remove(&[m])?;
-                    lost.push((m, e));
-                }
+                Err(e) => lost.push((m, e)),
             }
             if items >= max_items || bytes >= max_bytes {
                 break;
             }
         }
+        // Remove the unreadable ones only now: if this fails nothing was counted, and the
+        // next take meets them again.
+        let lost_metas: Vec<EntryMeta> = lost.iter().map(|(m, _)| *m).collect();
+        self.remove(&lost_metas)?;
         if let Some(last) = out
             .last()
             .map(|e| e.meta.key)
-            .or(lost.last().map(|l| l.0.key))
+            .into_iter()
+            .chain(lost_metas.last().map(|m| m.key))
+            .max()
         {
             self.taken_below.fetch_max(last + 1, Ordering::SeqCst);
         }
         Ok((out, lost))
     }
 
-    /// Removes entries (delivered, or given up). Removing one that is already gone (dropped
-    /// meanwhile) is not an error.
-    pub fn remove(&self, metas: &[EntryMeta]) -> Result<(), StoreError> {
+    /// Removes entries (delivered, or given up) and returns how many entries and items were
+    /// still there: removing one that is already gone (dropped meanwhile) is not an error.
+    pub fn remove(&self, metas: &[EntryMeta]) -> Result<Dropped, StoreError> {
+        let mut removed = Dropped::default();
         for m in metas {
             if self.tree.remove(m.key.to_be_bytes())?.is_some() {
                 self.bytes.fetch_sub(m.bytes(), Ordering::SeqCst);
                 self.items.fetch_sub(m.items, Ordering::SeqCst);
                 self.shared.release(m.signal, m.segment, 1);
+                removed.entries += 1;
+                removed.items += m.items;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
-    /// Drop-oldest: while over the limit, removes the oldest entries not yet taken.
+    /// Drop-oldest: while over the limit, removes the oldest entries not yet taken. Counts
+    /// only what it removed itself.
     fn drop_oldest(&self) -> Result<Dropped, StoreError> {
+        let _scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let mut d = Dropped::default();
         while self.bytes() > self.limit_bytes {
             let from = self.taken_below.load(Ordering::SeqCst);
@@ -461,9 +479,9 @@ impl Queue {
                 self.tree.remove(&k)?;
                 continue;
             };
-            self.remove(&[m])?;
-            d.entries += 1;
-            d.items += m.items;
+            let r = self.remove(&[m])?;
+            d.entries += r.entries;
+            d.items += r.items;
         }
         Ok(d)
     }

@@ -72,6 +72,15 @@ pub struct Breaker {
     inner: Mutex<Inner>,
 }
 
+/// Permission to send, from [`Breaker::try_acquire`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// This request is the half-open probe: its outcome decides the state.
+    pub probe: bool,
+    /// The state change that granting it made (open → half-open).
+    pub transition: Option<Transition>,
+}
+
 /// A state change, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
@@ -103,36 +112,47 @@ impl Breaker {
         self.lock().state
     }
 
-    /// May a request go now? `Ok(transition)` lets it go (with the open → half-open
-    /// change when this is the probe); `Err(wait)` says how long to wait before asking again.
-    pub fn try_acquire(&self, now: Instant) -> Result<Option<Transition>, Duration> {
+    /// May a request go now? `Ok(pass)` lets it go (`pass.probe` when it is the half-open
+    /// probe, with the open → half-open change); `Err(wait)` says how long to wait before
+    /// asking again.
+    pub fn try_acquire(&self, now: Instant) -> Result<Pass, Duration> {
         let mut s = self.lock();
         match s.state {
-            State::Closed => Ok(None),
+            State::Closed => Ok(Pass::default()),
             State::Open if now >= s.open_until => {
                 s.state = State::HalfOpen;
                 s.probing = true;
-                Ok(Some(Transition {
-                    from: State::Open,
-                    to: State::HalfOpen,
-                    failures: 0,
-                    window: 0,
-                }))
+                Ok(Pass {
+                    probe: true,
+                    transition: Some(Transition {
+                        from: State::Open,
+                        to: State::HalfOpen,
+                        failures: 0,
+                        window: 0,
+                    }),
+                })
             }
             State::Open => Err(s.open_until - now),
             State::HalfOpen if !s.probing => {
                 s.probing = true;
-                Ok(None)
+                Ok(Pass {
+                    probe: true,
+                    transition: None,
+                })
             }
             // The probe is out: ask again shortly.
             State::HalfOpen => Err(Duration::from_millis(50).min(self.cfg.cool_down)),
         }
     }
 
-    /// Records an attempt's outcome (`failed` = a retryable failure); returns a state change.
-    pub fn record(&self, failed: bool, now: Instant) -> Option<Transition> {
+    /// Records an attempt's outcome (`failed` = a retryable failure; `probe` = it went with
+    /// the half-open probe's pass); returns a state change. While half-open only the probe's
+    /// outcome counts: a late answer to a request sent before the breaker opened says nothing
+    /// about the downstream now.
+    pub fn record(&self, failed: bool, probe: bool, now: Instant) -> Option<Transition> {
         let mut s = self.lock();
         match s.state {
+            State::HalfOpen if !probe => None,
             State::HalfOpen => {
                 s.probing = false;
                 s.window.clear();
@@ -223,10 +243,10 @@ mod tests {
     fn opens_on_failure_rate_and_recovers_through_one_probe() {
         let b = breaker();
         let t0 = Instant::now();
-        assert_eq!(b.record(true, t0), None);
-        assert_eq!(b.record(false, t0), None);
+        assert_eq!(b.record(true, false, t0), None);
+        assert_eq!(b.record(false, false, t0), None);
         // 2 failures of 3 ≥ 50%: open.
-        let t = b.record(true, t0).expect("opens");
+        let t = b.record(true, false, t0).expect("opens");
         assert_eq!(
             (t.from, t.to, t.failures, t.window),
             (State::Closed, State::Open, 2, 3)
@@ -237,20 +257,27 @@ mod tests {
         );
         // Cool-down over: one probe, others wait.
         let probe = b.try_acquire(t0 + Duration::from_secs(10)).expect("probe");
-        assert_eq!(probe.map(|t| t.to), Some(State::HalfOpen));
+        assert!(probe.probe);
+        assert_eq!(probe.transition.map(|t| t.to), Some(State::HalfOpen));
         assert!(b.try_acquire(t0 + Duration::from_secs(10)).is_err());
+        // A late answer to a request sent while closed does not decide the probe.
+        assert_eq!(b.record(false, false, t0 + Duration::from_secs(10)), None);
+        assert_eq!(b.state(), State::HalfOpen);
         // The probe fails: open again for a whole cool-down.
         let t = b
-            .record(true, t0 + Duration::from_secs(11))
+            .record(true, true, t0 + Duration::from_secs(11))
             .expect("reopens");
         assert_eq!(t.to, State::Open);
         assert!(b.try_acquire(t0 + Duration::from_secs(20)).is_err());
         assert!(b.try_acquire(t0 + Duration::from_secs(21)).is_ok());
         let t = b
-            .record(false, t0 + Duration::from_secs(21))
+            .record(false, true, t0 + Duration::from_secs(21))
             .expect("closes");
         assert_eq!((t.from, t.to), (State::HalfOpen, State::Closed));
-        assert_eq!(b.try_acquire(t0 + Duration::from_secs(21)), Ok(None));
+        assert_eq!(
+            b.try_acquire(t0 + Duration::from_secs(21)),
+            Ok(Pass::default())
+        );
     }
 
     #[test]
@@ -258,12 +285,12 @@ mod tests {
         let b = breaker();
         let t0 = Instant::now();
         // One failure alone is under min_requests.
-        assert_eq!(b.record(true, t0), None);
+        assert_eq!(b.record(true, false, t0), None);
         // The window slides: old failures leave it.
         for _ in 0..10 {
-            assert_eq!(b.record(false, t0), None);
+            assert_eq!(b.record(false, false, t0), None);
         }
-        assert_eq!(b.record(true, t0), None);
+        assert_eq!(b.record(true, false, t0), None);
         assert_eq!(b.state(), State::Closed);
     }
 }

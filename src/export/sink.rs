@@ -125,8 +125,21 @@ pub fn classify_status(status: &tonic::Status) -> Outcome {
         | Code::DataLoss => Outcome::Retry { reason, after },
         Code::ResourceExhausted if after.is_some() => Outcome::Retry { reason, after },
         Code::ResourceExhausted => Outcome::TooLarge { reason },
+        // tonic reports a connection that broke mid-request (reset, EOF, RST_STREAM) as
+        // UNKNOWN or INTERNAL with the transport error as its source: the downstream never
+        // answered, so it is not its verdict on the data.
+        Code::Unknown | Code::Internal if from_transport(status) => {
+            Outcome::Retry { reason, after }
+        }
         _ => Outcome::Permanent { reason },
     }
+}
+
+/// Did tonic make this status from a transport failure rather than receive it?
+fn from_transport(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some()
+        || status.message().starts_with("h2 protocol error")
+        || status.message().contains("Unexpected EOF")
 }
 
 /// HTTP status → outcome (see the module docs).
@@ -711,6 +724,13 @@ mod tests {
             classify_status(&tonic::Status::resource_exhausted("too big")),
             Outcome::TooLarge { .. }
         ));
+        // A broken connection surfaces as UNKNOWN/INTERNAL from tonic itself: retried.
+        assert!(retry(tonic::Status::from_error(Box::new(
+            std::io::Error::other("connection reset")
+        ))));
+        assert!(retry(tonic::Status::internal(
+            "h2 protocol error: stream reset"
+        )));
         for s in [
             tonic::Status::invalid_argument("bad"),
             tonic::Status::unauthenticated("who"),

@@ -27,13 +27,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{Entry, Queue};
+use super::queue::{Entry, EntryMeta, Queue};
 use super::retry::{self, Breaker};
 use super::sink::{Outcome, Sink};
 use super::{Counters, wire};
 use crate::config;
 use crate::otlp::Signal;
 use crate::telemetry::events;
+
+/// Shortest wait honoured from a server's RetryInfo or Retry-After.
+const MIN_SERVER_DELAY: Duration = Duration::from_millis(50);
+/// Longest wait honoured from a server (or `max_interval`, if longer).
+const MAX_SERVER_DELAY: Duration = Duration::from_secs(300);
 
 /// A running exporter.
 pub struct Exporter {
@@ -47,6 +52,8 @@ pub struct Exporter {
     pub num_consumers: usize,
     pub drain_timeout: Duration,
     pub counters: Counters,
+    /// Delivered entries whose removal failed, to be removed again.
+    pub unremoved: std::sync::Mutex<Vec<EntryMeta>>,
 }
 
 impl Exporter {
@@ -67,12 +74,15 @@ impl Exporter {
                     _ = drain.cancelled() => {}
                     _ = stop.cancelled() => return,
                 }
-                tokio::time::sleep(after).await;
-                stop.cancel();
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => stop.cancel(),
+                    _ = stop.cancelled() => {}
+                }
             })
         };
         loop {
             while deliveries.try_join_next().is_some() {}
+            self.retry_removals();
             draining = draining || drain.is_cancelled();
             if stop.is_cancelled() {
                 break;
@@ -187,30 +197,30 @@ impl Exporter {
         let mut attempt = 0u32;
         while let Some(piece) = pieces.front().cloned() {
             // The breaker decides whether anything may go now.
-            loop {
+            let pass = loop {
                 match self.breaker.try_acquire(Instant::now()) {
-                    Ok(t) => {
-                        if let Some(transition) = t {
+                    Ok(pass) => {
+                        if let Some(transition) = pass.transition {
                             events::ExportBreakerChanged {
                                 exporter: &self.name,
                                 transition,
                             }
                             .emit();
                         }
-                        break;
+                        break pass;
                     }
                     Err(wait) => tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.cancelled() => return,
                     },
                 }
-            }
+            };
             let outcome = tokio::select! {
                 o = self.sink.send(signal, piece.body.clone(), piece.items) => o,
                 _ = stop.cancelled() => return,
             };
             let failed = matches!(outcome, Outcome::Retry { .. });
-            if let Some(transition) = self.breaker.record(failed, Instant::now()) {
+            if let Some(transition) = self.breaker.record(failed, pass.probe, Instant::now()) {
                 events::ExportBreakerChanged {
                     exporter: &self.name,
                     transition,
@@ -237,9 +247,15 @@ impl Exporter {
                     }
                 }
                 Outcome::Retry { reason, after } => {
-                    let delay = after.unwrap_or_else(|| {
-                        retry::backoff(&self.retry, attempt, rand::rng().random::<f64>())
-                    });
+                    let delay = match after {
+                        // The server's delay, kept within sane bounds: a zero would spin, a
+                        // year would hold a consumer slot until restart.
+                        Some(d) => d.clamp(
+                            MIN_SERVER_DELAY,
+                            self.retry.max_interval.max(MAX_SERVER_DELAY),
+                        ),
+                        None => retry::backoff(&self.retry, attempt, rand::rng().random::<f64>()),
+                    };
                     events::ExportRetrying {
                         exporter: &self.name,
                         signal,
@@ -302,18 +318,42 @@ impl Exporter {
     }
 }
 
-/// Every piece of a batch is done: its entries leave the queue.
+/// Every piece of a batch is done: its entries leave the queue. When sled refuses, they are
+/// kept for the run loop to remove later (they are behind its cursor and would otherwise sit
+/// in the queue until a restart).
 fn pieces_done(exporter: &Exporter, entries: &[Entry]) {
     let metas: Vec<_> = entries.iter().map(|e| e.meta).collect();
-    if let Err(e) = exporter.queue.remove(&metas) {
-        // They stay queued and go again: a duplicate, not a loss.
-        events::ExportQueueFailed {
-            exporter: &exporter.name,
-            error: &e,
+    exporter.remove_or_keep(metas);
+}
+
+impl Exporter {
+    fn remove_or_keep(&self, metas: Vec<EntryMeta>) {
+        match self.queue.remove(&metas) {
+            Ok(_) => {
+                self.counters.acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                events::ExportQueueFailed {
+                    exporter: &self.name,
+                    error: &e,
+                }
+                .emit();
+                self.unremoved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(metas);
+            }
         }
-        .emit();
     }
-    exporter.counters.acks.fetch_add(1, Ordering::Relaxed);
+
+    /// Retries removals that failed.
+    fn retry_removals(&self) {
+        let pending =
+            std::mem::take(&mut *self.unremoved.lock().unwrap_or_else(|p| p.into_inner()));
+        if !pending.is_empty() {
+            self.remove_or_keep(pending);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -377,6 +417,7 @@ mod tests {
             num_consumers: 1,
             drain_timeout: Duration::from_secs(5),
             counters: Counters::default(),
+            unremoved: Default::default(),
         });
         Rig {
             _dir: dir,
@@ -540,6 +581,26 @@ mod tests {
         assert_eq!(c.splits.load(Ordering::Relaxed), 1);
         drain.cancel();
         task.await.unwrap();
+    }
+
+    /// With nothing queued, shutdown does not wait for the drain deadline.
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_queue_stops_at_once() {
+        let r = rig(
+            vec![],
+            config::Batch::default(),
+            config::CircuitBreaker::default(),
+        );
+        r.enqueue(1);
+        let drain = CancellationToken::new();
+        let task = tokio::spawn(r.exporter.clone().run(drain.clone()));
+        while !r.exporter.queue.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drain.cancel();
+        let t0 = Instant::now();
+        task.await.unwrap();
+        assert_eq!(Instant::now() - t0, Duration::ZERO);
     }
 
     /// Shutdown drains what it can within the deadline and leaves the rest queued, also

@@ -118,12 +118,25 @@ impl Receiver {
         if !self.exporters.wants(kind) {
             return Ok(());
         }
-        let body = if rejected.count == 0 {
+        let mut body = if rejected.count == 0 {
             body
         } else {
             Bytes::from(req.encode_to_vec())
         };
-        let items = crate::export::wire::count_items(&body).unwrap_or(0);
+        let items = match crate::export::wire::count_items(&body) {
+            Ok(n) => n,
+            Err(_) => {
+                // prost accepted what the wire walker does not (deprecated group fields):
+                // forward prost's re-encoding, which leaves them out.
+                body = Bytes::from(req.encode_to_vec());
+                crate::export::wire::count_items(&body).map_err(|e| {
+                    prepare_failed(StoreError::Corrupt {
+                        what: "re-encoded request",
+                        reason: e.to_string(),
+                    })
+                })?
+            }
+        };
         if items == 0 {
             return Ok(());
         }
