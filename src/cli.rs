@@ -405,6 +405,66 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
     out
 }
 
+/// `sieve query sampling`: one row per sampler.
+pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
+    if r.samplers.is_empty() {
+        return "no sampler in any pipeline: everything accepted is kept\n".into();
+    }
+    let pct = |kept: u64, seen: u64| {
+        if seen == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}%", kept as f64 * 100.0 / seen as f64)
+        }
+    };
+    let rows: Vec<Vec<String>> = r
+        .samplers
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.mode.clone(),
+                format!("{}%", s.sampling_percentage),
+                s.spans_seen.to_string(),
+                s.spans_kept.to_string(),
+                pct(s.spans_kept, s.spans_seen),
+                s.logs_seen.to_string(),
+                s.logs_kept.to_string(),
+                s.errors.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SAMPLER",
+            "MODE",
+            "TARGET",
+            "SPANS SEEN",
+            "KEPT",
+            "KEPT %",
+            "LOGS SEEN",
+            "KEPT",
+            "ERRORS",
+        ],
+        &rows,
+    )
+}
+
+pub fn sampling_json(r: &crate::proto::GetSamplingStatsResponse) -> Value {
+    json!({
+        "samplers": r.samplers.iter().map(|s| json!({
+            "name": s.name,
+            "mode": s.mode,
+            "sampling_percentage": s.sampling_percentage,
+            "spans_seen": s.spans_seen,
+            "spans_kept": s.spans_kept,
+            "logs_seen": s.logs_seen,
+            "logs_kept": s.logs_kept,
+            "errors": s.errors,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn signal_json(s: Option<&SignalStats>) -> Value {
     let s = s.cloned().unwrap_or_default();
     json!({

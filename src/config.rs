@@ -52,9 +52,11 @@ pub enum ConfigError {
 pub struct Config {
     /// Receivers by name. sieve has one receiver type, `otlp`.
     pub receivers: Receivers,
-    /// Processors by name (`type/name` keys as in the Collector). This version has no processor
-    /// types yet, so the map must be empty; sampling processors arrive with the sampling stage.
-    pub processors: BTreeMap<String, serde_norway::Value>,
+    /// Processors by name (`type` or `type/name` keys as in the Collector): `probabilistic_sampler`
+    /// (consistent head sampling of traces and logs). A processor does nothing until a
+    /// pipeline names it.
+    #[serde(deserialize_with = "processors::deserialize")]
+    pub processors: BTreeMap<String, Processor>,
     /// Exporters by name: `<type>` or `<type>/<name>` as in the Collector, with type `otlp`,
     /// `otlphttp`, `debug` or `file`. An exporter does nothing until a pipeline names it.
     #[serde(deserialize_with = "exporters::deserialize")]
@@ -320,6 +322,189 @@ impl Default for Query {
         Query {
             endpoint: "127.0.0.1:4320".into(),
             search_depth: 10_000,
+        }
+    }
+}
+
+/// `processors.<type>[/name]`: one processor.
+#[derive(Debug, Clone)]
+pub enum Processor {
+    /// Consistent head sampling by trace id.
+    ProbabilisticSampler(ProbabilisticSampler),
+}
+
+impl Processor {
+    pub const TYPES: [&'static str; 1] = ["probabilistic_sampler"];
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{sub}"),
+                reason,
+            })
+        };
+        match self {
+            Processor::ProbabilisticSampler(p) => {
+                let pct_ok = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+                if !pct_ok(p.sampling_percentage) {
+                    return invalid(
+                        "sampling_percentage",
+                        format!("{} is outside [0, 100]", p.sampling_percentage),
+                    );
+                }
+                if let Some(l) = p.logs.sampling_percentage
+                    && !pct_ok(l)
+                {
+                    return invalid(
+                        "logs.sampling_percentage",
+                        format!("{l} is outside [0, 100]"),
+                    );
+                }
+                if !(1..=14).contains(&p.sampling_precision) {
+                    return invalid(
+                        "sampling_precision",
+                        format!("{} is outside 1..=14", p.sampling_precision),
+                    );
+                }
+                if p.mode != SamplerMode::HashSeed
+                    && p.sampling_percentage > 0.0
+                    && p.sampling_percentage < 100.0 / (1u64 << 56) as f64
+                {
+                    return invalid(
+                        "sampling_percentage",
+                        "below the smallest probability a 56-bit threshold can express".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How `probabilistic_sampler` decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerMode {
+    /// The Collector's legacy mode: FNV-1a of seed and trace id into 16384 buckets.
+    #[default]
+    HashSeed,
+    /// OpenTelemetry consistent probability sampling (threshold vs. 56-bit randomness); an
+    /// incoming `th` is sampled again (probabilities multiply).
+    Proportional,
+    /// As proportional, but an incoming `th` that is already stricter is kept unchanged.
+    Equalizing,
+}
+
+/// `processors.probabilistic_sampler[/name]`: keeps a fixed share of traces, decided from the
+/// trace id alone so that every instance with this configuration keeps the same traces. In a
+/// logs pipeline, records with a trace id follow their trace's decision; records without one
+/// are sampled by a hash of `logs.from_attribute` (or the body).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticSampler {
+    /// Share of traces kept, 0–100. Required.
+    pub sampling_percentage: f64,
+    /// `hash_seed` (default), `proportional` or `equalizing`.
+    #[serde(default)]
+    pub mode: SamplerMode,
+    /// Seed of the hash_seed mode (and of the hash of log records without a trace id).
+    /// Instances that must agree need the same seed. Default 0.
+    #[serde(default)]
+    pub hash_seed: u32,
+    /// Significant hex digits of the threshold written as `th` (proportional modes), 1–14.
+    /// Default 4.
+    #[serde(default = "default_precision")]
+    pub sampling_precision: u8,
+    /// Drop items whose tracestate `ot` entry is malformed (default true); false keeps them
+    /// unsampled.
+    #[serde(default = "default_true")]
+    pub fail_closed: bool,
+    /// Log records without a trace id.
+    #[serde(default)]
+    pub logs: LogSampling,
+}
+
+/// `processors.probabilistic_sampler.logs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSampling {
+    /// Share of records without a trace id kept, 0–100. Default: `sampling_percentage`.
+    pub sampling_percentage: Option<f64>,
+    /// Attribute whose value is hashed (record attributes, then resource attributes); when
+    /// absent, or the record lacks it, the body is hashed.
+    pub from_attribute: Option<String>,
+}
+
+fn default_precision() -> u8 {
+    4
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Deserialises `processors:` by the type part of each key (errors carry the full path).
+mod processors {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
+
+    use super::Processor;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Processor>, D::Error> {
+        d.deserialize_map(MapVisitor)
+    }
+
+    struct MapVisitor;
+
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = BTreeMap<String, Processor>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of processors by name")
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let kind = name.split('/').next().unwrap_or_default().to_string();
+                if name.split('/').nth(1).is_some_and(str::is_empty) {
+                    return Err(A::Error::custom(format!(
+                        "{name:?}: the name after / must not be empty"
+                    )));
+                }
+                out.insert(name, map.next_value_seed(Seed(kind))?);
+            }
+            Ok(out)
+        }
+    }
+
+    struct Seed(String);
+
+    impl<'de> DeserializeSeed<'de> for Seed {
+        type Value = Processor;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Processor, D::Error> {
+            match self.0.as_str() {
+                "probabilistic_sampler" => {
+                    Deserialize::deserialize(d).map(Processor::ProbabilisticSampler)
+                }
+                "batch" => Err(D::Error::custom(
+                    "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
+                )),
+                other => Err(D::Error::custom(format!(
+                    "unknown processor type {other:?}, expected one of {}",
+                    Processor::TYPES.join(", ")
+                ))),
+            }
         }
     }
 }
@@ -959,13 +1144,8 @@ impl Config {
                 );
             }
         }
-        if let Some(name) = self.processors.keys().next() {
-            let hint = if name.split('/').next() == Some("batch") {
-                "sieve batches in each exporter (see exporters.<name>.batch); remove it"
-            } else {
-                "unknown processor type (this version of sieve has no processors yet)"
-            };
-            return invalid(&format!("processors.{name}"), hint.into());
+        for (name, processor) in &self.processors {
+            processor.validate(&format!("processors.{name}"))?;
         }
         for (name, exporter) in &self.exporters {
             exporter.validate(&format!("exporters.{name}"))?;
@@ -992,11 +1172,22 @@ impl Config {
                     );
                 }
             }
-            if let Some(p) = pipeline.processors.first() {
-                return invalid(
-                    &format!("{key}.processors"),
-                    format!("processor {p:?} is not defined under processors"),
-                );
+            for p in &pipeline.processors {
+                match self.processors.get(p) {
+                    None => {
+                        return invalid(
+                            &format!("{key}.processors"),
+                            format!("processor {p:?} is not defined under processors"),
+                        );
+                    }
+                    Some(Processor::ProbabilisticSampler(_)) if signal == "metrics" => {
+                        return invalid(
+                            &format!("{key}.processors"),
+                            format!("{p:?} samples traces and logs, not metrics"),
+                        );
+                    }
+                    Some(_) => {}
+                }
             }
             for (i, x) in pipeline.exporters.iter().enumerate() {
                 if !self.exporters.contains_key(x) {

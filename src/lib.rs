@@ -31,6 +31,7 @@ pub mod intake;
 pub mod otlp;
 pub mod query;
 pub mod receiver;
+pub mod sampling;
 pub mod server;
 pub mod store;
 pub mod synth;

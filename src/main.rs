@@ -99,6 +99,8 @@ enum QueryCommand {
     Logs(LogsArgs),
     /// The gateway's counters.
     Stats,
+    /// What each sampler saw and kept.
+    Sampling,
 }
 
 #[derive(Args)]
@@ -357,6 +359,14 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             print_out(json, || cli::stats_json(&r), || cli::stats_text(&r))
+        }
+        QueryCommand::Sampling => {
+            let r = client
+                .get_sampling_stats(sieve::proto::GetSamplingStatsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(json, || cli::sampling_json(&r), || cli::sampling_text(&r))
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::intake::Intake;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
+use crate::sampling::Sampling;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
 
@@ -88,6 +89,8 @@ pub async fn start(
     let exporters =
         Arc::new(Exporters::open(&config, &store).map_err(|e| ServeError::Export(e.to_string()))?);
 
+    let sampling = Arc::new(Sampling::from_config(&config));
+
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
 
@@ -108,6 +111,7 @@ pub async fn start(
                 stats.clone(),
                 otlp_cfg.limits.clone(),
                 exporters.clone(),
+                sampling.clone(),
             );
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))
@@ -151,6 +155,7 @@ pub async fn start(
         store.clone(),
         stats.clone(),
         exporters.clone(),
+        sampling.clone(),
         config.query.search_depth,
     );
     let token = stop_listeners.clone();

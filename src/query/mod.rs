@@ -54,6 +54,7 @@ pub struct Query {
     store: Store,
     stats: Arc<Stats>,
     exporters: Arc<crate::export::Exporters>,
+    sampling: Arc<crate::sampling::Sampling>,
     search_depth: usize,
 }
 
@@ -62,12 +63,14 @@ impl Query {
         store: Store,
         stats: Arc<Stats>,
         exporters: Arc<crate::export::Exporters>,
+        sampling: Arc<crate::sampling::Sampling>,
         search_depth: usize,
     ) -> Query {
         Query {
             store,
             stats,
             exporters,
+            sampling,
             search_depth,
         }
     }
@@ -263,6 +266,33 @@ impl QueryService for Query {
                     resource: h.resource,
                     scope: h.scope,
                     log_record: Some(h.record),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_sampling_stats(
+        &self,
+        _request: Request<crate::proto::GetSamplingStatsRequest>,
+    ) -> Result<Response<crate::proto::GetSamplingStatsResponse>, Status> {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Response::new(crate::proto::GetSamplingStatsResponse {
+            samplers: self
+                .sampling
+                .samplers()
+                .iter()
+                .map(|s| {
+                    let c = &s.counters;
+                    crate::proto::SamplerStats {
+                        name: s.name.clone(),
+                        mode: format!("{:?}", s.cfg.mode).to_lowercase(),
+                        sampling_percentage: s.cfg.sampling_percentage,
+                        spans_seen: l(&c.spans_seen),
+                        spans_kept: l(&c.spans_kept),
+                        logs_seen: l(&c.logs_seen),
+                        logs_kept: l(&c.logs_kept),
+                        errors: l(&c.errors),
+                    }
                 })
                 .collect(),
         }))

@@ -4,7 +4,9 @@
 //! not protobuf gets INVALID_ARGUMENT), admit it against the intake budget (full: UNAVAILABLE
 //! with RetryInfo), validate item by item ([`validate`]; invalid items leave alone and are
 //! reported in `partial_success`), prepare the store write, and answer only once
-//! [`Intake::commit`] says the write is durable. When the signal's pipeline names exporters,
+//! [`Intake::commit`] says the write is durable. Between validation and the write, the
+//! pipeline's samplers drop what is not to be kept ([`crate::sampling`]; not reported as
+//! rejected). When the signal's pipeline names exporters,
 //! the request also enters their queues before the commit, so the same flush makes it
 //! durable there (a full queue under the refuse policy refuses the request up front, like a
 //! full intake). Prost types are moved; the received bytes are forwarded as they came unless
@@ -34,6 +36,7 @@ use crate::config::Limits;
 use crate::export::Exporters;
 use crate::intake::{Intake, IntakeError, Reservation};
 use crate::otlp::Signal;
+use crate::sampling::Sampling;
 use crate::store::{Store, StoreError, Write};
 use crate::telemetry::{Stats, events};
 
@@ -45,6 +48,7 @@ pub struct Receiver {
     stats: Arc<Stats>,
     limits: Limits,
     exporters: Arc<Exporters>,
+    sampling: Arc<Sampling>,
 }
 
 impl Receiver {
@@ -53,12 +57,14 @@ impl Receiver {
         stats: Arc<Stats>,
         limits: Limits,
         exporters: Arc<Exporters>,
+        sampling: Arc<Sampling>,
     ) -> Arc<Receiver> {
         Arc::new(Receiver {
             intake,
             stats,
             limits,
             exporters,
+            sampling,
         })
     }
 
@@ -106,19 +112,19 @@ impl Receiver {
 
     /// Enters the request into the exporters' queues before the store write is committed,
     /// so the flush that makes it durable covers both. `body` is the request as received:
-    /// when validation removed nothing it is forwarded byte for byte; otherwise `req` (what
-    /// is left) is encoded.
+    /// when validation and sampling left it alone (`modified` false) it is forwarded byte for
+    /// byte; otherwise `req` (what is left) is encoded.
     fn enqueue<M: Message>(
         &self,
         kind: Signal,
         body: Bytes,
         req: &M,
-        rejected: &validate::Rejections,
+        modified: bool,
     ) -> Result<(), Status> {
         if !self.exporters.wants(kind) {
             return Ok(());
         }
-        let mut body = if rejected.count == 0 {
+        let mut body = if !modified {
             body
         } else {
             Bytes::from(req.encode_to_vec())
@@ -211,6 +217,10 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn items(req: &Self::Request) -> u64;
     /// Removes invalid items.
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections;
+    /// Applies the pipeline's samplers; true when the request changed.
+    fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> bool {
+        false
+    }
     /// Turns the request into a store write.
     fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError>;
     /// The answer, with `partial_success` when items were rejected.
@@ -235,7 +245,8 @@ impl<S: OtlpSignal> Export for Service<S> {
         .emit(&rx.stats);
         let mut rejected = S::validate(&mut req, &rx.limits);
         rx.reject(S::KIND, &rejected);
-        rx.enqueue(S::KIND, body, &req, &rejected)?;
+        let sampled = S::sample(&mut req, &rx.sampling);
+        rx.enqueue(S::KIND, body, &req, sampled || rejected.count > 0)?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
         let expired = rx.commit(S::KIND, write).await?;
         rx.exporters.notify(S::KIND);
@@ -269,6 +280,10 @@ impl OtlpSignal for Traces {
 
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
         validate::validate_spans(&mut req.resource_spans, limits)
+    }
+
+    fn sample(req: &mut Self::Request, sampling: &Sampling) -> bool {
+        sampling.traces(&mut req.resource_spans)
     }
 
     fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
@@ -305,6 +320,10 @@ impl OtlpSignal for Logs {
 
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
         validate::validate_logs(&mut req.resource_logs, limits)
+    }
+
+    fn sample(req: &mut Self::Request, sampling: &Sampling) -> bool {
+        sampling.logs(&mut req.resource_logs)
     }
 
     fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
