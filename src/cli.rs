@@ -407,8 +407,39 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
 
 /// `sieve query sampling`: one row per sampler.
 pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
-    if r.samplers.is_empty() {
+    if r.samplers.is_empty() && r.tail.is_none() {
         return "no sampler in any pipeline: everything accepted is kept\n".into();
+    }
+    let mut out = String::new();
+    if let Some(t) = &r.tail {
+        let _ = writeln!(
+            out,
+            "tail sampler {}: {} traces pending ({} spans, {} bytes on disk)\n\
+             seen {}  kept {}  dropped {}  early (quiet) {}  early (buffer bound) {}\n\
+             late spans kept {}  dropped {}  decision cache evictions {}",
+            t.name,
+            t.pending_traces,
+            t.pending_spans,
+            t.buffered_bytes,
+            t.traces_seen,
+            t.traces_kept,
+            t.traces_dropped,
+            t.early_quiet,
+            t.early_bound,
+            t.late_spans_kept,
+            t.late_spans_dropped,
+            t.cache_evictions
+        );
+        let rows: Vec<Vec<String>> = t
+            .policies
+            .iter()
+            .map(|p| vec![p.name.clone(), p.kept.to_string()])
+            .collect();
+        out.push_str(&table(&["POLICY", "TRACES KEPT"], &rows));
+        if r.samplers.is_empty() {
+            return out;
+        }
+        out.push('\n');
     }
     let pct = |kept: u64, seen: u64| {
         if seen == 0 {
@@ -434,7 +465,7 @@ pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
             ]
         })
         .collect();
-    table(
+    out.push_str(&table(
         &[
             "SAMPLER",
             "MODE",
@@ -447,7 +478,8 @@ pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
             "ERRORS",
         ],
         &rows,
-    )
+    ));
+    out
 }
 
 pub fn sampling_json(r: &crate::proto::GetSamplingStatsResponse) -> Value {
@@ -462,6 +494,21 @@ pub fn sampling_json(r: &crate::proto::GetSamplingStatsResponse) -> Value {
             "logs_kept": s.logs_kept,
             "errors": s.errors,
         })).collect::<Vec<_>>(),
+        "tail": r.tail.as_ref().map(|t| json!({
+            "name": t.name,
+            "pending_traces": t.pending_traces,
+            "pending_spans": t.pending_spans,
+            "buffered_bytes": t.buffered_bytes,
+            "traces_seen": t.traces_seen,
+            "traces_kept": t.traces_kept,
+            "traces_dropped": t.traces_dropped,
+            "early_quiet": t.early_quiet,
+            "early_bound": t.early_bound,
+            "late_spans_kept": t.late_spans_kept,
+            "late_spans_dropped": t.late_spans_dropped,
+            "cache_evictions": t.cache_evictions,
+            "policies": t.policies.iter().map(|p| json!({"name": p.name, "kept": p.kept})).collect::<Vec<_>>(),
+        })),
     })
 }
 

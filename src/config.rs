@@ -331,10 +331,12 @@ impl Default for Query {
 pub enum Processor {
     /// Consistent head sampling by trace id.
     ProbabilisticSampler(ProbabilisticSampler),
+    /// Whole-trace decisions from a durable assembly buffer.
+    TailSampling(TailSampling),
 }
 
 impl Processor {
-    pub const TYPES: [&'static str; 1] = ["probabilistic_sampler"];
+    pub const TYPES: [&'static str; 2] = ["probabilistic_sampler", "tail_sampling"];
 
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let invalid = |sub: &str, reason: String| {
@@ -344,6 +346,7 @@ impl Processor {
             })
         };
         match self {
+            Processor::TailSampling(t) => t.validate(key)?,
             Processor::ProbabilisticSampler(p) => {
                 let pct_ok = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
                 if !pct_ok(p.sampling_percentage) {
@@ -435,6 +438,443 @@ pub struct LogSampling {
     pub from_attribute: Option<String>,
 }
 
+/// `processors.tail_sampling[/name]`: spans wait in a buffer on disk until their trace is
+/// decided, then the whole trace is kept (stored and forwarded) or dropped. Acknowledged spans
+/// are in the buffer durably, so a restart resumes every pending decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSampling {
+    /// Decide this long after a trace's first span. Default 10s.
+    #[serde(default = "default_decision_wait", with = "duration")]
+    pub decision_wait: Duration,
+    /// Decide early once the root span has arrived and no span came for this long. 0
+    /// disables. Default 2s.
+    #[serde(default = "default_quiet_period", with = "duration")]
+    pub quiet_period: Duration,
+    /// Most traces pending at once; past it the oldest is decided early. Default 50000.
+    #[serde(default = "default_num_traces")]
+    pub num_traces: usize,
+    /// Most bytes of spans pending, MiB; past it the oldest is decided early. Default 256.
+    #[serde(default = "default_buffer_mib")]
+    pub max_buffer_mib: u64,
+    /// Decided traces remembered so late spans follow the decision. Default 100000.
+    #[serde(default = "default_decision_cache")]
+    pub decision_cache: usize,
+    /// Add `sampling.policy` = the deciding policy's name to the kept spans. Default false.
+    #[serde(default)]
+    pub record_policy: bool,
+    /// Evaluated in order; the first that keeps decides. A trace none keeps is dropped.
+    pub policies: Vec<TailPolicy>,
+}
+
+fn default_decision_wait() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_quiet_period() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_num_traces() -> usize {
+    50_000
+}
+fn default_buffer_mib() -> u64 {
+    256
+}
+fn default_decision_cache() -> usize {
+    100_000
+}
+
+/// The type of a tail policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailPolicyType {
+    AlwaysSample,
+    Latency,
+    StatusCode,
+    StringAttribute,
+    NumericAttribute,
+    Probabilistic,
+    RateLimiting,
+    SpanCount,
+    And,
+    Composite,
+}
+
+/// One tail policy, in the Collector's shape: `name`, `type`, and the settings under a key
+/// named like the type (`latency: {threshold_ms: 500}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailPolicy {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: TailPolicyType,
+    pub latency: Option<LatencyPolicy>,
+    pub status_code: Option<StatusCodePolicy>,
+    pub string_attribute: Option<StringAttributePolicy>,
+    pub numeric_attribute: Option<NumericAttributePolicy>,
+    pub probabilistic: Option<ProbabilisticPolicy>,
+    pub rate_limiting: Option<RateLimitingPolicy>,
+    pub span_count: Option<SpanCountPolicy>,
+    pub and: Option<AndPolicy>,
+    pub composite: Option<CompositePolicy>,
+}
+
+/// Keep traces whose duration (last end − first start) is at least `threshold_ms`, and
+/// below `upper_threshold_ms` when set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyPolicy {
+    pub threshold_ms: u64,
+    #[serde(default)]
+    pub upper_threshold_ms: Option<u64>,
+}
+
+/// Keep traces with a span whose status is one of `status_codes` (OK, ERROR, UNSET).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusCodePolicy {
+    pub status_codes: Vec<String>,
+}
+
+/// Keep traces with a span (or resource) whose string attribute `key` is one of `values`
+/// (or, with `invert_match`, traces where none is).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringAttributePolicy {
+    pub key: String,
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub invert_match: bool,
+}
+
+/// Keep traces with a span whose numeric attribute `key` lies in [min_value, max_value].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericAttributePolicy {
+    pub key: String,
+    pub min_value: f64,
+    pub max_value: f64,
+}
+
+/// Keep a share of traces by the hash_seed rule of the probabilistic sampler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticPolicy {
+    pub sampling_percentage: f64,
+    #[serde(default)]
+    pub hash_seed: u32,
+}
+
+/// Keep traces while the spans kept by this policy in the current second stay under
+/// `spans_per_second`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitingPolicy {
+    pub spans_per_second: u64,
+}
+
+/// Keep traces with at least `min_spans` (and at most `max_spans`) spans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanCountPolicy {
+    pub min_spans: u64,
+    #[serde(default)]
+    pub max_spans: Option<u64>,
+}
+
+/// Keep traces every sub-policy keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AndPolicy {
+    pub and_sub_policy: Vec<TailPolicy>,
+}
+
+/// Sub-policies tried in `policy_order`, each allowed `percent` of
+/// `max_total_spans_per_second`; a trace is kept by the first that keeps it within its share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositePolicy {
+    pub max_total_spans_per_second: u64,
+    pub policy_order: Vec<String>,
+    pub composite_sub_policy: Vec<TailPolicy>,
+    pub rate_allocation: Vec<RateAllocation>,
+}
+
+/// A composite sub-policy's share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateAllocation {
+    pub policy: String,
+    pub percent: f64,
+}
+
+impl TailSampling {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{sub}"),
+                reason,
+            })
+        };
+        if self.decision_wait.is_zero() {
+            return invalid("decision_wait", "must be greater than zero".into());
+        }
+        if self.quiet_period > self.decision_wait {
+            return invalid("quiet_period", "must not exceed decision_wait".into());
+        }
+        if self.num_traces == 0 {
+            return invalid("num_traces", "must be at least 1".into());
+        }
+        if self.max_buffer_mib == 0 {
+            return invalid("max_buffer_mib", "must be at least 1".into());
+        }
+        if self.policies.is_empty() {
+            return invalid("policies", "at least one policy is needed".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            if !names.insert(p.name.as_str()) {
+                return invalid(
+                    &format!("policies[{i}].name"),
+                    format!("{:?} is used twice", p.name),
+                );
+            }
+            p.validate(&format!("{key}.policies[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TailPolicy {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: if sub.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{key}.{sub}")
+                },
+                reason,
+            })
+        };
+        if self.name.is_empty() {
+            return invalid("name", "must not be empty".into());
+        }
+        use TailPolicyType as T;
+        let present = [
+            ("latency", self.latency.is_some(), T::Latency),
+            ("status_code", self.status_code.is_some(), T::StatusCode),
+            (
+                "string_attribute",
+                self.string_attribute.is_some(),
+                T::StringAttribute,
+            ),
+            (
+                "numeric_attribute",
+                self.numeric_attribute.is_some(),
+                T::NumericAttribute,
+            ),
+            (
+                "probabilistic",
+                self.probabilistic.is_some(),
+                T::Probabilistic,
+            ),
+            (
+                "rate_limiting",
+                self.rate_limiting.is_some(),
+                T::RateLimiting,
+            ),
+            ("span_count", self.span_count.is_some(), T::SpanCount),
+            ("and", self.and.is_some(), T::And),
+            ("composite", self.composite.is_some(), T::Composite),
+        ];
+        for (field, is_there, kind) in present {
+            if kind == self.kind && !is_there {
+                return invalid(
+                    field,
+                    format!("a {field} policy needs its `{field}:` settings"),
+                );
+            }
+            if kind != self.kind && is_there {
+                return invalid(
+                    field,
+                    format!(
+                        "contradicts type {:?}: remove it or change the type",
+                        self.kind
+                    ),
+                );
+            }
+        }
+        match self.kind {
+            T::AlwaysSample => {}
+            T::Latency => {
+                let l = self
+                    .latency
+                    .as_ref()
+                    .map(|l| (l.threshold_ms, l.upper_threshold_ms));
+                if let Some((lo, Some(hi))) = l
+                    && hi <= lo
+                {
+                    return invalid(
+                        "latency.upper_threshold_ms",
+                        "must exceed threshold_ms".into(),
+                    );
+                }
+            }
+            T::StatusCode => {
+                let codes = self
+                    .status_code
+                    .as_ref()
+                    .map(|c| c.status_codes.clone())
+                    .unwrap_or_default();
+                if codes.is_empty() {
+                    return invalid(
+                        "status_code.status_codes",
+                        "at least one code is needed".into(),
+                    );
+                }
+                if let Some(bad) = codes
+                    .iter()
+                    .find(|c| !["OK", "ERROR", "UNSET"].contains(&c.as_str()))
+                {
+                    return invalid(
+                        "status_code.status_codes",
+                        format!("{bad:?} is not OK, ERROR or UNSET"),
+                    );
+                }
+            }
+            T::StringAttribute => {
+                if let Some(a) = &self.string_attribute
+                    && (a.key.is_empty() || a.values.is_empty())
+                {
+                    return invalid(
+                        "string_attribute",
+                        "needs a key and at least one value".into(),
+                    );
+                }
+            }
+            T::NumericAttribute => {
+                if let Some(a) = &self.numeric_attribute
+                    && (a.key.is_empty()
+                        || a.min_value
+                            .partial_cmp(&a.max_value)
+                            .is_none_or(|o| o.is_gt()))
+                {
+                    return invalid(
+                        "numeric_attribute",
+                        "needs a key and min_value <= max_value".into(),
+                    );
+                }
+            }
+            T::Probabilistic => {
+                if let Some(p) = &self.probabilistic
+                    && !(p.sampling_percentage.is_finite()
+                        && (0.0..=100.0).contains(&p.sampling_percentage))
+                {
+                    return invalid(
+                        "probabilistic.sampling_percentage",
+                        format!("{} is outside [0, 100]", p.sampling_percentage),
+                    );
+                }
+            }
+            T::RateLimiting => {
+                if self
+                    .rate_limiting
+                    .as_ref()
+                    .is_some_and(|r| r.spans_per_second == 0)
+                {
+                    return invalid(
+                        "rate_limiting.spans_per_second",
+                        "must be at least 1".into(),
+                    );
+                }
+            }
+            T::SpanCount => {
+                if let Some(c) = &self.span_count
+                    && c.max_spans.is_some_and(|m| m < c.min_spans)
+                {
+                    return invalid("span_count.max_spans", "must be at least min_spans".into());
+                }
+            }
+            T::And => {
+                let subs = self
+                    .and
+                    .as_ref()
+                    .map(|a| a.and_sub_policy.as_slice())
+                    .unwrap_or_default();
+                if subs.is_empty() {
+                    return invalid(
+                        "and.and_sub_policy",
+                        "at least one sub-policy is needed".into(),
+                    );
+                }
+                for (i, p) in subs.iter().enumerate() {
+                    if matches!(p.kind, T::And | T::Composite) {
+                        return invalid(
+                            &format!("and.and_sub_policy[{i}]"),
+                            "cannot nest and/composite".into(),
+                        );
+                    }
+                    p.validate(&format!("{key}.and.and_sub_policy[{i}]"))?;
+                }
+            }
+            T::Composite => {
+                let Some(c) = &self.composite else {
+                    return Ok(());
+                };
+                if c.max_total_spans_per_second == 0 {
+                    return invalid(
+                        "composite.max_total_spans_per_second",
+                        "must be at least 1".into(),
+                    );
+                }
+                let names: Vec<&str> = c
+                    .composite_sub_policy
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                for (i, p) in c.composite_sub_policy.iter().enumerate() {
+                    if matches!(p.kind, T::And | T::Composite) {
+                        return invalid(
+                            &format!("composite.composite_sub_policy[{i}]"),
+                            "cannot nest and/composite".into(),
+                        );
+                    }
+                    p.validate(&format!("{key}.composite.composite_sub_policy[{i}]"))?;
+                }
+                if let Some(n) = c.policy_order.iter().find(|n| !names.contains(&n.as_str())) {
+                    return invalid(
+                        "composite.policy_order",
+                        format!("{n:?} is not a composite_sub_policy"),
+                    );
+                }
+                let mut total = 0.0;
+                for a in &c.rate_allocation {
+                    if !names.contains(&a.policy.as_str()) {
+                        return invalid(
+                            "composite.rate_allocation",
+                            format!("{:?} is not a composite_sub_policy", a.policy),
+                        );
+                    }
+                    if !(a.percent.is_finite() && a.percent >= 0.0) {
+                        return invalid(
+                            "composite.rate_allocation",
+                            format!("{}: percent must be >= 0", a.policy),
+                        );
+                    }
+                    total += a.percent;
+                }
+                if total > 100.0 {
+                    return invalid(
+                        "composite.rate_allocation",
+                        format!("shares add up to {total}%, over 100%"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_precision() -> u8 {
     4
 }
@@ -497,6 +937,7 @@ mod processors {
                 "probabilistic_sampler" => {
                     Deserialize::deserialize(d).map(Processor::ProbabilisticSampler)
                 }
+                "tail_sampling" => Deserialize::deserialize(d).map(Processor::TailSampling),
                 "batch" => Err(D::Error::custom(
                     "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
                 )),
@@ -1184,6 +1625,22 @@ impl Config {
                         return invalid(
                             &format!("{key}.processors"),
                             format!("{p:?} samples traces and logs, not metrics"),
+                        );
+                    }
+                    Some(Processor::TailSampling(_)) if signal != "traces" => {
+                        return invalid(
+                            &format!("{key}.processors"),
+                            format!(
+                                "{p:?} samples whole traces: it belongs in the traces pipeline"
+                            ),
+                        );
+                    }
+                    Some(Processor::TailSampling(_)) if pipeline.processors.last() != Some(p) => {
+                        return invalid(
+                            &format!("{key}.processors"),
+                            format!(
+                                "{p:?} must be the last processor (one tail sampler per pipeline)"
+                            ),
                         );
                     }
                     Some(_) => {}

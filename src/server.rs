@@ -89,7 +89,13 @@ pub async fn start(
     let exporters =
         Arc::new(Exporters::open(&config, &store).map_err(|e| ServeError::Export(e.to_string()))?);
 
-    let sampling = Arc::new(Sampling::from_config(&config));
+    let sampling =
+        Arc::new(
+            Sampling::open(&config, store.db()).map_err(|source| ServeError::Store {
+                path: config.storage.path.display().to_string(),
+                source,
+            })?,
+        );
 
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
@@ -190,6 +196,10 @@ pub async fn start(
         let (exporters, drain) = (exporters.clone(), drain_exporters.clone());
         tokio::spawn(async move { exporters.run(drain).await })
     };
+    let tail_task = sampling
+        .tail()
+        .cloned()
+        .map(|t| tokio::spawn(t.run(store.clone(), exporters.clone(), stop_background.clone())));
     let sweeper = tokio::spawn(store.clone().run_sweeper(
         config.storage.sweep_interval,
         stop_background.clone().cancelled_owned(),
@@ -214,6 +224,10 @@ pub async fn start(
         stop_background.cancel();
         let _ = flusher.await;
         let _ = sweeper.await;
+        // Pending tail decisions stay in the buffer on disk for the next start.
+        if let Some(t) = tail_task {
+            let _ = t.await;
+        }
         // Nothing new can enter the queues: the exporters send what they can within their
         // drain timeouts; the rest stays queued on disk. Then their removals are flushed.
         tracing::debug!("listeners closed and flushed; draining exporters");

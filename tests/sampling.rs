@@ -281,9 +281,216 @@ fn bad_sampler_config_names_the_key() {
         ("processors:\n  sampler_of_doom: {}\n".to_string(), "processors.sampler_of_doom"),
         ("processors:\n  probabilistic_sampler:\n    sampling_percentage: 10\nservice:\n  pipelines:\n    metrics:\n      receivers: [otlp]\n      processors: [probabilistic_sampler]\n".to_string(), "service.pipelines.metrics.processors"),
         (pipe.to_string(), "service.pipelines.traces.processors"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: latency}\n".to_string(), "processors.tail_sampling.policies[0].latency"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample, latency: {threshold_ms: 5}}\n".to_string(), "processors.tail_sampling.policies[0].latency"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: telepathy}\n".to_string(), "processors.tail_sampling.policies[0].type"),
+        ("processors:\n  tail_sampling:\n    policies: []\n".to_string(), "processors.tail_sampling.policies"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\n      - {name: a, type: always_sample}\n".to_string(), "processors.tail_sampling.policies[1].name"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: status_code, status_code: {status_codes: [BROKEN]}}\n".to_string(), "processors.tail_sampling.policies[0].status_code.status_codes"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: probabilistic, probabilistic: {sampling_percentage: 120}}\n".to_string(), "processors.tail_sampling.policies[0].probabilistic.sampling_percentage"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: numeric_attribute, numeric_attribute: {key: k, min_value: 5, max_value: 1}}\n".to_string(), "processors.tail_sampling.policies[0].numeric_attribute"),
+        ("processors:\n  tail_sampling:\n    quiet_period: 1m\n    decision_wait: 10s\n    policies:\n      - {name: a, type: always_sample}\n".to_string(), "processors.tail_sampling.quiet_period"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: [x, y]\n          composite_sub_policy:\n            - {name: x, type: always_sample}\n            - {name: y, type: always_sample}\n          rate_allocation:\n            - {policy: x, percent: 70}\n            - {policy: y, percent: 40}\n".to_string(), "processors.tail_sampling.policies[0].composite.rate_allocation"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: [nope]\n          composite_sub_policy:\n            - {name: x, type: always_sample}\n          rate_allocation: []\n".to_string(), "processors.tail_sampling.policies[0].composite.policy_order"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      processors: [tail_sampling]\n".to_string(), "service.pipelines.logs.processors"),
+        ("processors:\n  probabilistic_sampler:\n    sampling_percentage: 5\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling, probabilistic_sampler]\n".to_string(), "service.pipelines.traces.processors"),
     ] {
         let e = Config::from_yaml(&yaml).expect_err(&yaml).to_string();
         assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted {key}");
     }
     assert!(Config::from_yaml(&format!("{SAMPLER}{pipe}")).is_ok());
+}
+
+const TAIL: &str = "processors:\n  tail_sampling:\n    decision_wait: 2s\n    quiet_period: 300ms\n    policies:\n      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n      - {name: slow, type: latency, latency: {threshold_ms: 200}}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n";
+
+/// A trace of `spans` spans: a root and children; `error` puts ERROR on the last child;
+/// the root lasts `ms` milliseconds.
+fn trace(t: u32, spans: u32, ms: u64, error: bool) -> Vec<Span> {
+    let now = sieve::store::now_ns();
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&t.to_be_bytes());
+    id[15] = 0x7a;
+    (0..spans)
+        .map(|i| {
+            let mut sid = [0u8; 8];
+            sid[..4].copy_from_slice(&t.to_be_bytes());
+            sid[4..].copy_from_slice(&(i + 1).to_be_bytes());
+            let mut parent = [0u8; 8];
+            parent[..4].copy_from_slice(&t.to_be_bytes());
+            parent[7] = 1;
+            Span {
+                trace_id: id.to_vec(),
+                span_id: sid.to_vec(),
+                parent_span_id: if i == 0 { Vec::new() } else { parent.to_vec() },
+                name: format!("op{i}"),
+                start_time_unix_nano: now - ms * 1_000_000,
+                end_time_unix_nano: if i == 0 { now } else { now - ms * 500_000 },
+                status: (error && i == spans - 1).then(|| {
+                    opentelemetry_proto::tonic::trace::v1::Status {
+                        code: 2,
+                        message: "boom".into(),
+                    }
+                }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn trace_hex(t: u32) -> String {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&t.to_be_bytes());
+    id[15] = 0x7a;
+    hex::encode(id)
+}
+
+async fn spans_stored(
+    q: &mut sieve::proto::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+    t: u32,
+) -> usize {
+    match q
+        .get_trace(GetTraceRequest {
+            trace_id: trace_hex(t),
+        })
+        .await
+    {
+        Ok(r) => sieve::otlp::spans(&r.into_inner().resource_spans).count(),
+        Err(_) => 0,
+    }
+}
+
+async fn tail_stats(query: &str) -> sieve::proto::TailSamplerStats {
+    common::query_client(query)
+        .await
+        .get_sampling_stats(GetSamplingStatsRequest {})
+        .await
+        .expect("GetSamplingStats")
+        .into_inner()
+        .tail
+        .expect("tail stats")
+}
+
+/// Every error trace and every trace over the latency threshold is kept whole; the rest are
+/// dropped; spans arriving after the decision follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_policies_keep_error_and_slow_traces() {
+    let gw = common::start(|c| apply(c, TAIL)).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    // 0..20 errors (fast), 20..40 slow (300 ms), 40..60 boring; each sent in two requests.
+    for t in 0..60u32 {
+        let spans = trace(t, 6, if (20..40).contains(&t) { 300 } else { 5 }, t < 20);
+        let (a, b) = spans.split_at(3);
+        client.export(request(b.to_vec())).await.expect("export");
+        client.export(request(a.to_vec())).await.expect("export");
+    }
+    // Acknowledged but undecided: nothing stored yet.
+    let mut q = gw.query_client().await;
+    assert_eq!(spans_stored(&mut q, 0).await, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let s = tail_stats(&gw.query).await;
+        if s.pending_traces == 0 && s.traces_kept + s.traces_dropped == 60 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decisions did not come: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for t in 0..60u32 {
+        let want = if t < 40 { 6 } else { 0 };
+        assert_eq!(spans_stored(&mut q, t).await, want, "trace {t}");
+    }
+    let s = tail_stats(&gw.query).await;
+    assert_eq!(
+        (s.traces_seen, s.traces_kept, s.traces_dropped),
+        (60, 40, 20)
+    );
+    let kept: Vec<(String, u64)> = s
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), p.kept))
+        .collect();
+    assert_eq!(kept, vec![("errors".into(), 20), ("slow".into(), 20)]);
+    assert!(
+        s.early_quiet > 0,
+        "roots arrived and traces went quiet: {s:?}"
+    );
+    // Late spans follow the decision.
+    let mut late_kept = trace(0, 8, 5, false);
+    let mut late_dropped = trace(45, 8, 5, false);
+    client
+        .export(request(late_kept.split_off(7)))
+        .await
+        .expect("export");
+    client
+        .export(request(late_dropped.split_off(7)))
+        .await
+        .expect("export");
+    assert_eq!(spans_stored(&mut q, 0).await, 7);
+    assert_eq!(spans_stored(&mut q, 45).await, 0);
+    let s = tail_stats(&gw.query).await;
+    assert_eq!((s.late_spans_kept, s.late_spans_dropped), (1, 1));
+    gw.stop().await;
+}
+
+/// kill -9 while every trace is pending; after the restart each is decided and every
+/// acknowledged span is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_decisions_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = "processors:\n  tail_sampling:\n    decision_wait: 3s\n    quiet_period: 0s\n    policies:\n      - {name: all, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n";
+    let cfg = common::write_config(dir.path(), &dir.path().join("data"), yaml);
+    let cfg_arg = cfg.to_str().expect("utf-8 path").to_string();
+    let mut a = common::spawn_sieve(&["serve", "--config", &cfg_arg], dir.path());
+    let mut client = TraceServiceClient::new(common::channel(&a.otlp).await);
+    for t in 0..50u32 {
+        client
+            .export(request(trace(t, 20, 10, false)))
+            .await
+            .expect("export");
+    }
+    let s = tail_stats(&a.query).await;
+    assert_eq!((s.pending_traces, s.pending_spans), (50, 1000));
+    let status = a.signal_and_wait("KILL");
+    assert!(!status.success());
+
+    let a = common::spawn_sieve(&["serve", "--config", &cfg_arg], dir.path());
+    let s = tail_stats(&a.query).await;
+    assert_eq!(
+        (s.pending_traces, s.pending_spans),
+        (50, 1000),
+        "the buffer survived"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = tail_stats(&a.query).await;
+        if s.pending_traces == 0 {
+            assert_eq!(s.traces_kept, 50);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not decided after restart: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut q = common::query_client(&a.query).await;
+    for t in 0..50u32 {
+        assert_eq!(spans_stored(&mut q, t).await, 20, "trace {t}");
+    }
 }

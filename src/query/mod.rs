@@ -295,6 +295,32 @@ impl QueryService for Query {
                     }
                 })
                 .collect(),
+            tail: self.sampling.tail().map(|t| {
+                let c = &t.counters;
+                let (pending_traces, pending_spans, buffered_bytes) = t.occupancy();
+                crate::proto::TailSamplerStats {
+                    name: t.name.clone(),
+                    pending_traces,
+                    pending_spans,
+                    buffered_bytes,
+                    traces_seen: l(&c.traces_seen),
+                    traces_kept: l(&c.traces_kept),
+                    traces_dropped: l(&c.traces_dropped),
+                    early_quiet: l(&c.early_quiet),
+                    early_bound: l(&c.early_bound),
+                    late_spans_kept: l(&c.late_spans_kept),
+                    late_spans_dropped: l(&c.late_spans_dropped),
+                    cache_evictions: l(&c.cache_evictions),
+                    policies: t
+                        .policies
+                        .iter()
+                        .map(|p| crate::proto::PolicyCount {
+                            name: p.name.clone(),
+                            kept: l(&p.kept),
+                        })
+                        .collect(),
+                }
+            }),
         }))
     }
 

@@ -36,7 +36,7 @@ use crate::config::Limits;
 use crate::export::Exporters;
 use crate::intake::{Intake, IntakeError, Reservation};
 use crate::otlp::Signal;
-use crate::sampling::Sampling;
+use crate::sampling::{Sampled, Sampling};
 use crate::store::{Store, StoreError, Write};
 use crate::telemetry::{Stats, events};
 
@@ -153,9 +153,10 @@ impl Receiver {
 
     /// Stores a prepared write and waits until it is durable; returns how many of its items
     /// were already past retention and so not stored.
-    async fn commit(&self, kind: Signal, write: Write) -> Result<u64, Status> {
+    /// `force`: flush even an empty write (the tail sampler's buffer was written).
+    async fn commit(&self, kind: Signal, write: Write, force: bool) -> Result<u64, Status> {
         let (items, bytes) = (write.items, write.bytes);
-        if write.is_empty() {
+        if write.is_empty() && !force {
             return Ok(0);
         }
         // Intake logs its own failures (a failed flush once, not once per waiting request).
@@ -217,9 +218,9 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn items(req: &Self::Request) -> u64;
     /// Removes invalid items.
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections;
-    /// Applies the pipeline's samplers; true when the request changed.
-    fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> bool {
-        false
+    /// Applies the pipeline's samplers.
+    fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> Result<Sampled, StoreError> {
+        Ok(Sampled::default())
     }
     /// Turns the request into a store write.
     fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError>;
@@ -245,10 +246,10 @@ impl<S: OtlpSignal> Export for Service<S> {
         .emit(&rx.stats);
         let mut rejected = S::validate(&mut req, &rx.limits);
         rx.reject(S::KIND, &rejected);
-        let sampled = S::sample(&mut req, &rx.sampling);
-        rx.enqueue(S::KIND, body, &req, sampled || rejected.count > 0)?;
+        let sampled = S::sample(&mut req, &rx.sampling).map_err(prepare_failed)?;
+        rx.enqueue(S::KIND, body, &req, sampled.changed || rejected.count > 0)?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
-        let expired = rx.commit(S::KIND, write).await?;
+        let expired = rx.commit(S::KIND, write, sampled.buffered).await?;
         rx.exporters.notify(S::KIND);
         if expired > 0 {
             rejected.add_many(
@@ -282,7 +283,7 @@ impl OtlpSignal for Traces {
         validate::validate_spans(&mut req.resource_spans, limits)
     }
 
-    fn sample(req: &mut Self::Request, sampling: &Sampling) -> bool {
+    fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {
         sampling.traces(&mut req.resource_spans)
     }
 
@@ -322,8 +323,11 @@ impl OtlpSignal for Logs {
         validate::validate_logs(&mut req.resource_logs, limits)
     }
 
-    fn sample(req: &mut Self::Request, sampling: &Sampling) -> bool {
-        sampling.logs(&mut req.resource_logs)
+    fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {
+        Ok(Sampled {
+            changed: sampling.logs(&mut req.resource_logs),
+            buffered: false,
+        })
     }
 
     fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {

@@ -13,6 +13,7 @@
 //! `logs.from_attribute` (or its body) at `logs.sampling_percentage`.
 
 pub mod head;
+pub mod tail;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,19 +205,29 @@ impl HeadSampler {
 pub struct Sampling {
     traces: Vec<Arc<HeadSampler>>,
     logs: Vec<Arc<HeadSampler>>,
-    /// Every sampler a pipeline names, once (for stats).
+    /// Every head sampler a pipeline names, once (for stats).
     all: Vec<Arc<HeadSampler>>,
+    /// The traces pipeline's tail sampler (after its head samplers).
+    tail: Option<Arc<tail::TailSampler>>,
 }
 
+pub use tail::Routed as Sampled;
+
 impl Sampling {
-    pub fn from_config(config: &Config) -> Sampling {
+    /// Builds the pipelines' samplers; a tail sampler opens its buffer in the store.
+    pub fn open(config: &Config, db: &sled::Db) -> Result<Sampling, crate::store::StoreError> {
         let mut s = Sampling::default();
         for (signal, pipeline) in &config.service.pipelines {
             for name in &pipeline.processors {
-                let Some(config::Processor::ProbabilisticSampler(cfg)) =
-                    config.processors.get(name)
-                else {
-                    continue;
+                let cfg = match config.processors.get(name) {
+                    Some(config::Processor::ProbabilisticSampler(cfg)) => cfg,
+                    Some(config::Processor::TailSampling(cfg)) => {
+                        if signal == "traces" && s.tail.is_none() {
+                            s.tail = Some(Arc::new(tail::TailSampler::open(name, cfg, db)?));
+                        }
+                        continue;
+                    }
+                    None => continue,
                 };
                 let sampler = match s.all.iter().find(|x| &x.name == name) {
                     Some(x) => x.clone(),
@@ -233,25 +244,39 @@ impl Sampling {
                 }
             }
         }
-        s
+        Ok(s)
+    }
+
+    /// The tail sampler, if the traces pipeline has one.
+    pub fn tail(&self) -> Option<&Arc<tail::TailSampler>> {
+        self.tail.as_ref()
     }
 
     /// Does a pipeline of this signal sample?
     pub fn samples(&self, signal: Signal) -> bool {
         match signal {
-            Signal::Traces => !self.traces.is_empty(),
+            Signal::Traces => !self.traces.is_empty() || self.tail.is_some(),
             Signal::Logs => !self.logs.is_empty(),
             Signal::Metrics => false,
         }
     }
 
-    /// Applies the traces pipeline's samplers; true when the request changed.
-    pub fn traces(&self, resource_spans: &mut Vec<ResourceSpans>) -> bool {
-        let mut changed = false;
+    /// Applies the traces pipeline's head samplers, then its tail sampler (which takes the
+    /// spans of undecided traces into its buffer).
+    pub fn traces(
+        &self,
+        resource_spans: &mut Vec<ResourceSpans>,
+    ) -> Result<Sampled, crate::store::StoreError> {
+        let mut out = Sampled::default();
         for s in &self.traces {
-            changed |= s.sample_spans(resource_spans);
+            out.changed |= s.sample_spans(resource_spans);
         }
-        changed
+        if let Some(t) = &self.tail {
+            let r = t.route(resource_spans)?;
+            out.changed |= r.changed;
+            out.buffered |= r.buffered;
+        }
+        Ok(out)
     }
 
     /// Applies the logs pipeline's samplers; true when the request changed.

@@ -310,7 +310,7 @@ impl Store {
     }
 
     /// The sled database (the export queues keep their trees in it).
-    pub(crate) fn db(&self) -> &sled::Db {
+    pub fn db(&self) -> &sled::Db {
         &self.inner.db
     }
 

@@ -1,0 +1,965 @@
+//! Tail sampling: whole-trace decisions from a durable assembly buffer.
+//!
+//! **Buffer.** Spans of undecided traces are written to the sled tree `tail/<processor>`
+//! under `trace id ‖ sequence` as an encoded export request per trace per received request.
+//! The receiver writes them before its commit, so the flush that precedes the OK makes them
+//! durable: an acknowledged span is never only in memory. What is pending (first and last
+//! arrival, spans, bytes, whether the root has come) is kept in memory and rebuilt from the
+//! tree at start-up, when every trace found there is pending again (its wait restarts).
+//!
+//! **Decisions.** A trace is decided `decision_wait` after its first span, or early once its
+//! root span (no parent) has arrived and nothing came for `quiet_period`, or early when the
+//! buffer passes `num_traces` or `max_buffer_mib` (oldest first, counted). Its chunks are read
+//! back and the policies run in order; the first that keeps decides (its name is counted and,
+//! with `record_policy`, set as `sampling.policy` on the spans). A kept trace is written to the
+//! store and the export queues; then its chunks leave the buffer, and one flush per round
+//! makes it all durable. A crash in between decides the trace again after the restart
+//! (at-least-once: possibly stored twice, never lost).
+//!
+//! **Late spans** of a decided trace follow the decision while the bounded decision cache
+//! remembers it; past that they start a new pending trace (evictions are counted).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, status};
+use prost::Message;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, TailPolicyType};
+use crate::export::Exporters;
+use crate::otlp::Signal;
+use crate::store::{Store, StoreError};
+
+type TraceId = [u8; 16];
+
+/// Counters of one tail sampler since start.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub traces_seen: AtomicU64,
+    pub traces_kept: AtomicU64,
+    pub traces_dropped: AtomicU64,
+    pub spans_buffered: AtomicU64,
+    /// Decided before `decision_wait`: root seen and quiet.
+    pub early_quiet: AtomicU64,
+    /// Decided before `decision_wait` because the buffer was over a bound.
+    pub early_bound: AtomicU64,
+    pub late_spans_kept: AtomicU64,
+    pub late_spans_dropped: AtomicU64,
+    /// Decisions forgotten by the bounded cache.
+    pub cache_evictions: AtomicU64,
+}
+
+/// A policy ready to evaluate.
+enum Rule {
+    Always,
+    Latency {
+        lo: u64,
+        hi: Option<u64>,
+    },
+    Status(Vec<i32>),
+    StringAttr {
+        key: String,
+        values: HashSet<String>,
+        invert: bool,
+    },
+    Numeric {
+        key: String,
+        min: f64,
+        max: f64,
+    },
+    Probabilistic {
+        seed: u32,
+        bound: u32,
+    },
+    Rate(RateBudget),
+    SpanCount {
+        min: u64,
+        max: Option<u64>,
+    },
+    And(Vec<Rule>),
+    Composite(Vec<(Rule, RateBudget)>),
+}
+
+/// Spans kept per wall-clock second.
+struct RateBudget {
+    limit: u64,
+    used: Mutex<(u64, u64)>,
+}
+
+impl RateBudget {
+    fn new(limit: u64) -> RateBudget {
+        RateBudget {
+            limit,
+            used: Mutex::new((0, 0)),
+        }
+    }
+
+    fn take(&self, spans: u64, second: u64) -> bool {
+        let mut u = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if u.0 != second {
+            *u = (second, 0);
+        }
+        if u.1 + spans <= self.limit {
+            u.1 += spans;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the policies look at.
+pub struct TraceView<'a> {
+    pub trace_id: TraceId,
+    pub data: &'a [ResourceSpans],
+}
+
+impl TraceView<'_> {
+    fn spans(&self) -> impl Iterator<Item = &Span> {
+        crate::otlp::spans(self.data).map(|(_, s)| s)
+    }
+
+    fn count(&self) -> u64 {
+        self.spans().count() as u64
+    }
+
+    fn duration(&self) -> u64 {
+        let start = self
+            .spans()
+            .map(|s| s.start_time_unix_nano)
+            .min()
+            .unwrap_or(0);
+        let end = self
+            .spans()
+            .map(|s| s.end_time_unix_nano)
+            .max()
+            .unwrap_or(0);
+        end.saturating_sub(start)
+    }
+
+    /// Every attribute value under `key`, on spans and their resources.
+    fn attrs<'b>(&'b self, key: &'b str) -> impl Iterator<Item = &'b any_value::Value> + 'b {
+        self.data.iter().flat_map(move |rs| {
+            let res = rs
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .filter(move |kv| kv.key == key);
+            let spans = rs
+                .scope_spans
+                .iter()
+                .flat_map(|ss| ss.spans.iter())
+                .flat_map(|s| s.attributes.iter())
+                .filter(move |kv| kv.key == key);
+            res.chain(spans)
+                .filter_map(|kv| kv.value.as_ref()?.value.as_ref())
+        })
+    }
+}
+
+impl Rule {
+    fn build(p: &config::TailPolicy) -> Rule {
+        use TailPolicyType as T;
+        match p.kind {
+            T::AlwaysSample => Rule::Always,
+            T::Latency => {
+                let l = p.latency.as_ref();
+                Rule::Latency {
+                    lo: l
+                        .map(|l| l.threshold_ms)
+                        .unwrap_or(0)
+                        .saturating_mul(1_000_000),
+                    hi: l
+                        .and_then(|l| l.upper_threshold_ms)
+                        .map(|h| h.saturating_mul(1_000_000)),
+                }
+            }
+            T::StatusCode => Rule::Status(
+                p.status_code
+                    .iter()
+                    .flat_map(|c| &c.status_codes)
+                    .map(|c| match c.as_str() {
+                        "OK" => status::StatusCode::Ok as i32,
+                        "ERROR" => status::StatusCode::Error as i32,
+                        _ => status::StatusCode::Unset as i32,
+                    })
+                    .collect(),
+            ),
+            T::StringAttribute => {
+                let a = p.string_attribute.clone();
+                Rule::StringAttr {
+                    key: a.as_ref().map(|a| a.key.clone()).unwrap_or_default(),
+                    values: a
+                        .as_ref()
+                        .map(|a| a.values.iter().cloned().collect())
+                        .unwrap_or_default(),
+                    invert: a.is_some_and(|a| a.invert_match),
+                }
+            }
+            T::NumericAttribute => {
+                let a = p.numeric_attribute.as_ref();
+                Rule::Numeric {
+                    key: a.map(|a| a.key.clone()).unwrap_or_default(),
+                    min: a.map(|a| a.min_value).unwrap_or(0.0),
+                    max: a.map(|a| a.max_value).unwrap_or(0.0),
+                }
+            }
+            T::Probabilistic => {
+                let pr = p.probabilistic.as_ref();
+                Rule::Probabilistic {
+                    seed: pr.map(|p| p.hash_seed).unwrap_or(0),
+                    bound: super::head::hash_seed_bound(
+                        pr.map(|p| p.sampling_percentage).unwrap_or(0.0),
+                    ),
+                }
+            }
+            T::RateLimiting => Rule::Rate(RateBudget::new(
+                p.rate_limiting
+                    .as_ref()
+                    .map(|r| r.spans_per_second)
+                    .unwrap_or(0),
+            )),
+            T::SpanCount => {
+                let c = p.span_count.as_ref();
+                Rule::SpanCount {
+                    min: c.map(|c| c.min_spans).unwrap_or(0),
+                    max: c.and_then(|c| c.max_spans),
+                }
+            }
+            T::And => Rule::And(
+                p.and
+                    .iter()
+                    .flat_map(|a| &a.and_sub_policy)
+                    .map(Rule::build)
+                    .collect(),
+            ),
+            T::Composite => {
+                let Some(c) = &p.composite else {
+                    return Rule::Composite(Vec::new());
+                };
+                let allocated: f64 = c.rate_allocation.iter().map(|a| a.percent).sum();
+                let unallocated: Vec<&str> = c
+                    .composite_sub_policy
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .filter(|n| !c.rate_allocation.iter().any(|a| a.policy == *n))
+                    .collect();
+                let share = |name: &str| -> f64 {
+                    match c.rate_allocation.iter().find(|a| a.policy == name) {
+                        Some(a) => a.percent,
+                        None => (100.0 - allocated).max(0.0) / unallocated.len().max(1) as f64,
+                    }
+                };
+                let mut order: Vec<&config::TailPolicy> = c
+                    .policy_order
+                    .iter()
+                    .filter_map(|n| c.composite_sub_policy.iter().find(|s| &s.name == n))
+                    .collect();
+                for s in &c.composite_sub_policy {
+                    if !c.policy_order.contains(&s.name) {
+                        order.push(s);
+                    }
+                }
+                Rule::Composite(
+                    order
+                        .into_iter()
+                        .map(|s| {
+                            let limit = (c.max_total_spans_per_second as f64 * share(&s.name)
+                                / 100.0) as u64;
+                            (Rule::build(s), RateBudget::new(limit))
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    fn keeps(&self, t: &TraceView, second: u64) -> bool {
+        match self {
+            Rule::Always => true,
+            Rule::Latency { lo, hi } => {
+                let d = t.duration();
+                d >= *lo && hi.is_none_or(|h| d < h)
+            }
+            Rule::Status(codes) => t
+                .spans()
+                .any(|s| codes.contains(&s.status.as_ref().map(|st| st.code).unwrap_or(0))),
+            Rule::StringAttr {
+                key,
+                values,
+                invert,
+            } => {
+                let hit = t.attrs(key).any(|v| match v {
+                    any_value::Value::StringValue(s) => values.contains(s),
+                    _ => false,
+                });
+                hit != *invert
+            }
+            Rule::Numeric { key, min, max } => t.attrs(key).any(|v| {
+                let x = match v {
+                    any_value::Value::IntValue(i) => *i as f64,
+                    any_value::Value::DoubleValue(d) => *d,
+                    _ => return false,
+                };
+                *min <= x && x <= *max
+            }),
+            Rule::Probabilistic { seed, bound } => {
+                super::head::hash_seed_bucket(*seed, &t.trace_id) < *bound
+            }
+            Rule::Rate(b) => b.take(t.count(), second),
+            Rule::SpanCount { min, max } => {
+                let n = t.count();
+                n >= *min && max.is_none_or(|m| n <= m)
+            }
+            Rule::And(rules) => rules.iter().all(|r| r.keeps(t, second)),
+            Rule::Composite(subs) => subs
+                .iter()
+                .any(|(r, budget)| r.keeps(t, second) && budget.take(t.count(), second)),
+        }
+    }
+}
+
+/// A named top-level policy and how many traces it kept.
+pub struct Policy {
+    pub name: String,
+    rule: Rule,
+    pub kept: AtomicU64,
+}
+
+/// The decision for one trace: the index of the keeping policy, or None (drop).
+pub fn decide(policies: &[Policy], t: &TraceView, second: u64) -> Option<usize> {
+    policies.iter().position(|p| p.rule.keeps(t, second))
+}
+
+/// A trace waiting for its decision.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    first: Instant,
+    last: Instant,
+    spans: u64,
+    bytes: u64,
+    root: bool,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<TraceId, Pending>,
+    bytes: u64,
+    decided: HashMap<TraceId, bool>,
+    decided_order: VecDeque<TraceId>,
+}
+
+/// Why a trace was decided now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Wait,
+    Quiet,
+    Bound,
+}
+
+/// What routing a request did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Routed {
+    /// Spans were taken out of (or changed in) the request.
+    pub changed: bool,
+    /// Spans were written to the buffer: the request needs a flush before its OK.
+    pub buffered: bool,
+}
+
+/// One `tail_sampling` processor.
+pub struct TailSampler {
+    pub name: String,
+    cfg: config::TailSampling,
+    pub policies: Vec<Policy>,
+    tree: sled::Tree,
+    seq: AtomicU64,
+    state: Mutex<State>,
+    wake: Notify,
+    pub counters: Counters,
+}
+
+/// Groups spans by trace, keeping each span under a copy of its resource and scope.
+fn by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Vec<ResourceSpans>)> {
+    let mut out: Vec<(TraceId, Vec<ResourceSpans>)> = Vec::new();
+    // Per group: the (resource, scope) position its last container came from.
+    let mut last: Vec<(usize, usize)> = Vec::new();
+    let mut index: HashMap<TraceId, usize> = HashMap::new();
+    for (ri, mut rs) in resource_spans.into_iter().enumerate() {
+        for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
+            for span in std::mem::take(&mut ss.spans) {
+                let Ok(tid) = TraceId::try_from(span.trace_id.as_slice()) else {
+                    continue;
+                };
+                let i = *index.entry(tid).or_insert_with(|| {
+                    out.push((tid, Vec::new()));
+                    last.push((usize::MAX, usize::MAX));
+                    out.len() - 1
+                });
+                let group = &mut out[i].1;
+                if last[i].0 != ri {
+                    group.push(ResourceSpans {
+                        resource: rs.resource.clone(),
+                        scope_spans: Vec::new(),
+                        schema_url: rs.schema_url.clone(),
+                    });
+                }
+                if last[i] != (ri, si)
+                    && let Some(r) = group.last_mut()
+                {
+                    r.scope_spans.push(ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: ss.schema_url.clone(),
+                    });
+                }
+                last[i] = (ri, si);
+                if let Some(sc) = group.last_mut().and_then(|r| r.scope_spans.last_mut()) {
+                    sc.spans.push(span);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn now_second() -> u64 {
+    crate::store::now_ns() / 1_000_000_000
+}
+
+impl TailSampler {
+    /// Opens the buffer tree and makes every trace in it pending again.
+    pub fn open(
+        name: &str,
+        cfg: &config::TailSampling,
+        db: &sled::Db,
+    ) -> Result<TailSampler, StoreError> {
+        let tree = db.open_tree(format!("tail/{name}"))?;
+        let mut state = State::default();
+        let now = Instant::now();
+        let mut max_seq = 0u64;
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let (Ok(tid), Some(seq)) = (
+                TraceId::try_from(&k[..k.len().min(16)]),
+                k.get(16..24)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            max_seq = max_seq.max(seq);
+            let (spans, root) = match ExportTraceServiceRequest::decode(&v[..]) {
+                Ok(r) => {
+                    let spans: Vec<&Span> = crate::otlp::spans(&r.resource_spans)
+                        .map(|(_, s)| s)
+                        .collect();
+                    (
+                        spans.len() as u64,
+                        spans.iter().any(|s| s.parent_span_id.is_empty()),
+                    )
+                }
+                Err(_) => (0, false),
+            };
+            let p = state.pending.entry(tid).or_insert(Pending {
+                first: now,
+                last: now,
+                spans: 0,
+                bytes: 0,
+                root: false,
+            });
+            p.spans += spans;
+            p.bytes += v.len() as u64;
+            p.root |= root;
+            state.bytes += v.len() as u64;
+        }
+        Ok(TailSampler {
+            name: name.to_string(),
+            policies: cfg
+                .policies
+                .iter()
+                .map(|p| Policy {
+                    name: p.name.clone(),
+                    rule: Rule::build(p),
+                    kept: AtomicU64::new(0),
+                })
+                .collect(),
+            cfg: cfg.clone(),
+            tree,
+            seq: AtomicU64::new(max_seq + 1),
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (pending traces, pending spans, buffered bytes).
+    pub fn occupancy(&self) -> (u64, u64, u64) {
+        let s = self.state();
+        (
+            s.pending.len() as u64,
+            s.pending.values().map(|p| p.spans).sum(),
+            s.bytes,
+        )
+    }
+
+    /// Takes the spans of undecided traces out of the request into the buffer, drops the
+    /// spans of traces decided "drop", and leaves those of traces decided "keep".
+    pub fn route(&self, resource_spans: &mut Vec<ResourceSpans>) -> Result<Routed, StoreError> {
+        if resource_spans.is_empty() {
+            return Ok(Routed::default());
+        }
+        let groups = by_trace(std::mem::take(resource_spans));
+        let mut routed = Routed::default();
+        let mut to_buffer = Vec::new();
+        {
+            let s = self.state();
+            for (tid, group) in groups {
+                match s.decided.get(&tid) {
+                    Some(true) => {
+                        let n = crate::otlp::spans(&group).count() as u64;
+                        self.counters
+                            .late_spans_kept
+                            .fetch_add(n, Ordering::Relaxed);
+                        resource_spans.extend(group);
+                    }
+                    Some(false) => {
+                        let n = crate::otlp::spans(&group).count() as u64;
+                        self.counters
+                            .late_spans_dropped
+                            .fetch_add(n, Ordering::Relaxed);
+                        routed.changed = true;
+                    }
+                    None => to_buffer.push((tid, group)),
+                }
+            }
+        }
+        if to_buffer.is_empty() {
+            return Ok(routed);
+        }
+        routed.changed = true;
+        routed.buffered = true;
+        let mut batch = sled::Batch::default();
+        let mut notes = Vec::with_capacity(to_buffer.len());
+        for (tid, group) in to_buffer {
+            let spans = crate::otlp::spans(&group).count() as u64;
+            let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
+            let body = ExportTraceServiceRequest {
+                resource_spans: group,
+            }
+            .encode_to_vec();
+            let mut key = [0u8; 24];
+            key[..16].copy_from_slice(&tid);
+            key[16..].copy_from_slice(&self.seq.fetch_add(1, Ordering::SeqCst).to_be_bytes());
+            notes.push((tid, spans, body.len() as u64, root));
+            batch.insert(&key[..], body);
+        }
+        self.tree.apply_batch(batch)?;
+        let now = Instant::now();
+        let mut s = self.state();
+        let mut over = false;
+        for (tid, spans, bytes, root) in notes {
+            self.counters
+                .spans_buffered
+                .fetch_add(spans, Ordering::Relaxed);
+            let p = s.pending.entry(tid).or_insert_with(|| {
+                self.counters.traces_seen.fetch_add(1, Ordering::Relaxed);
+                Pending {
+                    first: now,
+                    last: now,
+                    spans: 0,
+                    bytes: 0,
+                    root: false,
+                }
+            });
+            p.last = now;
+            p.spans += spans;
+            p.bytes += bytes;
+            p.root |= root;
+            s.bytes += bytes;
+            over = s.pending.len() > self.cfg.num_traces
+                || s.bytes > self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
+        }
+        drop(s);
+        if over {
+            self.wake.notify_one();
+        }
+        Ok(routed)
+    }
+
+    /// Traces to decide now, oldest first, at most `max`.
+    fn due(&self, now: Instant, max: usize) -> Vec<(TraceId, Due)> {
+        let s = self.state();
+        let mut out: Vec<(Instant, TraceId, Due)> = Vec::new();
+        for (tid, p) in &s.pending {
+            let reason = if now.duration_since(p.first) >= self.cfg.decision_wait {
+                Some(Due::Wait)
+            } else if p.root
+                && !self.cfg.quiet_period.is_zero()
+                && now.duration_since(p.last) >= self.cfg.quiet_period
+            {
+                Some(Due::Quiet)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                out.push((p.first, *tid, r));
+            }
+        }
+        // Over a bound: the oldest of the rest go early.
+        let limit_bytes = self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
+        let (mut traces, mut bytes) = (s.pending.len(), s.bytes);
+        for (_, tid, _) in &out {
+            traces -= 1;
+            bytes -= s.pending.get(tid).map(|p| p.bytes).unwrap_or(0);
+        }
+        if traces > self.cfg.num_traces || bytes > limit_bytes {
+            let chosen: HashSet<TraceId> = out.iter().map(|(_, t, _)| *t).collect();
+            let mut rest: Vec<(Instant, TraceId, u64)> = s
+                .pending
+                .iter()
+                .filter(|(t, _)| !chosen.contains(*t))
+                .map(|(t, p)| (p.first, *t, p.bytes))
+                .collect();
+            rest.sort();
+            for (first, tid, b) in rest {
+                if traces <= self.cfg.num_traces && bytes <= limit_bytes {
+                    break;
+                }
+                traces -= 1;
+                bytes -= b;
+                out.push((first, tid, Due::Bound));
+            }
+        }
+        out.sort_by_key(|(first, _, _)| *first);
+        out.truncate(max);
+        out.into_iter().map(|(_, t, r)| (t, r)).collect()
+    }
+
+    /// Decides one round of due traces: keeps go to the store and export queues, and the
+    /// buffer forgets them. Blocking (sled); run it off the async workers.
+    fn decide_round(&self, store: &Store, exporters: &Exporters) -> Result<usize, StoreError> {
+        let due = self.due(Instant::now(), 512);
+        let second = now_second();
+        for (tid, why) in &due {
+            let mut chunks = Vec::new();
+            let mut keys = Vec::new();
+            for kv in self.tree.scan_prefix(tid) {
+                let (k, v) = kv?;
+                keys.push(k);
+                chunks.push(Bytes::from(v.to_vec()));
+            }
+            let body = crate::export::wire::concat(&chunks);
+            let req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
+            let view = TraceView {
+                trace_id: *tid,
+                data: &req.resource_spans,
+            };
+            let keep = decide(&self.policies, &view, second);
+            if let Some(i) = keep {
+                self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
+                let mut resource_spans = req.resource_spans;
+                let body = if self.cfg.record_policy {
+                    for rs in &mut resource_spans {
+                        for ss in &mut rs.scope_spans {
+                            for s in &mut ss.spans {
+                                s.attributes.push(crate::otlp::string_kv(
+                                    "sampling.policy",
+                                    &self.policies[i].name,
+                                ));
+                            }
+                        }
+                    }
+                    Bytes::from(
+                        ExportTraceServiceRequest {
+                            resource_spans: resource_spans.clone(),
+                        }
+                        .encode_to_vec(),
+                    )
+                } else {
+                    body
+                };
+                let spans = crate::otlp::spans(&resource_spans).count() as u64;
+                if exporters.wants(Signal::Traces) && spans > 0 {
+                    exporters.enqueue(Signal::Traces, &body, spans)?;
+                }
+                let write = store.prepare_spans(resource_spans)?;
+                store.apply(write)?;
+                self.counters.traces_kept.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.counters.traces_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            match why {
+                Due::Quiet => self.counters.early_quiet.fetch_add(1, Ordering::Relaxed),
+                Due::Bound => self.counters.early_bound.fetch_add(1, Ordering::Relaxed),
+                Due::Wait => 0,
+            };
+            let mut batch = sled::Batch::default();
+            for k in keys {
+                batch.remove(k);
+            }
+            self.tree.apply_batch(batch)?;
+            let mut s = self.state();
+            if let Some(p) = s.pending.remove(tid) {
+                s.bytes = s.bytes.saturating_sub(p.bytes);
+            }
+            s.decided.insert(*tid, keep.is_some());
+            s.decided_order.push_back(*tid);
+            while s.decided_order.len() > self.cfg.decision_cache {
+                if let Some(old) = s.decided_order.pop_front() {
+                    s.decided.remove(&old);
+                    self.counters
+                        .cache_evictions
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Decides due traces until `stop`: every 100 ms, or at once when the buffer passes a
+    /// bound. Each round ends with a flush, so its decisions are durable together.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Store,
+        exporters: Arc<Exporters>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+            loop {
+                let (me, st, ex) = (self.clone(), store.clone(), exporters.clone());
+                let r = tokio::task::spawn_blocking(move || me.decide_round(&st, &ex)).await;
+                let decided = match r {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        tracing::error!(processor = %self.name, error = %e, "tail sampling round failed; retrying");
+                        0
+                    }
+                    Err(e) => {
+                        tracing::error!(processor = %self.name, error = %e, "tail sampling task failed");
+                        0
+                    }
+                };
+                if decided == 0 {
+                    break;
+                }
+                if let Err(e) = store.flush().await {
+                    tracing::error!(processor = %self.name, error = %e, "flush after tail decisions failed");
+                }
+                exporters.notify(Signal::Traces);
+                if stop.is_cancelled() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::Status;
+
+    fn span(tid: u8, id: u8, parent: Option<u8>, start: u64, end: u64, code: i32) -> Span {
+        Span {
+            trace_id: vec![tid; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("s{id}"),
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            status: Some(Status {
+                code,
+                message: String::new(),
+            }),
+            attributes: vec![
+                crate::otlp::string_kv("tier", if id.is_multiple_of(2) { "gold" } else { "free" }),
+                KeyValue {
+                    key: "n".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue(i64::from(id))),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn data(spans: Vec<Span>) -> Vec<ResourceSpans> {
+        vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    }
+
+    fn policies(yaml: &str) -> Vec<Policy> {
+        let cfg: Vec<config::TailPolicy> = serde_norway::from_str(yaml).unwrap();
+        cfg.iter()
+            .map(|p| Policy {
+                name: p.name.clone(),
+                rule: Rule::build(p),
+                kept: AtomicU64::new(0),
+            })
+            .collect()
+    }
+
+    fn first_keeper(ps: &[Policy], d: &[ResourceSpans], tid: u8) -> Option<String> {
+        decide(
+            ps,
+            &TraceView {
+                trace_id: [tid; 16],
+                data: d,
+            },
+            1,
+        )
+        .map(|i| ps[i].name.clone())
+    }
+
+    #[test]
+    fn policies_decide_in_order() {
+        let ps = policies(
+            "- {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+- {name: slow, type: latency, latency: {threshold_ms: 500}}
+- {name: gold, type: string_attribute, string_attribute: {key: tier, values: [gold]}}
+- {name: big-n, type: numeric_attribute, numeric_attribute: {key: n, min_value: 40, max_value: 50}}
+- {name: many, type: span_count, span_count: {min_spans: 3}}",
+        );
+        let ms = 1_000_000u64;
+        let err = data(vec![span(1, 1, None, 0, 10 * ms, 2)]);
+        assert_eq!(first_keeper(&ps, &err, 1).as_deref(), Some("errors"));
+        let slow = data(vec![
+            span(2, 1, None, 0, 600 * ms, 0),
+            span(2, 3, Some(1), 0, 10, 0),
+        ]);
+        assert_eq!(first_keeper(&ps, &slow, 2).as_deref(), Some("slow"));
+        // Latency is the trace's span: first start to last end across spans.
+        let spread = data(vec![
+            span(3, 1, None, 0, 100 * ms, 0),
+            span(3, 3, Some(1), 450 * ms, 550 * ms, 0),
+        ]);
+        assert_eq!(first_keeper(&ps, &spread, 3).as_deref(), Some("slow"));
+        let gold = data(vec![span(4, 2, None, 0, ms, 0)]);
+        assert_eq!(first_keeper(&ps, &gold, 4).as_deref(), Some("gold"));
+        let n = data(vec![span(5, 41, None, 0, ms, 0)]);
+        assert_eq!(first_keeper(&ps, &n, 5).as_deref(), Some("big-n"));
+        let many = data(vec![
+            span(6, 1, None, 0, ms, 1),
+            span(6, 3, Some(1), 0, ms, 1),
+            span(6, 5, Some(1), 0, ms, 1),
+        ]);
+        assert_eq!(first_keeper(&ps, &many, 6).as_deref(), Some("many"));
+        let boring = data(vec![span(7, 1, None, 0, ms, 1)]);
+        assert_eq!(first_keeper(&ps, &boring, 7), None);
+    }
+
+    #[test]
+    fn rate_limits_and_composites_share_a_budget_per_second() {
+        let ps =
+            policies("- {name: rate, type: rate_limiting, rate_limiting: {spans_per_second: 3}}");
+        let two = data(vec![
+            span(1, 1, None, 0, 1, 0),
+            span(1, 3, Some(1), 0, 1, 0),
+        ]);
+        let v = TraceView {
+            trace_id: [1; 16],
+            data: &two,
+        };
+        assert_eq!(decide(&ps, &v, 10), Some(0));
+        assert_eq!(decide(&ps, &v, 10), None, "4 spans would pass 3/s");
+        assert_eq!(decide(&ps, &v, 11), Some(0), "a new second, a new budget");
+
+        let ps = policies(
+            "- name: comp
+  type: composite
+  composite:
+    max_total_spans_per_second: 10
+    policy_order: [errors, rest]
+    composite_sub_policy:
+      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: rest, type: always_sample}
+    rate_allocation:
+      - {policy: errors, percent: 50}
+      - {policy: rest, percent: 20}",
+        );
+        let err = data(vec![span(1, 1, None, 0, 1, 2); 3]);
+        let ok = data(vec![span(2, 1, None, 0, 1, 0); 1]);
+        let t = |d| TraceView {
+            trace_id: [1; 16],
+            data: d,
+        };
+        // errors: 5 spans/s; rest: 2 spans/s.
+        assert!(decide(&ps, &t(&err), 5).is_some());
+        // A second error trace (3 more spans) is over the errors share and falls to rest (2/s): no.
+        assert!(decide(&ps, &t(&err), 5).is_none());
+        assert!(decide(&ps, &t(&ok), 5).is_some());
+        assert!(decide(&ps, &t(&ok), 5).is_some());
+        assert!(decide(&ps, &t(&ok), 5).is_none());
+        // and: both must keep.
+        let ps = policies(
+            "- name: both
+  type: and
+  and:
+    and_sub_policy:
+      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: g, type: string_attribute, string_attribute: {key: tier, values: [gold]}}",
+        );
+        let gold_err = data(vec![span(1, 2, None, 0, 1, 2)]);
+        let free_err = data(vec![span(1, 1, None, 0, 1, 2)]);
+        assert!(decide(&ps, &t(&gold_err), 1).is_some());
+        assert!(decide(&ps, &t(&free_err), 1).is_none());
+        // Probabilistic follows the hash_seed rule.
+        let ps =
+            policies("- {name: p, type: probabilistic, probabilistic: {sampling_percentage: 50}}");
+        let zero = TraceView {
+            trace_id: [0; 16],
+            data: &[],
+        };
+        assert_eq!(
+            decide(&ps, &zero, 1).is_some(),
+            super::super::head::hash_seed_bucket(0, &[0; 16]) < 8192
+        );
+    }
+
+    #[test]
+    fn by_trace_keeps_resources_and_scopes() {
+        let mut rs = data(vec![
+            span(1, 1, None, 0, 1, 0),
+            span(2, 2, None, 0, 1, 0),
+            span(1, 3, Some(1), 0, 1, 0),
+        ]);
+        rs[0].schema_url = "https://s".into();
+        rs[0].resource = Some(opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: vec![crate::otlp::string_kv("service.name", "x")],
+            ..Default::default()
+        });
+        let groups = by_trace(rs);
+        assert_eq!(groups.len(), 2);
+        let (tid, g) = &groups[0];
+        assert_eq!(tid, &[1; 16]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].schema_url, "https://s");
+        assert_eq!(g[0].scope_spans.len(), 1);
+        assert_eq!(g[0].scope_spans[0].spans.len(), 2);
+        assert_eq!(crate::otlp::service_name(g[0].resource.as_ref()), "x");
+    }
+}
