@@ -407,10 +407,42 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
 
 /// `sieve query sampling`: one row per sampler.
 pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
-    if r.samplers.is_empty() && r.tail.is_none() {
+    if r.samplers.is_empty() && r.tail.is_none() && r.adaptive.is_empty() {
         return "no sampler in any pipeline: everything accepted is kept\n".into();
     }
     let mut out = String::new();
+    for a in &r.adaptive {
+        let _ = writeln!(
+            out,
+            "adaptive sampler {}: target {} traces/s per operation; spans seen {}, kept {}",
+            a.name, a.target_traces_per_second, a.spans_seen, a.spans_kept
+        );
+        let rows: Vec<Vec<String>> = a
+            .operations
+            .iter()
+            .map(|o| {
+                vec![
+                    o.service.clone(),
+                    o.operation.clone(),
+                    format!("{:.6}", o.probability),
+                    format!("{:.2}", o.observed_traces_per_second),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "SERVICE",
+                "OPERATION",
+                "PROBABILITY",
+                "KEPT TRACES/S (LAST INTERVAL)",
+            ],
+            &rows,
+        ));
+        out.push('\n');
+    }
+    if r.samplers.is_empty() && r.tail.is_none() {
+        return out;
+    }
     if let Some(t) = &r.tail {
         let _ = writeln!(
             out,
@@ -493,6 +525,18 @@ pub fn sampling_json(r: &crate::proto::GetSamplingStatsResponse) -> Value {
             "logs_seen": s.logs_seen,
             "logs_kept": s.logs_kept,
             "errors": s.errors,
+        })).collect::<Vec<_>>(),
+        "adaptive": r.adaptive.iter().map(|a| json!({
+            "name": a.name,
+            "target_traces_per_second": a.target_traces_per_second,
+            "spans_seen": a.spans_seen,
+            "spans_kept": a.spans_kept,
+            "operations": a.operations.iter().map(|o| json!({
+                "service": o.service,
+                "operation": o.operation,
+                "probability": o.probability,
+                "observed_traces_per_second": o.observed_traces_per_second,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "tail": r.tail.as_ref().map(|t| json!({
             "name": t.name,

@@ -333,10 +333,13 @@ pub enum Processor {
     ProbabilisticSampler(ProbabilisticSampler),
     /// Whole-trace decisions from a durable assembly buffer.
     TailSampling(TailSampling),
+    /// Per (service, operation) probabilities steered to a target rate.
+    AdaptiveSampler(AdaptiveSampler),
 }
 
 impl Processor {
-    pub const TYPES: [&'static str; 2] = ["probabilistic_sampler", "tail_sampling"];
+    pub const TYPES: [&'static str; 3] =
+        ["probabilistic_sampler", "tail_sampling", "adaptive_sampler"];
 
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let invalid = |sub: &str, reason: String| {
@@ -347,6 +350,29 @@ impl Processor {
         };
         match self {
             Processor::TailSampling(t) => t.validate(key)?,
+            Processor::AdaptiveSampler(a) => {
+                if !(a.target_traces_per_second.is_finite() && a.target_traces_per_second > 0.0) {
+                    return invalid(
+                        "target_traces_per_second",
+                        format!("{} must be a positive number", a.target_traces_per_second),
+                    );
+                }
+                if a.interval.is_zero() {
+                    return invalid("interval", "must be greater than zero".into());
+                }
+                if !(a.min_probability >= 1e-5 && a.min_probability <= 1.0) {
+                    return invalid(
+                        "min_probability",
+                        format!("{} is outside [0.00001, 1]", a.min_probability),
+                    );
+                }
+                if !(a.initial_probability >= a.min_probability && a.initial_probability <= 1.0) {
+                    return invalid(
+                        "initial_probability",
+                        format!("{} is outside [min_probability, 1]", a.initial_probability),
+                    );
+                }
+            }
             Processor::ProbabilisticSampler(p) => {
                 let pct_ok = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
                 if !pct_ok(p.sampling_percentage) {
@@ -875,6 +901,36 @@ impl TailPolicy {
     }
 }
 
+/// `processors.adaptive_sampler[/name]`: Jaeger-style adaptive sampling. Each (service,
+/// operation) of a trace's root span gets its own probability, re-computed every `interval`
+/// as `p × target / observed` (unchanged within ±30% of the target, at most doubled, clamped
+/// to `[min_probability, 1]`); decisions within an interval are consistent by trace id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveSampler {
+    /// Kept traces per second wanted for each (service, operation). Required.
+    pub target_traces_per_second: f64,
+    /// How often probabilities are re-computed. Default 1m.
+    #[serde(default = "default_adaptive_interval", with = "duration")]
+    pub interval: Duration,
+    /// Probability of an operation not seen before. Default 1.
+    #[serde(default = "default_one")]
+    pub initial_probability: f64,
+    /// Floor of every probability. Default 0.00001.
+    #[serde(default = "default_min_probability")]
+    pub min_probability: f64,
+}
+
+fn default_adaptive_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_min_probability() -> f64 {
+    1e-5
+}
+
 fn default_precision() -> u8 {
     4
 }
@@ -938,6 +994,7 @@ mod processors {
                     Deserialize::deserialize(d).map(Processor::ProbabilisticSampler)
                 }
                 "tail_sampling" => Deserialize::deserialize(d).map(Processor::TailSampling),
+                "adaptive_sampler" => Deserialize::deserialize(d).map(Processor::AdaptiveSampler),
                 "batch" => Err(D::Error::custom(
                     "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
                 )),
@@ -1625,6 +1682,12 @@ impl Config {
                         return invalid(
                             &format!("{key}.processors"),
                             format!("{p:?} samples traces and logs, not metrics"),
+                        );
+                    }
+                    Some(Processor::AdaptiveSampler(_)) if signal != "traces" => {
+                        return invalid(
+                            &format!("{key}.processors"),
+                            format!("{p:?} samples traces: it belongs in the traces pipeline"),
                         );
                     }
                     Some(Processor::TailSampling(_)) if signal != "traces" => {

@@ -293,6 +293,10 @@ fn bad_sampler_config_names_the_key() {
         ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: [x, y]\n          composite_sub_policy:\n            - {name: x, type: always_sample}\n            - {name: y, type: always_sample}\n          rate_allocation:\n            - {policy: x, percent: 70}\n            - {policy: y, percent: 40}\n".to_string(), "processors.tail_sampling.policies[0].composite.rate_allocation"),
         ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: [nope]\n          composite_sub_policy:\n            - {name: x, type: always_sample}\n          rate_allocation: []\n".to_string(), "processors.tail_sampling.policies[0].composite.policy_order"),
         ("processors:\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      processors: [tail_sampling]\n".to_string(), "service.pipelines.logs.processors"),
+        ("processors:\n  adaptive_sampler:\n    target_traces_per_second: 0\n".to_string(), "processors.adaptive_sampler.target_traces_per_second"),
+        ("processors:\n  adaptive_sampler:\n    target_traces_per_second: 5\n    min_probability: 0\n".to_string(), "processors.adaptive_sampler.min_probability"),
+        ("processors:\n  adaptive_sampler:\n    target_traces_per_second: 5\n    initial_probability: 2\n".to_string(), "processors.adaptive_sampler.initial_probability"),
+        ("processors:\n  adaptive_sampler:\n    interval: 1m\n".to_string(), "processors.adaptive_sampler"),
         ("processors:\n  probabilistic_sampler:\n    sampling_percentage: 5\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling, probabilistic_sampler]\n".to_string(), "service.pipelines.traces.processors"),
     ] {
         let e = Config::from_yaml(&yaml).expect_err(&yaml).to_string();
@@ -307,9 +311,7 @@ const TAIL: &str = "processors:\n  tail_sampling:\n    decision_wait: 2s\n    qu
 /// the root lasts `ms` milliseconds.
 fn trace(t: u32, spans: u32, ms: u64, error: bool) -> Vec<Span> {
     let now = sieve::store::now_ns();
-    let mut id = [0u8; 16];
-    id[..4].copy_from_slice(&t.to_be_bytes());
-    id[15] = 0x7a;
+    let id = trace_id(t);
     (0..spans)
         .map(|i| {
             let mut sid = [0u8; 8];
@@ -350,11 +352,21 @@ fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-fn trace_hex(t: u32) -> String {
+/// Trace `t`'s id: `t` up front, random-looking low bytes (splitmix64 of `t`), as real
+/// trace ids are random where the samplers look.
+fn trace_id(t: u32) -> [u8; 16] {
+    let mut z = u64::from(t).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&t.to_be_bytes());
-    id[15] = 0x7a;
-    hex::encode(id)
+    id[8..].copy_from_slice(&z.to_be_bytes());
+    id
+}
+
+fn trace_hex(t: u32) -> String {
+    hex::encode(trace_id(t))
 }
 
 async fn spans_stored(
@@ -493,4 +505,68 @@ async fn tail_decisions_survive_kill_9() {
     for t in 0..50u32 {
         assert_eq!(spans_stored(&mut q, t).await, 20, "trace {t}");
     }
+}
+
+/// adaptive_sampler: a hot operation's probability falls towards target / rate, a rare one's
+/// stays at 1, and a kept trace keeps all its spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_probabilities_follow_the_traffic() {
+    let yaml = "processors:\n  adaptive_sampler:\n    target_traces_per_second: 20\n    interval: 1s\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [adaptive_sampler]\n";
+    let gw = common::start(|c| apply(c, yaml)).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let start = std::time::Instant::now();
+    let mut t = 0u32;
+    // 2.5 s of traffic: 100 hot traces (3 spans each) and 1 cold trace every 50 ms or so.
+    while start.elapsed() < std::time::Duration::from_millis(2500) {
+        let mut spans = Vec::new();
+        for _ in 0..100 {
+            spans.extend(trace(t, 3, 5, false));
+            t += 1;
+        }
+        let mut cold = trace(t, 3, 5, false);
+        t += 1;
+        for s in &mut cold {
+            if s.parent_span_id.is_empty() {
+                s.name = "cold".into();
+            }
+        }
+        spans.extend(cold);
+        client.export(request(spans)).await.expect("export");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stats = gw
+        .query_client()
+        .await
+        .get_sampling_stats(GetSamplingStatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
+    let a = &stats.adaptive[0];
+    let p = |op: &str| {
+        a.operations
+            .iter()
+            .find(|o| o.service == "sampled" && o.operation == op)
+            .unwrap_or_else(|| panic!("{op} missing from {a:?}"))
+    };
+    let hot = p("op0");
+    assert!(hot.observed_traces_per_second > 0.0, "{a:?}");
+    assert!(
+        hot.probability < 0.5,
+        "hot operation not sampled down: {a:?}"
+    );
+    assert_eq!(p("cold").probability, 1.0, "{a:?}");
+    // Kept traces are whole: every stored trace has its 3 spans.
+    let mut q = gw.query_client().await;
+    let mut stored = 0;
+    for i in (0..t).step_by(7) {
+        match spans_stored(&mut q, i).await {
+            0 => {}
+            n => {
+                assert_eq!(n, 3, "trace {i} kept in part");
+                stored += 1;
+            }
+        }
+    }
+    assert!(stored > 0);
+    gw.stop().await;
 }

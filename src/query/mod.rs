@@ -295,6 +295,37 @@ impl QueryService for Query {
                     }
                 })
                 .collect(),
+            adaptive: self
+                .sampling
+                .adaptive()
+                .iter()
+                .map(|a| {
+                    let c = a.controller.lock().unwrap_or_else(|p| p.into_inner());
+                    crate::proto::AdaptiveSamplerStats {
+                        name: a.name.clone(),
+                        target_traces_per_second: a.cfg.target_traces_per_second,
+                        spans_seen: l(&a.counters.spans_seen),
+                        spans_kept: l(&a.counters.spans_kept),
+                        operations: c
+                            .probabilities()
+                            .into_iter()
+                            .map(|((service, operation), probability)| {
+                                let observed = c
+                                    .last_observed
+                                    .get(&(service.clone(), operation.clone()))
+                                    .copied()
+                                    .unwrap_or(0.0);
+                                crate::proto::OperationProbability {
+                                    service,
+                                    operation,
+                                    probability,
+                                    observed_traces_per_second: observed,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
             tail: self.sampling.tail().map(|t| {
                 let c = &t.counters;
                 let (pending_traces, pending_spans, buffered_bytes) = t.occupancy();

@@ -12,6 +12,7 @@
 //! exactly the logs of kept traces); a record without one is sampled by a hash of
 //! `logs.from_attribute` (or its body) at `logs.sampling_percentage`.
 
+pub mod adaptive;
 pub mod head;
 pub mod tail;
 
@@ -200,15 +201,131 @@ impl HeadSampler {
     }
 }
 
+/// An `adaptive_sampler` at work.
+pub struct AdaptiveRuntime {
+    pub name: String,
+    pub cfg: config::AdaptiveSampler,
+    pub controller: std::sync::Mutex<adaptive::Controller>,
+    pub counters: Counters,
+}
+
+impl AdaptiveRuntime {
+    fn new(name: &str, cfg: &config::AdaptiveSampler) -> AdaptiveRuntime {
+        AdaptiveRuntime {
+            name: name.to_string(),
+            controller: std::sync::Mutex::new(adaptive::Controller::new(
+                cfg.target_traces_per_second,
+                cfg.interval,
+                cfg.initial_probability,
+                cfg.min_probability,
+                std::time::Instant::now(),
+            )),
+            cfg: cfg.clone(),
+            counters: Counters::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, adaptive::Controller> {
+        self.controller.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Samples a request's spans trace by trace at the probability of each trace's entry
+    /// (service, operation).
+    pub fn sample_spans(&self, resource_spans: &mut Vec<ResourceSpans>) -> bool {
+        use std::collections::{HashMap, HashSet};
+        // The entry span of each trace in this request: its root, else the first span whose
+        // parent is not here.
+        let present: HashSet<(&[u8], &[u8])> = crate::otlp::spans(resource_spans)
+            .map(|(_, s)| (s.trace_id.as_slice(), s.span_id.as_slice()))
+            .collect();
+        let mut entry: HashMap<Vec<u8>, (String, String, bool)> = HashMap::new();
+        for (svc, s) in crate::otlp::spans(resource_spans) {
+            let is_root = s.parent_span_id.is_empty();
+            let is_entry =
+                is_root || !present.contains(&(s.trace_id.as_slice(), s.parent_span_id.as_slice()));
+            if !is_entry {
+                continue;
+            }
+            let e = entry
+                .entry(s.trace_id.clone())
+                .or_insert_with(|| (svc.to_string(), s.name.clone(), is_root));
+            if is_root && !e.2 {
+                *e = (svc.to_string(), s.name.clone(), true);
+            }
+        }
+        // Decide each trace once, under the current interval's probabilities.
+        let mut decisions: HashMap<Vec<u8>, Option<Threshold>> = HashMap::new();
+        {
+            let mut c = self.lock();
+            c.roll(std::time::Instant::now());
+            for (tid, (svc, op, _)) in &entry {
+                let key = (svc.clone(), op.clone());
+                let t = Threshold::from_probability(c.probability(&key), 4);
+                let keep = t.is_some_and(|t| head::trace_id_randomness(tid) >= t.0);
+                if keep {
+                    c.observe(key);
+                }
+                decisions.insert(tid.clone(), if keep { t } else { None });
+            }
+        }
+        let (mut seen, mut kept) = (0u64, 0u64);
+        let mut changed = false;
+        for rs in resource_spans.iter_mut() {
+            for ss in rs.scope_spans.iter_mut() {
+                ss.spans.retain_mut(|span| {
+                    seen += 1;
+                    let Some(Some(t)) = decisions.get(&span.trace_id) else {
+                        return false;
+                    };
+                    match head::decide_consistent(
+                        Consistent::Proportional,
+                        *t,
+                        &span.trace_id,
+                        &span.trace_state,
+                    ) {
+                        Ok(d) if d.keep => {
+                            if let Some(st) = d.tracestate
+                                && st != span.trace_state
+                            {
+                                span.trace_state = st;
+                                changed = true;
+                            }
+                            kept += 1;
+                            true
+                        }
+                        Ok(_) => false,
+                        Err(_) => {
+                            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                            false
+                        }
+                    }
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        self.counters.spans_seen.fetch_add(seen, Ordering::Relaxed);
+        self.counters.spans_kept.fetch_add(kept, Ordering::Relaxed);
+        changed || kept < seen
+    }
+}
+
+/// A step of the traces pipeline.
+enum TraceStage {
+    Head(Arc<HeadSampler>),
+    Adaptive(Arc<AdaptiveRuntime>),
+}
+
 /// The samplers of each pipeline, in pipeline order.
 #[derive(Default)]
 pub struct Sampling {
-    traces: Vec<Arc<HeadSampler>>,
+    traces: Vec<TraceStage>,
     logs: Vec<Arc<HeadSampler>>,
     /// Every head sampler a pipeline names, once (for stats).
     all: Vec<Arc<HeadSampler>>,
     /// The traces pipeline's tail sampler (after its head samplers).
     tail: Option<Arc<tail::TailSampler>>,
+    adaptive: Vec<Arc<AdaptiveRuntime>>,
 }
 
 pub use tail::Routed as Sampled;
@@ -227,6 +344,14 @@ impl Sampling {
                         }
                         continue;
                     }
+                    Some(config::Processor::AdaptiveSampler(cfg)) => {
+                        if signal == "traces" {
+                            let a = Arc::new(AdaptiveRuntime::new(name, cfg));
+                            s.adaptive.push(a.clone());
+                            s.traces.push(TraceStage::Adaptive(a));
+                        }
+                        continue;
+                    }
                     None => continue,
                 };
                 let sampler = match s.all.iter().find(|x| &x.name == name) {
@@ -238,13 +363,18 @@ impl Sampling {
                     }
                 };
                 match signal.as_str() {
-                    "traces" => s.traces.push(sampler),
+                    "traces" => s.traces.push(TraceStage::Head(sampler)),
                     "logs" => s.logs.push(sampler),
                     _ => {}
                 }
             }
         }
         Ok(s)
+    }
+
+    /// The adaptive samplers of the traces pipeline.
+    pub fn adaptive(&self) -> &[Arc<AdaptiveRuntime>] {
+        &self.adaptive
     }
 
     /// The tail sampler, if the traces pipeline has one.
@@ -269,7 +399,10 @@ impl Sampling {
     ) -> Result<Sampled, crate::store::StoreError> {
         let mut out = Sampled::default();
         for s in &self.traces {
-            out.changed |= s.sample_spans(resource_spans);
+            out.changed |= match s {
+                TraceStage::Head(h) => h.sample_spans(resource_spans),
+                TraceStage::Adaptive(a) => a.sample_spans(resource_spans),
+            };
         }
         if let Some(t) = &self.tail {
             let r = t.route(resource_spans)?;
