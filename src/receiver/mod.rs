@@ -96,6 +96,14 @@ impl Receiver {
     /// Reserves the body's bytes before anything is decoded, or refuses the request: the
     /// budget then bounds the decoded requests in memory, not only the written ones.
     fn admit(&self, kind: Signal, body_len: usize) -> Result<Reservation, Status> {
+        if self.sampling.is_overloaded(kind) {
+            events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
+            return Err(Status::with_error_details(
+                Code::Unavailable,
+                "the tail sampling buffer is over twice its bounds; retry later",
+                ErrorDetails::with_retry_info(Some(self.intake.retry_delay())),
+            ));
+        }
         if let Err(e) = self.exporters.check_room(kind) {
             events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             return Err(Status::with_error_details(
@@ -153,10 +161,11 @@ impl Receiver {
 
     /// Stores a prepared write and waits until it is durable; returns how many of its items
     /// were already past retention and so not stored.
-    /// `force`: flush even an empty write (the tail sampler's buffer was written).
-    async fn commit(&self, kind: Signal, write: Write, force: bool) -> Result<u64, Status> {
-        let (items, bytes) = (write.items, write.bytes);
-        if write.is_empty() && !force {
+    /// A tail sampler's buffer write (`sampled.buffered`) is flushed even when the store
+    /// write is empty, and its spans count as accepted.
+    async fn commit(&self, kind: Signal, write: Write, sampled: Sampled) -> Result<u64, Status> {
+        let (items, bytes) = (write.items + sampled.buffered_spans, write.bytes);
+        if write.is_empty() && !sampled.buffered {
             return Ok(0);
         }
         // Intake logs its own failures (a failed flush once, not once per waiting request).
@@ -249,7 +258,7 @@ impl<S: OtlpSignal> Export for Service<S> {
         let sampled = S::sample(&mut req, &rx.sampling).map_err(prepare_failed)?;
         rx.enqueue(S::KIND, body, &req, sampled.changed || rejected.count > 0)?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
-        let expired = rx.commit(S::KIND, write, sampled.buffered).await?;
+        let expired = rx.commit(S::KIND, write, sampled).await?;
         rx.exporters.notify(S::KIND);
         if expired > 0 {
             rejected.add_many(
@@ -326,7 +335,7 @@ impl OtlpSignal for Logs {
     fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {
         Ok(Sampled {
             changed: sampling.logs(&mut req.resource_logs),
-            buffered: false,
+            ..Sampled::default()
         })
     }
 

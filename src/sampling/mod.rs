@@ -382,6 +382,11 @@ impl Sampling {
         self.tail.as_ref()
     }
 
+    /// Is a sampler's buffer too full to take more of this signal?
+    pub fn is_overloaded(&self, signal: Signal) -> bool {
+        signal == Signal::Traces && self.tail.as_ref().is_some_and(|t| t.is_overloaded())
+    }
+
     /// Does a pipeline of this signal sample?
     pub fn samples(&self, signal: Signal) -> bool {
         match signal {
@@ -408,6 +413,7 @@ impl Sampling {
             let r = t.route(resource_spans)?;
             out.changed |= r.changed;
             out.buffered |= r.buffered;
+            out.buffered_spans += r.buffered_spans;
         }
         Ok(out)
     }

@@ -19,7 +19,7 @@
 //! **Late spans** of a decided trace follow the decision while the bounded decision cache
 //! remembers it; past that they start a new pending trace (evictions are counted).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -351,9 +351,60 @@ struct Pending {
 #[derive(Default)]
 struct State {
     pending: HashMap<TraceId, Pending>,
+    /// Pending traces in order of first arrival (entries of traces decided meanwhile are
+    /// stale: skipped, and dropped once they reach the front).
+    by_first: VecDeque<(Instant, TraceId)>,
+    /// Traces whose root has arrived, by last arrival: the candidates for a quiet decision.
+    quiet: BTreeSet<(Instant, TraceId)>,
     bytes: u64,
     decided: HashMap<TraceId, bool>,
     decided_order: VecDeque<TraceId>,
+}
+
+impl State {
+    /// Records `spans` more spans of `tid` (new or pending) arriving at `now`; returns
+    /// whether the trace is new.
+    fn note(&mut self, tid: TraceId, now: Instant, spans: u64, bytes: u64, root: bool) -> bool {
+        let mut new = false;
+        let p = self.pending.entry(tid).or_insert_with(|| {
+            new = true;
+            Pending {
+                first: now,
+                last: now,
+                spans: 0,
+                bytes: 0,
+                root: false,
+            }
+        });
+        if p.root {
+            self.quiet.remove(&(p.last, tid));
+        }
+        p.last = now;
+        p.spans += spans;
+        p.bytes += bytes;
+        p.root |= root;
+        if p.root {
+            self.quiet.insert((now, tid));
+        }
+        if new {
+            self.by_first.push_back((now, tid));
+        }
+        self.bytes += bytes;
+        new
+    }
+
+    fn forget(&mut self, tid: &TraceId) {
+        if let Some(p) = self.pending.remove(tid) {
+            self.bytes = self.bytes.saturating_sub(p.bytes);
+            if p.root {
+                self.quiet.remove(&(p.last, *tid));
+            }
+        }
+    }
+
+    fn is_current(&self, first: Instant, tid: &TraceId) -> bool {
+        self.pending.get(tid).is_some_and(|p| p.first == first)
+    }
 }
 
 /// Why a trace was decided now.
@@ -371,6 +422,8 @@ pub struct Routed {
     pub changed: bool,
     /// Spans were written to the buffer: the request needs a flush before its OK.
     pub buffered: bool,
+    /// How many (accepted: they are durable in the buffer once the flush is done).
+    pub buffered_spans: u64,
 }
 
 /// One `tail_sampling` processor.
@@ -467,17 +520,7 @@ impl TailSampler {
                 }
                 Err(_) => (0, false),
             };
-            let p = state.pending.entry(tid).or_insert(Pending {
-                first: now,
-                last: now,
-                spans: 0,
-                bytes: 0,
-                root: false,
-            });
-            p.spans += spans;
-            p.bytes += v.len() as u64;
-            p.root |= root;
-            state.bytes += v.len() as u64;
+            state.note(tid, now, spans, v.len() as u64, root);
         }
         Ok(TailSampler {
             name: name.to_string(),
@@ -515,81 +558,70 @@ impl TailSampler {
 
     /// Takes the spans of undecided traces out of the request into the buffer, drops the
     /// spans of traces decided "drop", and leaves those of traces decided "keep".
+    ///
+    /// The decision check, the buffer write and the pending update happen under one hold of
+    /// the state lock, so a decision published by [`TailSampler::decide_round`] is either seen
+    /// here (the spans follow it) or not yet made (the spans join the pending trace, and the
+    /// round picks them up when it looks again after publishing).
     pub fn route(&self, resource_spans: &mut Vec<ResourceSpans>) -> Result<Routed, StoreError> {
         if resource_spans.is_empty() {
             return Ok(Routed::default());
         }
         let groups = by_trace(std::mem::take(resource_spans));
         let mut routed = Routed::default();
-        let mut to_buffer = Vec::new();
-        {
-            let s = self.state();
-            for (tid, group) in groups {
-                match s.decided.get(&tid) {
-                    Some(true) => {
-                        let n = crate::otlp::spans(&group).count() as u64;
-                        self.counters
-                            .late_spans_kept
-                            .fetch_add(n, Ordering::Relaxed);
-                        resource_spans.extend(group);
+        let mut s = self.state();
+        let mut batch = sled::Batch::default();
+        let mut notes = Vec::new();
+        for (tid, group) in groups {
+            match s.decided.get(&tid) {
+                Some(true) => {
+                    let n = crate::otlp::spans(&group).count() as u64;
+                    self.counters
+                        .late_spans_kept
+                        .fetch_add(n, Ordering::Relaxed);
+                    resource_spans.extend(group);
+                }
+                Some(false) => {
+                    let n = crate::otlp::spans(&group).count() as u64;
+                    self.counters
+                        .late_spans_dropped
+                        .fetch_add(n, Ordering::Relaxed);
+                    routed.changed = true;
+                }
+                None => {
+                    let spans = crate::otlp::spans(&group).count() as u64;
+                    let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
+                    let body = ExportTraceServiceRequest {
+                        resource_spans: group,
                     }
-                    Some(false) => {
-                        let n = crate::otlp::spans(&group).count() as u64;
-                        self.counters
-                            .late_spans_dropped
-                            .fetch_add(n, Ordering::Relaxed);
-                        routed.changed = true;
-                    }
-                    None => to_buffer.push((tid, group)),
+                    .encode_to_vec();
+                    let mut key = [0u8; 24];
+                    key[..16].copy_from_slice(&tid);
+                    key[16..]
+                        .copy_from_slice(&self.seq.fetch_add(1, Ordering::SeqCst).to_be_bytes());
+                    notes.push((tid, spans, body.len() as u64, root));
+                    batch.insert(&key[..], body);
                 }
             }
         }
-        if to_buffer.is_empty() {
+        if notes.is_empty() {
             return Ok(routed);
         }
+        self.tree.apply_batch(batch)?;
         routed.changed = true;
         routed.buffered = true;
-        let mut batch = sled::Batch::default();
-        let mut notes = Vec::with_capacity(to_buffer.len());
-        for (tid, group) in to_buffer {
-            let spans = crate::otlp::spans(&group).count() as u64;
-            let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
-            let body = ExportTraceServiceRequest {
-                resource_spans: group,
-            }
-            .encode_to_vec();
-            let mut key = [0u8; 24];
-            key[..16].copy_from_slice(&tid);
-            key[16..].copy_from_slice(&self.seq.fetch_add(1, Ordering::SeqCst).to_be_bytes());
-            notes.push((tid, spans, body.len() as u64, root));
-            batch.insert(&key[..], body);
-        }
-        self.tree.apply_batch(batch)?;
         let now = Instant::now();
-        let mut s = self.state();
-        let mut over = false;
         for (tid, spans, bytes, root) in notes {
             self.counters
                 .spans_buffered
                 .fetch_add(spans, Ordering::Relaxed);
-            let p = s.pending.entry(tid).or_insert_with(|| {
+            routed.buffered_spans += spans;
+            if s.note(tid, now, spans, bytes, root) {
                 self.counters.traces_seen.fetch_add(1, Ordering::Relaxed);
-                Pending {
-                    first: now,
-                    last: now,
-                    spans: 0,
-                    bytes: 0,
-                    root: false,
-                }
-            });
-            p.last = now;
-            p.spans += spans;
-            p.bytes += bytes;
-            p.root |= root;
-            s.bytes += bytes;
-            over = s.pending.len() > self.cfg.num_traces
-                || s.bytes > self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
+            }
         }
+        let over = s.pending.len() > self.cfg.num_traces
+            || s.bytes > self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
         drop(s);
         if over {
             self.wake.notify_one();
@@ -597,104 +629,145 @@ impl TailSampler {
         Ok(routed)
     }
 
-    /// Traces to decide now, oldest first, at most `max`.
+    /// Traces to decide now, at most `max`: those past `decision_wait` (oldest first), those
+    /// rooted and quiet, then, while the buffer is over a bound, the oldest of the rest.
     fn due(&self, now: Instant, max: usize) -> Vec<(TraceId, Due)> {
-        let s = self.state();
-        let mut out: Vec<(Instant, TraceId, Due)> = Vec::new();
-        for (tid, p) in &s.pending {
-            let reason = if now.duration_since(p.first) >= self.cfg.decision_wait {
-                Some(Due::Wait)
-            } else if p.root
-                && !self.cfg.quiet_period.is_zero()
-                && now.duration_since(p.last) >= self.cfg.quiet_period
-            {
-                Some(Due::Quiet)
-            } else {
-                None
-            };
-            if let Some(r) = reason {
-                out.push((p.first, *tid, r));
+        let mut s = self.state();
+        while let Some((first, tid)) = s.by_first.front().copied() {
+            if s.is_current(first, &tid) {
+                break;
+            }
+            s.by_first.pop_front();
+        }
+        let mut out = Vec::new();
+        let mut chosen: HashSet<TraceId> = HashSet::new();
+        for (first, tid) in &s.by_first {
+            if out.len() >= max || now.duration_since(*first) < self.cfg.decision_wait {
+                break;
+            }
+            if s.is_current(*first, tid) && chosen.insert(*tid) {
+                out.push((*tid, Due::Wait));
             }
         }
-        // Over a bound: the oldest of the rest go early.
-        let limit_bytes = self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
-        let (mut traces, mut bytes) = (s.pending.len(), s.bytes);
-        for (_, tid, _) in &out {
-            traces -= 1;
-            bytes -= s.pending.get(tid).map(|p| p.bytes).unwrap_or(0);
-        }
-        if traces > self.cfg.num_traces || bytes > limit_bytes {
-            let chosen: HashSet<TraceId> = out.iter().map(|(_, t, _)| *t).collect();
-            let mut rest: Vec<(Instant, TraceId, u64)> = s
-                .pending
-                .iter()
-                .filter(|(t, _)| !chosen.contains(*t))
-                .map(|(t, p)| (p.first, *t, p.bytes))
-                .collect();
-            rest.sort();
-            for (first, tid, b) in rest {
-                if traces <= self.cfg.num_traces && bytes <= limit_bytes {
+        if !self.cfg.quiet_period.is_zero() {
+            for (last, tid) in &s.quiet {
+                if out.len() >= max || now.duration_since(*last) < self.cfg.quiet_period {
                     break;
                 }
-                traces -= 1;
-                bytes -= b;
-                out.push((first, tid, Due::Bound));
+                if chosen.insert(*tid) {
+                    out.push((*tid, Due::Quiet));
+                }
             }
         }
-        out.sort_by_key(|(first, _, _)| *first);
-        out.truncate(max);
-        out.into_iter().map(|(_, t, r)| (t, r)).collect()
+        let limit_bytes = self.cfg.max_buffer_mib.saturating_mul(1024 * 1024);
+        let mut traces = s.pending.len().saturating_sub(chosen.len());
+        let chosen_bytes: u64 = chosen
+            .iter()
+            .map(|t| s.pending.get(t).map(|p| p.bytes).unwrap_or(0))
+            .sum();
+        let mut bytes = s.bytes.saturating_sub(chosen_bytes);
+        for (first, tid) in &s.by_first {
+            if out.len() >= max || (traces <= self.cfg.num_traces && bytes <= limit_bytes) {
+                break;
+            }
+            if s.is_current(*first, tid) && chosen.insert(*tid) {
+                traces = traces.saturating_sub(1);
+                bytes = bytes.saturating_sub(s.pending.get(tid).map(|p| p.bytes).unwrap_or(0));
+                out.push((*tid, Due::Bound));
+            }
+        }
+        out
     }
 
-    /// Decides one round of due traces: keeps go to the store and export queues, and the
-    /// buffer forgets them. Blocking (sled); run it off the async workers.
-    fn decide_round(&self, store: &Store, exporters: &Exporters) -> Result<usize, StoreError> {
-        let due = self.due(Instant::now(), 512);
+    /// Past twice its bounds the buffer refuses new spans (the decider is behind): the
+    /// receiver answers UNAVAILABLE with RetryInfo rather than let it grow without limit.
+    pub fn is_overloaded(&self) -> bool {
+        let s = self.state();
+        s.pending.len() > self.cfg.num_traces.saturating_mul(2)
+            || s.bytes > self.cfg.max_buffer_mib.saturating_mul(2 * 1024 * 1024)
+    }
+
+    /// Reads a trace's chunks: (key, bytes) in key order.
+    fn chunks(&self, tid: &TraceId) -> Result<Vec<(sled::IVec, Bytes)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(tid) {
+            let (k, v) = kv?;
+            out.push((k, Bytes::from(v.to_vec())));
+        }
+        Ok(out)
+    }
+
+    /// Decides one round of due traces. For each: read its chunks, run the policies, publish
+    /// the decision (from then on its spans follow it in [`TailSampler::route`]), read again
+    /// for chunks that arrived meanwhile, and for a keep write the whole trace to the store
+    /// and the export queues. Returns the buffer keys to delete once the round is flushed
+    /// (deleting before would let a crash lose a kept trace). Blocking (sled): run it off the
+    /// async workers.
+    fn decide_round(
+        &self,
+        store: &Store,
+        exporters: &Exporters,
+    ) -> Result<(usize, Vec<sled::IVec>), StoreError> {
+        let due = self.due(Instant::now(), 4096);
         let second = now_second();
-        for (tid, why) in &due {
-            let mut chunks = Vec::new();
-            let mut keys = Vec::new();
-            for kv in self.tree.scan_prefix(tid) {
-                let (k, v) = kv?;
-                keys.push(k);
-                chunks.push(Bytes::from(v.to_vec()));
-            }
-            let body = crate::export::wire::concat(&chunks);
-            let req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
-            let view = TraceView {
-                trace_id: *tid,
-                data: &req.resource_spans,
-            };
-            let keep = decide(&self.policies, &view, second);
-            if let Some(i) = keep {
-                self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
-                let mut resource_spans = req.resource_spans;
-                let body = if self.cfg.record_policy {
-                    for rs in &mut resource_spans {
-                        for ss in &mut rs.scope_spans {
-                            for s in &mut ss.spans {
-                                s.attributes.push(crate::otlp::string_kv(
-                                    "sampling.policy",
-                                    &self.policies[i].name,
-                                ));
-                            }
-                        }
-                    }
-                    Bytes::from(
-                        ExportTraceServiceRequest {
-                            resource_spans: resource_spans.clone(),
-                        }
-                        .encode_to_vec(),
-                    )
-                } else {
-                    body
-                };
-                let spans = crate::otlp::spans(&resource_spans).count() as u64;
-                if exporters.wants(Signal::Traces) && spans > 0 {
-                    exporters.enqueue(Signal::Traces, &body, spans)?;
+        let mut delete = Vec::new();
+        for (n, (tid, why)) in due.iter().enumerate() {
+            let first = match self.chunks(tid) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Not decided; it stays pending and is tried next round.
+                    tracing::error!(processor = %self.name, error = %e, "cannot read a pending trace");
+                    return Ok((n, delete));
                 }
-                let write = store.prepare_spans(resource_spans)?;
-                store.apply(write)?;
+            };
+            let bodies: Vec<Bytes> = first.iter().map(|(_, b)| b.clone()).collect();
+            let req = ExportTraceServiceRequest::decode(crate::export::wire::concat(&bodies))
+                .unwrap_or_default();
+            let keep = decide(
+                &self.policies,
+                &TraceView {
+                    trace_id: *tid,
+                    data: &req.resource_spans,
+                },
+                second,
+            );
+            // Publish: later spans of this trace follow the decision in route().
+            {
+                let mut s = self.state();
+                s.forget(tid);
+                s.decided.insert(*tid, keep.is_some());
+                s.decided_order.push_back(*tid);
+                while s.decided_order.len() > self.cfg.decision_cache {
+                    if let Some(old) = s.decided_order.pop_front()
+                        && s.decided.remove(&old).is_some()
+                    {
+                        self.counters
+                            .cache_evictions
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            // Chunks written between the first read and the publication belong to it too.
+            let seen: HashSet<sled::IVec> = first.iter().map(|(k, _)| k.clone()).collect();
+            let mut all = first;
+            match self.chunks(tid) {
+                Ok(more) => all.extend(more.into_iter().filter(|(k, _)| !seen.contains(k))),
+                Err(e) => {
+                    tracing::error!(processor = %self.name, error = %e, "cannot re-read a decided trace")
+                }
+            }
+            if let Some(i) = keep {
+                if let Err(e) = self.keep(&all, i, store, exporters) {
+                    // Undo the decision: the trace is pending again, its chunks stay.
+                    tracing::error!(processor = %self.name, error = %e, "cannot write a kept trace; it stays pending");
+                    let bytes: u64 = all.iter().map(|(_, b)| b.len() as u64).sum();
+                    let mut s = self.state();
+                    s.decided.remove(tid);
+                    let spans = crate::otlp::spans(&req.resource_spans).count() as u64;
+                    s.note(*tid, Instant::now(), spans, bytes, false);
+                    continue;
+                }
+                self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
                 self.counters.traces_kept.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.counters.traces_dropped.fetch_add(1, Ordering::Relaxed);
@@ -704,31 +777,51 @@ impl TailSampler {
                 Due::Bound => self.counters.early_bound.fetch_add(1, Ordering::Relaxed),
                 Due::Wait => 0,
             };
-            let mut batch = sled::Batch::default();
-            for k in keys {
-                batch.remove(k);
-            }
-            self.tree.apply_batch(batch)?;
-            let mut s = self.state();
-            if let Some(p) = s.pending.remove(tid) {
-                s.bytes = s.bytes.saturating_sub(p.bytes);
-            }
-            s.decided.insert(*tid, keep.is_some());
-            s.decided_order.push_back(*tid);
-            while s.decided_order.len() > self.cfg.decision_cache {
-                if let Some(old) = s.decided_order.pop_front() {
-                    s.decided.remove(&old);
-                    self.counters
-                        .cache_evictions
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            delete.extend(all.into_iter().map(|(k, _)| k));
         }
-        Ok(due.len())
+        Ok((due.len(), delete))
+    }
+
+    /// Writes a kept trace to the store, then to the export queues.
+    fn keep(
+        &self,
+        chunks: &[(sled::IVec, Bytes)],
+        policy: usize,
+        store: &Store,
+        exporters: &Exporters,
+    ) -> Result<(), StoreError> {
+        let bodies: Vec<Bytes> = chunks.iter().map(|(_, b)| b.clone()).collect();
+        let mut body = crate::export::wire::concat(&bodies);
+        let mut req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
+        if self.cfg.record_policy {
+            for s in req
+                .resource_spans
+                .iter_mut()
+                .flat_map(|rs| rs.scope_spans.iter_mut())
+                .flat_map(|ss| ss.spans.iter_mut())
+            {
+                s.attributes.push(crate::otlp::string_kv(
+                    "sampling.policy",
+                    &self.policies[policy].name,
+                ));
+            }
+            body = Bytes::from(req.encode_to_vec());
+        }
+        let spans = crate::otlp::spans(&req.resource_spans).count() as u64;
+        if spans == 0 {
+            return Ok(());
+        }
+        let write = store.prepare_spans(req.resource_spans)?;
+        store.apply(write)?;
+        if exporters.wants(Signal::Traces) {
+            exporters.enqueue(Signal::Traces, &body, spans)?;
+        }
+        Ok(())
     }
 
     /// Decides due traces until `stop`: every 100 ms, or at once when the buffer passes a
-    /// bound. Each round ends with a flush, so its decisions are durable together.
+    /// bound. Each round is flushed (kept traces durable in the store and the queues) before
+    /// its buffer keys are deleted.
     pub async fn run(
         self: Arc<Self>,
         store: Store,
@@ -744,26 +837,35 @@ impl TailSampler {
             loop {
                 let (me, st, ex) = (self.clone(), store.clone(), exporters.clone());
                 let r = tokio::task::spawn_blocking(move || me.decide_round(&st, &ex)).await;
-                let decided = match r {
-                    Ok(Ok(n)) => n,
+                let (decided, delete) = match r {
+                    Ok(Ok(x)) => x,
                     Ok(Err(e)) => {
-                        tracing::error!(processor = %self.name, error = %e, "tail sampling round failed; retrying");
-                        0
+                        tracing::error!(processor = %self.name, error = %e, "tail sampling round failed");
+                        (0, Vec::new())
                     }
                     Err(e) => {
                         tracing::error!(processor = %self.name, error = %e, "tail sampling task failed");
-                        0
+                        (0, Vec::new())
                     }
                 };
-                if decided == 0 {
+                if decided == 0 && delete.is_empty() {
                     break;
                 }
                 if let Err(e) = store.flush().await {
+                    // Keep the buffer keys: the traces are decided again after a restart.
                     tracing::error!(processor = %self.name, error = %e, "flush after tail decisions failed");
+                    break;
+                }
+                let mut batch = sled::Batch::default();
+                for k in delete {
+                    batch.remove(k);
+                }
+                if let Err(e) = self.tree.apply_batch(batch) {
+                    tracing::error!(processor = %self.name, error = %e, "cannot delete decided traces from the buffer");
                 }
                 exporters.notify(Signal::Traces);
-                if stop.is_cancelled() {
-                    return;
+                if stop.is_cancelled() || decided == 0 {
+                    break;
                 }
             }
         }
