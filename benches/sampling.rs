@@ -8,7 +8,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sieve::config::{ProbabilisticSampler, SamplerMode};
 use sieve::sampling::HeadSampler;
-use sieve::sampling::head::{self, Consistent, Threshold};
+use sieve::sampling::head::{self, Consistent};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,8 +18,8 @@ fn sampler(mode: SamplerMode) -> HeadSampler {
         "bench",
         &ProbabilisticSampler {
             sampling_percentage: 25.0,
-            mode,
-            hash_seed: 7,
+            mode: Some(mode),
+            hash_seed: Some(7),
             sampling_precision: 4,
             fail_closed: true,
             logs: Default::default(),
@@ -40,7 +40,6 @@ fn bench(c: &mut Criterion) {
             id
         })
         .collect();
-    let t = Threshold::from_probability(0.25, 4).expect("threshold");
 
     let mut g = c.benchmark_group("head_decision");
     g.throughput(Throughput::Elements(ids.len() as u64));
@@ -56,7 +55,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             ids.iter()
                 .filter(|id| {
-                    head::decide_consistent(Consistent::Proportional, t, &id[..], "")
+                    head::decide_consistent(Consistent::Proportional, 0.25, 4, &id[..], "")
                         .is_ok_and(|d| d.keep)
                 })
                 .count()
@@ -68,7 +67,8 @@ fn bench(c: &mut Criterion) {
                 .filter(|id| {
                     head::decide_consistent(
                         Consistent::Proportional,
-                        t,
+                        0.25,
+                        4,
                         &id[..],
                         "vendor=x,ot=th:8;rv:9b8233f7e3a151,other=y",
                     )

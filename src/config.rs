@@ -395,7 +395,7 @@ impl Processor {
                         format!("{} is outside 1..=14", p.sampling_precision),
                     );
                 }
-                if p.mode != SamplerMode::HashSeed
+                if p.mode() != SamplerMode::HashSeed
                     && p.sampling_percentage > 0.0
                     && p.sampling_percentage < 100.0 / (1u64 << 56) as f64
                 {
@@ -411,11 +411,10 @@ impl Processor {
 }
 
 /// How `probabilistic_sampler` decides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplerMode {
     /// The Collector's legacy mode: FNV-1a of seed and trace id into 16384 buckets.
-    #[default]
     HashSeed,
     /// OpenTelemetry consistent probability sampling (threshold vs. 56-bit randomness); an
     /// incoming `th` is sampled again (probabilities multiply).
@@ -433,13 +432,14 @@ pub enum SamplerMode {
 pub struct ProbabilisticSampler {
     /// Share of traces kept, 0–100. Required.
     pub sampling_percentage: f64,
-    /// `hash_seed` (default), `proportional` or `equalizing`.
+    /// `hash_seed`, `proportional` or `equalizing`. Default as in the Collector: hash_seed
+    /// when `hash_seed` is set, else proportional.
     #[serde(default)]
-    pub mode: SamplerMode,
+    pub mode: Option<SamplerMode>,
     /// Seed of the hash_seed mode (and of the hash of log records without a trace id).
     /// Instances that must agree need the same seed. Default 0.
     #[serde(default)]
-    pub hash_seed: u32,
+    pub hash_seed: Option<u32>,
     /// Significant hex digits of the threshold written as `th` (proportional modes), 1–14.
     /// Default 4.
     #[serde(default = "default_precision")]
@@ -858,6 +858,31 @@ impl TailPolicy {
                     .iter()
                     .map(|p| p.name.as_str())
                     .collect();
+                if names.is_empty() {
+                    return invalid(
+                        "composite.composite_sub_policy",
+                        "at least one sub-policy is needed".into(),
+                    );
+                }
+                for (what, list) in [
+                    ("composite.composite_sub_policy", names.clone()),
+                    (
+                        "composite.policy_order",
+                        c.policy_order.iter().map(String::as_str).collect(),
+                    ),
+                    (
+                        "composite.rate_allocation",
+                        c.rate_allocation
+                            .iter()
+                            .map(|a| a.policy.as_str())
+                            .collect(),
+                    ),
+                ] {
+                    let mut seen = std::collections::HashSet::new();
+                    if let Some(dup) = list.iter().find(|n| !seen.insert(**n)) {
+                        return invalid(what, format!("{dup:?} is listed twice"));
+                    }
+                }
                 for (i, p) in c.composite_sub_policy.iter().enumerate() {
                     if matches!(p.kind, T::And | T::Composite) {
                         return invalid(
@@ -929,6 +954,22 @@ fn default_one() -> f64 {
 }
 fn default_min_probability() -> f64 {
     1e-5
+}
+
+impl ProbabilisticSampler {
+    /// The mode in effect.
+    pub fn mode(&self) -> SamplerMode {
+        self.mode.unwrap_or(if self.hash_seed.is_some() {
+            SamplerMode::HashSeed
+        } else {
+            SamplerMode::Proportional
+        })
+    }
+
+    /// The seed in effect.
+    pub fn seed(&self) -> u32 {
+        self.hash_seed.unwrap_or(0)
+    }
 }
 
 fn default_precision() -> u8 {
@@ -1670,7 +1711,13 @@ impl Config {
                     );
                 }
             }
-            for p in &pipeline.processors {
+            for (i, p) in pipeline.processors.iter().enumerate() {
+                if pipeline.processors[..i].contains(p) {
+                    return invalid(
+                        &format!("{key}.processors"),
+                        format!("processor {p:?} is listed twice"),
+                    );
+                }
                 match self.processors.get(p) {
                     None => {
                         return invalid(

@@ -297,6 +297,9 @@ fn bad_sampler_config_names_the_key() {
         ("processors:\n  adaptive_sampler:\n    target_traces_per_second: 5\n    min_probability: 0\n".to_string(), "processors.adaptive_sampler.min_probability"),
         ("processors:\n  adaptive_sampler:\n    target_traces_per_second: 5\n    initial_probability: 2\n".to_string(), "processors.adaptive_sampler.initial_probability"),
         ("processors:\n  adaptive_sampler:\n    interval: 1m\n".to_string(), "processors.adaptive_sampler"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: [x, x]\n          composite_sub_policy:\n            - {name: x, type: always_sample}\n          rate_allocation: []\n".to_string(), "processors.tail_sampling.policies[0].composite.policy_order"),
+        ("processors:\n  tail_sampling:\n    policies:\n      - name: c\n        type: composite\n        composite:\n          max_total_spans_per_second: 100\n          policy_order: []\n          composite_sub_policy: []\n          rate_allocation: []\n".to_string(), "processors.tail_sampling.policies[0].composite.composite_sub_policy"),
+        (format!("{SAMPLER}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [probabilistic_sampler, probabilistic_sampler]\n"), "service.pipelines.traces.processors"),
         ("processors:\n  probabilistic_sampler:\n    sampling_percentage: 5\n  tail_sampling:\n    policies:\n      - {name: a, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling, probabilistic_sampler]\n".to_string(), "service.pipelines.traces.processors"),
     ] {
         let e = Config::from_yaml(&yaml).expect_err(&yaml).to_string();

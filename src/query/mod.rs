@@ -285,7 +285,12 @@ impl QueryService for Query {
                     let c = &s.counters;
                     crate::proto::SamplerStats {
                         name: s.name.clone(),
-                        mode: format!("{:?}", s.cfg.mode).to_lowercase(),
+                        mode: match s.cfg.mode() {
+                            crate::config::SamplerMode::HashSeed => "hash_seed",
+                            crate::config::SamplerMode::Proportional => "proportional",
+                            crate::config::SamplerMode::Equalizing => "equalizing",
+                        }
+                        .to_string(),
                         sampling_percentage: s.cfg.sampling_percentage,
                         spans_seen: l(&c.spans_seen),
                         spans_kept: l(&c.spans_kept),

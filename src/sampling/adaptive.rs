@@ -19,6 +19,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// Most (service, operation) pairs with their own probability.
+pub const MAX_KEYS: usize = 10_000;
+
+fn overflow_key() -> (String, String) {
+    ("*".to_string(), "*".to_string())
+}
+
 /// Tolerance band around the target within which the probability is left alone.
 pub const TOLERANCE: f64 = 0.3;
 /// Largest increase per interval, as a factor.
@@ -72,11 +79,25 @@ impl Controller {
 
     /// The probability for a key now.
     pub fn probability(&self, key: &(String, String)) -> f64 {
-        self.probs.get(key).copied().unwrap_or(self.initial)
+        match self.probs.get(key) {
+            Some(p) => *p,
+            None if self.probs.len() >= MAX_KEYS => self
+                .probs
+                .get(&overflow_key())
+                .copied()
+                .unwrap_or(self.initial),
+            None => self.initial,
+        }
     }
 
-    /// Records a kept trace for `key`.
+    /// Records a kept trace for `key`. Past [`MAX_KEYS`] (service, operation) pairs, new
+    /// ones share the key `("*", "*")` (an id in span names must not grow this without end).
     pub fn observe(&mut self, key: (String, String)) {
+        let key = if self.probs.contains_key(&key) || self.probs.len() < MAX_KEYS {
+            key
+        } else {
+            overflow_key()
+        };
         self.probs.entry(key.clone()).or_insert(self.initial);
         *self.kept.entry(key).or_default() += 1;
     }

@@ -95,8 +95,8 @@ impl Threshold {
                 t = ((t + half) >> shift) << shift;
             }
         }
-        // Rounding up can reach 2^56 (reject everything); keep the smallest non-zero chance.
-        Some(Threshold(t.min(MAX_ADJUSTED - 1)))
+        // Rounding up can reach 2^56: nothing is kept then, as in the Collector.
+        (t < MAX_ADJUSTED).then_some(Threshold(t))
     }
 
     /// The probability this threshold keeps.
@@ -125,14 +125,6 @@ impl Threshold {
         }
         let v = u64::from_str_radix(s, 16).ok()?;
         Some(Threshold(v << (4 * (14 - s.len()))))
-    }
-
-    /// The threshold of sampling at this threshold's probability and then at `other`'s.
-    pub fn compose(self, other: Threshold) -> Threshold {
-        let keep_a = (MAX_ADJUSTED - self.0) as u128;
-        let keep_b = (MAX_ADJUSTED - other.0) as u128;
-        let keep = (keep_a * keep_b / MAX_ADJUSTED as u128) as u64;
-        Threshold(MAX_ADJUSTED - keep.max(1))
     }
 }
 
@@ -230,19 +222,47 @@ pub struct Decision {
     pub tracestate: Option<String>,
 }
 
-/// Decides one span (or anything with a trace id and a tracestate) in a proportional mode.
+/// A percentage as the Collector sees it: a float32, then widened.
+pub fn ratio(percentage: f64) -> f64 {
+    f64::from(percentage as f32) / 100.0
+}
+
+/// Decides one span (or anything with a trace id and a tracestate) in a proportional mode,
+/// at probability `p` with `precision` hex digits. An incoming `th` composes by probability
+/// (proportional: `p_in · p`, rounded again to `precision`) or by the stricter threshold
+/// (equalizing). An incoming `th` its own randomness does not pass is inconsistent: an error.
 pub fn decide_consistent(
     mode: Consistent,
-    configured: Threshold,
+    p: f64,
+    precision: u8,
     trace_id: &[u8],
     tracestate: &str,
 ) -> Result<Decision, TraceStateError> {
     let mut ot = parse_ot(tracestate)?;
     let r = ot.rv.unwrap_or_else(|| trace_id_randomness(trace_id));
+    if let Some(t_in) = ot.th
+        && r < t_in.0
+    {
+        return Err(TraceStateError(format!(
+            "th:{} with randomness {r:014x} could not have been sampled",
+            t_in.encode()
+        )));
+    }
     let t = match (mode, ot.th) {
-        (_, None) => configured,
-        (Consistent::Proportional, Some(t_in)) => t_in.compose(configured),
-        (Consistent::Equalizing, Some(t_in)) => t_in.max(configured),
+        (_, None) => Threshold::from_probability(p, precision),
+        (Consistent::Proportional, Some(t_in)) => {
+            Threshold::from_probability(t_in.probability() * p, precision)
+        }
+        (Consistent::Equalizing, Some(t_in)) => {
+            Threshold::from_probability(p, precision).map(|t| t.max(t_in))
+        }
+    };
+    let Some(t) = t else {
+        return Ok(Decision {
+            keep: false,
+            threshold: Threshold(MAX_ADJUSTED),
+            tracestate: None,
+        });
     };
     let keep = r >= t.0;
     Ok(Decision {
@@ -324,24 +344,20 @@ mod tests {
 
     #[test]
     fn proportional_decisions_by_hand() {
-        let half = Threshold::from_probability(0.5, 4).unwrap();
+        let dc = |mode, p, id: &[u8], ts: &str| decide_consistent(mode, p, 4, id, ts);
         // R = low 56 bits of the trace id.
         let keep = id("00000000000000000080000000000000");
         assert_eq!(trace_id_randomness(&keep), 0x80000000000000);
-        let d = decide_consistent(Consistent::Proportional, half, &keep, "").unwrap();
+        let d = dc(Consistent::Proportional, 0.5, &keep, "").unwrap();
         assert!(d.keep);
         assert_eq!(d.tracestate.as_deref(), Some("ot=th:8"));
         let drop = id("ffffffffffffffffff7fffffffffffff");
         assert_eq!(trace_id_randomness(&drop), 0x7fffffffffffff);
-        assert!(
-            !decide_consistent(Consistent::Proportional, half, &drop, "")
-                .unwrap()
-                .keep
-        );
+        assert!(!dc(Consistent::Proportional, 0.5, &drop, "").unwrap().keep);
         // rv overrides the trace id, other members and sub-keys survive, ot moves first.
-        let d = decide_consistent(
+        let d = dc(
             Consistent::Proportional,
-            half,
+            0.5,
             &drop,
             "vendor=a,ot=rv:c0000000000000;x:y,other=b",
         )
@@ -351,20 +367,29 @@ mod tests {
             d.tracestate.as_deref(),
             Some("ot=th:8;rv:c0000000000000;x:y,vendor=a,other=b")
         );
-        // Proportional composes: sampled at 50% upstream, 50% here → 25% (th:c).
-        let d = decide_consistent(
+        // Proportional composes probabilities: 50% upstream, 50% here → 25% (th:c).
+        let d = dc(
             Consistent::Proportional,
-            half,
+            0.5,
             &id("000000000000000000e0000000000000"),
             "ot=th:8",
         )
         .unwrap();
         assert_eq!(d.threshold.encode(), "c");
         assert!(d.keep);
+        // ...and rounds the product again, as the Collector: 50% · 1% = 0.5% → th:feb8.
+        let d = dc(
+            Consistent::Proportional,
+            0.01,
+            &id("000000000000000000ff000000000000"),
+            "ot=th:8",
+        )
+        .unwrap();
+        assert_eq!(d.threshold.encode(), "feb8");
         // Equalizing keeps a stricter incoming th unchanged (25% upstream, 50% here).
-        let d = decide_consistent(
+        let d = dc(
             Consistent::Equalizing,
-            half,
+            0.5,
             &id("000000000000000000d0000000000000"),
             "ot=th:c",
         )
@@ -372,21 +397,32 @@ mod tests {
         assert_eq!(d.threshold.encode(), "c");
         assert_eq!(d.tracestate.as_deref(), Some("ot=th:c"));
         // ...and raises a laxer one (75% upstream → 50%).
-        let d = decide_consistent(
+        let d = dc(
             Consistent::Equalizing,
-            half,
+            0.5,
             &id("00000000000000000070000000000000"),
             "ot=th:4",
         )
         .unwrap();
         assert_eq!(d.threshold.encode(), "8");
         assert!(!d.keep);
-        // Malformed ot entries are errors.
-        for bad in ["ot=th:xyz", "ot=rv:123", "ot=th", "ot=rv:zzzzzzzzzzzzzz"] {
+        // 0% keeps nothing.
+        assert!(!dc(Consistent::Proportional, 0.0, &keep, "").unwrap().keep);
+        // Malformed ot entries, and a th the randomness could not have passed, are errors.
+        for bad in [
+            "ot=th:xyz",
+            "ot=rv:123",
+            "ot=th",
+            "ot=rv:zzzzzzzzzzzzzz",
+            "ot=th:c",
+        ] {
             assert!(
-                decide_consistent(Consistent::Proportional, half, &keep, bad).is_err(),
+                dc(Consistent::Proportional, 0.5, &keep, bad).is_err(),
                 "{bad}"
             );
         }
+        // The Collector's view of a percentage: float32 first.
+        assert_eq!(ratio(25.0), 0.25);
+        assert_eq!(ratio(33.3), f64::from(33.3f32) / 100.0);
     }
 }

@@ -44,16 +44,12 @@ pub struct HeadSampler {
     pub cfg: config::ProbabilisticSampler,
     /// hash_seed: keep iff bucket < bound.
     bound: u32,
-    /// Proportional modes: the configured threshold (None = keep nothing).
-    threshold: Option<Threshold>,
+    /// Proportional modes: the probability (the percentage as float32, as the Collector).
+    ratio: f64,
     /// Records without a trace id.
     log_bound: u32,
     log_threshold: Option<Threshold>,
     pub counters: Counters,
-}
-
-fn threshold(pct: f64, precision: u8) -> Option<Threshold> {
-    Threshold::from_probability(pct / 100.0, precision)
 }
 
 impl HeadSampler {
@@ -65,16 +61,19 @@ impl HeadSampler {
         HeadSampler {
             name: name.to_string(),
             bound: head::hash_seed_bound(cfg.sampling_percentage),
-            threshold: threshold(cfg.sampling_percentage, cfg.sampling_precision),
+            ratio: head::ratio(cfg.sampling_percentage),
             log_bound: head::hash_seed_bound(log_pct),
-            log_threshold: threshold(log_pct, cfg.sampling_precision),
+            log_threshold: Threshold::from_probability(
+                head::ratio(log_pct),
+                cfg.sampling_precision,
+            ),
             cfg: cfg.clone(),
             counters: Counters::default(),
         }
     }
 
     fn consistent(&self) -> Option<Consistent> {
-        match self.cfg.mode {
+        match self.cfg.mode() {
             SamplerMode::HashSeed => None,
             SamplerMode::Proportional => Some(Consistent::Proportional),
             SamplerMode::Equalizing => Some(Consistent::Equalizing),
@@ -90,13 +89,16 @@ impl HeadSampler {
     ) -> Result<Option<Option<String>>, head::TraceStateError> {
         match self.consistent() {
             None => Ok(
-                (head::hash_seed_bucket(self.cfg.hash_seed, trace_id) < self.bound).then_some(None),
+                (head::hash_seed_bucket(self.cfg.seed(), trace_id) < self.bound).then_some(None),
             ),
             Some(mode) => {
-                let Some(t) = self.threshold else {
-                    return Ok(None);
-                };
-                let d = head::decide_consistent(mode, t, trace_id, tracestate)?;
+                let d = head::decide_consistent(
+                    mode,
+                    self.ratio,
+                    self.cfg.sampling_precision,
+                    trace_id,
+                    tracestate,
+                )?;
                 Ok(d.keep.then_some(d.tracestate))
             }
         }
@@ -125,7 +127,7 @@ impl HeadSampler {
                     .map(|kv| crate::otlp::any_value_text(kv.value.as_ref()))
             })
             .unwrap_or_else(|| crate::otlp::any_value_text(rec.body.as_ref()));
-        let seed = self.cfg.hash_seed.to_le_bytes();
+        let seed = self.cfg.seed().to_le_bytes();
         match self.consistent() {
             None => head::fnv1a32(&[&seed, value.as_bytes()]) & 0x3FFF < self.log_bound,
             Some(_) => match self.log_threshold {
@@ -253,37 +255,38 @@ impl AdaptiveRuntime {
                 *e = (svc.to_string(), s.name.clone(), true);
             }
         }
-        // Decide each trace once, under the current interval's probabilities.
-        let mut decisions: HashMap<Vec<u8>, Option<Threshold>> = HashMap::new();
-        {
+        // Each trace's probability under the current interval.
+        let probability: HashMap<Vec<u8>, f64> = {
             let mut c = self.lock();
             c.roll(std::time::Instant::now());
-            for (tid, (svc, op, _)) in &entry {
-                let key = (svc.clone(), op.clone());
-                let t = Threshold::from_probability(c.probability(&key), 4);
-                let keep = t.is_some_and(|t| head::trace_id_randomness(tid) >= t.0);
-                if keep {
-                    c.observe(key);
-                }
-                decisions.insert(tid.clone(), if keep { t } else { None });
-            }
-        }
+            entry
+                .iter()
+                .map(|(tid, (svc, op, _))| (tid.clone(), c.probability(&(svc.clone(), op.clone()))))
+                .collect()
+        };
+        let mut kept_roots = Vec::new();
         let (mut seen, mut kept) = (0u64, 0u64);
         let mut changed = false;
         for rs in resource_spans.iter_mut() {
+            let svc = crate::otlp::service_name(rs.resource.as_ref()).to_string();
             for ss in rs.scope_spans.iter_mut() {
                 ss.spans.retain_mut(|span| {
                     seen += 1;
-                    let Some(Some(t)) = decisions.get(&span.trace_id) else {
+                    let Some(p) = probability.get(&span.trace_id) else {
                         return false;
                     };
                     match head::decide_consistent(
                         Consistent::Proportional,
-                        *t,
+                        *p,
+                        4,
                         &span.trace_id,
                         &span.trace_state,
                     ) {
                         Ok(d) if d.keep => {
+                            // A trace counts once towards the rate: at its root.
+                            if span.parent_span_id.is_empty() {
+                                kept_roots.push((svc.clone(), span.name.clone()));
+                            }
                             if let Some(st) = d.tracestate
                                 && st != span.trace_state
                             {
@@ -304,6 +307,12 @@ impl AdaptiveRuntime {
             rs.scope_spans.retain(|ss| !ss.spans.is_empty());
         }
         resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        if !kept_roots.is_empty() {
+            let mut c = self.lock();
+            for key in kept_roots {
+                c.observe(key);
+            }
+        }
         self.counters.spans_seen.fetch_add(seen, Ordering::Relaxed);
         self.counters.spans_kept.fetch_add(kept, Ordering::Relaxed);
         changed || kept < seen
@@ -443,8 +452,8 @@ mod tests {
             "probabilistic_sampler",
             &config::ProbabilisticSampler {
                 sampling_percentage: pct,
-                mode,
-                hash_seed: 0,
+                mode: Some(mode),
+                hash_seed: None,
                 sampling_precision: 4,
                 fail_closed: true,
                 logs: Default::default(),

@@ -393,13 +393,13 @@ impl State {
         new
     }
 
-    fn forget(&mut self, tid: &TraceId) {
-        if let Some(p) = self.pending.remove(tid) {
-            self.bytes = self.bytes.saturating_sub(p.bytes);
-            if p.root {
-                self.quiet.remove(&(p.last, *tid));
-            }
+    fn forget(&mut self, tid: &TraceId) -> Option<Pending> {
+        let p = self.pending.remove(tid)?;
+        self.bytes = self.bytes.saturating_sub(p.bytes);
+        if p.root {
+            self.quiet.remove(&(p.last, *tid));
         }
+        Some(p)
     }
 
     fn is_current(&self, first: Instant, tid: &TraceId) -> bool {
@@ -732,9 +732,9 @@ impl TailSampler {
                 second,
             );
             // Publish: later spans of this trace follow the decision in route().
-            {
+            let pending_bytes = {
                 let mut s = self.state();
-                s.forget(tid);
+                let pending = s.forget(tid).map(|p| p.bytes).unwrap_or(0);
                 s.decided.insert(*tid, keep.is_some());
                 s.decided_order.push_back(*tid);
                 while s.decided_order.len() > self.cfg.decision_cache {
@@ -746,14 +746,20 @@ impl TailSampler {
                             .fetch_add(1, Ordering::Relaxed);
                     }
                 }
-            }
-            // Chunks written between the first read and the publication belong to it too.
-            let seen: HashSet<sled::IVec> = first.iter().map(|(k, _)| k.clone()).collect();
+                pending
+            };
+            // Chunks written between the first read and the publication belong to it too
+            // (route() adds their bytes to the pending entry under the same lock, so more
+            // pending bytes than were read means there are some).
+            let read_bytes: u64 = first.iter().map(|(_, b)| b.len() as u64).sum();
             let mut all = first;
-            match self.chunks(tid) {
-                Ok(more) => all.extend(more.into_iter().filter(|(k, _)| !seen.contains(k))),
-                Err(e) => {
-                    tracing::error!(processor = %self.name, error = %e, "cannot re-read a decided trace")
+            if pending_bytes > read_bytes {
+                let seen: HashSet<sled::IVec> = all.iter().map(|(k, _)| k.clone()).collect();
+                match self.chunks(tid) {
+                    Ok(more) => all.extend(more.into_iter().filter(|(k, _)| !seen.contains(k))),
+                    Err(e) => {
+                        tracing::error!(processor = %self.name, error = %e, "cannot re-read a decided trace")
+                    }
                 }
             }
             if let Some(i) = keep {
