@@ -2039,6 +2039,40 @@ mod tests {
         );
     }
 
+    /// The commented processor example in the embedded default parses and shows defaults.
+    #[test]
+    fn commented_processor_example_is_valid() {
+        let example: String = DEFAULT_CONFIG_YAML
+            .lines()
+            .skip_while(|l| !l.starts_with("#   processors:"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.strip_prefix("#   ").unwrap_or("")))
+            .collect();
+        let yaml = format!(
+            "{example}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [probabilistic_sampler, adaptive_sampler, tail_sampling]\n    logs:\n      receivers: [otlp]\n      processors: [probabilistic_sampler]\n"
+        );
+        let c = parse(&yaml).expect("the example parses");
+        let Some(Processor::TailSampling(t)) = c.processors.get("tail_sampling") else {
+            panic!("tail_sampling missing");
+        };
+        assert_eq!(t.decision_wait, default_decision_wait());
+        assert_eq!(t.quiet_period, default_quiet_period());
+        assert_eq!(t.num_traces, default_num_traces());
+        assert_eq!(t.max_buffer_mib, default_buffer_mib());
+        assert_eq!(t.decision_cache, default_decision_cache());
+        assert_eq!(t.policies.len(), 8);
+        let Some(Processor::AdaptiveSampler(a)) = c.processors.get("adaptive_sampler") else {
+            panic!("adaptive_sampler missing");
+        };
+        assert_eq!(a.interval, default_adaptive_interval());
+        assert_eq!(a.min_probability, default_min_probability());
+        let Some(Processor::ProbabilisticSampler(p)) = c.processors.get("probabilistic_sampler")
+        else {
+            panic!("probabilistic_sampler missing");
+        };
+        assert_eq!(p.sampling_precision, default_precision());
+    }
+
     #[test]
     fn empty_file_is_all_defaults() {
         let c = parse("").unwrap();

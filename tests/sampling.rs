@@ -573,3 +573,52 @@ async fn adaptive_probabilities_follow_the_traffic() {
     assert!(stored > 0);
     gw.stop().await;
 }
+
+/// Past `num_traces` the oldest pending traces are decided early (counted), and
+/// `record_policy` marks kept spans with the deciding policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_buffer_bound_decides_the_oldest_early() {
+    let yaml = "processors:\n  tail_sampling:\n    decision_wait: 1m\n    quiet_period: 0s\n    num_traces: 5\n    record_policy: true\n    policies:\n      - {name: all, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n";
+    let gw = common::start(|c| apply(c, yaml)).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    for t in 0..20u32 {
+        client
+            .export(request(trace(t, 2, 5, false)))
+            .await
+            .expect("export");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let s = tail_stats(&gw.query).await;
+        if s.early_bound >= 15 {
+            assert!(s.pending_traces <= 5, "{s:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no early decisions: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The oldest went first, whole, marked with the policy.
+    let t = gw
+        .query_client()
+        .await
+        .get_trace(GetTraceRequest {
+            trace_id: trace_hex(0),
+        })
+        .await
+        .expect("trace 0 kept early")
+        .into_inner();
+    let spans: Vec<_> = sieve::otlp::spans(&t.resource_spans)
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(spans.len(), 2);
+    for s in &spans {
+        assert_eq!(
+            sieve::otlp::string_attr(&s.attributes, "sampling.policy"),
+            Some("all")
+        );
+    }
+    gw.stop().await;
+}
