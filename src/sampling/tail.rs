@@ -711,13 +711,16 @@ impl TailSampler {
         let due = self.due(Instant::now(), 4096);
         let second = now_second();
         let mut delete = Vec::new();
-        for (n, (tid, why)) in due.iter().enumerate() {
+        let mut kept: Vec<(TraceId, u64, u64, Vec<sled::IVec>)> = Vec::new();
+        let mut kept_spans: Vec<ResourceSpans> = Vec::new();
+        let mut kept_bodies: Vec<Bytes> = Vec::new();
+        for (tid, why) in &due {
             let first = match self.chunks(tid) {
                 Ok(c) => c,
                 Err(e) => {
                     // Not decided; it stays pending and is tried next round.
                     tracing::error!(processor = %self.name, error = %e, "cannot read a pending trace");
-                    return Ok((n, delete));
+                    break;
                 }
             };
             let bodies: Vec<Bytes> = first.iter().map(|(_, b)| b.clone()).collect();
@@ -763,18 +766,24 @@ impl TailSampler {
                 }
             }
             if let Some(i) = keep {
-                if let Err(e) = self.keep(&all, i, store, exporters) {
-                    // Undo the decision: the trace is pending again, its chunks stay.
-                    tracing::error!(processor = %self.name, error = %e, "cannot write a kept trace; it stays pending");
-                    let bytes: u64 = all.iter().map(|(_, b)| b.len() as u64).sum();
-                    let mut s = self.state();
-                    s.decided.remove(tid);
-                    let spans = crate::otlp::spans(&req.resource_spans).count() as u64;
-                    s.note(*tid, Instant::now(), spans, bytes, false);
-                    continue;
-                }
+                let (resource_spans, body, spans) = self.kept(&all, i);
+                let bytes: u64 = all.iter().map(|(_, b)| b.len() as u64).sum();
+                kept.push((
+                    *tid,
+                    spans,
+                    bytes,
+                    all.iter().map(|(k, _)| k.clone()).collect(),
+                ));
+                kept_spans.extend(resource_spans);
+                kept_bodies.push(body);
                 self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
                 self.counters.traces_kept.fetch_add(1, Ordering::Relaxed);
+                match why {
+                    Due::Quiet => self.counters.early_quiet.fetch_add(1, Ordering::Relaxed),
+                    Due::Bound => self.counters.early_bound.fetch_add(1, Ordering::Relaxed),
+                    Due::Wait => 0,
+                };
+                continue;
             } else {
                 self.counters.traces_dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -785,17 +794,49 @@ impl TailSampler {
             };
             delete.extend(all.into_iter().map(|(k, _)| k));
         }
+        // One store write and one queue entry for every trace this round kept.
+        if !kept.is_empty() {
+            let n: u64 = kept.iter().map(|k| k.1).sum();
+            let written = store
+                .prepare_spans(kept_spans)
+                .and_then(|w| store.apply(w))
+                .and_then(|_| {
+                    if exporters.wants(Signal::Traces) && n > 0 {
+                        exporters.enqueue(
+                            Signal::Traces,
+                            &crate::export::wire::concat(&kept_bodies),
+                            n,
+                        )?;
+                    }
+                    Ok(())
+                });
+            match written {
+                Ok(()) => {
+                    for (_, _, _, keys) in kept {
+                        delete.extend(keys);
+                    }
+                }
+                Err(e) => {
+                    // Undo: the kept traces are pending again and their chunks stay.
+                    tracing::error!(processor = %self.name, error = %e, "cannot write kept traces; they stay pending");
+                    let mut s = self.state();
+                    for (tid, spans, bytes, _) in kept {
+                        s.decided.remove(&tid);
+                        s.note(tid, Instant::now(), spans, bytes, false);
+                    }
+                }
+            }
+        }
         Ok((due.len(), delete))
     }
 
-    /// Writes a kept trace to the store, then to the export queues.
-    fn keep(
+    /// A kept trace's spans (marked with the policy when `record_policy`), its encoded
+    /// request for the export queues, and its span count.
+    fn kept(
         &self,
         chunks: &[(sled::IVec, Bytes)],
         policy: usize,
-        store: &Store,
-        exporters: &Exporters,
-    ) -> Result<(), StoreError> {
+    ) -> (Vec<ResourceSpans>, Bytes, u64) {
         let bodies: Vec<Bytes> = chunks.iter().map(|(_, b)| b.clone()).collect();
         let mut body = crate::export::wire::concat(&bodies);
         let mut req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
@@ -814,15 +855,7 @@ impl TailSampler {
             body = Bytes::from(req.encode_to_vec());
         }
         let spans = crate::otlp::spans(&req.resource_spans).count() as u64;
-        if spans == 0 {
-            return Ok(());
-        }
-        let write = store.prepare_spans(req.resource_spans)?;
-        store.apply(write)?;
-        if exporters.wants(Signal::Traces) {
-            exporters.enqueue(Signal::Traces, &body, spans)?;
-        }
-        Ok(())
+        (req.resource_spans, body, spans)
     }
 
     /// Decides due traces until `stop`: every 100 ms, or at once when the buffer passes a
