@@ -448,7 +448,7 @@ pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
             out,
             "tail sampler {}: {} traces pending ({} spans, {} bytes on disk)\n\
              seen {}  kept {}  dropped {}  early (quiet) {}  early (buffer bound) {}\n\
-             late spans kept {}  dropped {}  decision cache evictions {}",
+             late spans kept {}  dropped {}  of forgotten traces {}  decision cache evictions {}",
             t.name,
             t.pending_traces,
             t.pending_spans,
@@ -460,6 +460,7 @@ pub fn sampling_text(r: &crate::proto::GetSamplingStatsResponse) -> String {
             t.early_bound,
             t.late_spans_kept,
             t.late_spans_dropped,
+            t.late_spans_forgotten,
             t.cache_evictions
         );
         let rows: Vec<Vec<String>> = t
@@ -551,6 +552,7 @@ pub fn sampling_json(r: &crate::proto::GetSamplingStatsResponse) -> Value {
             "late_spans_kept": t.late_spans_kept,
             "late_spans_dropped": t.late_spans_dropped,
             "cache_evictions": t.cache_evictions,
+            "late_spans_forgotten": t.late_spans_forgotten,
             "policies": t.policies.iter().map(|p| json!({"name": p.name, "kept": p.kept})).collect::<Vec<_>>(),
         })),
     })

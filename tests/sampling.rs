@@ -578,7 +578,7 @@ async fn adaptive_probabilities_follow_the_traffic() {
 /// `record_policy` marks kept spans with the deciding policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_buffer_bound_decides_the_oldest_early() {
-    let yaml = "processors:\n  tail_sampling:\n    decision_wait: 1m\n    quiet_period: 0s\n    num_traces: 5\n    record_policy: true\n    policies:\n      - {name: all, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n";
+    let yaml = "processors:\n  tail_sampling:\n    decision_wait: 1m\n    quiet_period: 0s\n    num_traces: 5\n    decision_cache: 3\n    record_policy: true\n    policies:\n      - {name: all, type: always_sample}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n";
     let gw = common::start(|c| apply(c, yaml)).await;
     let mut client = TraceServiceClient::new(gw.otlp_channel().await);
     for t in 0..20u32 {
@@ -620,5 +620,14 @@ async fn tail_buffer_bound_decides_the_oldest_early() {
             Some("all")
         );
     }
+    // The cache (3 decisions) has forgotten trace 0: a late span of it is counted as such.
+    let mut late = trace(0, 3, 5, false);
+    client
+        .export(request(late.split_off(2)))
+        .await
+        .expect("export");
+    let s = tail_stats(&gw.query).await;
+    assert!(s.cache_evictions >= 12, "{s:?}");
+    assert_eq!(s.late_spans_forgotten, 1, "{s:?}");
     gw.stop().await;
 }

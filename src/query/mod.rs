@@ -347,6 +347,7 @@ impl QueryService for Query {
                     late_spans_kept: l(&c.late_spans_kept),
                     late_spans_dropped: l(&c.late_spans_dropped),
                     cache_evictions: l(&c.cache_evictions),
+                    late_spans_forgotten: l(&c.late_spans_forgotten),
                     policies: t
                         .policies
                         .iter()

@@ -54,6 +54,9 @@ pub struct Counters {
     pub late_spans_dropped: AtomicU64,
     /// Decisions forgotten by the bounded cache.
     pub cache_evictions: AtomicU64,
+    /// Spans of a trace whose decision the cache had forgotten: they start a new pending
+    /// trace and are decided again.
+    pub late_spans_forgotten: AtomicU64,
 }
 
 /// A policy ready to evaluate.
@@ -359,6 +362,10 @@ struct State {
     bytes: u64,
     decided: HashMap<TraceId, bool>,
     decided_order: VecDeque<TraceId>,
+    /// Traces whose decision the cache forgot (the last `forgotten_bound` of them), to count
+    /// their late spans.
+    forgotten: HashSet<TraceId>,
+    forgotten_order: VecDeque<TraceId>,
 }
 
 impl State {
@@ -482,6 +489,11 @@ fn by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Vec<ResourceSpa
     out
 }
 
+/// How many forgotten decisions are remembered as forgotten (ids only; 32 bytes each).
+fn forgotten_bound(decision_cache: usize) -> usize {
+    decision_cache.saturating_mul(4).max(10_000)
+}
+
 fn now_second() -> u64 {
     crate::store::now_ns() / 1_000_000_000
 }
@@ -590,6 +602,11 @@ impl TailSampler {
                 }
                 None => {
                     let spans = crate::otlp::spans(&group).count() as u64;
+                    if !s.pending.contains_key(&tid) && s.forgotten.contains(&tid) {
+                        self.counters
+                            .late_spans_forgotten
+                            .fetch_add(spans, Ordering::Relaxed);
+                    }
                     let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
                     let body = ExportTraceServiceRequest {
                         resource_spans: group,
@@ -747,6 +764,13 @@ impl TailSampler {
                         self.counters
                             .cache_evictions
                             .fetch_add(1, Ordering::Relaxed);
+                        s.forgotten.insert(old);
+                        s.forgotten_order.push_back(old);
+                        while s.forgotten_order.len() > forgotten_bound(self.cfg.decision_cache) {
+                            if let Some(f) = s.forgotten_order.pop_front() {
+                                s.forgotten.remove(&f);
+                            }
+                        }
                     }
                 }
                 pending
