@@ -55,11 +55,11 @@ pub struct Config {
     /// Processors by name (`type` or `type/name` keys as in the Collector): `probabilistic_sampler`
     /// (consistent head sampling of traces and logs). A processor does nothing until a
     /// pipeline names it.
-    #[serde(deserialize_with = "processors::deserialize")]
+    #[serde(deserialize_with = "typed_map::deserialize")]
     pub processors: BTreeMap<String, Processor>,
     /// Exporters by name: `<type>` or `<type>/<name>` as in the Collector, with type `otlp`,
     /// `otlphttp`, `debug` or `file`. An exporter does nothing until a pipeline names it.
-    #[serde(deserialize_with = "exporters::deserialize")]
+    #[serde(deserialize_with = "typed_map::deserialize")]
     pub exporters: BTreeMap<String, Exporter>,
     /// Pipelines and the gateway's own telemetry.
     pub service: Service,
@@ -980,74 +980,6 @@ fn default_true() -> bool {
     true
 }
 
-/// Deserialises `processors:` by the type part of each key (errors carry the full path).
-mod processors {
-    use std::collections::BTreeMap;
-    use std::fmt;
-
-    use serde::Deserialize;
-    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
-
-    use super::Processor;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Processor>, D::Error> {
-        d.deserialize_map(MapVisitor)
-    }
-
-    struct MapVisitor;
-
-    impl<'de> Visitor<'de> for MapVisitor {
-        type Value = BTreeMap<String, Processor>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map of processors by name")
-        }
-
-        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some(name) = map.next_key::<String>()? {
-                let kind = name.split('/').next().unwrap_or_default().to_string();
-                if name.split('/').nth(1).is_some_and(str::is_empty) {
-                    return Err(A::Error::custom(format!(
-                        "{name:?}: the name after / must not be empty"
-                    )));
-                }
-                out.insert(name, map.next_value_seed(Seed(kind))?);
-            }
-            Ok(out)
-        }
-    }
-
-    struct Seed(String);
-
-    impl<'de> DeserializeSeed<'de> for Seed {
-        type Value = Processor;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Processor, D::Error> {
-            match self.0.as_str() {
-                "probabilistic_sampler" => {
-                    Deserialize::deserialize(d).map(Processor::ProbabilisticSampler)
-                }
-                "tail_sampling" => Deserialize::deserialize(d).map(Processor::TailSampling),
-                "adaptive_sampler" => Deserialize::deserialize(d).map(Processor::AdaptiveSampler),
-                "batch" => Err(D::Error::custom(
-                    "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
-                )),
-                other => Err(D::Error::custom(format!(
-                    "unknown processor type {other:?}, expected one of {}",
-                    Processor::TYPES.join(", ")
-                ))),
-            }
-        }
-    }
-}
-
 /// `exporters.otlp[/name]` etc.: one exporter. Each has its own persistent queue, batching,
 /// retry and circuit breaker (the shared sections below), so one dead backend holds up only
 /// its own queue.
@@ -1541,30 +1473,37 @@ fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
-/// Deserialises `exporters:` by dispatching each entry on the type part of its key, so errors
-/// carry the full path (`exporters.otlp/b.timeout`).
-mod exporters {
+/// Deserialises `processors:` and `exporters:`: each key's type part (`otlp` of `otlp/b`)
+/// picks the struct its value is read into, so errors carry the full path
+/// (`exporters.otlp/b.timeout`).
+mod typed_map {
     use std::collections::BTreeMap;
     use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::Deserialize;
     use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
 
-    use super::Exporter;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Exporter>, D::Error> {
-        d.deserialize_map(MapVisitor)
+    /// A component configured by type: `Exporter`, `Processor`.
+    pub trait Component: Sized {
+        /// What the map holds, for messages.
+        const WHAT: &'static str;
+        /// Reads the value of a key whose type part is `kind`.
+        fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
     }
 
-    struct MapVisitor;
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Component>(
+        d: D,
+    ) -> Result<BTreeMap<String, T>, D::Error> {
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
 
-    impl<'de> Visitor<'de> for MapVisitor {
-        type Value = BTreeMap<String, Exporter>;
+    struct MapVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Component> Visitor<'de> for MapVisitor<T> {
+        type Value = BTreeMap<String, T>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map of exporters by name")
+            write!(f, "a map of {} by name", T::WHAT)
         }
 
         fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
@@ -1580,29 +1519,66 @@ mod exporters {
                         "{name:?}: the name after / must not be empty"
                     )));
                 }
-                let exporter = map.next_value_seed(Seed(kind))?;
-                out.insert(name, exporter);
+                let value = map.next_value_seed(Seed::<T>(kind, PhantomData))?;
+                out.insert(name, value);
             }
             Ok(out)
         }
     }
 
-    struct Seed(String);
+    struct Seed<T>(String, PhantomData<T>);
 
-    impl<'de> DeserializeSeed<'de> for Seed {
-        type Value = Exporter;
+    impl<'de, T: Component> DeserializeSeed<'de> for Seed<T> {
+        type Value = T;
 
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Exporter, D::Error> {
-            match self.0.as_str() {
-                "otlp" => Deserialize::deserialize(d).map(Exporter::Otlp),
-                "otlphttp" => Deserialize::deserialize(d).map(Exporter::OtlpHttp),
-                "debug" => Option::deserialize(d).map(|o| Exporter::Debug(o.unwrap_or_default())),
-                "file" => Deserialize::deserialize(d).map(Exporter::File),
-                other => Err(D::Error::custom(format!(
-                    "unknown exporter type {other:?}, expected one of {}",
-                    Exporter::TYPES.join(", ")
-                ))),
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            T::deserialize_kind(&self.0, d)
+        }
+    }
+}
+
+impl typed_map::Component for Exporter {
+    const WHAT: &'static str = "exporters";
+
+    fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        d: D,
+    ) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match kind {
+            "otlp" => Deserialize::deserialize(d).map(Exporter::Otlp),
+            "otlphttp" => Deserialize::deserialize(d).map(Exporter::OtlpHttp),
+            "debug" => Option::deserialize(d).map(|o| Exporter::Debug(o.unwrap_or_default())),
+            "file" => Deserialize::deserialize(d).map(Exporter::File),
+            other => Err(D::Error::custom(format!(
+                "unknown exporter type {other:?}, expected one of {}",
+                Exporter::TYPES.join(", ")
+            ))),
+        }
+    }
+}
+
+impl typed_map::Component for Processor {
+    const WHAT: &'static str = "processors";
+
+    fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        d: D,
+    ) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match kind {
+            "probabilistic_sampler" => {
+                Deserialize::deserialize(d).map(Processor::ProbabilisticSampler)
             }
+            "tail_sampling" => Deserialize::deserialize(d).map(Processor::TailSampling),
+            "adaptive_sampler" => Deserialize::deserialize(d).map(Processor::AdaptiveSampler),
+            "batch" => Err(D::Error::custom(
+                "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
+            )),
+            other => Err(D::Error::custom(format!(
+                "unknown processor type {other:?}, expected one of {}",
+                Processor::TYPES.join(", ")
+            ))),
         }
     }
 }
