@@ -24,6 +24,7 @@
 //! - [`cli`]: what the `sieve query` commands print.
 //! - [`synth`]: synthetic OTLP traffic for the loadgen and benchmarks.
 
+pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod export;

@@ -1,0 +1,6 @@
+//! Pure analysis over telemetry: no I/O, no tokio. Each module documents its algorithm and
+//! invariants and is tested against hand-computed vectors and proptest.
+//!
+//! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
+
+pub mod critical_path;
