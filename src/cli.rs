@@ -690,3 +690,169 @@ OFFSET  DURATION  SPAN                 STATUS\n\
         assert_eq!(t, "A     B\nlong  x\n");
     }
 }
+
+/// One trace's critical path, with what the CLI prints about its spans.
+pub struct TracePath {
+    pub trace_id: Vec<u8>,
+    /// Per input span: service, operation, span id.
+    pub spans: Vec<(String, String, Vec<u8>)>,
+    /// The earliest span start (offsets are printed from it).
+    pub origin: u64,
+    pub path: crate::analysis::critical_path::CriticalPath,
+}
+
+/// Reads OTLP JSON `TracesData`: one object, or one object per line (the Collector's file
+/// exporter format). Errors name the line.
+pub fn parse_traces_json(
+    text: &str,
+) -> Result<Vec<opentelemetry_proto::tonic::trace::v1::TracesData>, String> {
+    use opentelemetry_proto::tonic::trace::v1::TracesData;
+    if let Ok(one) = serde_json::from_str::<TracesData>(text) {
+        return Ok(vec![one]);
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: TracesData = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "line {}: not OTLP JSON TracesData ({e}); expected one object, or one per line",
+                i + 1
+            )
+        })?;
+        out.push(d);
+    }
+    if out.is_empty() {
+        return Err("no traces in the input".into());
+    }
+    Ok(out)
+}
+
+/// Groups the spans by trace and computes each trace's critical path.
+pub fn critical_paths(
+    data: &[opentelemetry_proto::tonic::trace::v1::TracesData],
+    tolerance: f64,
+) -> Vec<TracePath> {
+    use crate::analysis::critical_path::{Kind, SpanInput, critical_path};
+    let mut traces: Vec<(
+        Vec<u8>,
+        Vec<(String, String, Vec<u8>)>,
+        Vec<SpanInput>,
+        usize,
+    )> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    for d in data {
+        for (svc, s) in crate::otlp::spans(&d.resource_spans) {
+            let i = *index.entry(s.trace_id.clone()).or_insert_with(|| {
+                traces.push((s.trace_id.clone(), Vec::new(), Vec::new(), 0));
+                traces.len() - 1
+            });
+            let t = &mut traces[i];
+            let Ok(span_id) = <[u8; 8]>::try_from(s.span_id.as_slice()) else {
+                t.3 += 1;
+                continue;
+            };
+            t.1.push((svc.to_string(), s.name.clone(), s.span_id.clone()));
+            t.2.push(SpanInput {
+                span_id,
+                parent_id: <[u8; 8]>::try_from(s.parent_span_id.as_slice()).ok(),
+                start: s.start_time_unix_nano,
+                end: s.end_time_unix_nano,
+                kind: match s.kind {
+                    4 => Kind::Producer,
+                    5 => Kind::Consumer,
+                    _ => Kind::Other,
+                },
+            });
+        }
+    }
+    traces
+        .into_iter()
+        .map(|(trace_id, spans, inputs, bad_ids)| {
+            let mut path = critical_path(&inputs, tolerance);
+            if bad_ids > 0 {
+                path.warnings.push(format!(
+                    "{bad_ids} spans without an 8-byte span id were left out"
+                ));
+            }
+            TracePath {
+                origin: inputs.iter().map(|s| s.start).min().unwrap_or(0),
+                trace_id,
+                spans,
+                path,
+            }
+        })
+        .collect()
+}
+
+/// `sieve analyze critical-path`: a table per trace.
+pub fn critical_path_text(traces: &[TracePath]) -> String {
+    let mut out = String::new();
+    for t in traces {
+        let sections = t.path.sections();
+        let total: u64 = sections.iter().map(|s| s.end - s.start).sum();
+        let _ = writeln!(
+            out,
+            "trace {}: {} spans, critical path {}",
+            hex::encode(&t.trace_id),
+            t.spans.len(),
+            ms(total)
+        );
+        for w in &t.path.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+        let rows: Vec<Vec<String>> = sections
+            .iter()
+            .map(|s| {
+                let (svc, op, id) = &t.spans[s.span];
+                vec![
+                    svc.clone(),
+                    op.clone(),
+                    hex::encode(id),
+                    format!("+{}", ms(s.start - t.origin)),
+                    ms(s.end - s.start),
+                    format!(
+                        "{:.1}%",
+                        (s.end - s.start) as f64 * 100.0 / total.max(1) as f64
+                    ),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "SERVICE",
+                "OPERATION",
+                "SPAN ID",
+                "START",
+                "LENGTH",
+                "SHARE",
+            ],
+            &rows,
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+fn ms(nanos: u64) -> String {
+    format!("{:.3} ms", nanos as f64 / 1e6)
+}
+
+/// `--json`: one object per trace.
+pub fn critical_path_json(t: &TracePath) -> Value {
+    let id = |i: usize| hex::encode(&t.spans[i].2);
+    json!({
+        "trace_id": hex::encode(&t.trace_id),
+        "sections": t.path.sections().iter().map(|s| json!({
+            "span_id": id(s.span),
+            "start_unix_nano": s.start,
+            "end_unix_nano": s.end,
+        })).collect::<Vec<_>>(),
+        "exclusive": t.path.exclusive.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| json!({
+            "span_id": id(i),
+            "nanos": n,
+        })).collect::<Vec<_>>(),
+        "warnings": t.path.warnings,
+    })
+}

@@ -39,6 +39,25 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Offline analysis of telemetry files.
+    #[command(subcommand)]
+    Analyze(AnalyzeCommand),
+}
+
+#[derive(Subcommand)]
+enum AnalyzeCommand {
+    /// The critical path of every trace in FILE: OTLP JSON TracesData, one object or one per
+    /// line (as the Collector's file exporter writes); `-` reads standard input.
+    CriticalPath {
+        /// The file, or `-`.
+        file: String,
+        /// One JSON object per trace and line: trace_id, sections, exclusive, warnings.
+        #[arg(long)]
+        json: bool,
+        /// Sibling overlap tolerated as a fraction of the parent's duration (CRISP), 0..=0.5.
+        #[arg(long, default_value_t = 0.0)]
+        tolerance: f64,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -197,6 +216,11 @@ fn main() -> ExitCode {
                 Err(anyhow!(e).context(format!("{} is not a valid configuration", file.display())))
             }
         },
+        Some(Command::Analyze(AnalyzeCommand::CriticalPath {
+            file,
+            json,
+            tolerance,
+        })) => analyze_critical_path(&file, json, tolerance),
         Some(Command::Config(ConfigCommand::Default)) => {
             print!("{}", sieve::config::DEFAULT_CONFIG_YAML);
             Ok(())
@@ -209,6 +233,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn analyze_critical_path(file: &str, json: bool, tolerance: f64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=0.5).contains(&tolerance),
+        "--tolerance {tolerance} is outside 0..=0.5"
+    );
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("cannot read standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+    };
+    let data = cli::parse_traces_json(&text).map_err(|e| anyhow!("{file}: {e}"))?;
+    let traces = cli::critical_paths(&data, tolerance);
+    if json {
+        for t in &traces {
+            println!("{}", cli::critical_path_json(t));
+        }
+    } else {
+        print!("{}", cli::critical_path_text(&traces));
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,178 @@
+//! `sieve analyze critical-path` on OTLP JSON files, as the binary runs it.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+
+fn span(trace: u8, id: u8, parent: Option<u8>, start: u64, end: u64, name: &str) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        ..Default::default()
+    }
+}
+
+fn data(spans: Vec<Span>) -> TracesData {
+    TracesData {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![sieve::otlp::string_kv("service.name", "shop")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(common::sieve_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sieve");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Two traces in the file exporter's one-object-per-line form: J1 of the reference and a
+/// trace with an orphan. `--json` gives the sections and exclusive times by hand; the table
+/// names services and operations; stdin works the same.
+#[test]
+fn critical_path_of_otlp_json_lines() {
+    let j1 = data(vec![
+        span(1, 0xc, None, 1, 101, "GET /cart"),
+        span(1, 0xd, Some(0xc), 20, 40, "SELECT"),
+        span(1, 0xe, Some(0xc), 50, 60, "price"),
+    ]);
+    let orphan = data(vec![span(2, 0xa, Some(0x99), 0, 10, "lonely")]);
+    let text = format!(
+        "{}\n{}\n",
+        serde_json::to_string(&j1).unwrap(),
+        serde_json::to_string(&orphan).unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traces.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let (ok, out, err) = run(
+        &["analyze", "critical-path", file.to_str().unwrap(), "--json"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let t = &lines[0];
+    assert_eq!(t["trace_id"], "01010101010101010101010101010101");
+    let secs: Vec<(String, u64, u64)> = t["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["span_id"].as_str().unwrap()[..2].to_string(),
+                s["start_unix_nano"].as_u64().unwrap(),
+                s["end_unix_nano"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, u64)> = [
+        ("0c", 1, 20),
+        ("0d", 20, 40),
+        ("0c", 40, 50),
+        ("0e", 50, 60),
+        ("0c", 60, 101),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), *b, *c))
+    .collect();
+    assert_eq!(secs, want);
+    let ex: Vec<(String, u64)> = t["exclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["span_id"].as_str().unwrap()[..2].to_string(),
+                e["nanos"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ex,
+        vec![("0c".into(), 70), ("0d".into(), 20), ("0e".into(), 10)]
+    );
+    assert!(
+        lines[1]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not in the trace")
+    );
+
+    let (ok, table, _) = run(&["analyze", "critical-path", "-"], Some(&text));
+    assert!(ok);
+    assert!(
+        table.contains("trace 01010101010101010101010101010101: 3 spans"),
+        "{table}"
+    );
+    assert!(
+        table.contains("shop") && table.contains("SELECT"),
+        "{table}"
+    );
+    // C's last section is 41 of the 100 units.
+    assert!(table.contains("41.0%"), "{table}");
+    assert!(table.contains("GET /cart"), "{table}");
+    assert!(table.contains("warning: 1 spans have a parent"), "{table}");
+}
+
+/// Malformed input is a clear error naming the line; an out-of-range tolerance too.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let (ok, _, err) = run(
+        &["analyze", "critical-path", "-"],
+        Some("{\"resourceSpans\": []}\nnot json\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("line 2"), "{err}");
+    let (ok, _, err) = run(&["analyze", "critical-path", "-"], Some(""));
+    assert!(!ok);
+    assert!(err.contains("no traces"), "{err}");
+    let (ok, _, err) = run(&["analyze", "critical-path", "/no/such/file"], None);
+    assert!(!ok);
+    assert!(err.contains("cannot read /no/such/file"), "{err}");
+    let (ok, _, err) = run(
+        &["analyze", "critical-path", "-", "--tolerance", "3"],
+        Some("{}"),
+    );
+    assert!(!ok);
+    assert!(err.contains("--tolerance"), "{err}");
+}
