@@ -596,101 +596,6 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-
-    fn span(id: u8, parent: u8, name: &str, start: u64, end: u64) -> Span {
-        Span {
-            trace_id: vec![9; 16],
-            span_id: vec![id; 8],
-            parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
-            name: name.into(),
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            ..Default::default()
-        }
-    }
-
-    fn trace(spans: Vec<Span>) -> TracesData {
-        TracesData {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![otlp::string_kv("service.name", "web")],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                schema_url: String::new(),
-            }],
-        }
-    }
-
-    #[test]
-    fn tree_indents_children_in_start_order() {
-        let t = trace(vec![
-            span(1, 0, "root", 0, 10_000_000),
-            span(3, 1, "second", 5_000_000, 6_000_000),
-            span(2, 1, "first", 1_000_000, 2_000_000),
-            span(4, 2, "grandchild", 1_100_000, 1_500_000),
-        ]);
-        let text = trace_tree_text(&t);
-        let want = "trace 09090909090909090909090909090909 — 4 spans, 10.0ms\n\
-OFFSET  DURATION  SPAN                 STATUS\n\
-+0ns    10.0ms    web: root\n\
-+1.0ms  1.0ms       web: first\n\
-+1.1ms  400.0µs       web: grandchild\n\
-+5.0ms  1.0ms       web: second\n";
-        assert_eq!(text, want);
-    }
-
-    #[test]
-    fn tree_survives_cycles_and_orphans() {
-        let t = trace(vec![
-            span(1, 2, "a", 0, 10),
-            span(2, 1, "b", 1, 5),
-            span(5, 7, "orphan", 2, 3),
-        ]);
-        let text = trace_tree_text(&t);
-        for n in ["web: a", "web: b", "web: orphan"] {
-            assert_eq!(text.matches(n).count(), 1, "{text}");
-        }
-    }
-
-    #[test]
-    fn argument_parsers() {
-        assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
-        assert!(parse_duration("fast").is_err());
-        assert_eq!(parse_time("1000"), Ok(1000));
-        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
-        assert!(parse_time("yesterday").is_err());
-        assert_eq!(parse_attr("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert!(parse_attr("=x").is_err());
-        assert!(parse_attr("novalue").is_err());
-        assert_eq!(parse_severity("warn"), Ok(13));
-        assert!(parse_severity("loud").is_err());
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(fmt_duration(999), "999ns");
-        assert_eq!(fmt_duration(1_500), "1.5µs");
-        assert_eq!(fmt_duration(12_300_000), "12.3ms");
-        assert_eq!(fmt_duration(1_200_000_000), "1.20s");
-        assert_eq!(fmt_duration(185_000_000_000), "3m05s");
-    }
-
-    #[test]
-    fn table_aligns() {
-        let t = table(&["A", "B"], &[vec!["long".into(), "x".into()]]);
-        assert_eq!(t, "A     B\nlong  x\n");
-    }
-}
-
 /// One trace's critical path, with what the CLI prints about its spans.
 pub struct TracePath {
     pub trace_id: Vec<u8>,
@@ -735,12 +640,14 @@ pub fn critical_paths(
     tolerance: f64,
 ) -> Vec<TracePath> {
     use crate::analysis::critical_path::{Kind, SpanInput, critical_path};
-    let mut traces: Vec<(
+    /// A trace being gathered: id, printable span names, walk input, spans without an id.
+    type Gathered = (
         Vec<u8>,
         Vec<(String, String, Vec<u8>)>,
         Vec<SpanInput>,
         usize,
-    )> = Vec::new();
+    );
+    let mut traces: Vec<Gathered> = Vec::new();
     let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
     for d in data {
         for (svc, s) in crate::otlp::spans(&d.resource_spans) {
@@ -855,4 +762,99 @@ pub fn critical_path_json(t: &TracePath) -> Value {
         })).collect::<Vec<_>>(),
         "warnings": t.path.warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn span(id: u8, parent: u8, name: &str, start: u64, end: u64) -> Span {
+        Span {
+            trace_id: vec![9; 16],
+            span_id: vec![id; 8],
+            parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+            name: name.into(),
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            ..Default::default()
+        }
+    }
+
+    fn trace(spans: Vec<Span>) -> TracesData {
+        TracesData {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![otlp::string_kv("service.name", "web")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn tree_indents_children_in_start_order() {
+        let t = trace(vec![
+            span(1, 0, "root", 0, 10_000_000),
+            span(3, 1, "second", 5_000_000, 6_000_000),
+            span(2, 1, "first", 1_000_000, 2_000_000),
+            span(4, 2, "grandchild", 1_100_000, 1_500_000),
+        ]);
+        let text = trace_tree_text(&t);
+        let want = "trace 09090909090909090909090909090909 — 4 spans, 10.0ms\n\
+OFFSET  DURATION  SPAN                 STATUS\n\
++0ns    10.0ms    web: root\n\
++1.0ms  1.0ms       web: first\n\
++1.1ms  400.0µs       web: grandchild\n\
++5.0ms  1.0ms       web: second\n";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn tree_survives_cycles_and_orphans() {
+        let t = trace(vec![
+            span(1, 2, "a", 0, 10),
+            span(2, 1, "b", 1, 5),
+            span(5, 7, "orphan", 2, 3),
+        ]);
+        let text = trace_tree_text(&t);
+        for n in ["web: a", "web: b", "web: orphan"] {
+            assert_eq!(text.matches(n).count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn argument_parsers() {
+        assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
+        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_time("1000"), Ok(1000));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_attr("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_attr("=x").is_err());
+        assert!(parse_attr("novalue").is_err());
+        assert_eq!(parse_severity("warn"), Ok(13));
+        assert!(parse_severity("loud").is_err());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_duration(999), "999ns");
+        assert_eq!(fmt_duration(1_500), "1.5µs");
+        assert_eq!(fmt_duration(12_300_000), "12.3ms");
+        assert_eq!(fmt_duration(1_200_000_000), "1.20s");
+        assert_eq!(fmt_duration(185_000_000_000), "3m05s");
+    }
+
+    #[test]
+    fn table_aligns() {
+        let t = table(&["A", "B"], &[vec!["long".into(), "x".into()]]);
+        assert_eq!(t, "A     B\nlong  x\n");
+    }
 }
