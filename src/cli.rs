@@ -596,16 +596,6 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
     })
 }
 
-/// One trace's critical path, with what the CLI prints about its spans.
-pub struct TracePath {
-    pub trace_id: Vec<u8>,
-    /// Per input span: service, operation, span id.
-    pub spans: Vec<(String, String, Vec<u8>)>,
-    /// The earliest span start (offsets are printed from it).
-    pub origin: u64,
-    pub path: crate::analysis::critical_path::CriticalPath,
-}
-
 /// Reads OTLP JSON `TracesData`: one object, or one object per line (the Collector's file
 /// exporter format). Errors name the line.
 pub fn parse_traces_json(
@@ -634,64 +624,7 @@ pub fn parse_traces_json(
     Ok(out)
 }
 
-/// Groups the spans by trace and computes each trace's critical path.
-pub fn critical_paths(
-    data: &[opentelemetry_proto::tonic::trace::v1::TracesData],
-    tolerance: f64,
-) -> Vec<TracePath> {
-    use crate::analysis::critical_path::{Kind, SpanInput, critical_path};
-    /// A trace being gathered: id, printable span names, walk input, spans without an id.
-    type Gathered = (
-        Vec<u8>,
-        Vec<(String, String, Vec<u8>)>,
-        Vec<SpanInput>,
-        usize,
-    );
-    let mut traces: Vec<Gathered> = Vec::new();
-    let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-    for d in data {
-        for (svc, s) in crate::otlp::spans(&d.resource_spans) {
-            let i = *index.entry(s.trace_id.clone()).or_insert_with(|| {
-                traces.push((s.trace_id.clone(), Vec::new(), Vec::new(), 0));
-                traces.len() - 1
-            });
-            let t = &mut traces[i];
-            let Ok(span_id) = <[u8; 8]>::try_from(s.span_id.as_slice()) else {
-                t.3 += 1;
-                continue;
-            };
-            t.1.push((svc.to_string(), s.name.clone(), s.span_id.clone()));
-            t.2.push(SpanInput {
-                span_id,
-                parent_id: <[u8; 8]>::try_from(s.parent_span_id.as_slice()).ok(),
-                start: s.start_time_unix_nano,
-                end: s.end_time_unix_nano,
-                kind: match s.kind {
-                    4 => Kind::Producer,
-                    5 => Kind::Consumer,
-                    _ => Kind::Other,
-                },
-            });
-        }
-    }
-    traces
-        .into_iter()
-        .map(|(trace_id, spans, inputs, bad_ids)| {
-            let mut path = critical_path(&inputs, tolerance);
-            if bad_ids > 0 {
-                path.warnings.push(format!(
-                    "{bad_ids} spans without an 8-byte span id were left out"
-                ));
-            }
-            TracePath {
-                origin: inputs.iter().map(|s| s.start).min().unwrap_or(0),
-                trace_id,
-                spans,
-                path,
-            }
-        })
-        .collect()
-}
+pub use crate::analysis::critical_path::{TracePath, critical_paths};
 
 /// `sieve analyze critical-path`: a table per trace.
 pub fn critical_path_text(traces: &[TracePath]) -> String {
@@ -740,6 +673,73 @@ pub fn critical_path_text(traces: &[TracePath]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `sieve query critical-path`: the table of one trace from the API.
+pub fn critical_path_response_text(r: &crate::proto::GetCriticalPathResponse) -> String {
+    let total: u64 = r
+        .sections
+        .iter()
+        .map(|s| s.end_unix_nano - s.start_unix_nano)
+        .sum();
+    let origin = r
+        .sections
+        .iter()
+        .map(|s| s.start_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let mut out = format!("trace {}: critical path {}\n", r.trace_id, ms(total));
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    let rows: Vec<Vec<String>> = r
+        .sections
+        .iter()
+        .map(|s| {
+            let sp = s.span.clone().unwrap_or_default();
+            let len = s.end_unix_nano - s.start_unix_nano;
+            vec![
+                sp.service,
+                sp.operation,
+                sp.span_id,
+                format!("+{}", ms(s.start_unix_nano - origin)),
+                ms(len),
+                format!("{:.1}%", len as f64 * 100.0 / total.max(1) as f64),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "SERVICE",
+            "OPERATION",
+            "SPAN ID",
+            "START",
+            "LENGTH",
+            "SHARE",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// `sieve query critical-path --json`: the shape of `analyze critical-path --json`.
+pub fn critical_path_response_json(r: &crate::proto::GetCriticalPathResponse) -> Value {
+    let id = |s: &Option<crate::proto::PathSpan>| {
+        s.as_ref().map(|s| s.span_id.clone()).unwrap_or_default()
+    };
+    json!({
+        "trace_id": r.trace_id,
+        "sections": r.sections.iter().map(|s| json!({
+            "span_id": id(&s.span),
+            "start_unix_nano": s.start_unix_nano,
+            "end_unix_nano": s.end_unix_nano,
+        })).collect::<Vec<_>>(),
+        "exclusive": r.exclusive.iter().map(|e| json!({
+            "span_id": id(&e.span),
+            "nanos": e.nanos,
+        })).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+    })
 }
 
 fn ms(nanos: u64) -> String {

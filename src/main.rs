@@ -116,6 +116,14 @@ enum QueryCommand {
     },
     /// Log records matching every filter, newest first.
     Logs(LogsArgs),
+    /// The critical path of a stored trace.
+    CriticalPath {
+        /// 32 hex digits.
+        trace_id: String,
+        /// Sibling overlap tolerated as a fraction of the parent's duration, 0..=0.5.
+        #[arg(long, default_value_t = 0.0)]
+        tolerance: f64,
+    },
     /// The gateway's counters.
     Stats,
     /// What each sampler saw and kept.
@@ -408,6 +416,24 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             print_out(json, || cli::stats_json(&r), || cli::stats_text(&r))
+        }
+        QueryCommand::CriticalPath {
+            trace_id,
+            tolerance,
+        } => {
+            let r = client
+                .get_critical_path(sieve::proto::GetCriticalPathRequest {
+                    trace_id,
+                    tolerance,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::critical_path_response_json(&r),
+                || cli::critical_path_response_text(&r),
+            )
         }
         QueryCommand::Sampling => {
             let r = client

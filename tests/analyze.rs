@@ -176,3 +176,74 @@ fn bad_input_is_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("--tolerance"), "{err}");
 }
+
+/// GetCriticalPath on a stored trace gives what the offline command gives; unknown and
+/// malformed ids are NOT_FOUND and INVALID_ARGUMENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_critical_path_of_a_stored_trace() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
+    };
+    let gw = common::start(|_| {}).await;
+    let now = sieve::store::now_ns();
+    let j1 = data(vec![
+        span(7, 0xc, None, now + 1, now + 101, "GET /cart"),
+        span(7, 0xd, Some(0xc), now + 20, now + 40, "SELECT"),
+        span(7, 0xe, Some(0xc), now + 50, now + 60, "price"),
+    ]);
+    TraceServiceClient::new(gw.otlp_channel().await)
+        .export(ExportTraceServiceRequest {
+            resource_spans: j1.resource_spans,
+        })
+        .await
+        .expect("export");
+    let mut q = gw.query_client().await;
+    let r = q
+        .get_critical_path(sieve::proto::GetCriticalPathRequest {
+            trace_id: "07".repeat(16),
+            tolerance: 0.0,
+        })
+        .await
+        .expect("GetCriticalPath")
+        .into_inner();
+    let secs: Vec<(String, u64)> = r
+        .sections
+        .iter()
+        .map(|s| {
+            let sp = s.span.clone().unwrap_or_default();
+            (sp.operation, s.end_unix_nano - s.start_unix_nano)
+        })
+        .collect();
+    assert_eq!(
+        secs,
+        vec![
+            ("GET /cart".to_string(), 19),
+            ("SELECT".to_string(), 20),
+            ("GET /cart".to_string(), 10),
+            ("price".to_string(), 10),
+            ("GET /cart".to_string(), 41),
+        ]
+    );
+    assert_eq!(r.sections[0].span.as_ref().unwrap().service, "shop");
+    let ex: Vec<u64> = r.exclusive.iter().map(|e| e.nanos).collect();
+    assert_eq!(ex, vec![70, 20, 10]);
+    let missing = q
+        .get_critical_path(sieve::proto::GetCriticalPathRequest {
+            trace_id: "08".repeat(16),
+            tolerance: 0.0,
+        })
+        .await
+        .expect_err("unknown trace");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    for (id, tol) in [("xyz".to_string(), 0.0), ("07".repeat(16), 2.0)] {
+        let e = q
+            .get_critical_path(sieve::proto::GetCriticalPathRequest {
+                trace_id: id,
+                tolerance: tol,
+            })
+            .await
+            .expect_err("bad argument");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    }
+    gw.stop().await;
+}

@@ -316,6 +316,74 @@ pub fn critical_path(spans: &[SpanInput], tolerance: f64) -> CriticalPath {
     }
 }
 
+/// One trace's critical path, with what the CLI prints about its spans.
+pub struct TracePath {
+    pub trace_id: Vec<u8>,
+    /// Per input span: service, operation, span id.
+    pub spans: Vec<(String, String, Vec<u8>)>,
+    /// The earliest span start (offsets are printed from it).
+    pub origin: u64,
+    pub path: CriticalPath,
+}
+
+/// Groups the spans by trace and computes each trace's critical path.
+pub fn critical_paths(
+    data: &[opentelemetry_proto::tonic::trace::v1::TracesData],
+    tolerance: f64,
+) -> Vec<TracePath> {
+    /// A trace being gathered: id, printable span names, walk input, spans without an id.
+    type Gathered = (
+        Vec<u8>,
+        Vec<(String, String, Vec<u8>)>,
+        Vec<SpanInput>,
+        usize,
+    );
+    let mut traces: Vec<Gathered> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    for d in data {
+        for (svc, s) in crate::otlp::spans(&d.resource_spans) {
+            let i = *index.entry(s.trace_id.clone()).or_insert_with(|| {
+                traces.push((s.trace_id.clone(), Vec::new(), Vec::new(), 0));
+                traces.len() - 1
+            });
+            let t = &mut traces[i];
+            let Ok(span_id) = <[u8; 8]>::try_from(s.span_id.as_slice()) else {
+                t.3 += 1;
+                continue;
+            };
+            t.1.push((svc.to_string(), s.name.clone(), s.span_id.clone()));
+            t.2.push(SpanInput {
+                span_id,
+                parent_id: <[u8; 8]>::try_from(s.parent_span_id.as_slice()).ok(),
+                start: s.start_time_unix_nano,
+                end: s.end_time_unix_nano,
+                kind: match s.kind {
+                    4 => Kind::Producer,
+                    5 => Kind::Consumer,
+                    _ => Kind::Other,
+                },
+            });
+        }
+    }
+    traces
+        .into_iter()
+        .map(|(trace_id, spans, inputs, bad_ids)| {
+            let mut path = critical_path(&inputs, tolerance);
+            if bad_ids > 0 {
+                path.warnings.push(format!(
+                    "{bad_ids} spans without an 8-byte span id were left out"
+                ));
+            }
+            TracePath {
+                origin: inputs.iter().map(|s| s.start).min().unwrap_or(0),
+                trace_id,
+                spans,
+                path,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,66 @@ impl QueryService for Query {
         }
     }
 
+    async fn get_critical_path(
+        &self,
+        request: Request<crate::proto::GetCriticalPathRequest>,
+    ) -> Result<Response<crate::proto::GetCriticalPathResponse>, Status> {
+        let r = request.into_inner();
+        let id = parse_id("trace_id", &r.trace_id)?;
+        if !(0.0..=0.5).contains(&r.tolerance) {
+            return Err(Status::invalid_argument(format!(
+                "tolerance: {} is outside 0..=0.5",
+                r.tolerance
+            )));
+        }
+        let trace = self.blocking(move |s| Ok(s.get_trace(&id)?)).await?;
+        let Some(trace) = trace else {
+            return Err(QueryError::NotFound(hex::encode(id)).into());
+        };
+        let tolerance = r.tolerance;
+        let paths = tokio::task::spawn_blocking(move || {
+            crate::analysis::critical_path::critical_paths(&[trace], tolerance)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("critical path task failed: {e}")))?;
+        let Some(t) = paths.into_iter().next() else {
+            return Err(QueryError::NotFound(hex::encode(id)).into());
+        };
+        let span = |i: usize| {
+            let (service, operation, id) = &t.spans[i];
+            Some(crate::proto::PathSpan {
+                span_id: hex::encode(id),
+                service: service.clone(),
+                operation: operation.clone(),
+            })
+        };
+        Ok(Response::new(crate::proto::GetCriticalPathResponse {
+            trace_id: hex::encode(&t.trace_id),
+            sections: t
+                .path
+                .sections()
+                .iter()
+                .map(|s| crate::proto::PathSection {
+                    span: span(s.span),
+                    start_unix_nano: s.start,
+                    end_unix_nano: s.end,
+                })
+                .collect(),
+            exclusive: t
+                .path
+                .exclusive
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| crate::proto::ExclusiveTime {
+                    span: span(i),
+                    nanos: *n,
+                })
+                .collect(),
+            warnings: t.path.warnings.clone(),
+        }))
+    }
+
     async fn find_traces(
         &self,
         request: Request<FindTracesRequest>,
