@@ -2,5 +2,9 @@
 //! invariants and is tested against hand-computed vectors and proptest.
 //!
 //! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
+//! - [`histogram`]: mergeable log-linear duration histograms (percentiles, downsampling).
+//! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
 
 pub mod critical_path;
+pub mod histogram;
+pub mod service_graph;

@@ -1,0 +1,275 @@
+//! The service graph, after the Collector's servicegraph connector: edges between services
+//! from pairs of spans, with request and failure counts and latency histograms.
+//!
+//! A CLIENT span and the SERVER span whose parent it is form one request from the client's
+//! service to the server's; a PRODUCER span and a CONSUMER child form a messaging edge. The
+//! two halves of a pair arrive in any order, in different requests: each waits in a pending
+//! table keyed by (trace id, the client's span id) until its other half comes, at most
+//! `max_wait` (explicit clock: [`ServiceGraph::expire`]) and at most `max_pending` entries
+//! (past it the oldest is given up). Halves that never pair are counted as unpaired, per
+//! kind. A request failed when either half has status ERROR. Latency: the client side's
+//! duration and the server side's, each in a [`Histogram`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::histogram::Histogram;
+
+/// The span kinds that make edges (OTLP numbering).
+pub const SERVER: i32 = 2;
+pub const CLIENT: i32 = 3;
+pub const PRODUCER: i32 = 4;
+pub const CONSUMER: i32 = 5;
+
+/// (trace id, the caller's span id): what the two halves of a pair share.
+type PairKey = ([u8; 16], [u8; 8]);
+
+/// One half of a pair.
+#[derive(Debug, Clone)]
+struct Half {
+    service: String,
+    duration: u64,
+    failed: bool,
+    /// When it was observed (the caller's clock).
+    at: u64,
+    /// Messaging (PRODUCER/CONSUMER) rather than request (CLIENT/SERVER).
+    messaging: bool,
+}
+
+/// One edge's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edge {
+    pub requests: u64,
+    pub failed: u64,
+    pub client_latency: Histogram,
+    pub server_latency: Histogram,
+    pub messaging: bool,
+}
+
+/// Halves given up on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unpaired {
+    pub client: u64,
+    pub server: u64,
+}
+
+/// The graph being built.
+#[derive(Debug)]
+pub struct ServiceGraph {
+    max_wait: u64,
+    max_pending: usize,
+    /// Caller halves (CLIENT, PRODUCER) by (trace id, span id).
+    callers: HashMap<PairKey, Half>,
+    /// Callee halves (SERVER, CONSUMER) by (trace id, parent span id).
+    callees: HashMap<PairKey, Half>,
+    /// Arrival order of pending keys: (at, is caller, key).
+    order: VecDeque<(u64, bool, PairKey)>,
+    pub edges: BTreeMap<(String, String), Edge>,
+    pub unpaired: Unpaired,
+}
+
+/// A span as the graph needs it.
+pub struct SpanEdge<'a> {
+    pub service: &'a str,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_id: Option<[u8; 8]>,
+    pub kind: i32,
+    pub duration: u64,
+    pub failed: bool,
+}
+
+impl ServiceGraph {
+    pub fn new(max_wait: u64, max_pending: usize) -> ServiceGraph {
+        ServiceGraph {
+            max_wait,
+            max_pending: max_pending.max(1),
+            callers: HashMap::new(),
+            callees: HashMap::new(),
+            order: VecDeque::new(),
+            edges: BTreeMap::new(),
+            unpaired: Unpaired::default(),
+        }
+    }
+
+    /// Spans waiting for their other half.
+    pub fn pending(&self) -> usize {
+        self.callers.len() + self.callees.len()
+    }
+
+    /// Takes in one span observed at `now`.
+    pub fn observe(&mut self, s: &SpanEdge, now: u64) {
+        let half = |messaging| Half {
+            service: s.service.to_string(),
+            duration: s.duration,
+            failed: s.failed,
+            at: now,
+            messaging,
+        };
+        match s.kind {
+            CLIENT | PRODUCER => {
+                let key = (s.trace_id, s.span_id);
+                let me = half(s.kind == PRODUCER);
+                match self.callees.remove(&key) {
+                    Some(callee) => self.pair(me, callee),
+                    None => self.wait(true, key, me),
+                }
+            }
+            SERVER | CONSUMER => {
+                let Some(parent) = s.parent_id else { return };
+                let key = (s.trace_id, parent);
+                let me = half(s.kind == CONSUMER);
+                match self.callers.remove(&key) {
+                    Some(caller) => self.pair(caller, me),
+                    None => self.wait(false, key, me),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn wait(&mut self, caller: bool, key: PairKey, half: Half) {
+        let at = half.at;
+        let table = if caller {
+            &mut self.callers
+        } else {
+            &mut self.callees
+        };
+        table.insert(key, half);
+        self.order.push_back((at, caller, key));
+        while self.pending() > self.max_pending {
+            if !self.give_up_oldest() {
+                break;
+            }
+        }
+    }
+
+    /// Gives up the oldest pending half still waiting; false when none is left.
+    fn give_up_oldest(&mut self) -> bool {
+        while let Some((at, caller, key)) = self.order.pop_front() {
+            let table = if caller {
+                &mut self.callers
+            } else {
+                &mut self.callees
+            };
+            // Entries already paired (or replaced by a newer half) are stale.
+            if table.get(&key).is_some_and(|h| h.at == at) {
+                table.remove(&key);
+                if caller {
+                    self.unpaired.client += 1;
+                } else {
+                    self.unpaired.server += 1;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn pair(&mut self, caller: Half, callee: Half) {
+        let e = self
+            .edges
+            .entry((caller.service.clone(), callee.service.clone()))
+            .or_default();
+        e.requests += 1;
+        e.failed += u64::from(caller.failed || callee.failed);
+        e.client_latency.record(caller.duration);
+        e.server_latency.record(callee.duration);
+        e.messaging |= caller.messaging;
+    }
+
+    /// Gives up halves that have waited longer than `max_wait` at `now`.
+    pub fn expire(&mut self, now: u64) {
+        while let Some(&(at, _, _)) = self.order.front() {
+            if now.saturating_sub(at) <= self.max_wait {
+                break;
+            }
+            if !self.give_up_oldest() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(
+        service: &str,
+        trace: u8,
+        id: u8,
+        parent: Option<u8>,
+        kind: i32,
+        dur: u64,
+        failed: bool,
+    ) -> SpanEdge<'_> {
+        SpanEdge {
+            service,
+            trace_id: [trace; 16],
+            span_id: [id; 8],
+            parent_id: parent.map(|p| [p; 8]),
+            kind,
+            duration: dur,
+            failed,
+        }
+    }
+
+    #[test]
+    fn pairs_in_either_order_and_counts_failures() {
+        let mut g = ServiceGraph::new(10, 100);
+        // client first
+        g.observe(&span("web", 1, 1, None, CLIENT, 100, false), 0);
+        g.observe(&span("cart", 1, 2, Some(1), SERVER, 80, false), 1);
+        // server first, failed
+        g.observe(&span("cart", 2, 4, Some(3), SERVER, 50, true), 2);
+        g.observe(&span("web", 2, 3, None, CLIENT, 60, false), 3);
+        // messaging
+        g.observe(&span("cart", 3, 5, None, PRODUCER, 5, false), 4);
+        g.observe(&span("mailer", 3, 6, Some(5), CONSUMER, 500, false), 5);
+        // internal spans make no edge
+        g.observe(&span("web", 4, 7, None, 1, 5, false), 6);
+        let web_cart = &g.edges[&("web".to_string(), "cart".to_string())];
+        assert_eq!((web_cart.requests, web_cart.failed), (2, 1));
+        assert_eq!(web_cart.client_latency.count(), 2);
+        assert!(!web_cart.messaging);
+        let msg = &g.edges[&("cart".to_string(), "mailer".to_string())];
+        assert_eq!(msg.requests, 1);
+        assert!(msg.messaging);
+        assert_eq!(g.pending(), 0);
+        assert_eq!(g.unpaired, Unpaired::default());
+    }
+
+    #[test]
+    fn unpaired_halves_expire_and_the_table_is_bounded() {
+        let mut g = ServiceGraph::new(10, 3);
+        g.observe(&span("web", 1, 1, None, CLIENT, 1, false), 0);
+        g.observe(&span("db", 2, 9, Some(8), SERVER, 1, false), 5);
+        g.expire(10);
+        assert_eq!(g.pending(), 2);
+        g.expire(11);
+        assert_eq!(
+            g.unpaired,
+            Unpaired {
+                client: 1,
+                server: 0
+            }
+        );
+        g.expire(16);
+        assert_eq!(
+            g.unpaired,
+            Unpaired {
+                client: 1,
+                server: 1
+            }
+        );
+        // Bounded: the fourth pending half pushes out the oldest.
+        for i in 0..4u8 {
+            g.observe(&span("web", 10 + i, i, None, CLIENT, 1, false), 20);
+        }
+        assert_eq!(g.pending(), 3);
+        assert_eq!(g.unpaired.client, 2);
+        // A late server half of the evicted one does not pair.
+        g.observe(&span("api", 10, 50, Some(0), SERVER, 1, false), 21);
+        assert!(g.edges.is_empty());
+    }
+}
