@@ -626,56 +626,7 @@ pub fn parse_traces_json(
 
 pub use crate::analysis::critical_path::{TracePath, critical_paths};
 
-/// `sieve analyze critical-path`: a table per trace.
-pub fn critical_path_text(traces: &[TracePath]) -> String {
-    let mut out = String::new();
-    for t in traces {
-        let sections = t.path.sections();
-        let total: u64 = sections.iter().map(|s| s.end - s.start).sum();
-        let _ = writeln!(
-            out,
-            "trace {}: {} spans, critical path {}",
-            hex::encode(&t.trace_id),
-            t.spans.len(),
-            ms(total)
-        );
-        for w in &t.path.warnings {
-            let _ = writeln!(out, "  warning: {w}");
-        }
-        let rows: Vec<Vec<String>> = sections
-            .iter()
-            .map(|s| {
-                let (svc, op, id) = &t.spans[s.span];
-                vec![
-                    svc.clone(),
-                    op.clone(),
-                    hex::encode(id),
-                    format!("+{}", ms(s.start - t.origin)),
-                    ms(s.end - s.start),
-                    format!(
-                        "{:.1}%",
-                        (s.end - s.start) as f64 * 100.0 / total.max(1) as f64
-                    ),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[
-                "SERVICE",
-                "OPERATION",
-                "SPAN ID",
-                "START",
-                "LENGTH",
-                "SHARE",
-            ],
-            &rows,
-        ));
-        out.push('\n');
-    }
-    out
-}
-
-/// `sieve query critical-path`: the table of one trace from the API.
+/// `sieve query critical-path` and `sieve analyze critical-path`: the table of one trace.
 pub fn critical_path_response_text(r: &crate::proto::GetCriticalPathResponse) -> String {
     let total: u64 = r
         .sections
@@ -744,24 +695,6 @@ pub fn critical_path_response_json(r: &crate::proto::GetCriticalPathResponse) ->
 
 fn ms(nanos: u64) -> String {
     format!("{:.3} ms", nanos as f64 / 1e6)
-}
-
-/// `--json`: one object per trace.
-pub fn critical_path_json(t: &TracePath) -> Value {
-    let id = |i: usize| hex::encode(&t.spans[i].2);
-    json!({
-        "trace_id": hex::encode(&t.trace_id),
-        "sections": t.path.sections().iter().map(|s| json!({
-            "span_id": id(s.span),
-            "start_unix_nano": s.start,
-            "end_unix_nano": s.end,
-        })).collect::<Vec<_>>(),
-        "exclusive": t.path.exclusive.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| json!({
-            "span_id": id(i),
-            "nanos": n,
-        })).collect::<Vec<_>>(),
-        "warnings": t.path.warnings,
-    })
 }
 
 #[cfg(test)]

@@ -257,13 +257,13 @@ fn analyze_critical_path(file: &str, json: bool, tolerance: f64) -> anyhow::Resu
         std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
     };
     let data = cli::parse_traces_json(&text).map_err(|e| anyhow!("{file}: {e}"))?;
-    let traces = cli::critical_paths(&data, tolerance);
-    if json {
-        for t in &traces {
-            println!("{}", cli::critical_path_json(t));
+    for t in cli::critical_paths(&data, tolerance) {
+        let r = sieve::query::critical_path_response(&t);
+        if json {
+            println!("{}", cli::critical_path_response_json(&r));
+        } else {
+            println!("{}", cli::critical_path_response_text(&r));
         }
-    } else {
-        print!("{}", cli::critical_path_text(&traces));
     }
     Ok(())
 }

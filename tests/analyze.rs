@@ -45,12 +45,12 @@ fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         .spawn()
         .expect("spawn sieve");
     if let Some(text) = stdin {
-        child
+        // sieve may refuse its arguments and exit before reading: a broken pipe is fine.
+        let _ = child
             .stdin
             .take()
             .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
+            .write_all(text.as_bytes());
     } else {
         drop(child.stdin.take());
     }
@@ -141,7 +141,7 @@ fn critical_path_of_otlp_json_lines() {
     let (ok, table, _) = run(&["analyze", "critical-path", "-"], Some(&text));
     assert!(ok);
     assert!(
-        table.contains("trace 01010101010101010101010101010101: 3 spans"),
+        table.contains("trace 01010101010101010101010101010101: critical path"),
         "{table}"
     );
     assert!(

@@ -229,39 +229,7 @@ impl QueryService for Query {
         let Some(t) = paths.into_iter().next() else {
             return Err(QueryError::NotFound(hex::encode(id)).into());
         };
-        let span = |i: usize| {
-            let (service, operation, id) = &t.spans[i];
-            Some(crate::proto::PathSpan {
-                span_id: hex::encode(id),
-                service: service.clone(),
-                operation: operation.clone(),
-            })
-        };
-        Ok(Response::new(crate::proto::GetCriticalPathResponse {
-            trace_id: hex::encode(&t.trace_id),
-            sections: t
-                .path
-                .sections()
-                .iter()
-                .map(|s| crate::proto::PathSection {
-                    span: span(s.span),
-                    start_unix_nano: s.start,
-                    end_unix_nano: s.end,
-                })
-                .collect(),
-            exclusive: t
-                .path
-                .exclusive
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n > 0)
-                .map(|(i, n)| crate::proto::ExclusiveTime {
-                    span: span(i),
-                    nanos: *n,
-                })
-                .collect(),
-            warnings: t.path.warnings.clone(),
-        }))
+        Ok(Response::new(critical_path_response(&t)))
     }
 
     async fn find_traces(
@@ -459,6 +427,45 @@ impl QueryService for Query {
                 })
                 .collect(),
         }))
+    }
+}
+
+/// A computed critical path in the API's shape (also what `sieve analyze critical-path` prints).
+pub fn critical_path_response(
+    t: &crate::analysis::critical_path::TracePath,
+) -> crate::proto::GetCriticalPathResponse {
+    let span = |i: usize| {
+        let (service, operation, id) = &t.spans[i];
+        Some(crate::proto::PathSpan {
+            span_id: hex::encode(id),
+            service: service.clone(),
+            operation: operation.clone(),
+        })
+    };
+    crate::proto::GetCriticalPathResponse {
+        trace_id: hex::encode(&t.trace_id),
+        sections: t
+            .path
+            .sections()
+            .iter()
+            .map(|s| crate::proto::PathSection {
+                span: span(s.span),
+                start_unix_nano: s.start,
+                end_unix_nano: s.end,
+            })
+            .collect(),
+        exclusive: t
+            .path
+            .exclusive
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| crate::proto::ExclusiveTime {
+                span: span(i),
+                nanos: *n,
+            })
+            .collect(),
+        warnings: t.path.warnings.clone(),
     }
 }
 
