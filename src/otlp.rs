@@ -3,6 +3,7 @@
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
 /// The three OTLP signals, as pipelines, counters and the store name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,6 +48,55 @@ pub fn spans(
             .iter()
             .flat_map(move |ss| ss.spans.iter().map(move |s| (svc, s)))
     })
+}
+
+/// Groups spans by trace, keeping each span under a copy of its resource and scope.
+///
+/// Used by the store (one chunk per trace per request) and the tail sampler (one buffer entry
+/// per trace per request). Traces come out in order of first appearance. Spans whose trace id
+/// is not 16 bytes are left out (validation has removed them before either runs).
+pub fn by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<([u8; 16], Vec<ResourceSpans>)> {
+    let mut out: Vec<([u8; 16], Vec<ResourceSpans>)> = Vec::new();
+    // Per group: the (resource, scope) position its last container came from.
+    let mut last: Vec<(usize, usize)> = Vec::new();
+    let mut index: std::collections::HashMap<[u8; 16], usize, foldhash::fast::RandomState> =
+        Default::default();
+    for (ri, mut rs) in resource_spans.into_iter().enumerate() {
+        for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
+            for span in std::mem::take(&mut ss.spans) {
+                let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
+                    continue;
+                };
+                let i = *index.entry(tid).or_insert_with(|| {
+                    out.push((tid, Vec::new()));
+                    last.push((usize::MAX, usize::MAX));
+                    out.len() - 1
+                });
+                let group = &mut out[i].1;
+                if last[i].0 != ri {
+                    group.push(ResourceSpans {
+                        resource: rs.resource.clone(),
+                        scope_spans: Vec::new(),
+                        schema_url: rs.schema_url.clone(),
+                    });
+                }
+                if last[i] != (ri, si)
+                    && let Some(r) = group.last_mut()
+                {
+                    r.scope_spans.push(ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: ss.schema_url.clone(),
+                    });
+                }
+                last[i] = (ri, si);
+                if let Some(sc) = group.last_mut().and_then(|r| r.scope_spans.last_mut()) {
+                    sc.spans.push(span);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `service.name` of a resource, or [`UNKNOWN_SERVICE`].
@@ -329,5 +379,37 @@ mod tests {
         assert!(parse_trace_id("xyz").is_err());
         assert!(parse_trace_id("00000000000000000000000000000000").is_err());
         assert!(parse_trace_id("0af7651916cd43dd8448eb211c80319c00").is_err());
+    }
+
+    #[test]
+    fn by_trace_keeps_resources_and_scopes() {
+        let span = |t: u8, id: u8| opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![t; 16],
+            span_id: vec![id; 8],
+            ..Default::default()
+        };
+        let mut rs = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(1, 1), span(2, 2), span(1, 3), span(0, 4)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        // A span without a 16-byte trace id is left out.
+        rs[0].scope_spans[0].spans[3].trace_id.truncate(3);
+        rs[0].schema_url = "https://s".into();
+        rs[0].resource = Some(opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: vec![string_kv("service.name", "x")],
+            ..Default::default()
+        });
+        let groups = by_trace(rs);
+        assert_eq!(groups.len(), 2);
+        let (tid, g) = &groups[0];
+        assert_eq!(tid, &[1; 16]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].schema_url, "https://s");
+        assert_eq!(g[0].scope_spans.len(), 1);
+        assert_eq!(g[0].scope_spans[0].spans.len(), 2);
+        assert_eq!(service_name(g[0].resource.as_ref()), "x");
     }
 }

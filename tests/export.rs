@@ -35,12 +35,7 @@ use sieve::proto::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-/// Replaces the exporters and pipelines of `c` with those of `yaml`.
-fn apply(c: &mut Config, yaml: &str) {
-    let parsed = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test yaml: {e}\n{yaml}"));
-    c.exporters = parsed.exporters;
-    c.service.pipelines = parsed.service.pipelines;
-}
+use common::apply;
 
 /// Exporter `name` (YAML body indented by four) in every signal's pipeline.
 fn forward(name: &str, body: &str) -> String {

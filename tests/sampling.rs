@@ -20,12 +20,7 @@ use rand::RngCore;
 use sieve::config::Config;
 use sieve::proto::{GetSamplingStatsRequest, GetTraceRequest, SearchLogsRequest};
 
-fn apply(c: &mut Config, yaml: &str) {
-    let parsed = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test yaml: {e}\n{yaml}"));
-    c.processors = parsed.processors;
-    c.exporters = parsed.exporters;
-    c.service.pipelines = parsed.service.pipelines;
-}
+use common::apply;
 
 fn resource() -> Option<Resource> {
     Some(Resource {

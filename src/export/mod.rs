@@ -12,7 +12,7 @@
 //!   dead backend fills its own queue and nothing else).
 //!
 //! [`Exporters`] is what the rest of the gateway sees: `check_room` and `enqueue` for the
-//! receiver, `run` for the server, `snapshot` for GetStats.
+//! receiver, `run` for the server, `stats` for GetStats.
 
 pub mod queue;
 pub mod retry;
@@ -64,23 +64,6 @@ pub struct Counters {
     pub splits: AtomicU64,
     /// Batches finished (removed from the queue).
     pub acks: AtomicU64,
-}
-
-/// What GetStats shows of one exporter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub name: String,
-    pub breaker: &'static str,
-    pub queue_entries: u64,
-    pub queue_items: u64,
-    pub queue_bytes: u64,
-    pub sent_items: u64,
-    pub sent_requests: u64,
-    pub failed_items: u64,
-    pub rejected_items: u64,
-    pub dropped_items: u64,
-    pub lost_items: u64,
-    pub retries: u64,
 }
 
 /// The configured exporters of a gateway.
@@ -295,15 +278,15 @@ impl Exporters {
     }
 
     /// Per exporter, what GetStats reports.
-    pub fn snapshot(&self) -> Vec<Snapshot> {
+    pub fn stats(&self) -> Vec<crate::proto::ExporterStats> {
         self.exporters
             .iter()
             .map(|e| {
                 let c = &e.counters;
                 let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-                Snapshot {
+                crate::proto::ExporterStats {
                     name: e.name.clone(),
-                    breaker: e.breaker.state().as_str(),
+                    breaker: e.breaker.state().as_str().to_string(),
                     queue_entries: e.queue.len() as u64,
                     queue_items: e.queue.items(),
                     queue_bytes: e.queue.bytes(),

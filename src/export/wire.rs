@@ -178,13 +178,27 @@ fn parse(msg: &[u8], depth: u8) -> Result<Container<'_>, WireError> {
     Ok(c)
 }
 
-/// Items (spans, log records, metrics) in a container at `depth`.
+/// Items (spans, log records, metrics) in a container at `depth`. Walks the fields in place
+/// (no copies): the receiver calls it on every forwarded request.
 fn count(msg: &[u8], depth: u8) -> Result<u64, WireError> {
-    let c = parse(msg, depth)?;
-    if depth == SCOPE {
-        return Ok(c.children.len() as u64);
+    let child = child_field(depth);
+    let mut n = 0;
+    for f in fields(msg) {
+        let f = f?;
+        if f.number != child {
+            continue;
+        }
+        let payload = f.payload.ok_or(WireError {
+            at: 0,
+            reason: "repeated message field with a scalar wire type",
+        })?;
+        n += if depth == SCOPE {
+            1
+        } else {
+            count(payload, depth - 1)?
+        };
     }
-    c.children.iter().map(|ch| count(ch, depth - 1)).sum()
+    Ok(n)
 }
 
 /// Items in an encoded export request.
@@ -194,7 +208,11 @@ pub fn count_items(request: &[u8]) -> Result<u64, WireError> {
 
 /// Resource containers in an encoded export request.
 pub fn count_resources(request: &[u8]) -> Result<u64, WireError> {
-    Ok(parse(request, REQUEST)?.children.len() as u64)
+    let mut n = 0;
+    for f in fields(request) {
+        n += u64::from(f?.number == child_field(REQUEST));
+    }
+    Ok(n)
 }
 
 fn put_field(out: &mut Vec<u8>, number: u64, payload: &[u8]) {

@@ -407,25 +407,7 @@ impl QueryService for Query {
             undecodable_requests: st
                 .undecodable_requests
                 .load(std::sync::atomic::Ordering::Relaxed),
-            exporters: self
-                .exporters
-                .snapshot()
-                .into_iter()
-                .map(|e| crate::proto::ExporterStats {
-                    name: e.name,
-                    breaker: e.breaker.to_string(),
-                    queue_entries: e.queue_entries,
-                    queue_items: e.queue_items,
-                    queue_bytes: e.queue_bytes,
-                    sent_items: e.sent_items,
-                    sent_requests: e.sent_requests,
-                    failed_items: e.failed_items,
-                    rejected_items: e.rejected_items,
-                    dropped_items: e.dropped_items,
-                    lost_items: e.lost_items,
-                    retries: e.retries,
-                })
-                .collect(),
+            exporters: self.exporters.stats(),
         }))
     }
 }

@@ -396,15 +396,6 @@ impl Sampling {
         signal == Signal::Traces && self.tail.as_ref().is_some_and(|t| t.is_overloaded())
     }
 
-    /// Does a pipeline of this signal sample?
-    pub fn samples(&self, signal: Signal) -> bool {
-        match signal {
-            Signal::Traces => !self.traces.is_empty() || self.tail.is_some(),
-            Signal::Logs => !self.logs.is_empty(),
-            Signal::Metrics => false,
-        }
-    }
-
     /// Applies the traces pipeline's head samplers, then its tail sampler (which takes the
     /// spans of undecided traces into its buffer).
     pub fn traces(

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, status};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, status};
 use prost::Message;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,6 @@ pub struct Counters {
     pub traces_seen: AtomicU64,
     pub traces_kept: AtomicU64,
     pub traces_dropped: AtomicU64,
-    pub spans_buffered: AtomicU64,
     /// Decided before `decision_wait`: root seen and quiet.
     pub early_quiet: AtomicU64,
     /// Decided before `decision_wait` because the buffer was over a bound.
@@ -445,50 +444,6 @@ pub struct TailSampler {
     pub counters: Counters,
 }
 
-/// Groups spans by trace, keeping each span under a copy of its resource and scope.
-fn by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Vec<ResourceSpans>)> {
-    let mut out: Vec<(TraceId, Vec<ResourceSpans>)> = Vec::new();
-    // Per group: the (resource, scope) position its last container came from.
-    let mut last: Vec<(usize, usize)> = Vec::new();
-    let mut index: HashMap<TraceId, usize> = HashMap::new();
-    for (ri, mut rs) in resource_spans.into_iter().enumerate() {
-        for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
-            for span in std::mem::take(&mut ss.spans) {
-                let Ok(tid) = TraceId::try_from(span.trace_id.as_slice()) else {
-                    continue;
-                };
-                let i = *index.entry(tid).or_insert_with(|| {
-                    out.push((tid, Vec::new()));
-                    last.push((usize::MAX, usize::MAX));
-                    out.len() - 1
-                });
-                let group = &mut out[i].1;
-                if last[i].0 != ri {
-                    group.push(ResourceSpans {
-                        resource: rs.resource.clone(),
-                        scope_spans: Vec::new(),
-                        schema_url: rs.schema_url.clone(),
-                    });
-                }
-                if last[i] != (ri, si)
-                    && let Some(r) = group.last_mut()
-                {
-                    r.scope_spans.push(ScopeSpans {
-                        scope: ss.scope.clone(),
-                        spans: Vec::new(),
-                        schema_url: ss.schema_url.clone(),
-                    });
-                }
-                last[i] = (ri, si);
-                if let Some(sc) = group.last_mut().and_then(|r| r.scope_spans.last_mut()) {
-                    sc.spans.push(span);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// How many forgotten decisions are remembered as forgotten (ids only; 32 bytes each).
 fn forgotten_bound(decision_cache: usize) -> usize {
     decision_cache.saturating_mul(4).max(10_000)
@@ -579,39 +534,45 @@ impl TailSampler {
         if resource_spans.is_empty() {
             return Ok(Routed::default());
         }
-        let groups = by_trace(std::mem::take(resource_spans));
+        // Count and encode outside the lock (routing many requests serialises on it); the
+        // spans of an already-decided trace (late spans, rare) are encoded in vain.
+        let groups: Vec<_> = crate::otlp::by_trace(std::mem::take(resource_spans))
+            .into_iter()
+            .map(|(tid, group)| {
+                let spans = crate::otlp::spans(&group).count() as u64;
+                let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
+                // The export request's encoding (field 1 per ResourceSpans), by reference.
+                let mut body = Vec::new();
+                for rs in &group {
+                    prost::encoding::message::encode(1, rs, &mut body);
+                }
+                (tid, spans, root, group, body)
+            })
+            .collect();
         let mut routed = Routed::default();
         let mut s = self.state();
         let mut batch = sled::Batch::default();
         let mut notes = Vec::new();
-        for (tid, group) in groups {
+        for (tid, spans, root, group, body) in groups {
             match s.decided.get(&tid) {
                 Some(true) => {
-                    let n = crate::otlp::spans(&group).count() as u64;
                     self.counters
                         .late_spans_kept
-                        .fetch_add(n, Ordering::Relaxed);
+                        .fetch_add(spans, Ordering::Relaxed);
                     resource_spans.extend(group);
                 }
                 Some(false) => {
-                    let n = crate::otlp::spans(&group).count() as u64;
                     self.counters
                         .late_spans_dropped
-                        .fetch_add(n, Ordering::Relaxed);
+                        .fetch_add(spans, Ordering::Relaxed);
                     routed.changed = true;
                 }
                 None => {
-                    let spans = crate::otlp::spans(&group).count() as u64;
                     if !s.pending.contains_key(&tid) && s.forgotten.contains(&tid) {
                         self.counters
                             .late_spans_forgotten
                             .fetch_add(spans, Ordering::Relaxed);
                     }
-                    let root = crate::otlp::spans(&group).any(|(_, s)| s.parent_span_id.is_empty());
-                    let body = ExportTraceServiceRequest {
-                        resource_spans: group,
-                    }
-                    .encode_to_vec();
                     let mut key = [0u8; 24];
                     key[..16].copy_from_slice(&tid);
                     key[16..]
@@ -629,9 +590,6 @@ impl TailSampler {
         routed.buffered = true;
         let now = Instant::now();
         for (tid, spans, bytes, root) in notes {
-            self.counters
-                .spans_buffered
-                .fetch_add(spans, Ordering::Relaxed);
             routed.buffered_spans += spans;
             if s.note(tid, now, spans, bytes, root) {
                 self.counters.traces_seen.fetch_add(1, Ordering::Relaxed);
@@ -741,8 +699,8 @@ impl TailSampler {
                 }
             };
             let bodies: Vec<Bytes> = first.iter().map(|(_, b)| b.clone()).collect();
-            let req = ExportTraceServiceRequest::decode(crate::export::wire::concat(&bodies))
-                .unwrap_or_default();
+            let mut body = crate::export::wire::concat(&bodies);
+            let mut req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
             let keep = decide(
                 &self.policies,
                 &TraceView {
@@ -779,44 +737,48 @@ impl TailSampler {
             // (route() adds their bytes to the pending entry under the same lock, so more
             // pending bytes than were read means there are some).
             let read_bytes: u64 = first.iter().map(|(_, b)| b.len() as u64).sum();
-            let mut all = first;
+            let mut keys: Vec<sled::IVec> = first.into_iter().map(|(k, _)| k).collect();
             if pending_bytes > read_bytes {
-                let seen: HashSet<sled::IVec> = all.iter().map(|(k, _)| k.clone()).collect();
+                let seen: HashSet<sled::IVec> = keys.iter().cloned().collect();
                 match self.chunks(tid) {
-                    Ok(more) => all.extend(more.into_iter().filter(|(k, _)| !seen.contains(k))),
+                    Ok(more) => {
+                        let late: Vec<(sled::IVec, Bytes)> = more
+                            .into_iter()
+                            .filter(|(k, _)| !seen.contains(k))
+                            .collect();
+                        let late_bodies: Vec<Bytes> = late.iter().map(|(_, b)| b.clone()).collect();
+                        let late_body = crate::export::wire::concat(&late_bodies);
+                        if let Ok(more) = ExportTraceServiceRequest::decode(late_body.clone()) {
+                            req.resource_spans.extend(more.resource_spans);
+                        }
+                        body = crate::export::wire::concat(&[body, late_body]);
+                        keys.extend(late.into_iter().map(|(k, _)| k));
+                    }
                     Err(e) => {
                         tracing::error!(processor = %self.name, error = %e, "cannot re-read a decided trace")
                     }
                 }
-            }
-            if let Some(i) = keep {
-                let (resource_spans, body, spans) = self.kept(&all, i);
-                let bytes: u64 = all.iter().map(|(_, b)| b.len() as u64).sum();
-                kept.push((
-                    *tid,
-                    spans,
-                    bytes,
-                    all.iter().map(|(k, _)| k.clone()).collect(),
-                ));
-                kept_spans.extend(resource_spans);
-                kept_bodies.push(body);
-                self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
-                self.counters.traces_kept.fetch_add(1, Ordering::Relaxed);
-                match why {
-                    Due::Quiet => self.counters.early_quiet.fetch_add(1, Ordering::Relaxed),
-                    Due::Bound => self.counters.early_bound.fetch_add(1, Ordering::Relaxed),
-                    Due::Wait => 0,
-                };
-                continue;
-            } else {
-                self.counters.traces_dropped.fetch_add(1, Ordering::Relaxed);
             }
             match why {
                 Due::Quiet => self.counters.early_quiet.fetch_add(1, Ordering::Relaxed),
                 Due::Bound => self.counters.early_bound.fetch_add(1, Ordering::Relaxed),
                 Due::Wait => 0,
             };
-            delete.extend(all.into_iter().map(|(k, _)| k));
+            match keep {
+                Some(i) => {
+                    let bytes = body.len() as u64;
+                    let (resource_spans, body, spans) = self.kept(req, body, i);
+                    kept.push((*tid, spans, bytes, keys));
+                    kept_spans.extend(resource_spans);
+                    kept_bodies.push(body);
+                    self.policies[i].kept.fetch_add(1, Ordering::Relaxed);
+                    self.counters.traces_kept.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    self.counters.traces_dropped.fetch_add(1, Ordering::Relaxed);
+                    delete.extend(keys);
+                }
+            }
         }
         // One store write and one queue entry for every trace this round kept.
         if !kept.is_empty() {
@@ -855,15 +817,13 @@ impl TailSampler {
     }
 
     /// A kept trace's spans (marked with the policy when `record_policy`), its encoded
-    /// request for the export queues, and its span count.
+    /// request for the export queues (`body`, re-encoded only when marked), and its span count.
     fn kept(
         &self,
-        chunks: &[(sled::IVec, Bytes)],
+        mut req: ExportTraceServiceRequest,
+        mut body: Bytes,
         policy: usize,
     ) -> (Vec<ResourceSpans>, Bytes, u64) {
-        let bodies: Vec<Bytes> = chunks.iter().map(|(_, b)| b.clone()).collect();
-        let mut body = crate::export::wire::concat(&bodies);
-        let mut req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
         if self.cfg.record_policy {
             for s in req
                 .resource_spans
@@ -939,7 +899,7 @@ impl TailSampler {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-    use opentelemetry_proto::tonic::trace::v1::Status;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
 
     fn span(tid: u8, id: u8, parent: Option<u8>, start: u64, end: u64, code: i32) -> Span {
         Span {
@@ -1103,28 +1063,5 @@ mod tests {
             decide(&ps, &zero, 1).is_some(),
             super::super::head::hash_seed_bucket(0, &[0; 16]) < 8192
         );
-    }
-
-    #[test]
-    fn by_trace_keeps_resources_and_scopes() {
-        let mut rs = data(vec![
-            span(1, 1, None, 0, 1, 0),
-            span(2, 2, None, 0, 1, 0),
-            span(1, 3, Some(1), 0, 1, 0),
-        ]);
-        rs[0].schema_url = "https://s".into();
-        rs[0].resource = Some(opentelemetry_proto::tonic::resource::v1::Resource {
-            attributes: vec![crate::otlp::string_kv("service.name", "x")],
-            ..Default::default()
-        });
-        let groups = by_trace(rs);
-        assert_eq!(groups.len(), 2);
-        let (tid, g) = &groups[0];
-        assert_eq!(tid, &[1; 16]);
-        assert_eq!(g.len(), 1);
-        assert_eq!(g[0].schema_url, "https://s");
-        assert_eq!(g[0].scope_spans.len(), 1);
-        assert_eq!(g[0].scope_spans[0].spans.len(), 2);
-        assert_eq!(crate::otlp::service_name(g[0].resource.as_ref()), "x");
     }
 }

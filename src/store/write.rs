@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 use prost::Message;
 
 use super::keys;
@@ -147,14 +147,6 @@ impl Agg {
 /// resistance buys nothing here).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// One trace's spans of one request, in OTLP shape.
-#[derive(Default)]
-struct TraceChunk {
-    data: TracesData,
-    /// (resource index, scope index) of the last ScopeSpans pushed.
-    last: Option<(usize, usize)>,
-}
-
 impl Store {
     /// Prepares the spans of one request (already validated: ids have their lengths).
     ///
@@ -165,51 +157,20 @@ impl Store {
         let mut write = Write::default();
         self.index_spans(&resource_spans, &mut write)?;
 
-        let mut chunks: FastMap<[u8; 16], TraceChunk> = FastMap::default();
-        for (ri, mut rs) in resource_spans.into_iter().enumerate() {
-            for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
-                for span in std::mem::take(&mut ss.spans) {
-                    let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
-                        continue; // validation guarantees 16 bytes
-                    };
-                    write.items += 1;
-                    let chunk = chunks.entry(tid).or_default();
-                    if chunk.last.map(|(r, _)| r) != Some(ri) {
-                        chunk.data.resource_spans.push(ResourceSpans {
-                            resource: rs.resource.clone(),
-                            scope_spans: Vec::new(),
-                            schema_url: rs.schema_url.clone(),
-                        });
-                    }
-                    if chunk.last != Some((ri, si)) {
-                        if let Some(r) = chunk.data.resource_spans.last_mut() {
-                            r.scope_spans.push(ScopeSpans {
-                                scope: ss.scope.clone(),
-                                spans: Vec::new(),
-                                schema_url: ss.schema_url.clone(),
-                            });
-                        }
-                        chunk.last = Some((ri, si));
-                    }
-                    if let Some(r) = chunk.data.resource_spans.last_mut()
-                        && let Some(s) = r.scope_spans.last_mut()
-                    {
-                        s.spans.push(span);
-                    }
-                }
-            }
-        }
-        for (tid, chunk) in chunks {
-            let spans = || otlp::spans(&chunk.data.resource_spans).map(|(_, s)| s);
+        let chunks = otlp::by_trace(resource_spans);
+        for (tid, resource_spans) in chunks {
+            let data = TracesData { resource_spans };
+            let spans = || otlp::spans(&data.resource_spans).map(|(_, s)| s);
             let min_start = spans().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
             let count = spans().count() as u64;
+            write.items += count;
             let seq = self.next_seq()?;
             write.chunk(
                 Signal::Traces,
                 self.partition_start(min_start),
                 keys::span_chunk_key(&tid, seq).to_vec(),
                 Vec::new(),
-                chunk.data.encode_to_vec(),
+                data.encode_to_vec(),
                 count,
             );
         }

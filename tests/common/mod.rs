@@ -43,6 +43,14 @@ pub fn test_config(dir: &Path) -> Config {
     c
 }
 
+/// Replaces the processors, exporters and pipelines of `c` with those of `yaml`.
+pub fn apply(c: &mut Config, yaml: &str) {
+    let parsed = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test yaml: {e}\n{yaml}"));
+    c.processors = parsed.processors;
+    c.exporters = parsed.exporters;
+    c.service.pipelines = parsed.service.pipelines;
+}
+
 /// Starts a gateway with the test config changed by `mutate`.
 pub async fn start(mutate: impl FnOnce(&mut Config)) -> TestGateway {
     start_in(tempfile::tempdir().expect("tempdir"), mutate).await
