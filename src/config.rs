@@ -69,6 +69,9 @@ pub struct Config {
     pub intake: Intake,
     /// The query gRPC API.
     pub query: Query,
+    /// Trace analysis on 100% of spans before sampling: RED span metrics, service graph,
+    /// critical paths and bottleneck aggregates.
+    pub analysis: Analysis,
 }
 
 /// `receivers:` — only `otlp` exists.
@@ -323,6 +326,125 @@ impl Default for Query {
             endpoint: "127.0.0.1:4320".into(),
             search_depth: 10_000,
         }
+    }
+}
+
+/// `analysis:` — what sieve computes from every span before sampling, and how long it keeps
+/// it. The figures are time series in sled (tree `analysis`) at three resolutions, 10 s, 1 min
+/// and 1 h, each kept for its own retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Analysis {
+    /// `false` turns span metrics, the service graph and bottlenecks off. Default true.
+    pub enabled: bool,
+    /// A trace is complete, and its critical path is computed, once no span of it has come for
+    /// this long. Default 5s.
+    #[serde(with = "duration")]
+    pub trace_idle: Duration,
+    /// Spans held in memory while their traces assemble. Past it the oldest traces are
+    /// analysed early (counted as `early`). Default 500000.
+    pub max_spans: usize,
+    /// Trace ids remembered after analysis, so that a late span is counted as late instead
+    /// of starting a second, partial trace. Default 100000.
+    pub decided_cache: usize,
+    /// Overlap tolerance of the critical path, a fraction of the parent's duration (CRISP);
+    /// 0 is the jaeger-ui walk. Default 0.
+    pub tolerance: f64,
+    /// Distinct span-metric series (service, operation, kind, status) since start. Past it new
+    /// keys are counted under the series `*`/`*`. Default 10000.
+    pub max_series: usize,
+    /// Distinct operations and call paths tracked for bottlenecks since start; past it they
+    /// are counted under `*`. Default 10000.
+    pub max_operations: usize,
+    /// How often the figures in memory are merged into sled. A crash loses at most this much
+    /// analysis (never data). Default 5s.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    /// How long a CLIENT/SERVER or PRODUCER/CONSUMER half waits for its other half.
+    /// Default 10s.
+    #[serde(with = "duration")]
+    pub graph_wait: Duration,
+    /// Halves waiting at most; past it the oldest is counted unpaired. Default 100000.
+    pub graph_max_pending: usize,
+    /// Retention of the 10 s resolution, by the data's own time. Default 24h.
+    #[serde(with = "duration")]
+    pub retention_10s: Duration,
+    /// Retention of the 1 min resolution. Default 7d.
+    #[serde(with = "duration")]
+    pub retention_1m: Duration,
+    /// Retention of the 1 h resolution. Default 30d.
+    #[serde(with = "duration")]
+    pub retention_1h: Duration,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            enabled: true,
+            trace_idle: Duration::from_secs(5),
+            max_spans: 500_000,
+            decided_cache: 100_000,
+            tolerance: 0.0,
+            max_series: 10_000,
+            max_operations: 10_000,
+            flush_interval: Duration::from_secs(5),
+            graph_wait: Duration::from_secs(10),
+            graph_max_pending: 100_000,
+            retention_10s: Duration::from_secs(24 * 3600),
+            retention_1m: Duration::from_secs(7 * 24 * 3600),
+            retention_1h: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Analysis {
+    /// Retention per resolution, finest first.
+    pub fn retentions(&self) -> [Duration; 3] {
+        [self.retention_10s, self.retention_1m, self.retention_1h]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("analysis.{key}"),
+                reason,
+            })
+        };
+        if !(0.0..1.0).contains(&self.tolerance) {
+            return invalid("tolerance", format!("{} is outside [0, 1)", self.tolerance));
+        }
+        for (key, v) in [
+            ("max_spans", self.max_spans),
+            ("decided_cache", self.decided_cache),
+            ("max_series", self.max_series),
+            ("max_operations", self.max_operations),
+            ("graph_max_pending", self.graph_max_pending),
+        ] {
+            if v == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        for (key, v) in [
+            ("trace_idle", self.trace_idle),
+            ("flush_interval", self.flush_interval),
+            ("graph_wait", self.graph_wait),
+        ] {
+            if v.is_zero() {
+                return invalid(key, "must be longer than 0".into());
+            }
+        }
+        let r = self.retentions();
+        let names = ["retention_10s", "retention_1m", "retention_1h"];
+        let steps = [10u64, 60, 3600];
+        for i in 0..3 {
+            if r[i].as_secs() < steps[i] {
+                return invalid(
+                    names[i],
+                    format!("must be at least one bucket ({}s)", steps[i]),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1659,6 +1781,7 @@ impl Config {
                 );
             }
         }
+        self.analysis.validate()?;
         for (name, processor) in &self.processors {
             processor.validate(&format!("processors.{name}"))?;
         }
@@ -1957,6 +2080,7 @@ mod tests {
         assert_eq!(c.query.endpoint, d.query.endpoint);
         assert_eq!(c.otlp_grpc_addr(), d.otlp_grpc_addr());
         assert_eq!(c.intake.max_inflight_mib, d.intake.max_inflight_mib);
+        assert_eq!(format!("{:?}", c.analysis), format!("{:?}", d.analysis));
         assert_eq!(
             c.receivers.otlp.as_ref().map(|o| o.limits.max_attributes),
             Some(128)

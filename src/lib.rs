@@ -12,6 +12,9 @@
 //! - [`config`]: the YAML configuration, its defaults, `${env:NAME}` expansion, validation.
 //! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService; per-item validation
 //!   and `partial_success`.
+//! - [`analyzer`]: the analysis stage: every span before sampling into RED metrics, the service
+//!   graph and (once its trace is complete) critical-path bottleneck aggregates, as time series
+//!   in sled. The algorithms are the pure modules of [`analysis`].
 //! - [`intake`]: the in-flight byte budget (backpressure) and group-committed flushes
 //!   (acknowledged means on disk).
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
@@ -25,6 +28,7 @@
 //! - [`synth`]: synthetic OTLP traffic for the loadgen and benchmarks.
 
 pub mod analysis;
+pub mod analyzer;
 pub mod cli;
 pub mod config;
 pub mod export;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::analyzer::Analyzer;
 use crate::config::Config;
 use crate::export::Exporters;
 use crate::intake::Intake;
@@ -45,6 +46,8 @@ pub enum ServeError {
     Task(String),
     #[error("cannot start the exporters: {0}")]
     Export(String),
+    #[error("cannot open the analysis state: {0}")]
+    Analysis(#[from] crate::analyzer::AnalyzerError),
 }
 
 /// A running gateway.
@@ -97,6 +100,8 @@ pub async fn start(
             })?,
         );
 
+    let analyzer = Analyzer::open(&config.analysis, store.db())?;
+
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
 
@@ -118,6 +123,7 @@ pub async fn start(
                 otlp_cfg.limits.clone(),
                 exporters.clone(),
                 sampling.clone(),
+                analyzer.clone(),
             );
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))
@@ -162,6 +168,7 @@ pub async fn start(
         stats.clone(),
         exporters.clone(),
         sampling.clone(),
+        analyzer.clone(),
         config.query.search_depth,
     );
     let token = stop_listeners.clone();
@@ -200,6 +207,7 @@ pub async fn start(
         .tail()
         .cloned()
         .map(|t| tokio::spawn(t.run(store.clone(), exporters.clone(), stop_background.clone())));
+    let analysis_task = tokio::spawn(analyzer.clone().run(stop_background.clone()));
     let sweeper = tokio::spawn(store.clone().run_sweeper(
         config.storage.sweep_interval,
         stop_background.clone().cancelled_owned(),
@@ -224,6 +232,8 @@ pub async fn start(
         stop_background.cancel();
         let _ = flusher.await;
         let _ = sweeper.await;
+        // Traces still assembling are analysed as they are, and the figures checkpointed.
+        let _ = analysis_task.await;
         // Pending tail decisions stay in the buffer on disk for the next start.
         if let Some(t) = tail_task {
             let _ = t.await;

@@ -440,6 +440,46 @@ pub mod events {
         }
     }
 
+    /// Merging the analysis figures into sled failed; they are lost (the data is not).
+    pub struct AnalysisCheckpointFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl AnalysisCheckpointFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "analysis checkpoint failed");
+        }
+    }
+
+    /// A bound on tracked analysis keys was reached; further keys count under `*`.
+    pub struct AnalysisKeysOverflowed {
+        pub what: &'static str,
+        pub bound: usize,
+    }
+
+    impl AnalysisKeysOverflowed {
+        pub fn emit(self) {
+            tracing::warn!(
+                what = self.what,
+                bound = self.bound,
+                "more than {} distinct {} since start; new ones are counted under \"*\"",
+                self.bound,
+                self.what
+            );
+        }
+    }
+
+    /// A stored analysis value does not decode; it is skipped.
+    pub struct AnalysisValueCorrupt<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl AnalysisValueCorrupt<'_> {
+        pub fn emit(self) {
+            tracing::warn!(error = %self.error, "skipping an undecodable analysis value");
+        }
+    }
+
     /// The retention sweep failed; it is tried again at the next interval.
     pub struct StoreSweepFailed<'a> {
         pub error: &'a dyn Display,

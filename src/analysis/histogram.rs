@@ -66,6 +66,32 @@ impl Histogram {
         self.count
     }
 
+    /// The sum of the recorded values.
+    pub fn sum(&self) -> u128 {
+        self.sum
+    }
+
+    /// The non-empty buckets, by index, with their counts.
+    pub fn buckets(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.buckets.iter().map(|(b, n)| (*b, *n))
+    }
+
+    /// Rebuilds a histogram from [`Histogram::buckets`] and [`Histogram::sum`] (the count is
+    /// their total).
+    pub fn from_parts(buckets: impl IntoIterator<Item = (u16, u64)>, sum: u128) -> Histogram {
+        let mut h = Histogram {
+            sum,
+            ..Histogram::default()
+        };
+        for (b, n) in buckets {
+            if n > 0 {
+                *h.buckets.entry(b).or_default() += n;
+                h.count += n;
+            }
+        }
+        h
+    }
+
     /// Mean of the recorded values (exact).
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum as f64 / self.count as f64)

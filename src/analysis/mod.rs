@@ -1,15 +1,16 @@
 //! Pure analysis over telemetry: no I/O, no tokio. Each module documents its algorithm and
-//! invariants and is tested against hand-computed vectors and proptest.
+//! invariants and is tested against hand-computed vectors and proptest. The pipeline wires
+//! them to the intake and to sled in [`crate::analyzer`].
 //!
 //! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
+//! - [`bottleneck`]: folding critical paths into per-operation and per-call-path
+//!   contributions, ranking against a baseline, what-if projection.
 //! - [`histogram`]: mergeable log-linear duration histograms (percentiles, downsampling).
+//! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
 //! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
-//! - [`red`]: calls, errors and duration histograms per (service, operation, kind, status) in
-//!   time buckets, downsampled by merging.
-//!
-//! Not wired into the pipeline yet except the critical path (GetCriticalPath and `sieve analyze`).
 
+pub mod bottleneck;
 pub mod critical_path;
 pub mod histogram;
-pub mod red;
+pub mod series;
 pub mod service_graph;

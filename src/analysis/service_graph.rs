@@ -8,7 +8,9 @@
 //! `max_wait` (explicit clock: [`ServiceGraph::expire`]) and at most `max_pending` entries
 //! (past it the oldest is given up). Halves that never pair are counted as unpaired, per
 //! kind. A request failed when either half has status ERROR. Latency: the client side's
-//! duration and the server side's, each in a [`Histogram`].
+//! duration and the server side's, each in a [`Histogram`]. Edges and unpaired counts are
+//! kept per time bucket of `step` by the caller's start time (the unpaired half's own start),
+//! so the wiring can drain them into time series.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -33,6 +35,8 @@ struct Half {
     at: u64,
     /// Messaging (PRODUCER/CONSUMER) rather than request (CLIENT/SERVER).
     messaging: bool,
+    /// The span's start (data time): picks the time bucket.
+    start: u64,
 }
 
 /// One edge's figures.
@@ -57,14 +61,17 @@ pub struct Unpaired {
 pub struct ServiceGraph {
     max_wait: u64,
     max_pending: usize,
+    step: u64,
     /// Caller halves (CLIENT, PRODUCER) by (trace id, span id).
     callers: HashMap<PairKey, Half>,
     /// Callee halves (SERVER, CONSUMER) by (trace id, parent span id).
     callees: HashMap<PairKey, Half>,
     /// Arrival order of pending keys: (at, is caller, key).
     order: VecDeque<(u64, bool, PairKey)>,
-    pub edges: BTreeMap<(String, String), Edge>,
-    pub unpaired: Unpaired,
+    /// By (bucket start, client service, server service).
+    pub edges: BTreeMap<(u64, String, String), Edge>,
+    /// By (bucket start, service of the half).
+    pub unpaired: BTreeMap<(u64, String), Unpaired>,
 }
 
 /// A span as the graph needs it.
@@ -74,20 +81,22 @@ pub struct SpanEdge<'a> {
     pub span_id: [u8; 8],
     pub parent_id: Option<[u8; 8]>,
     pub kind: i32,
+    pub start: u64,
     pub duration: u64,
     pub failed: bool,
 }
 
 impl ServiceGraph {
-    pub fn new(max_wait: u64, max_pending: usize) -> ServiceGraph {
+    pub fn new(max_wait: u64, max_pending: usize, step: u64) -> ServiceGraph {
         ServiceGraph {
             max_wait,
             max_pending: max_pending.max(1),
+            step: step.max(1),
             callers: HashMap::new(),
             callees: HashMap::new(),
             order: VecDeque::new(),
             edges: BTreeMap::new(),
-            unpaired: Unpaired::default(),
+            unpaired: BTreeMap::new(),
         }
     }
 
@@ -104,6 +113,7 @@ impl ServiceGraph {
             failed: s.failed,
             at: now,
             messaging,
+            start: s.start,
         };
         match s.kind {
             CLIENT | PRODUCER => {
@@ -153,11 +163,16 @@ impl ServiceGraph {
             };
             // Entries already paired (or replaced by a newer half) are stale.
             if table.get(&key).is_some_and(|h| h.at == at) {
-                table.remove(&key);
-                if caller {
-                    self.unpaired.client += 1;
-                } else {
-                    self.unpaired.server += 1;
+                if let Some(h) = table.remove(&key) {
+                    let u = self
+                        .unpaired
+                        .entry((h.start - h.start % self.step, h.service))
+                        .or_default();
+                    if caller {
+                        u.client += 1;
+                    } else {
+                        u.server += 1;
+                    }
                 }
                 return true;
             }
@@ -166,9 +181,10 @@ impl ServiceGraph {
     }
 
     fn pair(&mut self, caller: Half, callee: Half) {
+        let bucket = caller.start - caller.start % self.step;
         let e = self
             .edges
-            .entry((caller.service.clone(), callee.service.clone()))
+            .entry((bucket, caller.service, callee.service))
             .or_default();
         e.requests += 1;
         e.failed += u64::from(caller.failed || callee.failed);
@@ -209,6 +225,7 @@ mod tests {
             span_id: [id; 8],
             parent_id: parent.map(|p| [p; 8]),
             kind,
+            start: 0,
             duration: dur,
             failed,
         }
@@ -216,7 +233,7 @@ mod tests {
 
     #[test]
     fn pairs_in_either_order_and_counts_failures() {
-        let mut g = ServiceGraph::new(10, 100);
+        let mut g = ServiceGraph::new(10, 100, 1);
         // client first
         g.observe(&span("web", 1, 1, None, CLIENT, 100, false), 0);
         g.observe(&span("cart", 1, 2, Some(1), SERVER, 80, false), 1);
@@ -228,37 +245,40 @@ mod tests {
         g.observe(&span("mailer", 3, 6, Some(5), CONSUMER, 500, false), 5);
         // internal spans make no edge
         g.observe(&span("web", 4, 7, None, 1, 5, false), 6);
-        let web_cart = &g.edges[&("web".to_string(), "cart".to_string())];
+        let web_cart = &g.edges[&(0, "web".to_string(), "cart".to_string())];
         assert_eq!((web_cart.requests, web_cart.failed), (2, 1));
         assert_eq!(web_cart.client_latency.count(), 2);
         assert!(!web_cart.messaging);
-        let msg = &g.edges[&("cart".to_string(), "mailer".to_string())];
+        let msg = &g.edges[&(0, "cart".to_string(), "mailer".to_string())];
         assert_eq!(msg.requests, 1);
         assert!(msg.messaging);
         assert_eq!(g.pending(), 0);
-        assert_eq!(g.unpaired, Unpaired::default());
+        assert!(g.unpaired.is_empty());
     }
 
     #[test]
     fn unpaired_halves_expire_and_the_table_is_bounded() {
-        let mut g = ServiceGraph::new(10, 3);
+        let mut g = ServiceGraph::new(10, 3, 1);
         g.observe(&span("web", 1, 1, None, CLIENT, 1, false), 0);
         g.observe(&span("db", 2, 9, Some(8), SERVER, 1, false), 5);
         g.expire(10);
         assert_eq!(g.pending(), 2);
         g.expire(11);
+        let web = (0, "web".to_string());
+        let db = (0, "db".to_string());
         assert_eq!(
-            g.unpaired,
+            g.unpaired[&web],
             Unpaired {
                 client: 1,
                 server: 0
             }
         );
+        assert!(!g.unpaired.contains_key(&db));
         g.expire(16);
         assert_eq!(
-            g.unpaired,
+            g.unpaired[&db],
             Unpaired {
-                client: 1,
+                client: 0,
                 server: 1
             }
         );
@@ -267,7 +287,7 @@ mod tests {
             g.observe(&span("web", 10 + i, i, None, CLIENT, 1, false), 20);
         }
         assert_eq!(g.pending(), 3);
-        assert_eq!(g.unpaired.client, 2);
+        assert_eq!(g.unpaired[&web].client, 2);
         // A late server half of the evicted one does not pair.
         g.observe(&span("api", 10, 50, Some(0), SERVER, 1, false), 21);
         assert!(g.edges.is_empty());

@@ -55,6 +55,7 @@ pub struct Query {
     stats: Arc<Stats>,
     exporters: Arc<crate::export::Exporters>,
     sampling: Arc<crate::sampling::Sampling>,
+    analyzer: Arc<crate::analyzer::Analyzer>,
     search_depth: usize,
 }
 
@@ -64,6 +65,7 @@ impl Query {
         stats: Arc<Stats>,
         exporters: Arc<crate::export::Exporters>,
         sampling: Arc<crate::sampling::Sampling>,
+        analyzer: Arc<crate::analyzer::Analyzer>,
         search_depth: usize,
     ) -> Query {
         Query {
@@ -71,6 +73,7 @@ impl Query {
             stats,
             exporters,
             sampling,
+            analyzer,
             search_depth,
         }
     }

@@ -4,7 +4,8 @@
 //! not protobuf gets INVALID_ARGUMENT), admit it against the intake budget (full: UNAVAILABLE
 //! with RetryInfo), validate item by item ([`validate`]; invalid items leave alone and are
 //! reported in `partial_success`), prepare the store write, and answer only once
-//! [`Intake::commit`] says the write is durable. Between validation and the write, the
+//! [`Intake::commit`] says the write is durable. Between validation and the write, every
+//! valid span goes to the analysis stage ([`crate::analyzer`]: analysis sees 100%), then the
 //! pipeline's samplers drop what is not to be kept ([`crate::sampling`]; not reported as
 //! rejected). When the signal's pipeline names exporters,
 //! the request also enters their queues before the commit, so the same flush makes it
@@ -32,6 +33,7 @@ use prost::Message;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::analyzer::Analyzer;
 use crate::config::Limits;
 use crate::export::Exporters;
 use crate::intake::{Intake, IntakeError, Reservation};
@@ -49,6 +51,7 @@ pub struct Receiver {
     limits: Limits,
     exporters: Arc<Exporters>,
     sampling: Arc<Sampling>,
+    analyzer: Arc<Analyzer>,
 }
 
 impl Receiver {
@@ -58,6 +61,7 @@ impl Receiver {
         limits: Limits,
         exporters: Arc<Exporters>,
         sampling: Arc<Sampling>,
+        analyzer: Arc<Analyzer>,
     ) -> Arc<Receiver> {
         Arc::new(Receiver {
             intake,
@@ -65,6 +69,7 @@ impl Receiver {
             limits,
             exporters,
             sampling,
+            analyzer,
         })
     }
 
@@ -227,6 +232,8 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn items(req: &Self::Request) -> u64;
     /// Removes invalid items.
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections;
+    /// Feeds the analysis stage with the validated items, before sampling.
+    fn analyse(_req: &Self::Request, _analyzer: &Analyzer) {}
     /// Applies the pipeline's samplers.
     fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> Result<Sampled, StoreError> {
         Ok(Sampled::default())
@@ -255,6 +262,7 @@ impl<S: OtlpSignal> Export for Service<S> {
         .emit(&rx.stats);
         let mut rejected = S::validate(&mut req, &rx.limits);
         rx.reject(S::KIND, &rejected);
+        S::analyse(&req, &rx.analyzer);
         let sampled = S::sample(&mut req, &rx.sampling).map_err(prepare_failed)?;
         rx.enqueue(S::KIND, body, &req, sampled.changed || rejected.count > 0)?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
@@ -290,6 +298,10 @@ impl OtlpSignal for Traces {
 
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
         validate::validate_spans(&mut req.resource_spans, limits)
+    }
+
+    fn analyse(req: &Self::Request, analyzer: &Analyzer) {
+        analyzer.observe(&req.resource_spans);
     }
 
     fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {

@@ -1,0 +1,1024 @@
+//! The analysis stage: feeds every validated span, before sampling, to the pure modules of
+//! [`crate::analysis`], and keeps their figures as time series in sled.
+//!
+//! Per span, at intake ([`Analyzer::observe`], under one short lock per request):
+//! - its RED cell (calls, errors, duration histogram) in the 10 s bucket of its start, per
+//!   (service, operation, kind, status), like the Collector's spanmetrics connector;
+//! - the service graph ([`crate::analysis::service_graph`]), pairing client and server halves;
+//! - trace assembly: the span joins its trace in memory.
+//!
+//! A trace is complete when no span of it has come for `trace_idle`; then (in
+//! [`Analyzer::run`], off the request path) its critical path is computed and folded
+//! ([`crate::analysis::bottleneck`]) into cells per operation, per call path and for the trace
+//! as a whole. Assembly is bounded by `max_spans` (the oldest traces are analysed early) and
+//! remembers analysed trace ids (`decided_cache`) so that late spans are counted, not analysed
+//! as a second partial trace.
+//!
+//! Every `flush_interval` the cells in memory are merged into the tree `analysis` at the three
+//! resolutions (10 s, 1 min, 1 h) with sled's merge operator ([`series::merge_operator`]): a
+//! late delta for an old bucket adds to it, and downsampling costs one merge per resolution.
+//! Each resolution is swept by its own retention. Reads merge what is stored with what is still
+//! in memory, so a query sees a span as soon as it was acknowledged.
+//!
+//! Durability: the figures are derived from data that is itself durable, and a crash loses at
+//! most the last `flush_interval` of them plus the traces still assembling (the store and the
+//! export queues lose nothing). Bounds on distinct keys (`max_series`, `max_operations`) hold
+//! since start; past them, keys are counted under `*`.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use tokio_util::sync::CancellationToken;
+
+use crate::analysis::bottleneck::{self, Projection, Row, TraceFold};
+use crate::analysis::critical_path::{Kind, SpanInput, critical_path};
+use crate::analysis::series::{self, Cell, Exemplar, Family, STEPS};
+use crate::analysis::service_graph::{ServiceGraph, SpanEdge};
+use crate::config;
+use crate::telemetry::events;
+
+/// Errors of the analysis stage.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzerError {
+    #[error("analysis store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("trace analysis is disabled (analysis.enabled: false)")]
+    Disabled,
+}
+
+/// The label a key past a bound is counted under.
+pub const OVERFLOW: &str = "*";
+
+/// Counters shown by GetStats.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub spans: AtomicU64,
+    pub traces: AtomicU64,
+    pub early: AtomicU64,
+    pub late_spans: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+/// A snapshot of the stage's state.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub spans: u64,
+    pub traces: u64,
+    pub early: u64,
+    pub late_spans: u64,
+    pub assembling_traces: u64,
+    pub assembling_spans: u64,
+    pub series: u64,
+    pub operations: u64,
+    pub graph_pending: u64,
+}
+
+/// A span-metric series key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RedKey {
+    service: Arc<str>,
+    operation: Arc<str>,
+    kind: i32,
+    status: i32,
+}
+
+/// A span waiting for its trace to complete.
+struct Assembling {
+    inputs: Vec<SpanInput>,
+    names: Vec<(Arc<str>, Arc<str>)>,
+    last: u64,
+}
+
+/// A trace ready for its critical path.
+struct Ready {
+    trace_id: [u8; 16],
+    inputs: Vec<SpanInput>,
+    names: Vec<(Arc<str>, Arc<str>)>,
+}
+
+/// Strings shared by the spans that carry them.
+#[derive(Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    const MAX: usize = 100_000;
+
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        if self.0.len() >= Self::MAX {
+            // Spans still hold their Arcs; only sharing restarts.
+            self.0.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
+}
+
+struct State {
+    names: Interner,
+    traces: HashMap<[u8; 16], Assembling>,
+    /// (last arrival, trace) in arrival order; an entry is stale once the trace saw a later
+    /// span or left.
+    order: VecDeque<(u64, [u8; 16])>,
+    spans: usize,
+    decided: HashSet<[u8; 16]>,
+    decided_order: VecDeque<[u8; 16]>,
+    graph: ServiceGraph,
+    /// Cells not yet merged into sled, by 10 s bucket.
+    red: HashMap<(u64, RedKey), Cell>,
+    folds: HashMap<(Family, u64, Vec<String>), Cell>,
+    red_keys: HashSet<RedKey>,
+    op_keys: HashSet<(Family, Vec<String>)>,
+    overflow_warned: [bool; 2],
+}
+
+/// The analysis stage.
+pub struct Analyzer {
+    cfg: config::Analysis,
+    tree: sled::Tree,
+    state: Mutex<State>,
+    /// Held while a checkpoint moves cells from memory to sled, so that a read finds each
+    /// cell in one place or the other.
+    moving: Mutex<()>,
+    base: Instant,
+    pub counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves figures, not invariants, half-updated.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Now as Unix nanoseconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn floor(t: u64, step: u64) -> u64 {
+    t - t % step
+}
+
+impl Analyzer {
+    /// Opens the stage over the tree `analysis` of `db`.
+    pub fn open(cfg: &config::Analysis, db: &sled::Db) -> Result<Arc<Analyzer>, AnalyzerError> {
+        let tree = db.open_tree("analysis")?;
+        tree.set_merge_operator(series::merge_operator);
+        Ok(Arc::new(Analyzer {
+            cfg: cfg.clone(),
+            tree,
+            state: Mutex::new(State {
+                names: Interner::default(),
+                traces: HashMap::new(),
+                order: VecDeque::new(),
+                spans: 0,
+                decided: HashSet::new(),
+                decided_order: VecDeque::new(),
+                graph: ServiceGraph::new(
+                    cfg.graph_wait.as_nanos() as u64,
+                    cfg.graph_max_pending,
+                    STEPS[0],
+                ),
+                red: HashMap::new(),
+                folds: HashMap::new(),
+                red_keys: HashSet::new(),
+                op_keys: HashSet::new(),
+                overflow_warned: [false; 2],
+            }),
+            moving: Mutex::new(()),
+            base: Instant::now(),
+            counters: Counters::default(),
+        }))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// Monotonic nanoseconds since open (assembly and pairing timeouts).
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// Takes in a request's validated spans (before sampling).
+    pub fn observe(&self, resource_spans: &[ResourceSpans]) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let now = self.now();
+        let (mut spans, mut late) = (0u64, 0u64);
+        let mut evicted = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            for (svc, span) in crate::otlp::spans(resource_spans) {
+                // Validation has checked the ids; anything else is not a span to count.
+                let (Ok(trace_id), Ok(span_id)) = (
+                    <[u8; 16]>::try_from(span.trace_id.as_slice()),
+                    <[u8; 8]>::try_from(span.span_id.as_slice()),
+                ) else {
+                    continue;
+                };
+                spans += 1;
+                let parent_id = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok();
+                let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
+                let duration = end.saturating_sub(start);
+                let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
+                let service = st.names.get(svc);
+                let operation = st.names.get(&span.name);
+                self.red_observe(
+                    st,
+                    RedKey {
+                        service: service.clone(),
+                        operation: operation.clone(),
+                        kind: span.kind,
+                        status,
+                    },
+                    start,
+                    duration,
+                );
+                st.graph.observe(
+                    &SpanEdge {
+                        service: svc,
+                        trace_id,
+                        span_id,
+                        parent_id,
+                        kind: span.kind,
+                        start,
+                        duration,
+                        failed: status == 2,
+                    },
+                    now,
+                );
+                if st.decided.contains(&trace_id) {
+                    late += 1;
+                    continue;
+                }
+                let t = st.traces.entry(trace_id).or_insert_with(|| Assembling {
+                    inputs: Vec::new(),
+                    names: Vec::new(),
+                    last: u64::MAX,
+                });
+                if t.last != now {
+                    t.last = now;
+                    st.order.push_back((now, trace_id));
+                }
+                t.inputs.push(SpanInput {
+                    span_id,
+                    parent_id,
+                    start,
+                    end,
+                    kind: match span.kind {
+                        4 => Kind::Producer,
+                        5 => Kind::Consumer,
+                        _ => Kind::Other,
+                    },
+                });
+                t.names.push((service, operation));
+                st.spans += 1;
+            }
+            while st.spans > self.cfg.max_spans {
+                match Self::pop_oldest(st, |_| true) {
+                    Some(r) => evicted.push(r),
+                    None => break,
+                }
+            }
+        }
+        self.counters.spans.fetch_add(spans, Ordering::Relaxed);
+        self.counters.late_spans.fetch_add(late, Ordering::Relaxed);
+        if !evicted.is_empty() {
+            self.counters
+                .early
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            self.analyse(evicted);
+        }
+    }
+
+    fn red_observe(&self, st: &mut State, key: RedKey, start: u64, duration: u64) {
+        let key = if st.red_keys.contains(&key) {
+            key
+        } else if st.red_keys.len() < self.cfg.max_series {
+            st.red_keys.insert(key.clone());
+            key
+        } else {
+            if !st.overflow_warned[0] {
+                st.overflow_warned[0] = true;
+                events::AnalysisKeysOverflowed {
+                    what: "span-metric series",
+                    bound: self.cfg.max_series,
+                }
+                .emit();
+            }
+            let star: Arc<str> = Arc::from(OVERFLOW);
+            RedKey {
+                service: star.clone(),
+                operation: star,
+                kind: 0,
+                status: 0,
+            }
+        };
+        let error = key.status == 2;
+        let c = st.red.entry((floor(start, STEPS[0]), key)).or_default();
+        c.count += 1;
+        c.errors += u64::from(error);
+        c.hist.record(duration);
+    }
+
+    /// Removes the oldest assembling trace for which `due(last arrival)` holds.
+    fn pop_oldest(st: &mut State, due: impl Fn(u64) -> bool) -> Option<Ready> {
+        while let Some(&(at, id)) = st.order.front() {
+            let live = st.traces.get(&id).is_some_and(|t| t.last == at);
+            if live && !due(at) {
+                return None;
+            }
+            st.order.pop_front();
+            if live && let Some(t) = st.traces.remove(&id) {
+                st.spans -= t.inputs.len();
+                return Some(Ready {
+                    trace_id: id,
+                    inputs: t.inputs,
+                    names: t.names,
+                });
+            }
+        }
+        None
+    }
+
+    /// Critical paths of complete traces, folded into the cells.
+    fn analyse(&self, ready: Vec<Ready>) {
+        let folds: Vec<([u8; 16], TraceFold)> = ready
+            .iter()
+            .map(|r| {
+                let cp = critical_path(&r.inputs, self.cfg.tolerance);
+                (r.trace_id, bottleneck::fold(&r.inputs, &r.names, &cp))
+            })
+            .collect();
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        for (id, f) in folds {
+            self.add_fold(st, id, f);
+            if st.decided.insert(id) {
+                st.decided_order.push_back(id);
+            }
+            while st.decided_order.len() > self.cfg.decided_cache {
+                if let Some(old) = st.decided_order.pop_front() {
+                    st.decided.remove(&old);
+                }
+            }
+        }
+        self.counters
+            .traces
+            .fetch_add(ready.len() as u64, Ordering::Relaxed);
+    }
+
+    fn add_fold(&self, st: &mut State, trace_id: [u8; 16], f: TraceFold) {
+        let bucket = floor(f.start, STEPS[0]);
+        let t = st
+            .folds
+            .entry((Family::Trace, bucket, Vec::new()))
+            .or_default();
+        t.count += 1;
+        t.time = t.time.saturating_add(f.duration);
+        t.hist.record(f.duration);
+        t.exemplar(Exemplar {
+            trace_id,
+            value: f.duration,
+        });
+        let ops = f
+            .operations
+            .into_iter()
+            .map(|((s, o), x)| (Family::Operation, vec![s, o], x));
+        let paths = f
+            .call_paths
+            .into_iter()
+            .map(|(p, x)| (Family::CallPath, vec![p], x));
+        for (family, labels, x) in ops.chain(paths) {
+            let labels = self.bound_operation(st, family, labels);
+            let c = st.folds.entry((family, bucket, labels)).or_default();
+            c.count += 1;
+            c.time = c.time.saturating_add(x);
+            c.e2e = c.e2e.saturating_add(f.duration);
+            c.hist.record(x);
+            c.exemplar(Exemplar { trace_id, value: x });
+        }
+    }
+
+    fn bound_operation(&self, st: &mut State, family: Family, labels: Vec<String>) -> Vec<String> {
+        let key = (family, labels);
+        if st.op_keys.contains(&key) {
+            return key.1;
+        }
+        if st.op_keys.len() < self.cfg.max_operations {
+            st.op_keys.insert(key.clone());
+            return key.1;
+        }
+        if !st.overflow_warned[1] {
+            st.overflow_warned[1] = true;
+            events::AnalysisKeysOverflowed {
+                what: "bottleneck operations and call paths",
+                bound: self.cfg.max_operations,
+            }
+            .emit();
+        }
+        key.1.iter().map(|_| OVERFLOW.to_string()).collect()
+    }
+
+    /// Analyses traces idle for `trace_idle` (all of them when `all`), gives up graph halves
+    /// that waited too long, and moves the graph's figures into cells.
+    pub fn tick(&self, all: bool) {
+        let now = self.now();
+        let idle = self.cfg.trace_idle.as_nanos() as u64;
+        let mut ready = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            while let Some(r) = Self::pop_oldest(st, |at| all || now.saturating_sub(at) >= idle) {
+                ready.push(r);
+            }
+            st.graph.expire(now);
+            for ((bucket, client, server), e) in std::mem::take(&mut st.graph.edges) {
+                let kind = if e.messaging { "messaging" } else { "request" };
+                let c = st
+                    .folds
+                    .entry((Family::Edge, bucket, vec![client, server, kind.into()]))
+                    .or_default();
+                c.merge(&Cell {
+                    count: e.requests,
+                    errors: e.failed,
+                    hist: e.client_latency,
+                    hist2: e.server_latency,
+                    ..Cell::default()
+                });
+            }
+            for ((bucket, service), u) in std::mem::take(&mut st.graph.unpaired) {
+                let c = st
+                    .folds
+                    .entry((Family::Unpaired, bucket, vec![service]))
+                    .or_default();
+                c.count += u.client;
+                c.errors += u.server;
+            }
+        }
+        if !ready.is_empty() {
+            self.analyse(ready);
+        }
+    }
+
+    /// Merges the cells in memory into sled at every resolution.
+    pub fn checkpoint(&self) -> Result<(), AnalyzerError> {
+        let _moving = lock(&self.moving);
+        let (red, folds) = {
+            let mut st = lock(&self.state);
+            (std::mem::take(&mut st.red), std::mem::take(&mut st.folds))
+        };
+        let mut n = 0;
+        let mut merge = |family: Family, bucket: u64, labels: &[&str], cell: &Cell| {
+            let value = cell.encode();
+            for (res, step) in STEPS.iter().enumerate() {
+                self.tree.merge(
+                    series::key(family, res, floor(bucket, *step), labels),
+                    value.as_slice(),
+                )?;
+            }
+            n += 1;
+            Ok::<(), sled::Error>(())
+        };
+        for ((bucket, k), cell) in &red {
+            let (kind, status) = (k.kind.to_string(), k.status.to_string());
+            merge(
+                Family::Red,
+                *bucket,
+                &[&k.service, &k.operation, &kind, &status],
+                cell,
+            )?;
+        }
+        for ((family, bucket, labels), cell) in &folds {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            merge(*family, *bucket, &labels, cell)?;
+        }
+        if n > 0 {
+            self.tree.flush()?;
+        }
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes buckets past each resolution's retention (by `now`, Unix nanoseconds).
+    pub fn sweep(&self, now: u64) -> Result<u64, AnalyzerError> {
+        let mut removed = 0;
+        for (res, keep) in self.cfg.retentions().iter().enumerate() {
+            let horizon = floor(now.saturating_sub(keep.as_nanos() as u64), STEPS[res]);
+            for family in Family::ALL {
+                let range = series::prefix(family, res, 0)..series::prefix(family, res, horizon);
+                let mut batch = sled::Batch::default();
+                for kv in self.tree.range(range).keys() {
+                    batch.remove(kv?);
+                    removed += 1;
+                }
+                self.tree.apply_batch(batch)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs assembly timeouts every second, checkpoints every `flush_interval` and sweeps
+    /// every minute, until `stop`; then analyses every trace still assembling and makes a
+    /// last checkpoint.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let mut last_checkpoint = Instant::now();
+        let mut last_sweep: Option<Instant> = None;
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                _ = stop.cancelled() => true,
+            };
+            let checkpoint = stopping || last_checkpoint.elapsed() >= self.cfg.flush_interval;
+            let sweep = last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            let me = self.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                me.tick(stopping);
+                if checkpoint {
+                    me.checkpoint()?;
+                }
+                if sweep {
+                    me.sweep(unix_now())?;
+                }
+                Ok::<(), AnalyzerError>(())
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => events::AnalysisCheckpointFailed { error: &e }.emit(),
+                Err(e) => events::AnalysisCheckpointFailed { error: &e }.emit(),
+            }
+            if checkpoint {
+                last_checkpoint = Instant::now();
+            }
+            if sweep {
+                last_sweep = Some(Instant::now());
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// A snapshot for GetStats.
+    pub fn snapshot(&self) -> Snapshot {
+        let st = lock(&self.state);
+        Snapshot {
+            spans: self.counters.spans.load(Ordering::Relaxed),
+            traces: self.counters.traces.load(Ordering::Relaxed),
+            early: self.counters.early.load(Ordering::Relaxed),
+            late_spans: self.counters.late_spans.load(Ordering::Relaxed),
+            assembling_traces: st.traces.len() as u64,
+            assembling_spans: st.spans as u64,
+            series: st.red_keys.len() as u64,
+            operations: st.op_keys.len() as u64,
+            graph_pending: st.graph.pending() as u64,
+        }
+    }
+
+    /// The resolution to read `[from, to)` at: the finest whose retention reaches back to
+    /// `from` (by `now`) and that gives at most `max_points` buckets, or the coarsest.
+    pub fn resolution(&self, from: u64, to: u64, now: u64, max_points: u64) -> usize {
+        let r = self.cfg.retentions();
+        (0..STEPS.len())
+            .find(|&i| {
+                now.saturating_sub(r[i].as_nanos() as u64) <= from
+                    && to.saturating_sub(from) / STEPS[i] <= max_points
+            })
+            .unwrap_or(STEPS.len() - 1)
+    }
+
+    /// Every cell of `family` at resolution `res` in buckets starting in
+    /// `[floor(from), to)`, stored and in memory merged, by (bucket, labels).
+    pub fn cells(
+        &self,
+        family: Family,
+        res: usize,
+        from: u64,
+        to: u64,
+    ) -> Result<BTreeMap<(u64, Vec<String>), Cell>, AnalyzerError> {
+        if !self.cfg.enabled {
+            return Err(AnalyzerError::Disabled);
+        }
+        let step = STEPS[res];
+        let from = floor(from, step);
+        let mut out: BTreeMap<(u64, Vec<String>), Cell> = BTreeMap::new();
+        let _moving = lock(&self.moving);
+        let range = series::prefix(family, res, from)..series::prefix(family, res, to);
+        for kv in self.tree.range(range) {
+            let (k, v) = kv?;
+            let parsed = series::parse_key(&k).and_then(|k| Cell::decode(&v).map(|c| (k, c)));
+            match parsed {
+                Ok((k, c)) => out.entry((k.bucket, k.labels)).or_default().merge(&c),
+                Err(e) => events::AnalysisValueCorrupt { error: &e }.emit(),
+            }
+        }
+        let st = lock(&self.state);
+        let in_range = |b: u64| b >= from && b < to;
+        if family == Family::Red {
+            for ((b, k), c) in &st.red {
+                let b = floor(*b, step);
+                if in_range(b) {
+                    let labels = vec![
+                        k.service.to_string(),
+                        k.operation.to_string(),
+                        k.kind.to_string(),
+                        k.status.to_string(),
+                    ];
+                    out.entry((b, labels)).or_default().merge(c);
+                }
+            }
+        } else {
+            for ((f, b, labels), c) in &st.folds {
+                let b = floor(*b, step);
+                if *f == family && in_range(b) {
+                    out.entry((b, labels.clone())).or_default().merge(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cells of `[from, to)` merged per label set.
+    pub fn window(
+        &self,
+        family: Family,
+        from: u64,
+        to: u64,
+        now: u64,
+    ) -> Result<HashMap<Vec<String>, Cell>, AnalyzerError> {
+        let res = self.resolution(from, to, now, u64::MAX);
+        let mut out: HashMap<Vec<String>, Cell> = HashMap::new();
+        for ((_, labels), c) in self.cells(family, res, from, to)? {
+            out.entry(labels).or_default().merge(&c);
+        }
+        Ok(out)
+    }
+
+    /// Bottlenecks over `window`, compared with `baseline`, both `[from, to)` pairs.
+    pub fn bottlenecks(&self, q: &BottleneckQuery) -> Result<Bottlenecks, AnalyzerError> {
+        let now = unix_now();
+        let family = if q.by_call_path {
+            Family::CallPath
+        } else {
+            Family::Operation
+        };
+        let keep = |labels: &Vec<String>| q.matches(labels, q.by_call_path);
+        let read = |(from, to): (u64, u64)| -> Result<_, AnalyzerError> {
+            let mut cells = self.window(family, from, to, now)?;
+            cells.retain(|l, _| keep(l));
+            let total = self
+                .window(Family::Trace, from, to, now)?
+                .remove(&Vec::new())
+                .unwrap_or_default();
+            Ok((cells, total))
+        };
+        let (cells, total) = read(q.window)?;
+        let (base, base_total) = match q.baseline {
+            Some(b) => read(b)?,
+            None => (HashMap::new(), Cell::default()),
+        };
+        Ok(Bottlenecks {
+            rows: bottleneck::rank(&cells, &total, &base, &base_total, q.top_k),
+            total,
+            baseline_total: base_total,
+        })
+    }
+
+    /// What-if: speeding (service, operation) up by `speedup` over `[from, to)`.
+    pub fn what_if(
+        &self,
+        service: &str,
+        operation: &str,
+        speedup: f64,
+        (from, to): (u64, u64),
+    ) -> Result<(Projection, Cell), AnalyzerError> {
+        let now = unix_now();
+        let op = self
+            .window(Family::Operation, from, to, now)?
+            .remove(&vec![service.to_string(), operation.to_string()])
+            .unwrap_or_default();
+        let total = self
+            .window(Family::Trace, from, to, now)?
+            .remove(&Vec::new())
+            .unwrap_or_default();
+        Ok((bottleneck::what_if(&op, &total, speedup), op))
+    }
+
+    /// Span-metric series of `service` (and `operation`) over `[from, to)` at `step`
+    /// (a multiple of the resolution read), by (service, operation, kind, status).
+    pub fn span_metrics(
+        &self,
+        service: &str,
+        operation: Option<&str>,
+        (from, to): (u64, u64),
+        step: u64,
+    ) -> Result<BTreeMap<Vec<String>, series::Series>, AnalyzerError> {
+        let now = unix_now();
+        let res = (0..STEPS.len())
+            .rev()
+            .find(|&i| {
+                step % STEPS[i] == 0
+                    && now.saturating_sub(self.cfg.retentions()[i].as_nanos() as u64) <= from
+            })
+            .unwrap_or(STEPS.len() - 1);
+        let mut out: BTreeMap<Vec<String>, series::Series> = BTreeMap::new();
+        for ((b, labels), c) in self.cells(Family::Red, res, from, to)? {
+            if labels.first().map(String::as_str) != Some(service)
+                || operation.is_some_and(|o| labels.get(1).map(String::as_str) != Some(o))
+            {
+                continue;
+            }
+            out.entry(labels)
+                .or_insert_with(|| series::Series::new(step))
+                .add(b, &c);
+        }
+        Ok(out)
+    }
+}
+
+/// A bottleneck query; windows are `[from, to)` in Unix nanoseconds.
+#[derive(Debug, Clone)]
+pub struct BottleneckQuery {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub window: (u64, u64),
+    pub baseline: Option<(u64, u64)>,
+    pub top_k: usize,
+    pub by_call_path: bool,
+}
+
+impl BottleneckQuery {
+    /// Operation labels are (service, operation); a call path matches on its last element.
+    fn matches(&self, labels: &[String], call_path: bool) -> bool {
+        let (svc, op) = if call_path {
+            let last = labels
+                .first()
+                .and_then(|p| p.rsplit(" > ").next())
+                .unwrap_or("");
+            match last.split_once(": ") {
+                Some((s, o)) => (s.to_string(), o.to_string()),
+                None => (last.to_string(), String::new()),
+            }
+        } else {
+            (
+                labels.first().cloned().unwrap_or_default(),
+                labels.get(1).cloned().unwrap_or_default(),
+            )
+        };
+        self.service.as_ref().is_none_or(|s| *s == svc)
+            && self.operation.as_ref().is_none_or(|o| *o == op)
+    }
+}
+
+/// The answer to a [`BottleneckQuery`].
+#[derive(Debug, Clone)]
+pub struct Bottlenecks {
+    pub rows: Vec<Row>,
+    /// All traces of the window: count, end-to-end time and histogram, slowest exemplars.
+    pub total: Cell,
+    pub baseline_total: Cell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span, Status};
+
+    fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![crate::otlp::string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn span(
+        trace: u8,
+        id: u8,
+        parent: Option<u8>,
+        name: &str,
+        kind: i32,
+        start: u64,
+        end: u64,
+        error: bool,
+    ) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: name.into(),
+            kind,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            status: error.then(|| Status {
+                code: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn analyzer(dir: &std::path::Path, cfg: config::Analysis) -> (sled::Db, Arc<Analyzer>) {
+        let db = sled::open(dir).unwrap();
+        let a = Analyzer::open(&cfg, &db).unwrap();
+        (db, a)
+    }
+
+    const T0: u64 = 1_700_000_000_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    /// web GET / [0,100ms] → CLIENT [10,90] → api SERVER [15,85] (error in trace 2).
+    fn trace(t: u8, base: u64) -> Vec<ResourceSpans> {
+        vec![
+            rs(
+                "web",
+                vec![
+                    span(t, 1, None, "GET /", 2, base, base + 100 * MS, false),
+                    span(
+                        t,
+                        2,
+                        Some(1),
+                        "call api",
+                        3,
+                        base + 10 * MS,
+                        base + 90 * MS,
+                        false,
+                    ),
+                ],
+            ),
+            rs(
+                "api",
+                vec![span(
+                    t,
+                    3,
+                    Some(2),
+                    "GET /x",
+                    2,
+                    base + 15 * MS,
+                    base + 85 * MS,
+                    t == 2,
+                )],
+            ),
+        ]
+    }
+
+    #[test]
+    fn spans_become_red_cells_graph_edges_and_bottlenecks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Analysis {
+            trace_idle: Duration::from_millis(1),
+            ..config::Analysis::default()
+        };
+        let (_db, a) = analyzer(dir.path(), cfg);
+        for t in 1..=3u8 {
+            a.observe(&trace(t, T0 + u64::from(t) * 1000 * MS));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        a.tick(false);
+        assert_eq!(a.snapshot().traces, 3);
+        // Read before and after the checkpoint: the same figures.
+        let window = (T0, T0 + 60_000 * MS);
+        let check = |a: &Analyzer| {
+            let red = a.window(Family::Red, window.0, window.1, T0).unwrap();
+            let api_err = &red[&vec!["api".into(), "GET /x".into(), "2".into(), "2".into()]];
+            assert_eq!((api_err.count, api_err.errors), (1, 1));
+            let api_ok = &red[&vec!["api".into(), "GET /x".into(), "2".into(), "0".into()]];
+            assert_eq!(api_ok.count, 2);
+            let edges = a.window(Family::Edge, window.0, window.1, T0).unwrap();
+            let e = &edges[&vec!["web".into(), "api".into(), "request".into()]];
+            assert_eq!((e.count, e.errors), (3, 1));
+            let ops = a.window(Family::Operation, window.0, window.1, T0).unwrap();
+            // api's span is 70 of the 100 ms; web's GET / 20, its client span 10.
+            let api = &ops[&vec!["api".into(), "GET /x".into()]];
+            assert_eq!((api.count, api.time, api.e2e), (3, 210 * MS, 300 * MS));
+            assert_eq!(api.exemplars.len(), 3);
+            let total = &a.window(Family::Trace, window.0, window.1, T0).unwrap()[&Vec::new()];
+            assert_eq!((total.count, total.time), (3, 300 * MS));
+        };
+        check(&a);
+        a.checkpoint().unwrap();
+        check(&a);
+        // The 1-minute and 1-hour resolutions hold the same sums.
+        for res in [1, 2] {
+            let cells = a.cells(Family::Trace, res, window.0, window.1).unwrap();
+            let sum: u64 = cells.values().map(|c| c.count).sum();
+            assert_eq!(sum, 3, "resolution {res}");
+        }
+        // A late span of an analysed trace is counted as late, not as a new trace.
+        a.observe(&[rs(
+            "api",
+            vec![span(
+                1,
+                9,
+                Some(3),
+                "late",
+                1,
+                T0 + 1000 * MS,
+                T0 + 1001 * MS,
+                false,
+            )],
+        )]);
+        std::thread::sleep(Duration::from_millis(5));
+        a.tick(false);
+        assert_eq!((a.snapshot().late_spans, a.snapshot().traces), (1, 3));
+        let b = a
+            .bottlenecks(&BottleneckQuery {
+                service: None,
+                operation: None,
+                window,
+                baseline: None,
+                top_k: 10,
+                by_call_path: false,
+            })
+            .unwrap();
+        assert_eq!(
+            b.rows[0].labels,
+            vec!["api".to_string(), "GET /x".to_string()]
+        );
+        assert!((b.rows[0].share - 0.7).abs() < 1e-9);
+    }
+
+    #[test]
+    fn assembly_is_bounded_and_keys_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Analysis {
+            max_spans: 5,
+            max_series: 2,
+            ..config::Analysis::default()
+        };
+        let (_db, a) = analyzer(dir.path(), cfg);
+        for t in 1..=4u8 {
+            a.observe(&trace(t, T0));
+        }
+        let s = a.snapshot();
+        assert!(s.assembling_spans <= 5, "{s:?}");
+        assert_eq!(s.early, 3);
+        assert_eq!(s.series, 2);
+        let red = a.window(Family::Red, T0, T0 + 60_000 * MS, T0).unwrap();
+        let star = vec![
+            OVERFLOW.to_string(),
+            OVERFLOW.into(),
+            "0".into(),
+            "0".into(),
+        ];
+        // 12 spans: 2 series of web take 8, api's 4 go to the overflow series.
+        assert_eq!(red[&star].count, 4);
+        assert_eq!(red.values().map(|c| c.count).sum::<u64>(), 12);
+    }
+
+    #[test]
+    fn figures_survive_a_reopen_and_retention_sweeps_by_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Analysis::default();
+        let now = unix_now();
+        let old = now - 48 * 3600 * 1_000_000_000; // past the 10 s retention (24 h)
+        {
+            let (_db, a) = analyzer(dir.path(), cfg.clone());
+            a.observe(&trace(1, now));
+            a.observe(&trace(2, old));
+            a.tick(true);
+            a.checkpoint().unwrap();
+        }
+        let (_db, a) = analyzer(dir.path(), cfg);
+        let count = |res: usize| {
+            a.cells(Family::Trace, res, 0, u64::MAX)
+                .unwrap()
+                .values()
+                .map(|c| c.count)
+                .sum::<u64>()
+        };
+        assert_eq!((count(0), count(1), count(2)), (2, 2, 2));
+        assert!(a.sweep(now).unwrap() > 0);
+        assert_eq!((count(0), count(1), count(2)), (1, 2, 2));
+        // A corrupt value is skipped with a warning, the rest is read.
+        a.tree
+            .insert(
+                series::key(Family::Trace, 0, floor(now, STEPS[0]) + STEPS[0], &[]),
+                &b"\xff\xff"[..],
+            )
+            .unwrap();
+        assert_eq!(count(0), 1);
+    }
+}
