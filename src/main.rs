@@ -128,6 +128,69 @@ enum QueryCommand {
     Stats,
     /// What each sampler saw and kept.
     Sampling,
+    /// Operations ranked by their time on the critical path of every trace (before
+    /// sampling), with the change against a baseline window: what is slow, what got slower.
+    Bottlenecks(BottlenecksArgs),
+    /// The projected end-to-end change if one operation were faster.
+    WhatIf(WhatIfArgs),
+    /// Edges between services (client/server and producer/consumer span pairs).
+    Graph {
+        #[command(flatten)]
+        window: Window,
+    },
+    /// RED series of a service's operations: calls, errors, p50/p95/p99 per step.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Args)]
+struct BottlenecksArgs {
+    /// Only this service's operations.
+    #[arg(long)]
+    service: Option<String>,
+    /// Only this operation.
+    #[arg(long)]
+    operation: Option<String>,
+    /// Compare with the window of this length just before (e.g. 1h).
+    #[arg(long, value_parser = cli::parse_duration)]
+    baseline: Option<Duration>,
+    /// Rank call paths (root > ... > operation) instead of operations.
+    #[arg(long)]
+    by_call_path: bool,
+    /// Rows, 1..=1000.
+    #[arg(long, default_value_t = 10)]
+    top: u32,
+    #[command(flatten)]
+    window: Window,
+}
+
+#[derive(Args)]
+struct WhatIfArgs {
+    /// The operation's service.
+    #[arg(long)]
+    service: String,
+    /// The operation (span name).
+    #[arg(long)]
+    operation: String,
+    /// How much faster: 30% or 0.3.
+    #[arg(long, value_parser = cli::analysis::parse_speedup)]
+    speedup: f64,
+    #[command(flatten)]
+    window: Window,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    /// The service.
+    #[arg(long)]
+    service: String,
+    /// Only this operation.
+    #[arg(long)]
+    operation: Option<String>,
+    /// Width of a point, a multiple of 10s (default: about 60 points).
+    #[arg(long, value_parser = cli::parse_duration)]
+    step: Option<Duration>,
+    #[command(flatten)]
+    window: Window,
 }
 
 #[derive(Args)]
@@ -190,6 +253,23 @@ struct Window {
 }
 
 impl Window {
+    /// A closed window for the analysis queries: [start, end) with end defaulting to now
+    /// and start to `default` before end.
+    fn resolve(&self, default: Duration) -> anyhow::Result<(u64, u64)> {
+        let now = sieve::store::now_ns();
+        if let Some(since) = self.since {
+            return Ok((now.saturating_sub(since.as_nanos() as u64), now));
+        }
+        let end = self.end.unwrap_or(now);
+        let start = self
+            .start
+            .unwrap_or_else(|| end.saturating_sub(default.as_nanos() as u64));
+        if start >= end {
+            bail!("--start is not before --end");
+        }
+        Ok((start, end))
+    }
+
     /// (min, max) unix nanoseconds, 0 meaning unbounded.
     fn bounds(&self) -> anyhow::Result<(u64, u64)> {
         if let Some(since) = self.since {
@@ -433,6 +513,86 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 json,
                 || cli::critical_path_response_json(&r),
                 || cli::critical_path_response_text(&r),
+            )
+        }
+        QueryCommand::Bottlenecks(b) => {
+            let (start, end) = b.window.resolve(Duration::from_secs(15 * 60))?;
+            let (bs, be) = match b.baseline {
+                Some(d) => (start.saturating_sub(d.as_nanos() as u64), start),
+                None => (0, 0),
+            };
+            let r = client
+                .get_bottlenecks(sieve::proto::GetBottlenecksRequest {
+                    service: b.service.unwrap_or_default(),
+                    operation: b.operation.unwrap_or_default(),
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                    baseline_start_unix_nano: bs,
+                    baseline_end_unix_nano: be,
+                    top_k: b.top,
+                    by_call_path: b.by_call_path,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::bottlenecks_json(&r),
+                || cli::analysis::bottlenecks_text(&r),
+            )
+        }
+        QueryCommand::WhatIf(w) => {
+            let (start, end) = w.window.resolve(Duration::from_secs(15 * 60))?;
+            let r = client
+                .what_if(sieve::proto::WhatIfRequest {
+                    service: w.service.clone(),
+                    operation: w.operation.clone(),
+                    speedup: w.speedup,
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::what_if_json(&r),
+                || cli::analysis::what_if_text(&w.service, &w.operation, w.speedup, &r),
+            )
+        }
+        QueryCommand::Graph { window } => {
+            let (start, end) = window.resolve(Duration::from_secs(15 * 60))?;
+            let r = client
+                .get_service_graph(sieve::proto::GetServiceGraphRequest {
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::graph_json(&r),
+                || cli::analysis::graph_text(&r),
+            )
+        }
+        QueryCommand::Metrics(m) => {
+            let (start, end) = m.window.resolve(Duration::from_secs(3600))?;
+            let r = client
+                .get_span_metrics(sieve::proto::GetSpanMetricsRequest {
+                    service: m.service,
+                    operation: m.operation.unwrap_or_default(),
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                    step_nanos: m.step.map(|d| d.as_nanos() as u64).unwrap_or(0),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::metrics_json(&r),
+                || cli::analysis::metrics_text(&r),
             )
         }
         QueryCommand::Sampling => {

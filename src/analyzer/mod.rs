@@ -444,6 +444,16 @@ impl Analyzer {
                 ready.push(r);
             }
             st.graph.expire(now);
+            Self::drain_graph(st);
+        }
+        if !ready.is_empty() {
+            self.analyse(ready);
+        }
+    }
+
+    /// Moves the graph's paired edges and unpaired counts into cells.
+    fn drain_graph(st: &mut State) {
+        {
             for ((bucket, client, server), e) in std::mem::take(&mut st.graph.edges) {
                 let kind = if e.messaging { "messaging" } else { "request" };
                 let c = st
@@ -466,9 +476,6 @@ impl Analyzer {
                 c.count += u.client;
                 c.errors += u.server;
             }
-        }
-        if !ready.is_empty() {
-            self.analyse(ready);
         }
     }
 
@@ -627,7 +634,10 @@ impl Analyzer {
                 Err(e) => events::AnalysisValueCorrupt { error: &e }.emit(),
             }
         }
-        let st = lock(&self.state);
+        let mut st = lock(&self.state);
+        if matches!(family, Family::Edge | Family::Unpaired) {
+            Self::drain_graph(&mut st);
+        }
         let in_range = |b: u64| b >= from && b < to;
         if family == Family::Red {
             for ((b, k), c) in &st.red {
@@ -732,7 +742,7 @@ impl Analyzer {
         let res = (0..STEPS.len())
             .rev()
             .find(|&i| {
-                step % STEPS[i] == 0
+                step.is_multiple_of(STEPS[i])
                     && now.saturating_sub(self.cfg.retentions()[i].as_nanos() as u64) <= from
             })
             .unwrap_or(STEPS.len() - 1);
@@ -814,6 +824,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn span(
         trace: u8,
         id: u8,

@@ -5,6 +5,8 @@
 //! problem; an unknown trace is NOT_FOUND; a store failure is INTERNAL. The mapping to
 //! `tonic::Status` happens in one place, [`QueryError`]'s `From` impl.
 
+pub mod analysis;
+
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::TracesData;
@@ -16,6 +18,10 @@ use crate::proto::{
     FindTracesRequest, FindTracesResponse, GetOperationsRequest, GetOperationsResponse,
     GetServicesRequest, GetServicesResponse, GetStatsRequest, GetStatsResponse, GetTraceRequest,
     LogEntry, Operation, SearchLogsRequest, SearchLogsResponse, SignalStats, TraceSummary,
+};
+use crate::proto::{
+    GetBottlenecksRequest, GetBottlenecksResponse, GetServiceGraphRequest, GetServiceGraphResponse,
+    GetSpanMetricsRequest, GetSpanMetricsResponse, WhatIfRequest, WhatIfResponse,
 };
 use crate::store::{LogQuery, Store, StoreError, TraceQuery};
 use crate::telemetry::{SignalCounters, Stats};
@@ -37,6 +43,9 @@ pub enum QueryError {
     /// The blocking read task failed.
     #[error("query task failed: {0}")]
     Task(String),
+    /// What the query needs is turned off in the config.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<QueryError> for Status {
@@ -44,6 +53,7 @@ impl From<QueryError> for Status {
         match e {
             QueryError::InvalidArgument(m) => Status::invalid_argument(m),
             QueryError::NotFound(_) => Status::not_found(e.to_string()),
+            QueryError::Unavailable(m) => Status::failed_precondition(m),
             QueryError::Store(_) | QueryError::Task(_) => Status::internal(e.to_string()),
         }
     }
@@ -411,7 +421,40 @@ impl QueryService for Query {
                 .undecodable_requests
                 .load(std::sync::atomic::Ordering::Relaxed),
             exporters: self.exporters.stats(),
+            analysis: analysis::stats(&self.analyzer),
         }))
+    }
+
+    async fn get_bottlenecks(
+        &self,
+        request: Request<GetBottlenecksRequest>,
+    ) -> Result<Response<GetBottlenecksResponse>, Status> {
+        let r = analysis::get_bottlenecks(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn what_if(
+        &self,
+        request: Request<WhatIfRequest>,
+    ) -> Result<Response<WhatIfResponse>, Status> {
+        let r = analysis::what_if(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn get_service_graph(
+        &self,
+        request: Request<GetServiceGraphRequest>,
+    ) -> Result<Response<GetServiceGraphResponse>, Status> {
+        let r = analysis::get_service_graph(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn get_span_metrics(
+        &self,
+        request: Request<GetSpanMetricsRequest>,
+    ) -> Result<Response<GetSpanMetricsResponse>, Status> {
+        let r = analysis::get_span_metrics(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
     }
 }
 

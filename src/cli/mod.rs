@@ -2,6 +2,8 @@
 //! attributes, and the tables, span tree and JSON forms of the query API's answers.
 //! Pure functions over the API's messages, so they are tested without a server.
 
+pub mod analysis;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -368,6 +370,21 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
         "\ndisk bytes: {}\nundecodable requests: {}\nuptime: {}s",
         s.disk_bytes, s.undecodable_requests, s.uptime_seconds
     );
+    if let Some(a) = &s.analysis {
+        let _ = writeln!(
+            out,
+            "\nanalysis: {} spans, {} traces analysed ({} early), {} late spans; assembling {} traces / {} spans; {} series, {} operations; {} graph halves waiting",
+            a.spans,
+            a.traces,
+            a.early_traces,
+            a.late_spans,
+            a.assembling_traces,
+            a.assembling_spans,
+            a.series,
+            a.operations,
+            a.graph_pending
+        );
+    }
     if !s.exporters.is_empty() {
         let rows: Vec<Vec<String>> = s
             .exporters
@@ -579,6 +596,17 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
         "disk_bytes": s.disk_bytes,
         "undecodable_requests": s.undecodable_requests,
         "uptime_seconds": s.uptime_seconds,
+        "analysis": s.analysis.as_ref().map(|a| json!({
+            "spans": a.spans,
+            "traces": a.traces,
+            "early_traces": a.early_traces,
+            "late_spans": a.late_spans,
+            "assembling_traces": a.assembling_traces,
+            "assembling_spans": a.assembling_spans,
+            "series": a.series,
+            "operations": a.operations,
+            "graph_pending": a.graph_pending,
+        })),
         "exporters": s.exporters.iter().map(|e| json!({
             "name": e.name,
             "breaker": e.breaker,
