@@ -5,7 +5,14 @@ mod common;
 
 use std::path::PathBuf;
 
-use sieve::proto::{FindTracesRequest, GetServicesRequest, SearchLogsRequest};
+use std::time::Duration;
+
+use sieve::proto::query_service_client::QueryServiceClient;
+use sieve::proto::{
+    FindTracesRequest, GetBottlenecksRequest, GetCriticalPathRequest, GetServicesRequest,
+    GetStatsRequest, SearchLogsRequest,
+};
+use tonic::transport::Channel;
 
 /// `target/<profile>/examples/demo`, next to this test's own binary in `deps/`.
 fn demo_bin() -> PathBuf {
@@ -102,4 +109,90 @@ async fn demo_shows_a_failing_and_a_slow_service() {
         assert!(trace_ids.contains(&tid), "error log of unknown trace {tid}");
     }
     gw.stop().await;
+}
+
+/// Runs the demo against `otlp` with extra arguments.
+async fn run_demo(otlp: &str, extra: &[&str]) {
+    let out = tokio::process::Command::new(demo_bin())
+        .args(["--endpoint", otlp, "--rate", "20", "--duration", "2s"])
+        .args(extra)
+        .output()
+        .await
+        .expect("run demo");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until every demo trace (11 spans each) has been analysed, then returns the top
+/// bottleneck's service, its share, and the service holding the most critical-path time in
+/// the slowest trace.
+async fn top_bottleneck(q: &mut QueryServiceClient<Channel>) -> (String, f64, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = q
+            .get_stats(GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .analysis
+            .expect("analysis stats");
+        if a.assembling_traces == 0 && a.traces >= 30 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{a:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = q
+        .get_bottlenecks(GetBottlenecksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let top = &b.bottlenecks[0];
+    let slowest = &b.slowest[0].trace_id;
+    let cp = q
+        .get_critical_path(GetCriticalPathRequest {
+            trace_id: slowest.clone(),
+            tolerance: 0.0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let most = cp
+        .exclusive
+        .iter()
+        .max_by_key(|e| e.nanos)
+        .and_then(|e| e.span.as_ref())
+        .map(|s| s.service.clone())
+        .unwrap_or_default();
+    println!(
+        "top bottleneck {}: {} share {:.3}; slowest trace {slowest} waits most on {most}",
+        top.service, top.operation, top.share
+    );
+    (top.service.clone(), top.share, most)
+}
+
+/// With `--slow-service pricing`, pricing tops the bottlenecks and the critical path of the
+/// slowest trace; without it, it does not (catalog's database call does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_service_tops_the_bottlenecks() {
+    let fast = |c: &mut sieve::config::Config| c.analysis.trace_idle = Duration::from_millis(300);
+    let (slow_gw, calm_gw) = (common::start(fast).await, common::start(fast).await);
+    tokio::join!(
+        run_demo(&slow_gw.otlp, &["--slow-service", "pricing", "--slow-ms", "150"]),
+        run_demo(&calm_gw.otlp, &[]),
+    );
+
+    let (top, share, most) = top_bottleneck(&mut slow_gw.query_client().await).await;
+    assert_eq!(top, "pricing");
+    assert!(share > 0.5, "{share}");
+    assert_eq!(most, "pricing");
+
+    let (top, _, most) = top_bottleneck(&mut calm_gw.query_client().await).await;
+    assert_ne!(top, "pricing");
+    assert_ne!(most, "pricing");
+    slow_gw.stop().await;
+    calm_gw.stop().await;
 }
