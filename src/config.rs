@@ -353,8 +353,8 @@ pub struct Analysis {
     /// Distinct span-metric series (service, operation, kind, status) since start. Past it new
     /// keys are counted under the series `*`/`*`. Default 10000.
     pub max_series: usize,
-    /// Distinct operations and call paths tracked for bottlenecks since start; past it they
-    /// are counted under `*`. Default 10000.
+    /// Distinct operations tracked for bottlenecks since start, and separately distinct call
+    /// paths; past it new ones are counted under `*`. Default 10000.
     pub max_operations: usize,
     /// How often the figures in memory are merged into sled. A crash loses at most this much
     /// analysis (never data). Default 5s.

@@ -181,7 +181,10 @@ async fn a_slow_service_tops_the_bottlenecks() {
     let fast = |c: &mut sieve::config::Config| c.analysis.trace_idle = Duration::from_millis(300);
     let (slow_gw, calm_gw) = (common::start(fast).await, common::start(fast).await);
     tokio::join!(
-        run_demo(&slow_gw.otlp, &["--slow-service", "pricing", "--slow-ms", "150"]),
+        run_demo(
+            &slow_gw.otlp,
+            &["--slow-service", "pricing", "--slow-ms", "150"]
+        ),
         run_demo(&calm_gw.otlp, &[]),
     );
 

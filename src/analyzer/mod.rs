@@ -73,6 +73,7 @@ pub struct Snapshot {
     pub assembling_spans: u64,
     pub series: u64,
     pub operations: u64,
+    pub call_paths: u64,
     pub graph_pending: u64,
 }
 
@@ -134,8 +135,9 @@ struct State {
     red: HashMap<(u64, RedKey), Cell>,
     folds: HashMap<(Family, u64, Vec<String>), Cell>,
     red_keys: HashSet<RedKey>,
-    op_keys: HashSet<(Family, Vec<String>)>,
-    overflow_warned: [bool; 2],
+    op_keys: HashSet<Vec<String>>,
+    path_keys: HashSet<Vec<String>>,
+    overflow_warned: [bool; 3],
 }
 
 /// The analysis stage.
@@ -191,7 +193,8 @@ impl Analyzer {
                 folds: HashMap::new(),
                 red_keys: HashSet::new(),
                 op_keys: HashSet::new(),
-                overflow_warned: [false; 2],
+                path_keys: HashSet::new(),
+                overflow_warned: [false; 3],
             }),
             moving: Mutex::new(()),
             base: Instant::now(),
@@ -411,24 +414,33 @@ impl Analyzer {
         }
     }
 
+    /// `labels`, or `*`s once `max_operations` distinct label sets of `family` are tracked.
     fn bound_operation(&self, st: &mut State, family: Family, labels: Vec<String>) -> Vec<String> {
-        let key = (family, labels);
-        if st.op_keys.contains(&key) {
-            return key.1;
+        let (keys, warned, what) = if family == Family::CallPath {
+            (&mut st.path_keys, &mut st.overflow_warned[2], "call paths")
+        } else {
+            (
+                &mut st.op_keys,
+                &mut st.overflow_warned[1],
+                "bottleneck operations",
+            )
+        };
+        if keys.contains(&labels) {
+            return labels;
         }
-        if st.op_keys.len() < self.cfg.max_operations {
-            st.op_keys.insert(key.clone());
-            return key.1;
+        if keys.len() < self.cfg.max_operations {
+            keys.insert(labels.clone());
+            return labels;
         }
-        if !st.overflow_warned[1] {
-            st.overflow_warned[1] = true;
+        if !*warned {
+            *warned = true;
             events::AnalysisKeysOverflowed {
-                what: "bottleneck operations and call paths",
+                what,
                 bound: self.cfg.max_operations,
             }
             .emit();
         }
-        key.1.iter().map(|_| OVERFLOW.to_string()).collect()
+        labels.iter().map(|_| OVERFLOW.to_string()).collect()
     }
 
     /// Analyses traces idle for `trace_idle` (all of them when `all`), gives up graph halves
@@ -593,6 +605,7 @@ impl Analyzer {
             assembling_spans: st.spans as u64,
             series: st.red_keys.len() as u64,
             operations: st.op_keys.len() as u64,
+            call_paths: st.path_keys.len() as u64,
             graph_pending: st.graph.pending() as u64,
         }
     }

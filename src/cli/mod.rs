@@ -373,7 +373,7 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
     if let Some(a) = &s.analysis {
         let _ = writeln!(
             out,
-            "\nanalysis: {} spans, {} traces analysed ({} early), {} late spans; assembling {} traces / {} spans; {} series, {} operations; {} graph halves waiting",
+            "\nanalysis: {} spans, {} traces analysed ({} early), {} late spans; assembling {} traces / {} spans; {} series, {} operations, {} call paths; {} graph halves waiting",
             a.spans,
             a.traces,
             a.early_traces,
@@ -382,6 +382,7 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
             a.assembling_spans,
             a.series,
             a.operations,
+            a.call_paths,
             a.graph_pending
         );
     }
@@ -605,6 +606,7 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
             "assembling_spans": a.assembling_spans,
             "series": a.series,
             "operations": a.operations,
+            "call_paths": a.call_paths,
             "graph_pending": a.graph_pending,
         })),
         "exporters": s.exporters.iter().map(|e| json!({

@@ -315,6 +315,7 @@ pub fn stats(analyzer: &Analyzer) -> Option<AnalysisStats> {
             assembling_spans: s.assembling_spans,
             series: s.series,
             operations: s.operations,
+            call_paths: s.call_paths,
             graph_pending: s.graph_pending,
         }
     })
