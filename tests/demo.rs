@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sieve::proto::query_service_client::QueryServiceClient;
 use sieve::proto::{
-    FindTracesRequest, GetBottlenecksRequest, GetCriticalPathRequest, GetServicesRequest,
-    GetStatsRequest, SearchLogsRequest,
+    FindTracesRequest, GetBottlenecksRequest, GetCriticalPathRequest, GetServiceGraphRequest,
+    GetServicesRequest, GetStatsRequest, SearchLogsRequest,
 };
 use tonic::transport::Channel;
 
@@ -178,7 +178,10 @@ async fn top_bottleneck(q: &mut QueryServiceClient<Channel>) -> (String, f64, St
 /// slowest trace; without it, it does not (catalog's database call does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_service_tops_the_bottlenecks() {
-    let fast = |c: &mut sieve::config::Config| c.analysis.trace_idle = Duration::from_millis(300);
+    let fast = |c: &mut sieve::config::Config| {
+        c.analysis.trace_idle = Duration::from_millis(300);
+        c.analysis.graph_wait = Duration::from_millis(300);
+    };
     let (slow_gw, calm_gw) = (common::start(fast).await, common::start(fast).await);
     tokio::join!(
         run_demo(
@@ -196,6 +199,36 @@ async fn a_slow_service_tops_the_bottlenecks() {
     let (top, _, most) = top_bottleneck(&mut calm_gw.query_client().await).await;
     assert_ne!(top, "pricing");
     assert_ne!(most, "pricing");
+
+    // The service graph: the four calls between services, and catalog's database as a
+    // virtual node (its client span names db.system, and no server span answers it).
+    let g = calm_gw
+        .query_client()
+        .await
+        .get_service_graph(GetServiceGraphRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let edges: Vec<(&str, &str, bool)> = g
+        .edges
+        .iter()
+        .map(|e| (e.client.as_str(), e.server.as_str(), e.virtual_node))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("catalog", "inventory", false),
+            ("catalog", "postgresql", true),
+            ("frontend", "auth", false),
+            ("frontend", "catalog", false),
+            ("frontend", "pricing", false),
+        ]
+    );
+    assert!(
+        g.edges.iter().all(|e| e.requests == g.edges[0].requests),
+        "{g:?}"
+    );
+    assert!(g.unpaired.is_empty(), "{g:?}");
     slow_gw.stop().await;
     calm_gw.stop().await;
 }

@@ -7,7 +7,10 @@
 //! table keyed by (trace id, the client's span id) until its other half comes, at most
 //! `max_wait` (explicit clock: [`ServiceGraph::expire`]) and at most `max_pending` entries
 //! (past it the oldest is given up). Halves that never pair are counted as unpaired, per
-//! kind. A request failed when either half has status ERROR. Latency: the client side's
+//! kind; but a caller half that names its peer (`peer`, from `peer.service`, `db.name` or
+//! `db.system` as the Collector's `virtual_node_peer_attributes` default) makes an edge to a
+//! virtual node of that name instead, as a database or third-party call does (the Collector's
+//! virtual nodes). A request failed when either half has status ERROR. Latency: the client side's
 //! duration and the server side's, each in a [`Histogram`]. Edges and unpaired counts are
 //! kept per time bucket of `step` by the caller's start time (the unpaired half's own start),
 //! so the wiring can drain them into time series.
@@ -37,6 +40,8 @@ struct Half {
     messaging: bool,
     /// The span's start (data time): picks the time bucket.
     start: u64,
+    /// A caller's peer, when its span names one.
+    peer: Option<String>,
 }
 
 /// One edge's figures.
@@ -47,6 +52,8 @@ pub struct Edge {
     pub client_latency: Histogram,
     pub server_latency: Histogram,
     pub messaging: bool,
+    /// The server is a virtual node (a caller's peer attribute), with no server latency.
+    pub virtual_node: bool,
 }
 
 /// Halves given up on.
@@ -84,6 +91,8 @@ pub struct SpanEdge<'a> {
     pub start: u64,
     pub duration: u64,
     pub failed: bool,
+    /// For a caller: the peer it names (`peer.service`, `db.name` or `db.system`).
+    pub peer: Option<&'a str>,
 }
 
 impl ServiceGraph {
@@ -114,6 +123,7 @@ impl ServiceGraph {
             at: now,
             messaging,
             start: s.start,
+            peer: s.peer.map(str::to_string),
         };
         match s.kind {
             CLIENT | PRODUCER => {
@@ -163,7 +173,17 @@ impl ServiceGraph {
             };
             // Entries already paired (or replaced by a newer half) are stale.
             if table.get(&key).is_some_and(|h| h.at == at) {
-                if let Some(h) = table.remove(&key) {
+                if let Some(mut h) = table.remove(&key) {
+                    if caller && let Some(peer) = h.peer.take() {
+                        let bucket = h.start - h.start % self.step;
+                        let e = self.edges.entry((bucket, h.service, peer)).or_default();
+                        e.requests += 1;
+                        e.failed += u64::from(h.failed);
+                        e.client_latency.record(h.duration);
+                        e.messaging |= h.messaging;
+                        e.virtual_node = true;
+                        return true;
+                    }
                     let u = self
                         .unpaired
                         .entry((h.start - h.start % self.step, h.service))
@@ -228,6 +248,7 @@ mod tests {
             start: 0,
             duration: dur,
             failed,
+            peer: None,
         }
     }
 
@@ -253,6 +274,26 @@ mod tests {
         assert_eq!(msg.requests, 1);
         assert!(msg.messaging);
         assert_eq!(g.pending(), 0);
+        assert!(g.unpaired.is_empty());
+    }
+
+    #[test]
+    fn a_caller_naming_its_peer_makes_a_virtual_node() {
+        let mut g = ServiceGraph::new(10, 100, 1);
+        let mut db = span("catalog", 1, 1, None, CLIENT, 12, true);
+        db.peer = Some("postgresql");
+        g.observe(&db, 0);
+        // A peer attribute does not stop a real server half from pairing.
+        let mut api = span("web", 2, 2, None, CLIENT, 30, false);
+        api.peer = Some("cart-svc");
+        g.observe(&api, 0);
+        g.observe(&span("cart", 2, 3, Some(2), SERVER, 20, false), 1);
+        g.expire(20);
+        let e = &g.edges[&(0, "catalog".to_string(), "postgresql".to_string())];
+        assert_eq!((e.requests, e.failed, e.virtual_node), (1, 1, true));
+        assert_eq!(e.client_latency.count(), 1);
+        assert_eq!(e.server_latency.count(), 0);
+        assert!(!g.edges[&(0, "web".to_string(), "cart".to_string())].virtual_node);
         assert!(g.unpaired.is_empty());
     }
 

@@ -49,6 +49,10 @@ pub enum AnalyzerError {
     Disabled,
 }
 
+/// Attributes naming a caller's peer when no server half answers (the Collector's
+/// `virtual_node_peer_attributes` default), first found wins.
+pub const PEER_ATTRIBUTES: [&str; 3] = ["peer.service", "db.name", "db.system"];
+
 /// The label a key past a bound is counted under.
 pub const OVERFLOW: &str = "*";
 
@@ -258,6 +262,13 @@ impl Analyzer {
                         start,
                         duration,
                         failed: status == 2,
+                        peer: if matches!(span.kind, 3 | 4) {
+                            PEER_ATTRIBUTES
+                                .iter()
+                                .find_map(|k| crate::otlp::string_attr(&span.attributes, k))
+                        } else {
+                            None
+                        },
                     },
                     now,
                 );
@@ -467,7 +478,13 @@ impl Analyzer {
     fn drain_graph(st: &mut State) {
         {
             for ((bucket, client, server), e) in std::mem::take(&mut st.graph.edges) {
-                let kind = if e.messaging { "messaging" } else { "request" };
+                let kind = if e.virtual_node {
+                    "virtual"
+                } else if e.messaging {
+                    "messaging"
+                } else {
+                    "request"
+                };
                 let c = st
                     .folds
                     .entry((Family::Edge, bucket, vec![client, server, kind.into()]))

@@ -188,6 +188,13 @@ pub fn graph_text(r: &GetServiceGraphResponse) -> String {
     if r.edges.is_empty() && r.unpaired.is_empty() {
         return "no edge in the window\n".into();
     }
+    let server = |e: &crate::proto::ServiceEdge, n: u64| {
+        if e.virtual_node {
+            "-".to_string()
+        } else {
+            fmt_duration(n)
+        }
+    };
     let rows: Vec<Vec<String>> = r
         .edges
         .iter()
@@ -195,13 +202,18 @@ pub fn graph_text(r: &GetServiceGraphResponse) -> String {
             vec![
                 e.client.clone(),
                 e.server.clone(),
-                if e.messaging { "messaging" } else { "request" }.into(),
+                match (e.virtual_node, e.messaging) {
+                    (true, _) => "virtual",
+                    (false, true) => "messaging",
+                    (false, false) => "request",
+                }
+                .into(),
                 e.requests.to_string(),
                 e.failed.to_string(),
                 fmt_duration(e.client_p50_nanos),
                 fmt_duration(e.client_p99_nanos),
-                fmt_duration(e.server_p50_nanos),
-                fmt_duration(e.server_p99_nanos),
+                server(e, e.server_p50_nanos),
+                server(e, e.server_p99_nanos),
             ]
         })
         .collect();
@@ -245,6 +257,7 @@ pub fn graph_json(r: &GetServiceGraphResponse) -> Value {
             "client": e.client,
             "server": e.server,
             "messaging": e.messaging,
+            "virtual_node": e.virtual_node,
             "requests": e.requests,
             "failed": e.failed,
             "client_p50_nanos": e.client_p50_nanos,

@@ -207,6 +207,7 @@ pub async fn get_service_graph(
             client: l.first().cloned().unwrap_or_default(),
             server: l.get(1).cloned().unwrap_or_default(),
             messaging: l.get(2).is_some_and(|k| k == "messaging"),
+            virtual_node: l.get(2).is_some_and(|k| k == "virtual"),
             requests: c.count,
             failed: c.errors,
             client_p50_nanos: q(&c.hist, 0.5),
