@@ -2,15 +2,17 @@
 //! per-call-path contributions, ranking operations over a window against a baseline, and
 //! CRISP's what-if projection.
 //!
-//! **Fold.** For a trace with spans `S` and critical path `P` ([`super::critical_path`]), an
-//! operation `o = (service, span name)` contributes `x(o) = Σ exclusive(s)` over its spans
-//! on the path (0 when off the path: it is then not counted). The trace's end-to-end time `E`
-//! is its longest root's duration. The invariant is that the contributions of a trace sum to
-//! `E` plus the time of the other roots' paths (exactly `E` for a single-root trace),
-//! because the exclusive times of one root tile its interval. A call path is the chain of
-//! operations from the root to the span (`frontend: GET / > cart: GET /cart`), so the same
-//! operation reached two ways is told apart; depth is capped at [`MAX_DEPTH`] (the root end
-//! is kept, the middle elided) and a parent cycle stops the walk.
+//! **Fold.** For a trace with spans `S` and critical path `P` ([`super::critical_path`]), the
+//! trace's end-to-end time `E` is its longest root's duration, and an operation
+//! `o = (service, span name)` contributes `x(o)`, the length of the sections of that root's
+//! path that belong to its spans (0 when off the path: it is then not counted). Other roots
+//! (orphans of a broken trace, late fragments) are left out, so the contributions of a trace
+//! sum to exactly `E`, because one root's sections tile its interval. A call path is the chain
+//! of operations from the root to the span (`frontend: GET / > cart: GET /cart`), so the same
+//! operation reached two ways is told apart; it keeps the two operations nearest the root and
+//! the last [`MAX_DEPTH`] − 3, eliding the middle of deeper chains, with each name cut to
+//! [`MAX_NAME`] bytes. Paths are computed once per span (memoised from the parent), so a
+//! million-span chain costs linear time.
 //!
 //! **Rank.** Over a window with traces `T`, an operation's critical-path time is
 //! `C(o) = Σ_T x(o)` and its share `C(o) / Σ_T E`: the fraction of all end-to-end waiting
@@ -29,6 +31,9 @@ use super::series::Cell;
 
 /// Longest call path kept, in operations.
 pub const MAX_DEPTH: usize = 12;
+
+/// Longest service or operation name in a call path, in bytes.
+pub const MAX_NAME: usize = 160;
 
 /// One trace folded: what each operation and call path contributed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,32 +55,37 @@ pub fn fold<S: AsRef<str>>(
     path: &CriticalPath,
 ) -> TraceFold {
     let start = spans.iter().map(|s| s.start).min().unwrap_or(0);
-    let duration = path
-        .roots
-        .first()
-        .and_then(|r| spans.get(r.root))
+    let Some(root) = path.roots.first() else {
+        return TraceFold {
+            start,
+            ..TraceFold::default()
+        };
+    };
+    let duration = spans
+        .get(root.root)
         .map(|r| r.end.saturating_sub(r.start))
         .unwrap_or(0);
-    let mut by_id: HashMap<[u8; 8], usize> = HashMap::with_capacity(spans.len());
-    for (i, s) in spans.iter().enumerate() {
-        by_id.entry(s.span_id).or_insert(i);
-    }
-    let mut ops: HashMap<(&str, &str), u64> = HashMap::new();
-    let mut paths: HashMap<String, u64> = HashMap::new();
-    for (i, &x) in path.exclusive.iter().enumerate() {
-        if x == 0 || i >= names.len() {
-            continue;
+    // Exclusive time on the longest root's path, per span.
+    let mut exclusive: HashMap<usize, u64> = HashMap::new();
+    for sec in &root.sections {
+        if sec.span < spans.len() && sec.span < names.len() {
+            *exclusive.entry(sec.span).or_default() += sec.end - sec.start;
         }
+    }
+    let mut paths = CallPaths::new(spans, names);
+    let mut ops: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut by_path: HashMap<String, u64> = HashMap::new();
+    for (&i, &x) in &exclusive {
         let (svc, op) = (names[i].0.as_ref(), names[i].1.as_ref());
         *ops.entry((svc, op)).or_default() += x;
-        *paths.entry(call_path(spans, names, &by_id, i)).or_default() += x;
+        *by_path.entry(paths.label(i)).or_default() += x;
     }
     let mut operations: Vec<((String, String), u64)> = ops
         .into_iter()
         .map(|((s, o), x)| ((s.to_string(), o.to_string()), x))
         .collect();
     operations.sort();
-    let mut call_paths: Vec<(String, u64)> = paths.into_iter().collect();
+    let mut call_paths: Vec<(String, u64)> = by_path.into_iter().collect();
     call_paths.sort();
     TraceFold {
         start,
@@ -85,41 +95,132 @@ pub fn fold<S: AsRef<str>>(
     }
 }
 
-/// `root op > … > op` of span `i`, at most [`MAX_DEPTH`] long.
-fn call_path<S: AsRef<str>>(
-    spans: &[SpanInput],
-    names: &[(S, S)],
-    by_id: &HashMap<[u8; 8], usize>,
-    i: usize,
-) -> String {
-    let mut chain = vec![i];
-    let mut at = i;
-    // A cycle cannot be longer than the trace.
-    for _ in 0..spans.len() {
-        match spans[at].parent_id.and_then(|p| by_id.get(&p)) {
-            Some(&p) if p != at && !chain.contains(&p) => {
-                chain.push(p);
-                at = p;
-            }
-            _ => break,
+/// `name` cut to [`MAX_NAME`] bytes at a char boundary, marked with `…` when cut.
+fn cut(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_NAME {
+        return name.into();
+    }
+    let mut end = MAX_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &name[..end]).into()
+}
+
+/// A span's call path, short form: the two operations nearest the root, whether some were
+/// elided, and the last ones (at most `MAX_DEPTH − 3`, or the whole chain when it fits).
+#[derive(Clone)]
+struct Chain {
+    head: Vec<usize>,
+    elided: bool,
+    tail: Vec<usize>,
+    len: usize,
+}
+
+/// Memoised call paths of a trace's spans.
+struct CallPaths<'a, S> {
+    spans: &'a [SpanInput],
+    names: &'a [(S, S)],
+    by_id: HashMap<[u8; 8], usize>,
+    memo: HashMap<usize, Chain>,
+}
+
+impl<'a, S: AsRef<str>> CallPaths<'a, S> {
+    fn new(spans: &'a [SpanInput], names: &'a [(S, S)]) -> Self {
+        let mut by_id = HashMap::with_capacity(spans.len());
+        for (i, s) in spans.iter().enumerate() {
+            by_id.entry(s.span_id).or_insert(i);
         }
-        if chain.len() > 4 * MAX_DEPTH {
-            break;
+        CallPaths {
+            spans,
+            names,
+            by_id,
+            memo: HashMap::new(),
         }
     }
-    chain.reverse();
-    let label = |j: usize| format!("{}: {}", names[j].0.as_ref(), names[j].1.as_ref());
-    if chain.len() <= MAX_DEPTH {
-        chain.into_iter().map(label).collect::<Vec<_>>().join(" > ")
-    } else {
-        let head = chain[..2].iter().map(|&j| label(j));
-        let tail = chain[chain.len() - (MAX_DEPTH - 3)..]
-            .iter()
-            .map(|&j| label(j));
-        head.chain(std::iter::once("…".to_string()))
-            .chain(tail)
-            .collect::<Vec<_>>()
-            .join(" > ")
+
+    fn parent(&self, i: usize) -> Option<usize> {
+        self.spans[i]
+            .parent_id
+            .and_then(|p| self.by_id.get(&p).copied())
+            .filter(|&p| p != i)
+    }
+
+    /// The chain of span `i`, computing its ancestors' first (iteratively; a parent cycle is
+    /// cut where it closes).
+    fn chain(&mut self, i: usize) -> Chain {
+        let mut pending = vec![i];
+        let mut on_stack = std::collections::HashSet::from([i]);
+        let mut at = i;
+        // Walk up to the first memoised ancestor, the root, or a cycle.
+        while !self.memo.contains_key(&at) {
+            match self.parent(at) {
+                Some(p) if !on_stack.contains(&p) => {
+                    if self.memo.contains_key(&p) {
+                        break;
+                    }
+                    on_stack.insert(p);
+                    pending.push(p);
+                    at = p;
+                }
+                _ => break,
+            }
+        }
+        // Build down from the top.
+        while let Some(j) = pending.pop() {
+            if self.memo.contains_key(&j) {
+                continue;
+            }
+            // The parent is memoised unless it closes a cycle (then `j` heads the chain).
+            let up = self.parent(j).and_then(|p| self.memo.get(&p).cloned());
+            let c = match up {
+                None => Chain {
+                    head: vec![j],
+                    elided: false,
+                    tail: Vec::new(),
+                    len: 1,
+                },
+                Some(mut c) => {
+                    if c.head.len() < 2 && !c.elided && c.tail.is_empty() {
+                        c.head.push(j);
+                    } else {
+                        c.tail.push(j);
+                        if c.head.len() + c.tail.len() > MAX_DEPTH {
+                            c.elided = true;
+                        }
+                        while c.elided && c.tail.len() > MAX_DEPTH - 3 {
+                            c.tail.remove(0);
+                        }
+                    }
+                    c.len += 1;
+                    c
+                }
+            };
+            self.memo.insert(j, c);
+        }
+        self.memo.get(&i).cloned().unwrap_or(Chain {
+            head: vec![i],
+            elided: false,
+            tail: Vec::new(),
+            len: 1,
+        })
+    }
+
+    fn label(&mut self, i: usize) -> String {
+        let c = self.chain(i);
+        let name = |j: &usize| {
+            format!(
+                "{}: {}",
+                cut(self.names[*j].0.as_ref()),
+                cut(self.names[*j].1.as_ref())
+            )
+        };
+        let mut parts: Vec<String> = c.head.iter().map(name).collect();
+        if c.elided {
+            parts.push("…".into());
+        }
+        parts.extend(c.tail.iter().map(name));
+        parts.join(" > ")
     }
 }
 
@@ -302,10 +403,52 @@ mod tests {
             .unwrap();
         assert_eq!(deepest.0.split(" > ").count(), MAX_DEPTH);
         assert!(deepest.0.starts_with("svc: op0 > svc: op1 > … > "));
-        // A parent cycle (a → b → a) with no root still folds without looping.
-        let spans = vec![s(1, Some(2), 0, 10), s(2, Some(1), 0, 10)];
+        // A parent cycle (a → b → a) with no root still folds without looping: the walk cuts
+        // the cycle at its earliest span, which heads the path.
+        let spans = vec![s(1, Some(2), 0, 10), s(2, Some(1), 2, 8)];
         let names = vec![("a", "x"), ("b", "y")];
-        let _ = fold(&spans, &names, &critical_path(&spans, 0.0));
+        let f = fold(&spans, &names, &critical_path(&spans, 0.0));
+        assert_eq!(f.duration, 10);
+        assert_eq!(f.operations.iter().map(|o| o.1).sum::<u64>(), 10);
+        assert!(
+            f.call_paths.contains(&("a: x > b: y".to_string(), 6)),
+            "{f:?}"
+        );
+        // A 100,000-span chain: linear, and the deepest path keeps its root end.
+        let n = 100_000u64;
+        let spans: Vec<SpanInput> = (0..n)
+            .map(|i| SpanInput {
+                span_id: (i + 1).to_be_bytes(),
+                parent_id: (i > 0).then(|| i.to_be_bytes()),
+                start: i,
+                end: 2 * n - i,
+                kind: Kind::Other,
+            })
+            .collect();
+        let names: Vec<(String, String)> =
+            (0..n).map(|i| ("s".to_string(), format!("o{i}"))).collect();
+        let f = fold(&spans, &names, &critical_path(&spans, 0.0));
+        assert_eq!(f.duration, 2 * n);
+        let deepest = f
+            .call_paths
+            .iter()
+            .find(|(p, _)| p.ends_with(&format!("s: o{}", n - 1)))
+            .unwrap();
+        assert!(
+            deepest.0.starts_with("s: o0 > s: o1 > … > "),
+            "{}",
+            deepest.0
+        );
+        assert_eq!(deepest.0.split(" > ").count(), MAX_DEPTH);
+        // Long names are cut in call paths.
+        let long = "x".repeat(1000);
+        let spans = vec![s(1, None, 0, 10)];
+        let f = fold(
+            &spans,
+            &[("svc", long.as_str())],
+            &critical_path(&spans, 0.0),
+        );
+        assert_eq!(f.call_paths[0].0, format!("svc: {}…", "x".repeat(MAX_NAME)));
     }
 
     fn cell(count: u64, time: u64) -> Cell {
@@ -361,8 +504,10 @@ mod tests {
         assert_eq!(what_if(&cell(1, 10), &cell(1, 10), 7.0).projected_total, 0);
     }
 
-    fn arb_tree() -> impl Strategy<Value = Vec<SpanInput>> {
-        prop::collection::vec((0usize..1000, 0u64..100, 1u64..100), 1..40).prop_map(|v| {
+    /// A tree under one root of [0, 1000], with some spans made orphans (a parent id that is
+    /// not in the trace) when `orphans`.
+    fn arb_tree(orphans: bool) -> impl Strategy<Value = Vec<SpanInput>> {
+        prop::collection::vec((0usize..1000, 0u64..100, 1u64..100), 1..40).prop_map(move |v| {
             let mut spans: Vec<SpanInput> = Vec::new();
             for (i, (p, off, len)) in v.into_iter().enumerate() {
                 let parent = (i > 0).then(|| p % i);
@@ -374,17 +519,21 @@ mod tests {
                         (start, (start + len).min(ps.end))
                     }
                 };
-                spans.push(s(i as u8 + 1, parent.map(|p| p as u8 + 1), start, end));
+                let mut span = s(i as u8 + 1, parent.map(|p| p as u8 + 1), start, end);
+                if orphans && i > 0 && p % 5 == 0 {
+                    span.parent_id = Some([200; 8]);
+                }
+                spans.push(span);
             }
             spans
         })
     }
 
     proptest! {
-        /// On single-root traces the operations' contributions sum to the end-to-end time,
-        /// and so do the call paths'.
+        /// The operations' contributions sum to the end-to-end time (the longest root's
+        /// duration), and so do the call paths', whatever orphans the trace has.
         #[test]
-        fn contributions_tile_the_trace(spans in arb_tree()) {
+        fn contributions_tile_the_trace(spans in prop_oneof![arb_tree(false), arb_tree(true)]) {
             let names: Vec<(String, String)> = spans
                 .iter()
                 .map(|s| (format!("svc{}", s.span_id[0] % 3), format!("op{}", s.span_id[0] % 4)))

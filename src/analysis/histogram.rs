@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
 
+/// The largest bucket index (that of `u64::MAX`).
+pub const MAX_BUCKET: u16 = ((64 - SUB_BITS) as u16 + 1) * SUB as u16 - 1;
+
 /// The bucket index of a value.
 pub fn bucket(v: u64) -> u16 {
     if v < SUB {
@@ -56,10 +59,11 @@ impl Histogram {
 
     pub fn merge(&mut self, other: &Histogram) {
         for (b, n) in &other.buckets {
-            *self.buckets.entry(*b).or_default() += n;
+            let c = self.buckets.entry(*b).or_default();
+            *c = c.saturating_add(*n);
         }
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+        self.sum = self.sum.saturating_add(other.sum);
     }
 
     pub fn count(&self) -> u64 {
@@ -85,8 +89,9 @@ impl Histogram {
         };
         for (b, n) in buckets {
             if n > 0 {
-                *h.buckets.entry(b).or_default() += n;
-                h.count += n;
+                let c = h.buckets.entry(b.min(MAX_BUCKET)).or_default();
+                *c = c.saturating_add(n);
+                h.count = h.count.saturating_add(n);
             }
         }
         h
@@ -128,9 +133,11 @@ mod tests {
             let (lo, hi) = bounds(bucket(v));
             assert!(lo <= v && v <= hi, "{v} not in {lo}..={hi}");
         }
-        for b in 0..1000u16 {
+        for b in 0..MAX_BUCKET {
             assert_eq!(bounds(b).1 + 1, bounds(b + 1).0, "gap after bucket {b}");
         }
+        assert_eq!(bucket(u64::MAX), MAX_BUCKET);
+        assert_eq!(bounds(MAX_BUCKET).1, u64::MAX);
     }
 
     #[test]

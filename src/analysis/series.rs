@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 
-use super::histogram::Histogram;
+use super::histogram::{Histogram, MAX_BUCKET};
 
 /// Exemplars kept per cell.
 pub const MAX_EXEMPLARS: usize = 3;
@@ -83,8 +83,8 @@ pub struct Cell {
 
 impl Cell {
     pub fn merge(&mut self, o: &Cell) {
-        self.count += o.count;
-        self.errors += o.errors;
+        self.count = self.count.saturating_add(o.count);
+        self.errors = self.errors.saturating_add(o.errors);
         self.time = self.time.saturating_add(o.time);
         self.e2e = self.e2e.saturating_add(o.e2e);
         self.hist.merge(&o.hist);
@@ -137,10 +137,9 @@ impl Cell {
             let parts = b
                 .into_iter()
                 .zip(c)
-                .map(|(b, n)| {
-                    u16::try_from(b)
-                        .map(|b| (b, n))
-                        .map_err(|_| format!("histogram bucket {b} out of range"))
+                .map(|(b, n)| match u16::try_from(b) {
+                    Ok(b) if b <= MAX_BUCKET => Ok((b, n)),
+                    _ => Err(format!("histogram bucket {b} out of range")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Histogram::from_parts(
@@ -220,8 +219,9 @@ pub fn merge_operator(_key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<V
     Some(cell.encode())
 }
 
-/// Longest label kept in a key, in bytes (longer ones are cut at a char boundary).
-pub const MAX_LABEL: usize = 1024;
+/// Longest label kept in a key, in bytes (longer ones are cut at a char boundary). The
+/// analysis stage bounds its names and call paths below this, so the cut is a guard only.
+pub const MAX_LABEL: usize = 4096;
 
 /// The key of a cell.
 pub fn key(family: Family, res: usize, bucket: u64, labels: &[&str]) -> Vec<u8> {
@@ -421,6 +421,16 @@ mod tests {
             Some(a.encode())
         );
         assert!(Cell::decode(b"\x2a\x01\x05").is_err()); // a bucket without its count
+        // A bucket past the largest a u64 can fall in would overflow the bounds: refused.
+        let mut bad = CellPb::decode(&b.encode()[..]).unwrap();
+        bad.h1_buckets = vec![u32::from(MAX_BUCKET) + 1];
+        bad.h1_counts = vec![1];
+        assert!(Cell::decode(&bad.encode_to_vec()).is_err());
+        bad.h1_buckets = vec![u32::from(MAX_BUCKET)];
+        bad.h1_counts = vec![u64::MAX];
+        let mut c = Cell::decode(&bad.encode_to_vec()).unwrap();
+        assert!(c.hist.quantile(1.0).is_some());
+        c.merge(&c.clone()); // saturates, no overflow
     }
 
     fn arb_cell() -> impl Strategy<Value = Cell> {

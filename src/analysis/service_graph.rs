@@ -44,6 +44,27 @@ struct Half {
     peer: Option<String>,
 }
 
+/// What connects the two services of an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EdgeKind {
+    /// CLIENT → SERVER.
+    Request,
+    /// PRODUCER → CONSUMER.
+    Messaging,
+    /// A caller to the peer it names, with no server half (no server latency).
+    Virtual,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Request => "request",
+            EdgeKind::Messaging => "messaging",
+            EdgeKind::Virtual => "virtual",
+        }
+    }
+}
+
 /// One edge's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edge {
@@ -51,9 +72,6 @@ pub struct Edge {
     pub failed: u64,
     pub client_latency: Histogram,
     pub server_latency: Histogram,
-    pub messaging: bool,
-    /// The server is a virtual node (a caller's peer attribute), with no server latency.
-    pub virtual_node: bool,
 }
 
 /// Halves given up on.
@@ -75,8 +93,8 @@ pub struct ServiceGraph {
     callees: HashMap<PairKey, Half>,
     /// Arrival order of pending keys: (at, is caller, key).
     order: VecDeque<(u64, bool, PairKey)>,
-    /// By (bucket start, client service, server service).
-    pub edges: BTreeMap<(u64, String, String), Edge>,
+    /// By (bucket start, client service, server service, kind).
+    pub edges: BTreeMap<(u64, String, String, EdgeKind), Edge>,
     /// By (bucket start, service of the half).
     pub unpaired: BTreeMap<(u64, String), Unpaired>,
 }
@@ -156,6 +174,15 @@ impl ServiceGraph {
         };
         table.insert(key, half);
         self.order.push_back((at, caller, key));
+        // Entries of halves that paired stay in `order` until they reach its front; keep it
+        // within a constant factor of what is pending.
+        if self.order.len() > 2 * self.pending() + 1024 {
+            let (callers, callees) = (&self.callers, &self.callees);
+            self.order.retain(|(at, caller, key)| {
+                let table = if *caller { callers } else { callees };
+                table.get(key).is_some_and(|h| h.at == *at)
+            });
+        }
         while self.pending() > self.max_pending {
             if !self.give_up_oldest() {
                 break;
@@ -176,12 +203,13 @@ impl ServiceGraph {
                 if let Some(mut h) = table.remove(&key) {
                     if caller && let Some(peer) = h.peer.take() {
                         let bucket = h.start - h.start % self.step;
-                        let e = self.edges.entry((bucket, h.service, peer)).or_default();
+                        let e = self
+                            .edges
+                            .entry((bucket, h.service, peer, EdgeKind::Virtual))
+                            .or_default();
                         e.requests += 1;
                         e.failed += u64::from(h.failed);
                         e.client_latency.record(h.duration);
-                        e.messaging |= h.messaging;
-                        e.virtual_node = true;
                         return true;
                     }
                     let u = self
@@ -202,15 +230,19 @@ impl ServiceGraph {
 
     fn pair(&mut self, caller: Half, callee: Half) {
         let bucket = caller.start - caller.start % self.step;
+        let kind = if caller.messaging {
+            EdgeKind::Messaging
+        } else {
+            EdgeKind::Request
+        };
         let e = self
             .edges
-            .entry((bucket, caller.service, callee.service))
+            .entry((bucket, caller.service, callee.service, kind))
             .or_default();
         e.requests += 1;
         e.failed += u64::from(caller.failed || callee.failed);
         e.client_latency.record(caller.duration);
         e.server_latency.record(callee.duration);
-        e.messaging |= caller.messaging;
     }
 
     /// Gives up halves that have waited longer than `max_wait` at `now`.
@@ -266,13 +298,16 @@ mod tests {
         g.observe(&span("mailer", 3, 6, Some(5), CONSUMER, 500, false), 5);
         // internal spans make no edge
         g.observe(&span("web", 4, 7, None, 1, 5, false), 6);
-        let web_cart = &g.edges[&(0, "web".to_string(), "cart".to_string())];
+        let web_cart = &g.edges[&(0, "web".to_string(), "cart".to_string(), EdgeKind::Request)];
         assert_eq!((web_cart.requests, web_cart.failed), (2, 1));
         assert_eq!(web_cart.client_latency.count(), 2);
-        assert!(!web_cart.messaging);
-        let msg = &g.edges[&(0, "cart".to_string(), "mailer".to_string())];
+        let msg = &g.edges[&(
+            0,
+            "cart".to_string(),
+            "mailer".to_string(),
+            EdgeKind::Messaging,
+        )];
         assert_eq!(msg.requests, 1);
-        assert!(msg.messaging);
         assert_eq!(g.pending(), 0);
         assert!(g.unpaired.is_empty());
     }
@@ -289,12 +324,40 @@ mod tests {
         g.observe(&api, 0);
         g.observe(&span("cart", 2, 3, Some(2), SERVER, 20, false), 1);
         g.expire(20);
-        let e = &g.edges[&(0, "catalog".to_string(), "postgresql".to_string())];
-        assert_eq!((e.requests, e.failed, e.virtual_node), (1, 1, true));
+        let e = &g.edges[&(
+            0,
+            "catalog".to_string(),
+            "postgresql".to_string(),
+            EdgeKind::Virtual,
+        )];
+        assert_eq!((e.requests, e.failed), (1, 1));
         assert_eq!(e.client_latency.count(), 1);
         assert_eq!(e.server_latency.count(), 0);
-        assert!(!g.edges[&(0, "web".to_string(), "cart".to_string())].virtual_node);
+        assert!(
+            g.edges
+                .contains_key(&(0, "web".into(), "cart".into(), EdgeKind::Request))
+        );
+        assert_eq!(g.edges.len(), 2);
         assert!(g.unpaired.is_empty());
+    }
+
+    #[test]
+    fn paired_entries_do_not_grow_the_order_queue() {
+        let mut g = ServiceGraph::new(u64::MAX, 100, 1);
+        for i in 0..100_000u32 {
+            let t = (i % 250) as u8;
+            let id = (i / 250) as u8;
+            let mut c = span("web", t, id, None, CLIENT, 1, false);
+            c.trace_id[..4].copy_from_slice(&i.to_be_bytes());
+            g.observe(&c, u64::from(i));
+            let mut sv = span("api", t, id.wrapping_add(1), Some(id), SERVER, 1, false);
+            sv.trace_id[..4].copy_from_slice(&i.to_be_bytes());
+            g.observe(&sv, u64::from(i));
+        }
+        assert_eq!(g.pending(), 0);
+        assert!(g.order.len() <= 1024 + 1, "{}", g.order.len());
+        let requests: u64 = g.edges.values().map(|e| e.requests).sum();
+        assert_eq!(requests, 100_000);
     }
 
     #[test]

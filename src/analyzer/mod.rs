@@ -47,6 +47,9 @@ pub enum AnalyzerError {
     Sled(#[from] sled::Error),
     #[error("trace analysis is disabled (analysis.enabled: false)")]
     Disabled,
+    /// A query argument the stored data cannot answer; the message says why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Attributes naming a caller's peer when no server half answers (the Collector's
@@ -63,6 +66,7 @@ pub struct Counters {
     pub traces: AtomicU64,
     pub early: AtomicU64,
     pub late_spans: AtomicU64,
+    pub out_of_range: AtomicU64,
     pub checkpoints: AtomicU64,
 }
 
@@ -73,6 +77,7 @@ pub struct Snapshot {
     pub traces: u64,
     pub early: u64,
     pub late_spans: u64,
+    pub out_of_range: u64,
     pub assembling_traces: u64,
     pub assembling_spans: u64,
     pub series: u64,
@@ -104,6 +109,27 @@ struct Ready {
     names: Vec<(Arc<str>, Arc<str>)>,
 }
 
+/// Longest service or operation name analysed, in bytes; longer ones are cut (marked `…`).
+pub const MAX_NAME: usize = 512;
+
+/// Spans starting further than this after the gateway's clock are not analysed (their
+/// buckets would outlive every retention sweep).
+pub const MAX_FUTURE: u64 = 3_600_000_000_000;
+
+/// Keys not seen for this long leave the bounded key sets.
+const KEY_IDLE: Duration = Duration::from_secs(3600);
+
+fn cut_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_NAME {
+        return name.into();
+    }
+    let mut end = MAX_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &name[..end]).into()
+}
+
 /// Strings shared by the spans that carry them.
 #[derive(Default)]
 struct Interner(HashSet<Arc<str>>);
@@ -112,6 +138,8 @@ impl Interner {
     const MAX: usize = 100_000;
 
     fn get(&mut self, s: &str) -> Arc<str> {
+        let s = cut_name(s);
+        let s: &str = &s;
         if let Some(a) = self.0.get(s) {
             return a.clone();
         }
@@ -138,10 +166,14 @@ struct State {
     /// Cells not yet merged into sled, by 10 s bucket.
     red: HashMap<(u64, RedKey), Cell>,
     folds: HashMap<(Family, u64, Vec<String>), Cell>,
-    red_keys: HashSet<RedKey>,
-    op_keys: HashSet<Vec<String>>,
-    path_keys: HashSet<Vec<String>>,
+    /// Tracked keys with when they were last seen (monotonic), for the bounds.
+    red_keys: HashMap<RedKey, u64>,
+    op_keys: HashMap<Vec<String>, u64>,
+    path_keys: HashMap<Vec<String>, u64>,
     overflow_warned: [bool; 3],
+    /// Traces taken out of assembly early (past `max_spans`), waiting for [`Analyzer::tick`].
+    ready: Vec<Ready>,
+    ready_spans: usize,
 }
 
 /// The analysis stage.
@@ -153,6 +185,8 @@ pub struct Analyzer {
     /// cell in one place or the other.
     moving: Mutex<()>,
     base: Instant,
+    /// Wakes [`Analyzer::run`] when traces were taken out of assembly early.
+    wake: tokio::sync::Notify,
     pub counters: Counters,
 }
 
@@ -195,13 +229,16 @@ impl Analyzer {
                 ),
                 red: HashMap::new(),
                 folds: HashMap::new(),
-                red_keys: HashSet::new(),
-                op_keys: HashSet::new(),
-                path_keys: HashSet::new(),
+                red_keys: HashMap::new(),
+                op_keys: HashMap::new(),
+                path_keys: HashMap::new(),
                 overflow_warned: [false; 3],
+                ready: Vec::new(),
+                ready_spans: 0,
             }),
             moving: Mutex::new(()),
             base: Instant::now(),
+            wake: tokio::sync::Notify::new(),
             counters: Counters::default(),
         }))
     }
@@ -221,8 +258,11 @@ impl Analyzer {
             return;
         }
         let now = self.now();
-        let (mut spans, mut late) = (0u64, 0u64);
-        let mut evicted = Vec::new();
+        let wall = unix_now();
+        let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
+        let newest = wall.saturating_add(MAX_FUTURE);
+        let (mut spans, mut late, mut out_of_range) = (0u64, 0u64, 0u64);
+        let mut inline = Vec::new();
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -234,9 +274,13 @@ impl Analyzer {
                 ) else {
                     continue;
                 };
+                let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
+                if start < oldest || start > newest {
+                    out_of_range += 1;
+                    continue;
+                }
                 spans += 1;
                 let parent_id = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok();
-                let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
                 let duration = end.saturating_sub(start);
                 let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
                 let service = st.names.get(svc);
@@ -251,6 +295,7 @@ impl Analyzer {
                     },
                     start,
                     duration,
+                    now,
                 );
                 st.graph.observe(
                     &SpanEdge {
@@ -299,28 +344,43 @@ impl Analyzer {
                 t.names.push((service, operation));
                 st.spans += 1;
             }
+            let mut early = 0;
             while st.spans > self.cfg.max_spans {
                 match Self::pop_oldest(st, |_| true) {
-                    Some(r) => evicted.push(r),
+                    Some(r) => {
+                        early += 1;
+                        st.ready_spans += r.inputs.len();
+                        st.ready.push(r);
+                    }
                     None => break,
                 }
+            }
+            if early > 0 {
+                self.counters.early.fetch_add(early, Ordering::Relaxed);
+                self.wake.notify_one();
+            }
+            // The analysis task is behind by a whole assembly's worth: this request helps.
+            if st.ready_spans > self.cfg.max_spans {
+                st.ready_spans = 0;
+                inline = std::mem::take(&mut st.ready);
             }
         }
         self.counters.spans.fetch_add(spans, Ordering::Relaxed);
         self.counters.late_spans.fetch_add(late, Ordering::Relaxed);
-        if !evicted.is_empty() {
-            self.counters
-                .early
-                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
-            self.analyse(evicted);
+        self.counters
+            .out_of_range
+            .fetch_add(out_of_range, Ordering::Relaxed);
+        if !inline.is_empty() {
+            self.analyse(inline);
         }
     }
 
-    fn red_observe(&self, st: &mut State, key: RedKey, start: u64, duration: u64) {
-        let key = if st.red_keys.contains(&key) {
+    fn red_observe(&self, st: &mut State, key: RedKey, start: u64, duration: u64, now: u64) {
+        let key = if let Some(seen) = st.red_keys.get_mut(&key) {
+            *seen = now;
             key
         } else if st.red_keys.len() < self.cfg.max_series {
-            st.red_keys.insert(key.clone());
+            st.red_keys.insert(key.clone(), now);
             key
         } else {
             if !st.overflow_warned[0] {
@@ -375,10 +435,11 @@ impl Analyzer {
                 (r.trace_id, bottleneck::fold(&r.inputs, &r.names, &cp))
             })
             .collect();
+        let now = self.now();
         let mut st = lock(&self.state);
         let st = &mut *st;
         for (id, f) in folds {
-            self.add_fold(st, id, f);
+            self.add_fold(st, id, f, now);
             if st.decided.insert(id) {
                 st.decided_order.push_back(id);
             }
@@ -393,7 +454,7 @@ impl Analyzer {
             .fetch_add(ready.len() as u64, Ordering::Relaxed);
     }
 
-    fn add_fold(&self, st: &mut State, trace_id: [u8; 16], f: TraceFold) {
+    fn add_fold(&self, st: &mut State, trace_id: [u8; 16], f: TraceFold, now: u64) {
         let bucket = floor(f.start, STEPS[0]);
         let t = st
             .folds
@@ -415,7 +476,7 @@ impl Analyzer {
             .into_iter()
             .map(|(p, x)| (Family::CallPath, vec![p], x));
         for (family, labels, x) in ops.chain(paths) {
-            let labels = self.bound_operation(st, family, labels);
+            let labels = self.bound_operation(st, family, labels, now);
             let c = st.folds.entry((family, bucket, labels)).or_default();
             c.count += 1;
             c.time = c.time.saturating_add(x);
@@ -426,7 +487,13 @@ impl Analyzer {
     }
 
     /// `labels`, or `*`s once `max_operations` distinct label sets of `family` are tracked.
-    fn bound_operation(&self, st: &mut State, family: Family, labels: Vec<String>) -> Vec<String> {
+    fn bound_operation(
+        &self,
+        st: &mut State,
+        family: Family,
+        labels: Vec<String>,
+        now: u64,
+    ) -> Vec<String> {
         let (keys, warned, what) = if family == Family::CallPath {
             (&mut st.path_keys, &mut st.overflow_warned[2], "call paths")
         } else {
@@ -436,11 +503,12 @@ impl Analyzer {
                 "bottleneck operations",
             )
         };
-        if keys.contains(&labels) {
+        if let Some(seen) = keys.get_mut(&labels) {
+            *seen = now;
             return labels;
         }
         if keys.len() < self.cfg.max_operations {
-            keys.insert(labels.clone());
+            keys.insert(labels.clone(), now);
             return labels;
         }
         if !*warned {
@@ -459,10 +527,12 @@ impl Analyzer {
     pub fn tick(&self, all: bool) {
         let now = self.now();
         let idle = self.cfg.trace_idle.as_nanos() as u64;
-        let mut ready = Vec::new();
+        let mut ready: Vec<Ready>;
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
+            ready = std::mem::take(&mut st.ready);
+            st.ready_spans = 0;
             while let Some(r) = Self::pop_oldest(st, |at| all || now.saturating_sub(at) >= idle) {
                 ready.push(r);
             }
@@ -477,17 +547,14 @@ impl Analyzer {
     /// Moves the graph's paired edges and unpaired counts into cells.
     fn drain_graph(st: &mut State) {
         {
-            for ((bucket, client, server), e) in std::mem::take(&mut st.graph.edges) {
-                let kind = if e.virtual_node {
-                    "virtual"
-                } else if e.messaging {
-                    "messaging"
-                } else {
-                    "request"
-                };
+            for ((bucket, client, server, kind), e) in std::mem::take(&mut st.graph.edges) {
                 let c = st
                     .folds
-                    .entry((Family::Edge, bucket, vec![client, server, kind.into()]))
+                    .entry((
+                        Family::Edge,
+                        bucket,
+                        vec![client, server, kind.as_str().into()],
+                    ))
                     .or_default();
                 c.merge(&Cell {
                     count: e.requests,
@@ -508,15 +575,15 @@ impl Analyzer {
         }
     }
 
-    /// Merges the cells in memory into sled at every resolution.
+    /// Merges the cells in memory into sled at every resolution. On a sled error the cells
+    /// not yet written go back to memory for the next checkpoint.
     pub fn checkpoint(&self) -> Result<(), AnalyzerError> {
         let _moving = lock(&self.moving);
         let (red, folds) = {
             let mut st = lock(&self.state);
             (std::mem::take(&mut st.red), std::mem::take(&mut st.folds))
         };
-        let mut n = 0;
-        let mut merge = |family: Family, bucket: u64, labels: &[&str], cell: &Cell| {
+        let merge = |family: Family, bucket: u64, labels: &[&str], cell: &Cell| {
             let value = cell.encode();
             for (res, step) in STEPS.iter().enumerate() {
                 self.tree.merge(
@@ -524,27 +591,64 @@ impl Analyzer {
                     value.as_slice(),
                 )?;
             }
-            n += 1;
             Ok::<(), sled::Error>(())
         };
-        for ((bucket, k), cell) in &red {
+        let n = red.len() + folds.len();
+        let mut red = red.into_iter();
+        let mut failed = None;
+        for ((bucket, k), cell) in red.by_ref() {
             let (kind, status) = (k.kind.to_string(), k.status.to_string());
-            merge(
-                Family::Red,
-                *bucket,
-                &[&k.service, &k.operation, &kind, &status],
-                cell,
-            )?;
+            let labels = [&*k.service, &*k.operation, &kind, &status];
+            if let Err(e) = merge(Family::Red, bucket, &labels, &cell) {
+                failed = Some((e, Some(((bucket, k), cell))));
+                break;
+            }
         }
-        for ((family, bucket, labels), cell) in &folds {
-            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-            merge(*family, *bucket, &labels, cell)?;
+        let mut folds = folds.into_iter();
+        if failed.is_none() {
+            for ((family, bucket, labels), cell) in folds.by_ref() {
+                let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+                if let Err(e) = merge(family, bucket, &l, &cell) {
+                    failed = Some((e, None));
+                    let mut st = lock(&self.state);
+                    st.folds
+                        .entry((family, bucket, labels))
+                        .or_default()
+                        .merge(&cell);
+                    break;
+                }
+            }
+        }
+        if let Some((e, red_cell)) = failed {
+            let mut st = lock(&self.state);
+            for ((b, k), c) in red_cell.into_iter().chain(red) {
+                st.red.entry((b, k)).or_default().merge(&c);
+            }
+            for (k, c) in folds {
+                st.folds.entry(k).or_default().merge(&c);
+            }
+            return Err(e.into());
         }
         if n > 0 {
             self.tree.flush()?;
         }
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Forgets tracked keys not seen for an hour, so the bounds hold for the keys in use
+    /// rather than for every key since start.
+    fn forget_idle_keys(&self) {
+        let horizon = self.now().saturating_sub(KEY_IDLE.as_nanos() as u64);
+        let mut st = lock(&self.state);
+        st.red_keys.retain(|_, seen| *seen >= horizon);
+        st.op_keys.retain(|_, seen| *seen >= horizon);
+        st.path_keys.retain(|_, seen| *seen >= horizon);
+        st.overflow_warned = [
+            st.red_keys.len() >= self.cfg.max_series,
+            st.op_keys.len() >= self.cfg.max_operations,
+            st.path_keys.len() >= self.cfg.max_operations,
+        ];
     }
 
     /// Deletes buckets past each resolution's retention (by `now`, Unix nanoseconds).
@@ -577,6 +681,7 @@ impl Analyzer {
         loop {
             let stopping = tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                _ = self.wake.notified() => false,
                 _ = stop.cancelled() => true,
             };
             let checkpoint = stopping || last_checkpoint.elapsed() >= self.cfg.flush_interval;
@@ -588,6 +693,7 @@ impl Analyzer {
                     me.checkpoint()?;
                 }
                 if sweep {
+                    me.forget_idle_keys();
                     me.sweep(unix_now())?;
                 }
                 Ok::<(), AnalyzerError>(())
@@ -618,6 +724,7 @@ impl Analyzer {
             traces: self.counters.traces.load(Ordering::Relaxed),
             early: self.counters.early.load(Ordering::Relaxed),
             late_spans: self.counters.late_spans.load(Ordering::Relaxed),
+            out_of_range: self.counters.out_of_range.load(Ordering::Relaxed),
             assembling_traces: st.traces.len() as u64,
             assembling_spans: st.spans as u64,
             series: st.red_keys.len() as u64,
@@ -639,28 +746,40 @@ impl Analyzer {
             .unwrap_or(STEPS.len() - 1)
     }
 
-    /// Every cell of `family` at resolution `res` in buckets starting in
-    /// `[floor(from), to)`, stored and in memory merged, by (bucket, labels).
-    pub fn cells(
+    /// Visits the cells of `family` at resolution `res` in buckets starting in
+    /// `[floor(from), to)` whose labels `keep` accepts, stored and still in memory, as
+    /// `f(bucket, labels, cell)`; a label set may come twice for one bucket (stored and in
+    /// memory), so callers merge. Labels are checked before a value is decoded, and nothing
+    /// is collected here: memory is the caller's merged result.
+    pub fn scan(
         &self,
         family: Family,
         res: usize,
-        from: u64,
-        to: u64,
-    ) -> Result<BTreeMap<(u64, Vec<String>), Cell>, AnalyzerError> {
+        (from, to): (u64, u64),
+        keep: &dyn Fn(&[String]) -> bool,
+        f: &mut dyn FnMut(u64, &[String], &Cell),
+    ) -> Result<(), AnalyzerError> {
         if !self.cfg.enabled {
             return Err(AnalyzerError::Disabled);
         }
         let step = STEPS[res];
         let from = floor(from, step);
-        let mut out: BTreeMap<(u64, Vec<String>), Cell> = BTreeMap::new();
         let _moving = lock(&self.moving);
         let range = series::prefix(family, res, from)..series::prefix(family, res, to);
         for kv in self.tree.range(range) {
             let (k, v) = kv?;
-            let parsed = series::parse_key(&k).and_then(|k| Cell::decode(&v).map(|c| (k, c)));
-            match parsed {
-                Ok((k, c)) => out.entry((k.bucket, k.labels)).or_default().merge(&c),
+            let key = match series::parse_key(&k) {
+                Ok(key) => key,
+                Err(e) => {
+                    events::AnalysisValueCorrupt { error: &e }.emit();
+                    continue;
+                }
+            };
+            if !keep(&key.labels) {
+                continue;
+            }
+            match Cell::decode(&v) {
+                Ok(c) => f(key.bucket, &key.labels, &c),
                 Err(e) => events::AnalysisValueCorrupt { error: &e }.emit(),
             }
         }
@@ -673,43 +792,76 @@ impl Analyzer {
             for ((b, k), c) in &st.red {
                 let b = floor(*b, step);
                 if in_range(b) {
-                    let labels = vec![
+                    let labels = [
                         k.service.to_string(),
                         k.operation.to_string(),
                         k.kind.to_string(),
                         k.status.to_string(),
                     ];
-                    out.entry((b, labels)).or_default().merge(c);
+                    if keep(&labels) {
+                        f(b, &labels, c);
+                    }
                 }
             }
         } else {
-            for ((f, b, labels), c) in &st.folds {
+            for ((fam, b, labels), c) in &st.folds {
                 let b = floor(*b, step);
-                if *f == family && in_range(b) {
-                    out.entry((b, labels.clone())).or_default().merge(c);
+                if *fam == family && in_range(b) && keep(labels) {
+                    f(b, labels, c);
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// The cells of `[from, to)` merged per label set.
+    /// The cells of `family` over `[from, to)` at `res`, merged per label set, with the range
+    /// actually read (whole buckets).
+    pub fn read(
+        &self,
+        family: Family,
+        res: usize,
+        (from, to): (u64, u64),
+        keep: &dyn Fn(&[String]) -> bool,
+    ) -> Result<Read, AnalyzerError> {
+        let mut cells: HashMap<Vec<String>, Cell> = HashMap::new();
+        if from < to {
+            self.scan(
+                family,
+                res,
+                (from, to),
+                keep,
+                &mut |_, labels, c| match cells.get_mut(labels) {
+                    Some(have) => have.merge(c),
+                    None => {
+                        cells.insert(labels.to_vec(), c.clone());
+                    }
+                },
+            )?;
+        }
+        let step = STEPS[res];
+        Ok(Read {
+            cells,
+            from: floor(from, step),
+            to: floor(to.saturating_sub(1), step)
+                .saturating_add(step)
+                .max(floor(from, step)),
+        })
+    }
+
+    /// [`Analyzer::read`] at the resolution [`Analyzer::resolution`] picks.
     pub fn window(
         &self,
         family: Family,
-        from: u64,
-        to: u64,
-        now: u64,
-    ) -> Result<HashMap<Vec<String>, Cell>, AnalyzerError> {
-        let res = self.resolution(from, to, now, u64::MAX);
-        let mut out: HashMap<Vec<String>, Cell> = HashMap::new();
-        for ((_, labels), c) in self.cells(family, res, from, to)? {
-            out.entry(labels).or_default().merge(&c);
-        }
-        Ok(out)
+        (from, to): (u64, u64),
+        keep: &dyn Fn(&[String]) -> bool,
+    ) -> Result<Read, AnalyzerError> {
+        let res = self.resolution(from, to, unix_now(), MAX_SCAN_BUCKETS);
+        self.read(family, res, (from, to), keep)
     }
 
-    /// Bottlenecks over `window`, compared with `baseline`, both `[from, to)` pairs.
+    /// Bottlenecks over the query's window, compared with its baseline. Both are read at one
+    /// resolution (the coarser either needs), and the baseline stops where the window's first
+    /// bucket starts, so no bucket counts in both.
     pub fn bottlenecks(&self, q: &BottleneckQuery) -> Result<Bottlenecks, AnalyzerError> {
         let now = unix_now();
         let family = if q.by_call_path {
@@ -717,50 +869,75 @@ impl Analyzer {
         } else {
             Family::Operation
         };
-        let keep = |labels: &Vec<String>| q.matches(labels, q.by_call_path);
+        let mut res = self.resolution(q.window.0, q.window.1, now, MAX_SCAN_BUCKETS);
+        if let Some((bf, bt)) = q.baseline {
+            res = res.max(self.resolution(bf, bt, now, MAX_SCAN_BUCKETS));
+        }
+        let keep = |labels: &[String]| q.matches(labels, q.by_call_path);
+        let all = |_: &[String]| true;
         let read = |(from, to): (u64, u64)| -> Result<_, AnalyzerError> {
-            let mut cells = self.window(family, from, to, now)?;
-            cells.retain(|l, _| keep(l));
+            let cells = self.read(family, res, (from, to), &keep)?;
             let total = self
-                .window(Family::Trace, from, to, now)?
+                .read(Family::Trace, res, (from, to), &all)?
+                .cells
                 .remove(&Vec::new())
                 .unwrap_or_default();
             Ok((cells, total))
         };
-        let (cells, total) = read(q.window)?;
-        let (base, base_total) = match q.baseline {
-            Some(b) => read(b)?,
-            None => (HashMap::new(), Cell::default()),
+        let (window, total) = read(q.window)?;
+        let (baseline, base_total) = match q.baseline {
+            Some((bf, bt)) => {
+                let (b, t) = read((bf, bt.min(window.from)))?;
+                (Some(b), t)
+            }
+            None => (None, Cell::default()),
         };
+        let empty = HashMap::new();
         Ok(Bottlenecks {
-            rows: bottleneck::rank(&cells, &total, &base, &base_total, q.top_k),
+            rows: bottleneck::rank(
+                &window.cells,
+                &total,
+                baseline.as_ref().map(|b| &b.cells).unwrap_or(&empty),
+                &base_total,
+                q.top_k,
+            ),
             total,
             baseline_total: base_total,
+            window: (window.from, window.to),
+            baseline: baseline.map(|b| (b.from, b.to)),
         })
     }
 
-    /// What-if: speeding (service, operation) up by `speedup` over `[from, to)`.
+    /// What-if: speeding (service, operation) up by `speedup` over `[from, to)`; also the
+    /// range read.
     pub fn what_if(
         &self,
         service: &str,
         operation: &str,
         speedup: f64,
         (from, to): (u64, u64),
-    ) -> Result<(Projection, Cell), AnalyzerError> {
-        let now = unix_now();
+    ) -> Result<(Projection, Cell, (u64, u64)), AnalyzerError> {
+        let res = self.resolution(from, to, unix_now(), MAX_SCAN_BUCKETS);
+        let key = vec![service.to_string(), operation.to_string()];
         let op = self
-            .window(Family::Operation, from, to, now)?
-            .remove(&vec![service.to_string(), operation.to_string()])
+            .read(Family::Operation, res, (from, to), &|l| l == key.as_slice())?
+            .cells
+            .remove(&key)
             .unwrap_or_default();
-        let total = self
-            .window(Family::Trace, from, to, now)?
-            .remove(&Vec::new())
-            .unwrap_or_default();
-        Ok((bottleneck::what_if(&op, &total, speedup), op))
+        let all = self.read(Family::Trace, res, (from, to), &|_| true)?;
+        let range = (all.from, all.to);
+        let total = all.cells.get(&Vec::new()).cloned().unwrap_or_default();
+        Ok((bottleneck::what_if(&op, &total, speedup), op, range))
     }
 
-    /// Span-metric series of `service` (and `operation`) over `[from, to)` at `step`
-    /// (a multiple of the resolution read), by (service, operation, kind, status).
+    /// The bucket width span metrics from `from` on are kept at: the finest resolution whose
+    /// retention still covers `from`.
+    pub fn finest_step(&self, from: u64, now: u64) -> u64 {
+        STEPS[self.resolution(from, from, now, u64::MAX)]
+    }
+
+    /// Span-metric series of `service` (and `operation`) over `[from, to)` at `step`, a
+    /// multiple of [`Analyzer::finest_step`], by (service, operation, kind, status).
     pub fn span_metrics(
         &self,
         service: &str,
@@ -768,27 +945,39 @@ impl Analyzer {
         (from, to): (u64, u64),
         step: u64,
     ) -> Result<BTreeMap<Vec<String>, series::Series>, AnalyzerError> {
-        let now = unix_now();
-        let res = (0..STEPS.len())
-            .rev()
-            .find(|&i| {
-                step.is_multiple_of(STEPS[i])
-                    && now.saturating_sub(self.cfg.retentions()[i].as_nanos() as u64) <= from
-            })
-            .unwrap_or(STEPS.len() - 1);
-        let mut out: BTreeMap<Vec<String>, series::Series> = BTreeMap::new();
-        for ((b, labels), c) in self.cells(Family::Red, res, from, to)? {
-            if labels.first().map(String::as_str) != Some(service)
-                || operation.is_some_and(|o| labels.get(1).map(String::as_str) != Some(o))
-            {
-                continue;
-            }
-            out.entry(labels)
-                .or_insert_with(|| series::Series::new(step))
-                .add(b, &c);
+        let res = self.resolution(from, from, unix_now(), u64::MAX);
+        if step == 0 || !step.is_multiple_of(STEPS[res]) {
+            return Err(AnalyzerError::Invalid(format!(
+                "step {} is not a multiple of {}, the resolution data from {} on is kept at",
+                step, STEPS[res], from
+            )));
         }
+        let keep = |l: &[String]| {
+            l.first().map(String::as_str) == Some(service)
+                && operation.is_none_or(|o| l.get(1).map(String::as_str) == Some(o))
+        };
+        let mut out: BTreeMap<Vec<String>, series::Series> = BTreeMap::new();
+        self.scan(Family::Red, res, (from, to), &keep, &mut |b, labels, c| {
+            if !out.contains_key(labels) {
+                out.insert(labels.to_vec(), series::Series::new(step));
+            }
+            if let Some(s) = out.get_mut(labels) {
+                s.add(b, c);
+            }
+        })?;
         Ok(out)
     }
+}
+
+/// Buckets a window or baseline read scans at most before a coarser resolution is used.
+pub const MAX_SCAN_BUCKETS: u64 = 2_000;
+
+/// Cells of a window merged per label set, and the range read (whole buckets).
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub cells: HashMap<Vec<String>, Cell>,
+    pub from: u64,
+    pub to: u64,
 }
 
 /// A bottleneck query; windows are `[from, to)` in Unix nanoseconds.
@@ -832,6 +1021,9 @@ pub struct Bottlenecks {
     /// All traces of the window: count, end-to-end time and histogram, slowest exemplars.
     pub total: Cell,
     pub baseline_total: Cell,
+    /// The ranges read (whole buckets).
+    pub window: (u64, u64),
+    pub baseline: Option<(u64, u64)>,
 }
 
 #[cfg(test)]
@@ -887,8 +1079,23 @@ mod tests {
         (db, a)
     }
 
-    const T0: u64 = 1_700_000_000_000_000_000;
     const MS: u64 = 1_000_000;
+
+    /// A minute boundary an hour ago: inside every retention.
+    fn t0() -> u64 {
+        floor(unix_now() - 3_600_000 * MS, STEPS[1])
+    }
+
+    /// Every cell of `family` in `[from, to)` at `res`, merged per label set.
+    fn cells(
+        a: &Analyzer,
+        family: Family,
+        res: usize,
+        from: u64,
+        to: u64,
+    ) -> HashMap<Vec<String>, Cell> {
+        a.read(family, res, (from, to), &|_| true).unwrap().cells
+    }
 
     /// web GET / [0,100ms] → CLIENT [10,90] → api SERVER [15,85] (error in trace 2).
     fn trace(t: u8, base: u64) -> Vec<ResourceSpans> {
@@ -933,29 +1140,30 @@ mod tests {
             ..config::Analysis::default()
         };
         let (_db, a) = analyzer(dir.path(), cfg);
+        let t0 = t0();
         for t in 1..=3u8 {
-            a.observe(&trace(t, T0 + u64::from(t) * 1000 * MS));
+            a.observe(&trace(t, t0 + u64::from(t) * 1000 * MS));
         }
         std::thread::sleep(Duration::from_millis(5));
         a.tick(false);
         assert_eq!(a.snapshot().traces, 3);
         // Read before and after the checkpoint: the same figures.
-        let window = (T0, T0 + 60_000 * MS);
+        let window = (t0, t0 + 60_000 * MS);
         let check = |a: &Analyzer| {
-            let red = a.window(Family::Red, window.0, window.1, T0).unwrap();
+            let red = cells(a, Family::Red, 0, window.0, window.1);
             let api_err = &red[&vec!["api".into(), "GET /x".into(), "2".into(), "2".into()]];
             assert_eq!((api_err.count, api_err.errors), (1, 1));
             let api_ok = &red[&vec!["api".into(), "GET /x".into(), "2".into(), "0".into()]];
             assert_eq!(api_ok.count, 2);
-            let edges = a.window(Family::Edge, window.0, window.1, T0).unwrap();
+            let edges = cells(a, Family::Edge, 0, window.0, window.1);
             let e = &edges[&vec!["web".into(), "api".into(), "request".into()]];
             assert_eq!((e.count, e.errors), (3, 1));
-            let ops = a.window(Family::Operation, window.0, window.1, T0).unwrap();
+            let ops = cells(a, Family::Operation, 0, window.0, window.1);
             // api's span is 70 of the 100 ms; web's GET / 20, its client span 10.
             let api = &ops[&vec!["api".into(), "GET /x".into()]];
             assert_eq!((api.count, api.time, api.e2e), (3, 210 * MS, 300 * MS));
             assert_eq!(api.exemplars.len(), 3);
-            let total = &a.window(Family::Trace, window.0, window.1, T0).unwrap()[&Vec::new()];
+            let total = &cells(a, Family::Trace, 0, window.0, window.1)[&Vec::new()];
             assert_eq!((total.count, total.time), (3, 300 * MS));
         };
         check(&a);
@@ -963,8 +1171,10 @@ mod tests {
         check(&a);
         // The 1-minute and 1-hour resolutions hold the same sums.
         for res in [1, 2] {
-            let cells = a.cells(Family::Trace, res, window.0, window.1).unwrap();
-            let sum: u64 = cells.values().map(|c| c.count).sum();
+            let sum: u64 = cells(&a, Family::Trace, res, window.0, window.1)
+                .values()
+                .map(|c| c.count)
+                .sum();
             assert_eq!(sum, 3, "resolution {res}");
         }
         // A late span of an analysed trace is counted as late, not as a new trace.
@@ -976,8 +1186,8 @@ mod tests {
                 Some(3),
                 "late",
                 1,
-                T0 + 1000 * MS,
-                T0 + 1001 * MS,
+                t0 + 1000 * MS,
+                t0 + 1001 * MS,
                 false,
             )],
         )]);
@@ -1010,14 +1220,20 @@ mod tests {
             ..config::Analysis::default()
         };
         let (_db, a) = analyzer(dir.path(), cfg);
+        let t0 = t0();
         for t in 1..=4u8 {
-            a.observe(&trace(t, T0));
+            a.observe(&trace(t, t0));
         }
         let s = a.snapshot();
         assert!(s.assembling_spans <= 5, "{s:?}");
         assert_eq!(s.early, 3);
         assert_eq!(s.series, 2);
-        let red = a.window(Family::Red, T0, T0 + 60_000 * MS, T0).unwrap();
+        // Early traces wait for the analysis task, until they hold more than `max_spans`
+        // spans themselves: then the request that finds them so analyses them (traces 1, 2).
+        assert_eq!(s.traces, 2);
+        a.tick(false);
+        assert_eq!(a.snapshot().traces, 3);
+        let red = cells(&a, Family::Red, 0, t0, t0 + 60_000 * MS);
         let star = vec![
             OVERFLOW.to_string(),
             OVERFLOW.into(),
@@ -1044,8 +1260,7 @@ mod tests {
         }
         let (_db, a) = analyzer(dir.path(), cfg);
         let count = |res: usize| {
-            a.cells(Family::Trace, res, 0, u64::MAX)
-                .unwrap()
+            cells(&a, Family::Trace, res, 0, u64::MAX)
                 .values()
                 .map(|c| c.count)
                 .sum::<u64>()
@@ -1061,5 +1276,97 @@ mod tests {
             )
             .unwrap();
         assert_eq!(count(0), 1);
+    }
+    #[test]
+    fn long_names_and_odd_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, a) = analyzer(dir.path(), config::Analysis::default());
+        let t0 = t0();
+        let long = "SELECT ".to_string() + &"x".repeat(2000);
+        a.observe(&[rs(
+            "db",
+            vec![span(1, 1, None, &long, 3, t0, t0 + MS, false)],
+        )]);
+        // Far future and far past starts are counted, not analysed.
+        let year = 365 * 24 * 3_600_000 * MS;
+        a.observe(&[rs(
+            "db",
+            vec![
+                span(2, 1, None, "q", 3, t0 + year, t0 + year + MS, false),
+                span(3, 1, None, "q", 3, 1, 2, false),
+            ],
+        )]);
+        assert_eq!((a.snapshot().spans, a.snapshot().out_of_range), (1, 2));
+        a.tick(true);
+        let read = |a: &Analyzer| cells(a, Family::Red, 0, t0, t0 + 60_000 * MS);
+        let before = read(&a);
+        assert_eq!(before.len(), 1);
+        let name = &before.keys().next().unwrap()[1];
+        assert_eq!(name.len(), MAX_NAME + '…'.len_utf8());
+        // The same single series after the checkpoint: the name was cut once, at intake.
+        a.checkpoint().unwrap();
+        assert_eq!(read(&a), before);
+    }
+
+    #[test]
+    fn idle_keys_leave_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Analysis {
+            max_series: 1,
+            ..config::Analysis::default()
+        };
+        let (_db, a) = analyzer(dir.path(), cfg);
+        let t0 = t0();
+        a.observe(&[rs("a", vec![span(1, 1, None, "x", 1, t0, t0 + MS, false)])]);
+        a.observe(&[rs("a", vec![span(2, 1, None, "y", 1, t0, t0 + MS, false)])]);
+        assert_eq!(a.snapshot().series, 1);
+        // Seen just now: kept.
+        a.forget_idle_keys();
+        assert_eq!(a.snapshot().series, 1);
+        // An hour later "x" is idle and leaves, so "y" gets its own series.
+        lock(&a.state)
+            .red_keys
+            .values_mut()
+            .for_each(|seen| *seen = 0);
+        let later = Analyzer {
+            base: a.base - KEY_IDLE - Duration::from_secs(1),
+            ..Arc::into_inner(a).unwrap()
+        };
+        later.forget_idle_keys();
+        assert_eq!(later.snapshot().series, 0);
+        later.observe(&[rs("a", vec![span(3, 1, None, "y", 1, t0, t0 + MS, false)])]);
+        let red = cells(&later, Family::Red, 0, t0, t0 + 60_000 * MS);
+        assert!(
+            red.contains_key(&vec!["a".into(), "y".into(), "1".into(), "0".into()]),
+            "{red:?}"
+        );
+    }
+
+    #[test]
+    fn baselines_stop_where_the_window_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Analysis {
+            trace_idle: Duration::from_millis(1),
+            ..config::Analysis::default()
+        };
+        let (_db, a) = analyzer(dir.path(), cfg);
+        let t0 = t0();
+        a.observe(&trace(1, t0 + 5_000 * MS)); // in the bucket [t0, t0 + 10 s)
+        a.observe(&trace(2, t0 + 15_000 * MS));
+        a.tick(true);
+        // A window starting mid-bucket reads that whole bucket; the baseline ends before it.
+        let b = a
+            .bottlenecks(&BottleneckQuery {
+                service: None,
+                operation: None,
+                window: (t0 + 7_000 * MS, t0 + 60_000 * MS),
+                baseline: Some((t0 - 60_000 * MS, t0 + 7_000 * MS)),
+                top_k: 10,
+                by_call_path: false,
+            })
+            .unwrap();
+        assert_eq!(b.window, (t0, t0 + 60_000 * MS));
+        assert_eq!(b.baseline, Some((t0 - 60_000 * MS, t0)));
+        assert_eq!((b.total.count, b.baseline_total.count), (2, 0));
     }
 }

@@ -373,11 +373,12 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
     if let Some(a) = &s.analysis {
         let _ = writeln!(
             out,
-            "\nanalysis: {} spans, {} traces analysed ({} early), {} late spans; assembling {} traces / {} spans; {} series, {} operations, {} call paths; {} graph halves waiting",
+            "\nanalysis: {} spans, {} traces analysed ({} early), {} late spans, {} out of range; assembling {} traces / {} spans; {} series, {} operations, {} call paths; {} graph halves waiting",
             a.spans,
             a.traces,
             a.early_traces,
             a.late_spans,
+            a.out_of_range_spans,
             a.assembling_traces,
             a.assembling_spans,
             a.series,
@@ -602,6 +603,7 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
             "traces": a.traces,
             "early_traces": a.early_traces,
             "late_spans": a.late_spans,
+            "out_of_range_spans": a.out_of_range_spans,
             "assembling_traces": a.assembling_traces,
             "assembling_spans": a.assembling_spans,
             "series": a.series,

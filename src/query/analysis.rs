@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::analysis::histogram::Histogram;
-use crate::analysis::series::{Cell, Exemplar, Family, STEPS};
+use crate::analysis::series::{Cell, Exemplar, Family};
 use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery, unix_now};
 use crate::proto::{
     AnalysisStats, Bottleneck, GetBottlenecksRequest, GetBottlenecksResponse,
@@ -24,6 +24,7 @@ impl From<AnalyzerError> for QueryError {
     fn from(e: AnalyzerError) -> QueryError {
         match e {
             AnalyzerError::Disabled => QueryError::Unavailable(e.to_string()),
+            AnalyzerError::Invalid(m) => QueryError::InvalidArgument(m),
             AnalyzerError::Sled(_) => QueryError::Task(e.to_string()),
         }
     }
@@ -107,11 +108,12 @@ pub async fn get_bottlenecks(
     r: GetBottlenecksRequest,
 ) -> Result<GetBottlenecksResponse, QueryError> {
     let query = bottleneck_query(&r, unix_now())?;
-    let (start, end) = query.window;
     let b = blocking(move || analyzer.bottlenecks(&query)).await?;
     Ok(GetBottlenecksResponse {
-        start_unix_nano: start,
-        end_unix_nano: end,
+        start_unix_nano: b.window.0,
+        end_unix_nano: b.window.1,
+        baseline_start_unix_nano: b.baseline.map(|w| w.0).unwrap_or(0),
+        baseline_end_unix_nano: b.baseline.map(|w| w.1).unwrap_or(0),
         traces: b.total.count,
         end_to_end_nanos: b.total.time,
         end_to_end_p50_nanos: q(&b.total.hist, 0.5),
@@ -174,7 +176,7 @@ pub async fn what_if(
         )));
     }
     let w = window(r.start_unix_nano, r.end_unix_nano, unix_now())?;
-    let (p, op) =
+    let (p, op, read) =
         blocking(move || analyzer.what_if(&r.service, &r.operation, r.speedup, w)).await?;
     Ok(WhatIfResponse {
         traces: p.traces,
@@ -183,8 +185,8 @@ pub async fn what_if(
         end_to_end_nanos: p.total,
         projected_end_to_end_nanos: p.projected_total,
         change: p.change,
-        start_unix_nano: w.0,
-        end_unix_nano: w.1,
+        start_unix_nano: read.0,
+        end_unix_nano: read.1,
     })
 }
 
@@ -194,14 +196,15 @@ pub async fn get_service_graph(
 ) -> Result<GetServiceGraphResponse, QueryError> {
     let (start, end) = window(r.start_unix_nano, r.end_unix_nano, unix_now())?;
     let (edges, unpaired) = blocking(move || {
-        let now = unix_now();
         Ok((
-            analyzer.window(Family::Edge, start, end, now)?,
-            analyzer.window(Family::Unpaired, start, end, now)?,
+            analyzer.window(Family::Edge, (start, end), &|_| true)?,
+            analyzer.window(Family::Unpaired, (start, end), &|_| true)?,
         ))
     })
     .await?;
+    let (start, end) = (edges.from, edges.to);
     let mut edges: Vec<ServiceEdge> = edges
+        .cells
         .into_iter()
         .map(|(l, c)| ServiceEdge {
             client: l.first().cloned().unwrap_or_default(),
@@ -220,6 +223,7 @@ pub async fn get_service_graph(
         .collect();
     edges.sort_by(|a, b| (&a.client, &a.server).cmp(&(&b.client, &b.server)));
     let mut unpaired: Vec<UnpairedSpans> = unpaired
+        .cells
         .into_iter()
         .map(|(l, c)| UnpairedSpans {
             service: l.first().cloned().unwrap_or_default(),
@@ -236,24 +240,29 @@ pub async fn get_service_graph(
     })
 }
 
-/// Checks a GetSpanMetrics request: (window, step).
+/// Checks a GetSpanMetrics request: (window, step). `finest` is the bucket width data from
+/// the window's start on is kept at ([`Analyzer::finest_step`]); the step must be a multiple.
 pub fn span_metrics_args(
     r: &GetSpanMetricsRequest,
     now: u64,
+    finest: impl Fn(u64) -> u64,
 ) -> Result<((u64, u64), u64), QueryError> {
     if r.service.is_empty() {
         return Err(invalid("service is required"));
     }
     let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now)?;
+    let unit = finest(start);
     let step = if r.step_nanos == 0 {
-        // About 60 points, a whole number of 10 s buckets.
-        ((end - start) / 60).div_ceil(STEPS[0]).max(1) * STEPS[0]
+        // About 60 points, a whole number of buckets.
+        ((end - start) / 60).div_ceil(unit).max(1) * unit
     } else {
         r.step_nanos
     };
-    if !step.is_multiple_of(STEPS[0]) {
+    if !step.is_multiple_of(unit) {
         return Err(invalid(format!(
-            "step_nanos must be a multiple of 10 s (10000000000), got {step}"
+            "step_nanos must be a multiple of {} s for a window starting at {start} (data that old is kept in {} s buckets), got {step}",
+            unit / 1_000_000_000,
+            unit / 1_000_000_000,
         )));
     }
     if (end - start) / step > MAX_POINTS {
@@ -279,7 +288,8 @@ pub async fn get_span_metrics(
     analyzer: Arc<Analyzer>,
     r: GetSpanMetricsRequest,
 ) -> Result<GetSpanMetricsResponse, QueryError> {
-    let ((start, end), step) = span_metrics_args(&r, unix_now())?;
+    let now = unix_now();
+    let ((start, end), step) = span_metrics_args(&r, now, |from| analyzer.finest_step(from, now))?;
     let series = blocking(move || {
         let op = (!r.operation.is_empty()).then_some(r.operation.as_str());
         analyzer.span_metrics(&r.service, op, (start, end), step)
@@ -312,6 +322,7 @@ pub fn stats(analyzer: &Analyzer) -> Option<AnalysisStats> {
             traces: s.traces,
             early_traces: s.early,
             late_spans: s.late_spans,
+            out_of_range_spans: s.out_of_range,
             assembling_traces: s.assembling_traces,
             assembling_spans: s.assembling_spans,
             series: s.series,
@@ -333,6 +344,7 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::series::STEPS;
 
     const NOW: u64 = 1_700_000_000_000_000_000;
 
@@ -403,7 +415,25 @@ mod tests {
             ..Default::default()
         };
         // 1 h / 60 = 1 min.
-        assert_eq!(span_metrics_args(&r, NOW).unwrap().1, 60_000_000_000);
+        let ten = |_| STEPS[0];
+        assert_eq!(span_metrics_args(&r, NOW, ten).unwrap().1, 60_000_000_000);
+        // Data older than the 10 s retention: whole minutes only.
+        let minute = |_| STEPS[1];
+        assert_eq!(
+            span_metrics_args(&r, NOW, minute).unwrap().1,
+            60_000_000_000
+        );
+        let e = span_metrics_args(
+            &GetSpanMetricsRequest {
+                step_nanos: 30_000_000_000,
+                ..r.clone()
+            },
+            NOW,
+            minute,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("multiple of 60 s"), "{e}");
         for (r, want) in [
             (GetSpanMetricsRequest::default(), "service is required"),
             (
@@ -422,7 +452,7 @@ mod tests {
                 "more than 10000 steps",
             ),
         ] {
-            let e = span_metrics_args(&r, NOW).unwrap_err().to_string();
+            let e = span_metrics_args(&r, NOW, ten).unwrap_err().to_string();
             assert!(e.contains(want), "{e} lacks {want}");
         }
     }
