@@ -238,6 +238,11 @@ struct LogsArgs {
     limit: u32,
 }
 
+/// A duration in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A time window: `--since 1h`, or `--start T --end T` (RFC 3339 or unix nanoseconds).
 #[derive(Args)]
 struct Window {
@@ -258,12 +263,12 @@ impl Window {
     fn resolve(&self, default: Duration) -> anyhow::Result<(u64, u64)> {
         let now = sieve::store::now_ns();
         if let Some(since) = self.since {
-            return Ok((now.saturating_sub(since.as_nanos() as u64), now));
+            return Ok((now.saturating_sub(nanos(since)).max(1), now));
         }
         let end = self.end.unwrap_or(now);
         let start = self
             .start
-            .unwrap_or_else(|| end.saturating_sub(default.as_nanos() as u64));
+            .unwrap_or_else(|| end.saturating_sub(nanos(default)).max(1));
         if start >= end {
             bail!("--start is not before --end");
         }
@@ -274,7 +279,7 @@ impl Window {
     fn bounds(&self) -> anyhow::Result<(u64, u64)> {
         if let Some(since) = self.since {
             let now = sieve::store::now_ns();
-            return Ok((now.saturating_sub(since.as_nanos() as u64).max(1), 0));
+            return Ok((now.saturating_sub(nanos(since)).max(1), 0));
         }
         let (start, end) = (self.start.unwrap_or(0), self.end.unwrap_or(0));
         if start != 0 && end != 0 && start > end {
@@ -451,8 +456,8 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     attributes: t.attrs.into_iter().collect(),
                     start_time_min_unix_nano: start,
                     start_time_max_unix_nano: end,
-                    duration_min_nanos: t.min_duration.map(|d| d.as_nanos() as u64).unwrap_or(0),
-                    duration_max_nanos: t.max_duration.map(|d| d.as_nanos() as u64).unwrap_or(0),
+                    duration_min_nanos: t.min_duration.map(nanos).unwrap_or(0),
+                    duration_max_nanos: t.max_duration.map(nanos).unwrap_or(0),
                     limit: t.limit,
                 })
                 .await
@@ -518,7 +523,7 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         QueryCommand::Bottlenecks(b) => {
             let (start, end) = b.window.resolve(Duration::from_secs(15 * 60))?;
             let (bs, be) = match b.baseline {
-                Some(d) => (start.saturating_sub(d.as_nanos() as u64), start),
+                Some(d) => (start.saturating_sub(nanos(d)).max(1), start),
                 None => (0, 0),
             };
             let r = client
@@ -584,7 +589,7 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     operation: m.operation.unwrap_or_default(),
                     start_unix_nano: start,
                     end_unix_nano: end,
-                    step_nanos: m.step.map(|d| d.as_nanos() as u64).unwrap_or(0),
+                    step_nanos: m.step.map(nanos).unwrap_or(0),
                 })
                 .await
                 .map_err(status_error)?

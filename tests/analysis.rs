@@ -21,13 +21,20 @@ const TRACES: u64 = 1000;
 const MS: Duration = Duration::from_millis(1);
 
 /// checkout `GET /cart` (SERVER, 100 ms) → checkout `GET /price` (CLIENT, 10..90 ms) →
-/// pricing `GET /price` (SERVER, 15..85 ms; every 10th an error). On the critical path
-/// pricing holds 70 of 100 ms, checkout's server span 20 and its client span 10.
+/// pricing `GET /price` (SERVER, 15..85 ms; every 10th an error), starting a minute ago. On
+/// the critical path pricing holds 70 of 100 ms, checkout's server span 20 and its client
+/// span 10.
 fn send_traces(endpoint: &str) {
+    send_traces_at(endpoint, Duration::from_secs(60), 70);
+}
+
+/// The same `ago` in the past, with pricing's span `pricing_ms` long (the client span 10 ms
+/// longer), in the middle of the root's 100 ms.
+fn send_traces_at(endpoint: &str, ago: Duration, pricing_ms: u64) {
     let checkout = common::tracer_provider(endpoint, "checkout", None);
     let pricing = common::tracer_provider(endpoint, "pricing", None);
     let (ct, pt) = (checkout.tracer("test"), pricing.tracer("test"));
-    let base = SystemTime::now() - Duration::from_secs(60);
+    let base = SystemTime::now() - ago;
     for i in 0..TRACES {
         let t0 = base + Duration::from_micros(i * 50);
         let root = ct
@@ -51,8 +58,9 @@ fn send_traces(endpoint: &str) {
         if i % 10 == 0 {
             server.set_status(Status::error("no price"));
         }
-        server.end_with_timestamp(t0 + 85 * MS);
-        ccx.span().end_with_timestamp(t0 + 90 * MS);
+        server.end_with_timestamp(t0 + (15 + pricing_ms as u32) * MS);
+        ccx.span()
+            .end_with_timestamp(t0 + (20 + pricing_ms as u32) * MS);
         cx.span().end_with_timestamp(t0 + 100 * MS);
     }
     checkout.force_flush().expect("flush checkout");
@@ -151,10 +159,15 @@ async fn analysis_sees_every_trace_before_sampling() {
         .into_inner();
     let p99 = r.series[0].total.unwrap().p99_nanos as f64 / 1e6;
     assert!((p99 - 70.0).abs() < 70.0 / 64.0 + 0.01, "p99 {p99} ms");
+    // 1-minute points: the 50 ms of data fall into one or two of them, and add up.
+    let points = &r.series[0].points;
+    assert!(!points.is_empty() && points.len() <= 2, "{points:?}");
     assert!(
-        r.series[0].points.len() <= 2,
-        "1-minute steps over 60 s of data"
+        points
+            .iter()
+            .all(|p| p.start_unix_nano % 60_000_000_000 == 0)
     );
+    assert_eq!(points.iter().map(|p| p.calls).sum::<u64>(), TRACES * 9 / 10);
 
     // The store keeps the sample: 1,000 at 10% is 100 ± 3.29·9.5 at 99.9%.
     let stored = common::traces(
@@ -374,14 +387,19 @@ async fn analysis_queries_refuse_bad_arguments() {
     gw.stop().await;
 }
 
-/// The CLI prints the analysis queries as tables.
+/// The CLI prints the analysis queries as tables, and `--baseline` shows what got slower:
+/// half an hour ago pricing took 35 of 100 ms, now 70.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysis_cli_tables() {
     let gw = common::start(fast).await;
     let endpoint = gw.otlp.clone();
-    common::blocking(move || send_traces(&endpoint)).await;
+    common::blocking(move || {
+        send_traces_at(&endpoint, Duration::from_secs(30 * 60), 35);
+        send_traces(&endpoint);
+    })
+    .await;
     let mut q = gw.query_client().await;
-    analysed(&mut q, TRACES).await;
+    analysed(&mut q, 2 * TRACES).await;
     let run = |args: Vec<&str>| {
         let addr = gw.query.clone();
         let args: Vec<String> = args.into_iter().map(String::from).collect();
@@ -402,12 +420,44 @@ async fn analysis_cli_tables() {
         }
     };
     let out = run(vec!["bottlenecks", "--since", "15m", "--baseline", "1h"]).await;
-    let first = out.lines().nth(2).unwrap_or_default();
+    let row = |n: usize| -> Vec<String> {
+        out.lines()
+            .nth(n)
+            .unwrap_or_default()
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert!(out.starts_with("1000 traces"), "{out}");
     assert!(
-        first.contains("pricing: GET /price") && first.contains("70.0%"),
+        out.lines()
+            .next()
+            .unwrap()
+            .ends_with("baseline 1000 traces"),
         "{out}"
     );
-    assert!(out.starts_with("1000 traces"), "{out}");
+    // #, share, change, mean×, ..., operation
+    let first = row(2);
+    assert_eq!(first[..4], ["1", "70.0%", "+35.0pp", "2.00×"], "{out}");
+    assert_eq!(
+        first.last().map(String::as_str),
+        Some("pricing: GET /price")
+    );
+    let second = row(3);
+    assert_eq!(second[..4], ["2", "20.0%", "-35.0pp", "0.36×"], "{out}");
+    let r = q
+        .get_bottlenecks(GetBottlenecksRequest {
+            baseline_start_unix_nano: sieve::analyzer::unix_now() - 2 * 3600 * 1_000_000_000,
+            baseline_end_unix_nano: sieve::analyzer::unix_now() - 20 * 60 * 1_000_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.baseline_traces, TRACES);
+    assert!((r.bottlenecks[0].mean_ratio - 2.0).abs() < 1e-9);
     let out = run(vec![
         "what-if",
         "--service",
@@ -442,7 +492,7 @@ async fn analysis_cli_tables() {
     ])
     .await;
     assert!(
-        out.contains("pricing: GET /price (server, status error) — 100 calls, 100 errors"),
+        out.contains("pricing: GET /price (server, status error) — 200 calls, 200 errors"),
         "{out}"
     );
     let json = run(vec!["--json", "bottlenecks"]).await;

@@ -22,7 +22,9 @@
 //!
 //! Durability: the figures are derived from data that is itself durable, and a crash loses at
 //! most the last `flush_interval` of them plus the traces still assembling (the store and the
-//! export queues lose nothing). Bounds on distinct keys (`max_series`, `max_operations`) hold
+//! export queues lose nothing). Spans are observed before their request is committed, so a
+//! request whose write fails (a disk error; the client retries) is counted twice; keeping
+//! a copy of every request until its commit would cost more than that rare error does. Bounds on distinct keys (`max_series`, `max_operations`) hold
 //! since start; past them, keys are counted under `*`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -57,7 +57,11 @@ pub fn bottlenecks_text(r: &GetBottlenecksResponse) -> String {
     }
     out.push('\n');
     if r.bottlenecks.is_empty() {
-        out.push_str("no trace in the window\n");
+        out.push_str(if r.traces == 0 {
+            "no trace in the window\n"
+        } else {
+            "no operation matches\n"
+        });
         return out;
     }
     let by_path = r.bottlenecks.iter().any(|b| !b.call_path.is_empty());
