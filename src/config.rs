@@ -2247,6 +2247,22 @@ mod tests {
                 "intake:\n  max_inflight_mib: -1\n",
                 "intake.max_inflight_mib",
             ),
+            ("analysis:\n  tolerance: 1.5\n", "analysis.tolerance"),
+            ("analysis:\n  max_spans: 0\n", "analysis.max_spans"),
+            ("analysis:\n  max_series: -3\n", "analysis.max_series"),
+            ("analysis:\n  trace_idle: 0s\n", "analysis.trace_idle"),
+            (
+                "analysis:\n  flush_interval: soon\n",
+                "analysis.flush_interval",
+            ),
+            ("analysis:\n  retention_1h: 30m\n", "analysis.retention_1h"),
+            ("analysis:\n  retention_10s: 5s\n", "analysis.retention_10s"),
+            (
+                "analysis:\n  graph_max_pending: 0\n",
+                "analysis.graph_max_pending",
+            ),
+            ("analysis:\n  sampling: 1\n", "analysis"),
+            ("analysis:\n  enabled: sometimes\n", "analysis.enabled"),
         ] {
             let e = parse(yaml).unwrap_err().to_string();
             assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted key {key}");
