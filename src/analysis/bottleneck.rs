@@ -73,6 +73,16 @@ pub fn fold<S: AsRef<str>>(
         }
     }
     let mut paths = CallPaths::new(spans, names);
+    // The path's root heads every chain, even when a parent cycle runs through it (the walk
+    // cut the cycle there).
+    if root.root < spans.len() {
+        paths.memo[root.root] = Some(Chain {
+            head: vec![root.root],
+            elided: false,
+            tail: Vec::new(),
+            len: 1,
+        });
+    }
     let mut ops: HashMap<(&str, &str), u64> = HashMap::new();
     let mut by_path: HashMap<String, u64> = HashMap::new();
     for (&i, &x) in &exclusive {
@@ -122,7 +132,8 @@ struct CallPaths<'a, S> {
     spans: &'a [SpanInput],
     names: &'a [(S, S)],
     by_id: HashMap<[u8; 8], usize>,
-    memo: HashMap<usize, Chain>,
+    memo: Vec<Option<Chain>>,
+    on_stack: Vec<bool>,
 }
 
 impl<'a, S: AsRef<str>> CallPaths<'a, S> {
@@ -135,7 +146,8 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
             spans,
             names,
             by_id,
-            memo: HashMap::new(),
+            memo: vec![None; spans.len()],
+            on_stack: vec![false; spans.len()],
         }
     }
 
@@ -150,29 +162,32 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
     /// cut where it closes).
     fn chain(&mut self, i: usize) -> Chain {
         let mut pending = vec![i];
-        let mut on_stack = std::collections::HashSet::from([i]);
+        self.on_stack[i] = true;
         let mut at = i;
         // Walk up to the first memoised ancestor, the root, or a cycle.
-        while !self.memo.contains_key(&at) {
+        while self.memo[at].is_none() {
             match self.parent(at) {
-                Some(p) if !on_stack.contains(&p) => {
-                    if self.memo.contains_key(&p) {
+                Some(p) if !self.on_stack[p] => {
+                    if self.memo[p].is_some() {
                         break;
                     }
-                    on_stack.insert(p);
+                    self.on_stack[p] = true;
                     pending.push(p);
                     at = p;
                 }
                 _ => break,
             }
         }
+        for &j in &pending {
+            self.on_stack[j] = false;
+        }
         // Build down from the top.
         while let Some(j) = pending.pop() {
-            if self.memo.contains_key(&j) {
+            if self.memo[j].is_some() {
                 continue;
             }
             // The parent is memoised unless it closes a cycle (then `j` heads the chain).
-            let up = self.parent(j).and_then(|p| self.memo.get(&p).cloned());
+            let up = self.parent(j).and_then(|p| self.memo[p].clone());
             let c = match up {
                 None => Chain {
                     head: vec![j],
@@ -196,9 +211,9 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
                     c
                 }
             };
-            self.memo.insert(j, c);
+            self.memo[j] = Some(c);
         }
-        self.memo.get(&i).cloned().unwrap_or(Chain {
+        self.memo[i].clone().unwrap_or(Chain {
             head: vec![i],
             elided: false,
             tail: Vec::new(),
@@ -208,12 +223,9 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
 
     fn label(&mut self, i: usize) -> String {
         let c = self.chain(i);
-        let name = |j: &usize| {
-            format!(
-                "{}: {}",
-                cut(self.names[*j].0.as_ref()),
-                cut(self.names[*j].1.as_ref())
-            )
+        let name = |j: &usize| match self.names.get(*j) {
+            Some((svc, op)) => format!("{}: {}", cut(svc.as_ref()), cut(op.as_ref())),
+            None => "?".to_string(),
         };
         let mut parts: Vec<String> = c.head.iter().map(name).collect();
         if c.elided {
