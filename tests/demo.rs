@@ -35,18 +35,20 @@ async fn demo_shows_a_failing_and_a_slow_service() {
         "{} is missing (cargo test builds examples)",
         bin.display()
     );
-    let out = tokio::process::Command::new(&bin)
-        .args(["--endpoint", &gw.otlp, "--rate", "20", "--duration", "2s"])
-        .args(["--fail-service", "inventory", "--fail-rate", "1.0"])
-        .args(["--slow-service", "pricing", "--slow-ms", "120"])
-        .output()
-        .await
-        .expect("run demo");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_demo(
+        &gw.otlp,
+        &[
+            "--fail-service",
+            "inventory",
+            "--fail-rate",
+            "1.0",
+            "--slow-service",
+            "pricing",
+            "--slow-ms",
+            "120",
+        ],
+    )
+    .await;
 
     let mut q = gw.query_client().await;
     let services = q

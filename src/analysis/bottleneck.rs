@@ -105,12 +105,12 @@ pub fn fold<S: AsRef<str>>(
     }
 }
 
-/// `name` cut to [`MAX_NAME`] bytes at a char boundary, marked with `…` when cut.
-fn cut(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.len() <= MAX_NAME {
+/// `name` cut to `max` bytes at a char boundary, marked with `…` when cut.
+pub fn cut(name: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if name.len() <= max {
         return name.into();
     }
-    let mut end = MAX_NAME;
+    let mut end = max;
     while !name.is_char_boundary(end) {
         end -= 1;
     }
@@ -224,7 +224,11 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
     fn label(&mut self, i: usize) -> String {
         let c = self.chain(i);
         let name = |j: &usize| match self.names.get(*j) {
-            Some((svc, op)) => format!("{}: {}", cut(svc.as_ref()), cut(op.as_ref())),
+            Some((svc, op)) => format!(
+                "{}: {}",
+                cut(svc.as_ref(), MAX_NAME),
+                cut(op.as_ref(), MAX_NAME)
+            ),
             None => "?".to_string(),
         };
         let mut parts: Vec<String> = c.head.iter().map(name).collect();

@@ -121,17 +121,6 @@ pub const MAX_FUTURE: u64 = 3_600_000_000_000;
 /// Keys not seen for this long leave the bounded key sets.
 const KEY_IDLE: Duration = Duration::from_secs(3600);
 
-fn cut_name(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.len() <= MAX_NAME {
-        return name.into();
-    }
-    let mut end = MAX_NAME;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &name[..end]).into()
-}
-
 /// Strings shared by the spans that carry them.
 #[derive(Default)]
 struct Interner(HashSet<Arc<str>>);
@@ -140,7 +129,7 @@ impl Interner {
     const MAX: usize = 100_000;
 
     fn get(&mut self, s: &str) -> Arc<str> {
-        let s = cut_name(s);
+        let s = bottleneck::cut(s, MAX_NAME);
         let s: &str = &s;
         if let Some(a) = self.0.get(s) {
             return a.clone();
