@@ -42,6 +42,32 @@ enum Command {
     /// Offline analysis of telemetry files.
     #[command(subcommand)]
     Analyze(AnalyzeCommand),
+    /// Log template clustering offline, with the server's clusterer and defaults.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+}
+
+#[derive(Subcommand)]
+enum LogsCommand {
+    /// Cluster one log message per line of FILE (or standard input, `-` or no FILE); writes
+    /// CSV `LineId,ClusterId,EventTemplate` to standard output.
+    Cluster {
+        /// The file, or `-`.
+        file: Option<String>,
+        /// Print the cluster count and lines per second to standard error.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Score the clusterer on the labelled Loghub-2k systems: grouping accuracy (GA) and
+    /// parsing accuracy (PA) per system and on average.
+    Evaluate {
+        /// The loghub-2k directory (one folder per system).
+        #[arg(long, env = "SIEVE_LOGHUB_DIR", default_value = "../shared/data/loghub-2k")]
+        data: PathBuf,
+        /// Only these systems (repeatable).
+        #[arg(long = "system")]
+        systems: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,6 +264,67 @@ struct LogsArgs {
     limit: u32,
 }
 
+fn logs_cluster(file: Option<String>, stats: bool) -> anyhow::Result<()> {
+    let mut params = sieve::analysis::log_cluster::Params::default();
+    if let Some(v) = std::env::var("SIEVE_SIM").ok().and_then(|v| v.parse().ok()) {
+        params.similarity = v;
+    }
+    if let Some(v) = std::env::var("SIEVE_K").ok().and_then(|v| v.parse().ok()) {
+        params.distinct = v;
+    }
+    if let Some(v) = std::env::var("SIEVE_M").ok().and_then(|v| v.parse().ok()) {
+        params.context = v;
+    }
+    let t = std::time::Instant::now();
+    let stdout = std::io::stdout().lock();
+    let out = std::io::BufWriter::new(stdout);
+    let (lines, clusters) = match file.as_deref() {
+        None | Some("-") => cli::logs::cluster_lines(std::io::stdin().lock(), out, params)?,
+        Some(path) => {
+            let f = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
+            cli::logs::cluster_lines(std::io::BufReader::new(f), out, params)?
+        }
+    };
+    if stats {
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{lines} lines, {clusters} clusters, {:.0} lines/s",
+            lines as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn logs_evaluate(data: &std::path::Path, systems: Vec<String>) -> anyhow::Result<()> {
+    if !data.is_dir() {
+        bail!(
+            "{} is not a directory: pass --data DIR or set SIEVE_LOGHUB_DIR to the loghub-2k folder",
+            data.display()
+        );
+    }
+    let mut params = sieve::analysis::log_cluster::Params::default();
+    if let Some(v) = std::env::var("SIEVE_SIM").ok().and_then(|v| v.parse().ok()) {
+        params.similarity = v;
+    }
+    if let Some(v) = std::env::var("SIEVE_K").ok().and_then(|v| v.parse().ok()) {
+        params.distinct = v;
+    }
+    if let Some(v) = std::env::var("SIEVE_M").ok().and_then(|v| v.parse().ok()) {
+        params.context = v;
+    }
+    let systems: Vec<String> = if systems.is_empty() {
+        cli::logs::SYSTEMS.iter().map(|s| s.to_string()).collect()
+    } else {
+        systems
+    };
+    let mut scores = Vec::new();
+    for s in &systems {
+        scores.push(cli::logs::evaluate(data, s, &params)?);
+    }
+    print!("{}", cli::logs::scores_text(&scores));
+    Ok(())
+}
+
 /// A duration in nanoseconds, saturating.
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -317,6 +404,10 @@ fn main() -> ExitCode {
         Some(Command::Config(ConfigCommand::Default)) => {
             print!("{}", sieve::config::DEFAULT_CONFIG_YAML);
             Ok(())
+        }
+        Some(Command::Logs(LogsCommand::Cluster { file, stats })) => logs_cluster(file, stats),
+        Some(Command::Logs(LogsCommand::Evaluate { data, systems })) => {
+            logs_evaluate(&data, systems)
         }
     };
     match result {

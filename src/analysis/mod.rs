@@ -12,5 +12,6 @@
 pub mod bottleneck;
 pub mod critical_path;
 pub mod histogram;
+pub mod log_cluster;
 pub mod series;
 pub mod service_graph;

@@ -3,6 +3,7 @@
 //! Pure functions over the API's messages, so they are tested without a server.
 
 pub mod analysis;
+pub mod logs;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
