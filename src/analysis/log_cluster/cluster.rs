@@ -149,7 +149,7 @@ impl Clusterer {
             let t = generalise(&self.clusters[c].template, tokens);
             self.clusters[c].template = t;
             self.register(c);
-            return self.resolve(c);
+            return self.absorb(c);
         }
         let c = self.clusters.len();
         self.clusters.push(Cluster {
@@ -160,7 +160,33 @@ impl Clusterer {
         });
         self.by_len.entry(tokens.len()).or_default().push(c);
         self.register(c);
-        self.resolve(c)
+        self.absorb(c)
+    }
+
+    /// Merges into cluster `c` every live cluster of the same length whose template it
+    /// covers (it has `<*>` where they have a word): that position varies.
+    fn absorb(&mut self, c: usize) -> usize {
+        let c = self.resolve(c);
+        let template = &self.clusters[c].template;
+        if template.iter().filter(|t| *t != VAR).count() < self.params.context {
+            return c;
+        }
+        let covered: Vec<usize> = self
+            .by_len
+            .get(&template.len())
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&o| o != c && covers(template, &self.clusters[o].template))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if covered.is_empty() {
+            return c;
+        }
+        let mut members = covered;
+        members.push(c);
+        self.merge(&members)
     }
 
     /// Records the words of cluster `c`'s template in its slots, merging a slot's clusters
@@ -188,6 +214,7 @@ impl Clusterer {
             if slot.words.len() >= self.params.distinct {
                 let members = slot.clusters.clone();
                 let target = self.merge(&members);
+                let target = self.absorb(target);
                 // The merged template may close other slots: register it again.
                 if target != c || self.clusters[target].template != template {
                     self.register(target);

@@ -70,6 +70,17 @@ pub fn is_variable(p: &str) -> bool {
     is_time_word(b) || is_host_name(b)
 }
 
+/// A size or time unit, with trailing punctuation allowed (`KB,`).
+fn is_unit(t: &str) -> bool {
+    let w = t.trim_end_matches([',', ';', ')', ']', '.']);
+    matches!(
+        w,
+        "B" | "KB" | "MB" | "GB" | "TB" | "KiB" | "MiB" | "GiB" | "TiB" | "kB" | "bytes" | "ms"
+            | "us" | "µs" | "ns" | "s" | "sec" | "secs" | "seconds" | "min" | "mins" | "minutes"
+            | "h" | "hours"
+    )
+}
+
 /// Day and month names: parts of timestamps.
 fn is_time_word(b: &[u8]) -> bool {
     const WORDS: [&[u8]; 19] = [
@@ -127,6 +138,12 @@ impl Masker {
             if out.len() == MAX_TOKENS {
                 out.push(REST.to_string());
                 return true;
+            }
+            // A unit after a value is part of the value (`12 KB`, `3 ms`).
+            if out.last().is_some_and(|p| p.ends_with(VAR)) && is_unit(t) {
+                let punct = t.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+                out.push(format!("{VAR}{punct}"));
+                continue;
             }
             out.push(self.mask_token(t));
         }
