@@ -40,6 +40,8 @@ pub struct Cluster {
     pub count: u64,
     /// Merged into this cluster (by index).
     pub merged_into: Option<usize>,
+    /// Its `<*>`s include positions learnt from members that differed there.
+    pub generalised: bool,
 }
 
 impl Cluster {
@@ -67,6 +69,8 @@ pub struct Clusterer {
     by_len: HashMap<usize, Vec<usize>>,
     /// A template with one position wildcarded → what differs there.
     slots: HashMap<(Vec<String>, usize), Slot>,
+    /// Word → clusters whose template has it (may hold merged ones; resolved on use).
+    words: HashMap<String, Vec<usize>>,
     /// Lines each token occurs in.
     df: HashMap<String, u64>,
     lines: u64,
@@ -82,6 +86,7 @@ impl Clusterer {
             exact: HashMap::new(),
             by_len: HashMap::new(),
             slots: HashMap::new(),
+            words: HashMap::new(),
             df: HashMap::new(),
             lines: 0,
             tokens: Vec::new(),
@@ -129,11 +134,22 @@ impl Clusterer {
     /// Finds or makes the cluster of a signature seen for the first time.
     fn place(&mut self, tokens: &[String]) -> usize {
         let cands = self.by_len.get(&tokens.len()).cloned().unwrap_or_default();
-        // A template that already covers it.
+        // A template that already covers it, if its `<*>`s say something: it has enough
+        // words around them, or they were learnt from members that differed.
         for &c in &cands {
-            if covers(&self.clusters[c].template, tokens) {
+            let cl = &self.clusters[c];
+            if (cl.generalised || constants(&cl.template) >= self.params.context)
+                && covers(&cl.template, tokens)
+            {
                 return c;
             }
+        }
+        // A template of any length that aligns with it, differing only by runs that hold
+        // values.
+        if let Some((c, merged)) = self.best_alignment(tokens) {
+            self.set_template(c, merged);
+            self.register(c);
+            return self.absorb(c);
         }
         // The most similar template, if similar enough.
         let mut best: Option<(usize, f64)> = None;
@@ -147,7 +163,7 @@ impl Clusterer {
             && s >= self.params.similarity
         {
             let t = generalise(&self.clusters[c].template, tokens);
-            self.clusters[c].template = t;
+            self.set_template(c, t);
             self.register(c);
             return self.absorb(c);
         }
@@ -157,10 +173,70 @@ impl Clusterer {
             template: tokens.to_vec(),
             count: 0,
             merged_into: None,
+            generalised: false,
         });
         self.by_len.entry(tokens.len()).or_default().push(c);
+        self.index(c);
         self.register(c);
         self.absorb(c)
+    }
+
+    /// Replaces a cluster's template (learnt `<*>`s), keeping the indexes right.
+    fn set_template(&mut self, c: usize, t: Vec<String>) {
+        let old = self.clusters[c].template.len();
+        if t.len() != old {
+            if let Some(v) = self.by_len.get_mut(&old) {
+                v.retain(|x| *x != c);
+            }
+            self.by_len.entry(t.len()).or_default().push(c);
+        }
+        self.clusters[c].template = t;
+        self.clusters[c].generalised = true;
+        self.index(c);
+    }
+
+    fn index(&mut self, c: usize) {
+        for t in &self.clusters[c].template {
+            if t != VAR {
+                let v = self.words.entry(t.clone()).or_default();
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+            }
+        }
+    }
+
+    /// The live cluster whose template aligns best with `tokens` (most words in common, at
+    /// least half of the longer one and `context` of them), and the merged template.
+    fn best_alignment(&self, tokens: &[String]) -> Option<(usize, Vec<String>)> {
+        let mut hits: HashMap<usize, usize> = HashMap::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for t in tokens {
+            if t == VAR || seen.contains(&t.as_str()) {
+                continue;
+            }
+            seen.push(t);
+            for &c in self.words.get(t).map(Vec::as_slice).unwrap_or(&[]) {
+                if self.clusters[c].merged_into.is_none() {
+                    *hits.entry(c).or_default() += 1;
+                }
+            }
+        }
+        let need = self.params.context.max(seen.len() / 2);
+        let mut cands: Vec<(usize, usize)> = hits.into_iter().filter(|(_, h)| *h >= need).collect();
+        cands.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut best: Option<(usize, usize, Vec<String>)> = None;
+        for (c, _) in cands.into_iter().take(16) {
+            let t = &self.clusters[c].template;
+            if let Some((m, merged)) = align(t, tokens)
+                && m >= self.params.context
+                && 2 * m >= t.len().max(tokens.len())
+                && best.as_ref().is_none_or(|b| m > b.1)
+            {
+                best = Some((c, m, merged));
+            }
+        }
+        best.map(|(c, _, t)| (c, t))
     }
 
     /// Merges into cluster `c` every live cluster of the same length whose template it
@@ -231,8 +307,13 @@ impl Clusterer {
         live.dedup();
         let target = live[0];
         for &m in &live[1..] {
-            let t = generalise(&self.clusters[target].template, &self.clusters[m].template);
-            self.clusters[target].template = t;
+            let (a, b) = (&self.clusters[target].template, &self.clusters[m].template);
+            let t = if a.len() == b.len() {
+                generalise(a, b)
+            } else {
+                align(a, b).map(|(_, t)| t).unwrap_or_else(|| a.clone())
+            };
+            self.set_template(target, t);
             self.clusters[target].count += self.clusters[m].count;
             self.clusters[m].count = 0;
             self.clusters[m].merged_into = Some(target);
@@ -262,6 +343,73 @@ impl Clusterer {
         }
         if all == 0.0 { 1.0 } else { same / all }
     }
+}
+
+fn constants(template: &[String]) -> usize {
+    template.iter().filter(|t| *t != VAR).count()
+}
+
+/// Aligns two token sequences on their longest common subsequence. They align when every
+/// run between common tokens that is not empty holds a value (`<*>` in a token) on each
+/// side that has one. Returns the common words (not counting `<*>`) and the merged
+/// template: the common tokens with one `<*>` for each run.
+pub fn align(a: &[String], b: &[String]) -> Option<(usize, Vec<String>)> {
+    let (n, m) = (a.len(), b.len());
+    // lcs[i][j]: LCS length of a[i..], b[j..].
+    let mut lcs = vec![0u16; (n + 1) * (m + 1)];
+    let at = |i: usize, j: usize| i * (m + 1) + j;
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[at(i, j)] = if a[i] == b[j] {
+                lcs[at(i + 1, j + 1)] + 1
+            } else {
+                lcs[at(i + 1, j)].max(lcs[at(i, j + 1)])
+            };
+        }
+    }
+    let has_var = |run: &[String]| run.iter().any(|t| t.contains(VAR));
+    let (mut i, mut j) = (0, 0);
+    let (mut gi, mut gj) = (0, 0);
+    let mut out = Vec::with_capacity(n.max(m));
+    let mut words = 0;
+    let close_gap = |gi: usize, i: usize, gj: usize, j: usize, out: &mut Vec<String>| {
+        let (ra, rb) = (&a[gi..i], &b[gj..j]);
+        if ra.is_empty() && rb.is_empty() {
+            return true;
+        }
+        if (!ra.is_empty() && !has_var(ra)) || (!rb.is_empty() && !has_var(rb)) {
+            return false;
+        }
+        if out.last().is_none_or(|l: &String| l != VAR) {
+            out.push(VAR.to_string());
+        }
+        true
+    };
+    while i < n && j < m {
+        if a[i] == b[j] {
+            if !close_gap(gi, i, gj, j, &mut out) {
+                return None;
+            }
+            if a[i] != VAR {
+                words += 1;
+            }
+            if !(a[i] == VAR && out.last().is_some_and(|l| l == VAR)) {
+                out.push(a[i].clone());
+            }
+            i += 1;
+            j += 1;
+            gi = i;
+            gj = j;
+        } else if lcs[at(i + 1, j)] >= lcs[at(i, j + 1)] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    if !close_gap(gi, n, gj, m, &mut out) {
+        return None;
+    }
+    Some((words, out))
 }
 
 /// Does `template` (with `<*>` wildcards) cover `tokens` of the same length?
