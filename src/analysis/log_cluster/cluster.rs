@@ -228,9 +228,8 @@ impl Clusterer {
         let mut best: Option<(usize, usize, Vec<String>)> = None;
         for (c, _) in cands.into_iter().take(16) {
             let t = &self.clusters[c].template;
-            if let Some((m, merged)) = align(t, tokens)
-                && m >= self.params.context
-                && 2 * m >= t.len().max(tokens.len())
+            if let Some((m, words, merged)) = align(t, tokens)
+                && words >= self.params.context
                 && best.as_ref().is_none_or(|b| m > b.1)
             {
                 best = Some((c, m, merged));
@@ -311,7 +310,7 @@ impl Clusterer {
             let t = if a.len() == b.len() {
                 generalise(a, b)
             } else {
-                align(a, b).map(|(_, t)| t).unwrap_or_else(|| a.clone())
+                align(a, b).map(|(_, _, t)| t).unwrap_or_else(|| a.clone())
             };
             self.set_template(target, t);
             self.clusters[target].count += self.clusters[m].count;
@@ -350,10 +349,10 @@ fn constants(template: &[String]) -> usize {
 }
 
 /// Aligns two token sequences on their longest common subsequence. They align when every
-/// run between common tokens that is not empty holds a value (`<*>` in a token) on each
-/// side that has one. Returns the common words (not counting `<*>`) and the merged
-/// template: the common tokens with one `<*>` for each run.
-pub fn align(a: &[String], b: &[String]) -> Option<(usize, Vec<String>)> {
+/// token between common tokens holds a value (`<*>`), on both sides: the sequences differ
+/// only in how many values, and of what shape, stand in each place. Returns the common tokens, the common words (tokens other than
+/// `<*>`) and the merged template: the common tokens with one `<*>` for each run.
+pub fn align(a: &[String], b: &[String]) -> Option<(usize, usize, Vec<String>)> {
     let (n, m) = (a.len(), b.len());
     // lcs[i][j]: LCS length of a[i..], b[j..].
     let mut lcs = vec![0u16; (n + 1) * (m + 1)];
@@ -367,17 +366,17 @@ pub fn align(a: &[String], b: &[String]) -> Option<(usize, Vec<String>)> {
             };
         }
     }
-    let has_var = |run: &[String]| run.iter().any(|t| t.contains(VAR));
+    let all_vars = |run: &[String]| run.iter().all(|t| t.contains(VAR));
     let (mut i, mut j) = (0, 0);
     let (mut gi, mut gj) = (0, 0);
     let mut out = Vec::with_capacity(n.max(m));
-    let mut words = 0;
+    let (mut common, mut words) = (0, 0);
     let close_gap = |gi: usize, i: usize, gj: usize, j: usize, out: &mut Vec<String>| {
         let (ra, rb) = (&a[gi..i], &b[gj..j]);
         if ra.is_empty() && rb.is_empty() {
             return true;
         }
-        if (!ra.is_empty() && !has_var(ra)) || (!rb.is_empty() && !has_var(rb)) {
+        if !all_vars(ra) || !all_vars(rb) {
             return false;
         }
         if out.last().is_none_or(|l: &String| l != VAR) {
@@ -390,6 +389,7 @@ pub fn align(a: &[String], b: &[String]) -> Option<(usize, Vec<String>)> {
             if !close_gap(gi, i, gj, j, &mut out) {
                 return None;
             }
+            common += 1;
             if a[i] != VAR {
                 words += 1;
             }
@@ -409,7 +409,7 @@ pub fn align(a: &[String], b: &[String]) -> Option<(usize, Vec<String>)> {
     if !close_gap(gi, n, gj, m, &mut out) {
         return None;
     }
-    Some((words, out))
+    Some((common, words, out))
 }
 
 /// Does `template` (with `<*>` wildcards) cover `tokens` of the same length?

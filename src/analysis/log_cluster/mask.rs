@@ -47,7 +47,7 @@ pub fn is_variable(p: &str) -> bool {
         return false;
     }
     if b.iter().any(u8::is_ascii_digit) {
-        return true;
+        return !is_identifier(b);
     }
     if b.len() > 2 && (b.starts_with(b"0x") || b.starts_with(b"0X")) {
         return true;
@@ -70,6 +70,14 @@ pub fn is_variable(p: &str) -> bool {
     is_time_word(b) || is_host_name(b)
 }
 
+/// A name with a short number at its end (`SOCKS5`, `ssh2`, `eth0`, `md5`): an identifier
+/// more often than a value.
+fn is_identifier(b: &[u8]) -> bool {
+    let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let digits = b.len() - letters;
+    letters >= 2 && (1..=2).contains(&digits) && b[letters..].iter().all(u8::is_ascii_digit)
+}
+
 /// A size or time unit, with trailing punctuation allowed (`KB,`).
 fn is_unit(t: &str) -> bool {
     let w = t.trim_end_matches([',', ';', ')', ']', '.']);
@@ -90,7 +98,8 @@ fn is_time_word(b: &[u8]) -> bool {
     b.len() == 3 && WORDS.contains(&b)
 }
 
-/// `host.example.com`: dot-separated lowercase labels ending in a common top-level domain.
+/// `host.example.com`: three or more dot-separated lowercase labels, or two ending in a
+/// common top-level domain.
 fn is_host_name(b: &[u8]) -> bool {
     const TLDS: [&[u8]; 28] = [
         b"com", b"net", b"org", b"edu", b"gov", b"mil", b"int", b"biz", b"uk", b"de", b"jp",
@@ -100,11 +109,13 @@ fn is_host_name(b: &[u8]) -> bool {
     let Some(dot) = b.iter().rposition(|c| *c == b'.') else {
         return false;
     };
+    let labels = b.iter().filter(|c| **c == b'.').count() + 1;
     b.iter()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
         && !b.starts_with(b".")
+        && !b.ends_with(b".")
         && !b.windows(2).any(|w| w == b"..")
-        && TLDS.contains(&&b[dot + 1..])
+        && (labels >= 3 || TLDS.contains(&&b[dot + 1..]))
 }
 
 /// Masks messages into token lists.
