@@ -265,16 +265,7 @@ struct LogsArgs {
 }
 
 fn logs_cluster(file: Option<String>, stats: bool) -> anyhow::Result<()> {
-    let mut params = sieve::analysis::log_cluster::Params::default();
-    if let Some(v) = std::env::var("SIEVE_SIM").ok().and_then(|v| v.parse().ok()) {
-        params.similarity = v;
-    }
-    if let Some(v) = std::env::var("SIEVE_K").ok().and_then(|v| v.parse().ok()) {
-        params.distinct = v;
-    }
-    if let Some(v) = std::env::var("SIEVE_M").ok().and_then(|v| v.parse().ok()) {
-        params.context = v;
-    }
+    let params = sieve::analysis::log_cluster::Params::default();
     let t = std::time::Instant::now();
     let stdout = std::io::stdout().lock();
     let out = std::io::BufWriter::new(stdout);
@@ -302,16 +293,7 @@ fn logs_evaluate(data: &std::path::Path, systems: Vec<String>) -> anyhow::Result
             data.display()
         );
     }
-    let mut params = sieve::analysis::log_cluster::Params::default();
-    if let Some(v) = std::env::var("SIEVE_SIM").ok().and_then(|v| v.parse().ok()) {
-        params.similarity = v;
-    }
-    if let Some(v) = std::env::var("SIEVE_K").ok().and_then(|v| v.parse().ok()) {
-        params.distinct = v;
-    }
-    if let Some(v) = std::env::var("SIEVE_M").ok().and_then(|v| v.parse().ok()) {
-        params.context = v;
-    }
+    let params = sieve::analysis::log_cluster::Params::default();
     let systems: Vec<String> = if systems.is_empty() {
         cli::logs::SYSTEMS.iter().map(|s| s.to_string()).collect()
     } else {

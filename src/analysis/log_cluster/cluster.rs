@@ -1,16 +1,14 @@
-//! Online template clustering of masked log messages.
-//!
-//! Draft: the algorithm is documented in `mod.rs` once settled.
+//! The online clusterer: masked token sequences into template clusters. The algorithm,
+//! its steps and invariants are described in [`super`].
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use super::mask::{Masker, VAR};
 
 /// Clusterer settings (one default for every kind of log).
 #[derive(Debug, Clone)]
 pub struct Params {
-    /// Least TF-IDF-weighted similarity for a line to join a cluster it does not match.
-    pub similarity: f64,
     /// Distinct words seen at one position of otherwise equal templates that make that
     /// position a variable.
     pub distinct: usize,
@@ -23,9 +21,8 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            similarity: 0.9,
             distinct: 4,
-            context: 2,
+            context: 3,
             max_clusters: 10_000,
         }
     }
@@ -50,12 +47,19 @@ impl Cluster {
     }
 }
 
-/// Templates equal but at one position: the words seen there and the clusters.
+/// Templates equal but at one position: the words seen there (up to `distinct`) and the
+/// clusters.
 #[derive(Debug, Default)]
 struct Slot {
     words: Vec<String>,
     clusters: Vec<usize>,
 }
+
+/// Signatures remembered at most (a cache: a forgotten one is placed again).
+const MAX_SIGNATURES: usize = 100_000;
+
+/// The overflow cluster's template.
+pub const OVERFLOW: &str = "<overflow>";
 
 /// The clusterer.
 #[derive(Debug)]
@@ -67,12 +71,13 @@ pub struct Clusterer {
     exact: HashMap<Vec<String>, usize>,
     /// Token count → live cluster indices.
     by_len: HashMap<usize, Vec<usize>>,
-    /// A template with one position wildcarded → what differs there.
-    slots: HashMap<(Vec<String>, usize), Slot>,
+    /// Hash of (a template with one position wildcarded, the position) → what differs.
+    slots: HashMap<u64, Slot>,
+    /// Live clusters, and the overflow cluster once the bound is reached.
+    live: usize,
+    overflow: Option<usize>,
     /// Word → clusters whose template has it (may hold merged ones; resolved on use).
     words: HashMap<String, Vec<usize>>,
-    /// Lines each token occurs in.
-    df: HashMap<String, u64>,
     lines: u64,
     tokens: Vec<String>,
 }
@@ -86,8 +91,9 @@ impl Clusterer {
             exact: HashMap::new(),
             by_len: HashMap::new(),
             slots: HashMap::new(),
+            live: 0,
+            overflow: None,
             words: HashMap::new(),
-            df: HashMap::new(),
             lines: 0,
             tokens: Vec::new(),
         }
@@ -101,27 +107,19 @@ impl Clusterer {
         i
     }
 
-    fn idf(&self, t: &str) -> f64 {
-        let df = self.df.get(t).copied().unwrap_or(0) as f64;
-        ((self.lines as f64 + 1.0) / (df + 1.0)).ln() + 1.0
-    }
 
     /// Assigns one message to a cluster; returns the live cluster's index.
     pub fn add(&mut self, message: &str) -> usize {
         let mut tokens = std::mem::take(&mut self.tokens);
         self.masker.mask(message, &mut tokens);
         self.lines += 1;
-        let mut seen: Vec<&str> = Vec::with_capacity(tokens.len());
-        for t in &tokens {
-            if t != VAR && !seen.contains(&t.as_str()) {
-                seen.push(t);
-                *self.df.entry(t.clone()).or_default() += 1;
-            }
-        }
         let i = match self.exact.get(&tokens) {
             Some(&i) => self.resolve(i),
             None => {
                 let i = self.place(&tokens);
+                if self.exact.len() >= MAX_SIGNATURES {
+                    self.exact.clear();
+                }
                 self.exact.insert(tokens.clone(), i);
                 self.resolve(i)
             }
@@ -151,34 +149,59 @@ impl Clusterer {
             self.register(c);
             return self.absorb(c);
         }
-        // The most similar template, if similar enough.
-        let mut best: Option<(usize, f64)> = None;
-        for &c in &cands {
-            let s = self.similarity(&self.clusters[c].template, tokens);
-            if best.is_none_or(|(_, b)| s > b) {
-                best = Some((c, s));
-            }
+        if self.live >= self.params.max_clusters {
+            return self.overflow_cluster();
         }
-        if let Some((c, s)) = best
-            && s >= self.params.similarity
-        {
-            let t = generalise(&self.clusters[c].template, tokens);
-            self.set_template(c, t);
-            self.register(c);
-            return self.absorb(c);
-        }
-        let c = self.clusters.len();
-        self.clusters.push(Cluster {
-            id: c as u64 + 1,
-            template: tokens.to_vec(),
-            count: 0,
-            merged_into: None,
-            generalised: false,
-        });
+        let c = self.push(tokens.to_vec());
         self.by_len.entry(tokens.len()).or_default().push(c);
         self.index(c);
         self.register(c);
         self.absorb(c)
+    }
+
+    fn push(&mut self, template: Vec<String>) -> usize {
+        let c = self.clusters.len();
+        self.clusters.push(Cluster {
+            id: c as u64 + 1,
+            template,
+            count: 0,
+            merged_into: None,
+            generalised: false,
+        });
+        self.live += 1;
+        c
+    }
+
+    /// The cluster lines join once `max_clusters` are live (counted, visible, never
+    /// matched by a template).
+    fn overflow_cluster(&mut self) -> usize {
+        match self.overflow {
+            Some(o) => o,
+            None => {
+                let o = self.push(vec![OVERFLOW.to_string()]);
+                self.overflow = Some(o);
+                o
+            }
+        }
+    }
+
+    /// Live clusters (the overflow cluster included once it exists).
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Does the template of cluster `c` match these masked tokens: position by position
+    /// (`<*>` matching anything), or aligned with runs of values?
+    pub fn matches(&self, c: usize, tokens: &[String]) -> bool {
+        let t = &self.clusters[self.resolve(c)].template;
+        Some(c) == self.overflow || covers(t, tokens) || align(t, tokens).is_some()
+    }
+
+    /// The masked tokens of a message, as the clusterer sees them.
+    pub fn mask(&self, message: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.masker.mask(message, &mut out);
+        out
     }
 
     /// Replaces a cluster's template (learnt `<*>`s), keeping the indexes right.
@@ -265,35 +288,38 @@ impl Clusterer {
     }
 
     /// Records the words of cluster `c`'s template in its slots, merging a slot's clusters
-    /// once it has seen `distinct` words.
+    /// once it has seen `distinct` words; a merged template is registered in turn.
     fn register(&mut self, c: usize) {
-        let template = self.clusters[c].template.clone();
-        let constants = template.iter().filter(|t| *t != VAR).count();
-        // A word is only judged against enough context that stays the same.
-        if constants < self.params.context + 1 {
-            return;
-        }
-        for k in 0..template.len() {
-            if template[k] == VAR {
+        let mut todo = vec![c];
+        'next: while let Some(c) = todo.pop() {
+            let c = self.resolve(c);
+            let template = self.clusters[c].template.clone();
+            // A word is only judged against enough context that stays the same.
+            if constants(&template) < self.params.context + 1 {
                 continue;
             }
-            let mut key = template.clone();
-            key[k] = VAR.to_string();
-            let slot = self.slots.entry((key, k)).or_default();
-            if !slot.words.contains(&template[k]) {
-                slot.words.push(template[k].clone());
-            }
-            if !slot.clusters.contains(&c) {
-                slot.clusters.push(c);
-            }
-            if slot.words.len() >= self.params.distinct {
-                let members = slot.clusters.clone();
-                let target = self.merge(&members);
-                let target = self.absorb(target);
-                // The merged template may close other slots: register it again.
-                if target != c || self.clusters[target].template != template {
-                    self.register(target);
-                    return;
+            for k in 0..template.len() {
+                if template[k] == VAR {
+                    continue;
+                }
+                let key = slot_key(&template, k);
+                let slot = self.slots.entry(key).or_default();
+                if slot.words.len() < self.params.distinct && !slot.words.contains(&template[k])
+                {
+                    slot.words.push(template[k].clone());
+                }
+                if !slot.clusters.contains(&c) {
+                    slot.clusters.push(c);
+                }
+                if slot.words.len() >= self.params.distinct && slot.clusters.len() > 1 {
+                    let members = std::mem::take(&mut slot.clusters);
+                    let target = self.merge(&members);
+                    let target = self.absorb(target);
+                    if let Some(slot) = self.slots.get_mut(&key) {
+                        slot.clusters = vec![target];
+                    }
+                    todo.push(target);
+                    continue 'next;
                 }
             }
         }
@@ -316,6 +342,7 @@ impl Clusterer {
             self.clusters[target].count += self.clusters[m].count;
             self.clusters[m].count = 0;
             self.clusters[m].merged_into = Some(target);
+            self.live -= 1;
             let len = self.clusters[m].template.len();
             if let Some(v) = self.by_len.get_mut(&len) {
                 v.retain(|x| *x != m);
@@ -324,24 +351,16 @@ impl Clusterer {
         target
     }
 
-    fn similarity(&self, template: &[String], tokens: &[String]) -> f64 {
-        let (mut same, mut all) = (0.0, 0.0);
-        for (t, x) in template.iter().zip(tokens) {
-            if t == VAR && x == VAR {
-                continue;
-            }
-            let w = if t == VAR {
-                self.idf(x)
-            } else {
-                self.idf(t).max(self.idf(x))
-            };
-            all += w;
-            if t == x || t == VAR {
-                same += w;
-            }
-        }
-        if all == 0.0 { 1.0 } else { same / all }
+}
+
+/// The slot of position `k` of a template: a hash of the template with `k` wildcarded.
+fn slot_key(template: &[String], k: usize) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    k.hash(&mut h);
+    for (i, t) in template.iter().enumerate() {
+        if i == k { VAR } else { t.as_str() }.hash(&mut h);
     }
+    h.finish()
 }
 
 fn constants(template: &[String]) -> usize {
@@ -350,8 +369,9 @@ fn constants(template: &[String]) -> usize {
 
 /// Aligns two token sequences on their longest common subsequence. They align when every
 /// token between common tokens holds a value (`<*>`), on both sides: the sequences differ
-/// only in how many values, and of what shape, stand in each place. Returns the common tokens, the common words (tokens other than
-/// `<*>`) and the merged template: the common tokens with one `<*>` for each run.
+/// only in how many values, and of what shape, stand in each place. Returns the common
+/// tokens, the common words (tokens other than `<*>`) and the merged template: the common
+/// tokens with one `<*>` for each run.
 pub fn align(a: &[String], b: &[String]) -> Option<(usize, usize, Vec<String>)> {
     let (n, m) = (a.len(), b.len());
     // lcs[i][j]: LCS length of a[i..], b[j..].
