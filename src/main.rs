@@ -62,7 +62,11 @@ enum LogsCommand {
     /// parsing accuracy (PA) per system and on average.
     Evaluate {
         /// The loghub-2k directory (one folder per system).
-        #[arg(long, env = "SIEVE_LOGHUB_DIR", default_value = "../shared/data/loghub-2k")]
+        #[arg(
+            long,
+            env = "SIEVE_LOGHUB_DIR",
+            default_value = "../shared/data/loghub-2k"
+        )]
         data: PathBuf,
         /// Only these systems (repeatable).
         #[arg(long = "system")]

@@ -48,14 +48,16 @@ pub fn cluster_lines(
     }
     for (i, a) in assigned.iter().enumerate() {
         let cl = &c.clusters[c.resolve(*a)];
-        w.write_record([
-            (i + 1).to_string(),
-            cl.id.to_string(),
-            cl.template_text(),
-        ])?;
+        w.write_record([(i + 1).to_string(), cl.id.to_string(), cl.template_text()])?;
     }
     w.flush()?;
-    Ok((n, c.clusters.iter().filter(|c| c.merged_into.is_none()).count()))
+    Ok((
+        n,
+        c.clusters
+            .iter()
+            .filter(|c| c.merged_into.is_none())
+            .count(),
+    ))
 }
 
 /// One system's scores.
@@ -91,9 +93,11 @@ pub fn grouping_accuracy(truth: &[String], pred: &[usize]) -> f64 {
 
 /// Scores one system's `<dir>/<system>/<system>_2k.log_structured.csv`.
 pub fn evaluate(dir: &Path, system: &str, params: &Params) -> anyhow::Result<Score> {
-    let path = dir.join(system).join(format!("{system}_2k.log_structured.csv"));
-    let mut r = csv::Reader::from_path(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let path = dir
+        .join(system)
+        .join(format!("{system}_2k.log_structured.csv"));
+    let mut r =
+        csv::Reader::from_path(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let h = r.headers()?.clone();
     let col = |name: &str| {
         h.iter()
@@ -129,7 +133,11 @@ pub fn evaluate(dir: &Path, system: &str, params: &Params) -> anyhow::Result<Sco
         system: system.to_string(),
         lines: lines.len(),
         truth_groups: groups.len(),
-        clusters: c.clusters.iter().filter(|c| c.merged_into.is_none()).count(),
+        clusters: c
+            .clusters
+            .iter()
+            .filter(|c| c.merged_into.is_none())
+            .count(),
         ga: grouping_accuracy(&truth, &pred),
         pa,
         lines_per_sec: lines.len() as f64 / secs.max(1e-9),
@@ -160,5 +168,8 @@ pub fn scores_text(scores: &[Score]) -> String {
         format!("{:.3}", scores.iter().map(|s| s.ga).sum::<f64>() / n),
         format!("{:.3}", scores.iter().map(|s| s.pa).sum::<f64>() / n),
     ]);
-    super::table(&["SYSTEM", "LINES", "GROUPS", "CLUSTERS", "GA", "PA"], &rows)
+    super::table(
+        &["SYSTEM", "LINES", "GROUPS", "CLUSTERS", "GA", "PA"],
+        &rows,
+    )
 }

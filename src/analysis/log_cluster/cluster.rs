@@ -107,7 +107,6 @@ impl Clusterer {
         i
     }
 
-
     /// Assigns one message to a cluster; returns the live cluster's index.
     pub fn add(&mut self, message: &str) -> usize {
         let mut tokens = std::mem::take(&mut self.tokens);
@@ -304,8 +303,7 @@ impl Clusterer {
                 }
                 let key = slot_key(&template, k);
                 let slot = self.slots.entry(key).or_default();
-                if slot.words.len() < self.params.distinct && !slot.words.contains(&template[k])
-                {
+                if slot.words.len() < self.params.distinct && !slot.words.contains(&template[k]) {
                     slot.words.push(template[k].clone());
                 }
                 if !slot.clusters.contains(&c) {
@@ -350,7 +348,6 @@ impl Clusterer {
         }
         target
     }
-
 }
 
 /// The slot of position `k` of a template: a hash of the template with `k` wildcarded.
@@ -434,11 +431,7 @@ pub fn align(a: &[String], b: &[String]) -> Option<(usize, usize, Vec<String>)> 
 
 /// Does `template` (with `<*>` wildcards) cover `tokens` of the same length?
 fn covers(template: &[String], tokens: &[String]) -> bool {
-    template.len() == tokens.len()
-        && template
-            .iter()
-            .zip(tokens)
-            .all(|(t, x)| t == VAR || t == x)
+    template.len() == tokens.len() && template.iter().zip(tokens).all(|(t, x)| t == VAR || t == x)
 }
 
 /// `a` with `<*>` wherever `b` differs.
@@ -447,4 +440,137 @@ fn generalise(a: &[String], b: &[String]) -> Vec<String> {
         .zip(b)
         .map(|(x, y)| if x == y { x.clone() } else { VAR.to_string() })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clusterer() -> Clusterer {
+        Clusterer::new(Params::default(), Masker::default())
+    }
+
+    /// The template text of each line's final cluster.
+    fn run(lines: &[&str]) -> (Clusterer, Vec<String>) {
+        let mut c = clusterer();
+        let ids: Vec<usize> = lines.iter().map(|l| c.add(l)).collect();
+        let t = ids
+            .iter()
+            .map(|i| c.clusters[c.resolve(*i)].template_text())
+            .collect();
+        (c, t)
+    }
+
+    #[test]
+    fn many_words_at_one_place_make_a_variable_two_do_not() {
+        let mut lines = Vec::new();
+        for u in ["cyrus", "news", "test", "root", "cyrus"] {
+            lines.push(format!("session closed for user {u} now"));
+        }
+        lines.push("cupsd startup succeeded on host".into());
+        lines.push("cupsd shutdown succeeded on host".into());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (c, t) = run(&refs);
+        assert!(
+            t[..5]
+                .iter()
+                .all(|x| x == "session closed for user <*> now"),
+            "{t:?}"
+        );
+        assert_eq!(t[5], "cupsd startup succeeded on host");
+        assert_eq!(t[6], "cupsd shutdown succeeded on host");
+        assert_eq!(c.live(), 3);
+    }
+
+    #[test]
+    fn runs_of_values_align_across_lengths() {
+        let (_, t) = run(&[
+            "a.example.com:443 close, 100 bytes sent, 200 bytes received, lifetime 00:01",
+            "a.example.com:443 close, 100 bytes (1.2 KB) sent, 200 bytes received, lifetime <1 sec",
+            "Received block blk_1 of size 5 from 10.0.0.1",
+            "Received block blk_2 src: /10.0.0.1:5 dest: /10.0.0.2:6 of size 7",
+        ]);
+        assert_eq!(t[0], t[1]);
+        // Words between the values keep these apart.
+        assert_ne!(t[2], t[3]);
+    }
+
+    #[test]
+    fn a_wildcard_learnt_elsewhere_covers_new_words() {
+        let (c, t) = run(&[
+            "Invalid user u-42 from 1.2.3.4 port 22",
+            "Invalid user webmaster from 1.2.3.4 port 22",
+        ]);
+        assert_eq!(t[0], t[1]);
+        assert_eq!(c.live(), 1);
+    }
+
+    #[test]
+    fn odd_messages_get_a_cluster_too() {
+        let long = "x ".repeat(10_000);
+        let binary = String::from_utf8_lossy(&[0xff, 0x00, 0xfe, b' ', 0x80]).into_owned();
+        let (c, t) = run(&["", "   ", &long, &binary, "\u{0}\u{1}"]);
+        assert_eq!(t[0], "");
+        assert_eq!(t[1], "", "whitespace only is the empty template");
+        assert!(
+            t[2].ends_with(super::super::mask::REST),
+            "{}",
+            &t[2][t[2].len() - 20..]
+        );
+        assert_eq!(c.clusters.iter().map(|c| c.count).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn the_cluster_bound_sends_the_rest_to_overflow() {
+        let mut c = Clusterer::new(
+            Params {
+                max_clusters: 3,
+                ..Params::default()
+            },
+            Masker::default(),
+        );
+        let ids: Vec<usize> = ["a", "b", "c", "d", "e", "a"]
+            .iter()
+            .map(|w| c.add(&format!("{w}{w} only")))
+            .collect();
+        assert_eq!(c.live(), 4, "three clusters and the overflow one");
+        assert_eq!(c.clusters[ids[3]].template_text(), OVERFLOW);
+        assert_eq!(ids[3], ids[4]);
+        assert_eq!(ids[5], ids[0], "known signatures keep their cluster");
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec!["open", "close", "user", "block", "from", "size", "ok"])
+                .prop_map(String::from),
+            (0u32..5000).prop_map(|n| n.to_string()),
+            prop::sample::select(vec!["cyrus", "news", "test", "root", "guest", "admin"])
+                .prop_map(String::from),
+            "[a-z(),=:]{1,6}",
+        ]
+    }
+
+    proptest! {
+        /// Every line lands in exactly one live cluster, whose template matches the line;
+        /// counts add up.
+        #[test]
+        fn every_line_has_one_cluster_that_matches_it(
+            lines in prop::collection::vec(prop::collection::vec(word(), 0..8), 1..80)
+        ) {
+            let mut c = clusterer();
+            let lines: Vec<String> = lines.iter().map(|w| w.join(" ")).collect();
+            let ids: Vec<usize> = lines.iter().map(|l| c.add(l)).collect();
+            for (line, id) in lines.iter().zip(&ids) {
+                let live = c.resolve(*id);
+                prop_assert!(c.clusters[live].merged_into.is_none());
+                let tokens = c.mask(line);
+                prop_assert!(c.matches(live, &tokens), "{:?} not matched by {:?}", tokens, c.clusters[live].template);
+            }
+            let total: u64 = c.clusters.iter().map(|c| c.count).sum();
+            prop_assert_eq!(total, lines.len() as u64);
+            let live = c.clusters.iter().filter(|c| c.merged_into.is_none()).count();
+            prop_assert_eq!(live, c.live());
+        }
+    }
 }

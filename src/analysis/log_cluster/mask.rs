@@ -35,8 +35,20 @@ pub const REST: &str = "<*…>";
 fn is_delim(b: u8) -> bool {
     matches!(
         b,
-        b'=' | b':' | b',' | b';' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'"'
-            | b'\'' | b'|'
+        b'=' | b':'
+            | b','
+            | b';'
+            | b'('
+            | b')'
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'<'
+            | b'>'
+            | b'"'
+            | b'\''
+            | b'|'
     )
 }
 
@@ -83,9 +95,29 @@ fn is_unit(t: &str) -> bool {
     let w = t.trim_end_matches([',', ';', ')', ']', '.']);
     matches!(
         w,
-        "B" | "KB" | "MB" | "GB" | "TB" | "KiB" | "MiB" | "GiB" | "TiB" | "kB" | "bytes" | "ms"
-            | "us" | "µs" | "ns" | "s" | "sec" | "secs" | "seconds" | "min" | "mins" | "minutes"
-            | "h" | "hours"
+        "B" | "KB"
+            | "MB"
+            | "GB"
+            | "TB"
+            | "KiB"
+            | "MiB"
+            | "GiB"
+            | "TiB"
+            | "kB"
+            | "bytes"
+            | "ms"
+            | "us"
+            | "µs"
+            | "ns"
+            | "s"
+            | "sec"
+            | "secs"
+            | "seconds"
+            | "min"
+            | "mins"
+            | "minutes"
+            | "h"
+            | "hours"
     )
 }
 
@@ -102,9 +134,9 @@ fn is_time_word(b: &[u8]) -> bool {
 /// common top-level domain.
 fn is_host_name(b: &[u8]) -> bool {
     const TLDS: [&[u8]; 28] = [
-        b"com", b"net", b"org", b"edu", b"gov", b"mil", b"int", b"biz", b"uk", b"de", b"jp",
-        b"cn", b"hk", b"pl", b"ru", b"fr", b"br", b"au", b"ca", b"us", b"nl", b"es", b"se",
-        b"kr", b"tw", b"eu", b"local", b"lan",
+        b"com", b"net", b"org", b"edu", b"gov", b"mil", b"int", b"biz", b"uk", b"de", b"jp", b"cn",
+        b"hk", b"pl", b"ru", b"fr", b"br", b"au", b"ca", b"us", b"nl", b"es", b"se", b"kr", b"tw",
+        b"eu", b"local", b"lan",
     ];
     let Some(dot) = b.iter().rposition(|c| *c == b'.') else {
         return false;
@@ -178,7 +210,10 @@ impl Masker {
             if is_delim(*c) {
                 let piece = &token[start..i];
                 // An empty `()` or `[]` is an empty value, as `(x)` and `[x]` hold one.
-                if piece.is_empty() && i > 0 && matches!((b[i - 1], *c), (b'(', b')') | (b'[', b']')) {
+                if piece.is_empty()
+                    && i > 0
+                    && matches!((b[i - 1], *c), (b'(', b')') | (b'[', b']'))
+                {
                     out.push_str(VAR);
                 } else {
                     self.push_piece(piece, &mut out);
@@ -226,15 +261,52 @@ mod tests {
             ),
             (
                 "reverse mapping checking getaddrinfo for ns.example.com [173.234.31.186] failed",
-                "reverse mapping checking getaddrinfo for ns.example.com [<*>] failed",
+                "reverse mapping checking getaddrinfo for <*> [<*>] failed",
             ),
-            ("CE sym 6, at 0x00e462c0, mask 0x02", "CE sym <*>, at <*>, mask <*>"),
-            ("workerEnv.init() ok /etc/httpd/conf/workers2.properties", "workerEnv.init() ok <*>"),
-            ("shouldBlockLocation  ret:false", "shouldBlockLocation ret:<*>"),
-            ("mail from a.b@example.org deferred", "mail from <*> deferred"),
+            (
+                "CE sym 6, at 0x00e462c0, mask 0x02",
+                "CE sym <*>, at <*>, mask <*>",
+            ),
+            (
+                "workerEnv.init() ok /etc/httpd/conf/workers2.properties",
+                "workerEnv.init(<*>) ok <*>",
+            ),
+            (
+                "shouldBlockLocation  ret:false",
+                "shouldBlockLocation ret:<*>",
+            ),
+            (
+                "mail from a.b@example.org deferred",
+                "mail from <*> deferred",
+            ),
             ("iar 001064fc dear deadbeef", "iar <*> dear <*>"),
-            ("Input split: hdfs://10.10.34.11:9000/pjhe/logs/2kSOSP.log:65628+7292", "Input split: hdfs:<*>:<*>:<*>"),
+            (
+                "Input split: hdfs://10.10.34.11:9000/pjhe/logs/2kSOSP.log:65628+7292",
+                "Input split: hdfs:<*>:<*>:<*>",
+            ),
             ("", ""),
+            // Identifiers with a short number stay; host names, day and month names go.
+            (
+                "Accepted password ssh2 via eth0 SOCKS5",
+                "Accepted password ssh2 via eth0 SOCKS5",
+            ),
+            (
+                "connect to mail.example.org and a.b.c.d",
+                "connect to <*> and <*>",
+            ),
+            (
+                "at Sun Jul 10 03:55:15 2005",
+                "at <*> <*> <*> <*>:<*>:<*> <*>",
+            ),
+            ("size 12 KB, took 3 ms", "size <*> <*>, took <*> <*>"),
+            (
+                "call init() with [] and ok",
+                "call init(<*>) with [<*>] and ok",
+            ),
+            (
+                "dfs.DataNode$PacketResponder ok",
+                "dfs.DataNode$PacketResponder ok",
+            ),
         ] {
             assert_eq!(m(line), want, "{line}");
         }
