@@ -375,6 +375,81 @@ pub struct Analysis {
     /// Retention of the 1 h resolution. Default 30d.
     #[serde(with = "duration")]
     pub retention_1h: Duration,
+    /// Log template clustering of every log record (before sampling).
+    pub logs: LogClustering,
+}
+
+/// `analysis.logs:` — every log record is assigned to a template cluster of its service
+/// (`src/analysis/log_cluster`), and gets the cluster's id and template as attributes before
+/// it is stored and exported.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogClustering {
+    /// `false` turns clustering off (records are stored and exported as they came).
+    /// Default true.
+    pub enabled: bool,
+    /// Clusters per service; past it new kinds of lines join the service's overflow
+    /// cluster. Default 2000.
+    pub max_clusters: usize,
+    /// Services clustered; past it new services share the service `*`. Default 1000.
+    pub max_services: usize,
+    /// Extra regexes: a token piece matching one is a variable (`<*>`), on top of the
+    /// built-in masks (numbers, hex, paths, URLs, e-mails, hosts, timestamps...).
+    pub patterns: Vec<String>,
+    /// Attribute carrying the cluster id (an integer). Default `log.template.id`.
+    pub template_id_attribute: String,
+    /// Attribute carrying the template text. Default `log.template`.
+    pub template_attribute: String,
+}
+
+impl Default for LogClustering {
+    fn default() -> Self {
+        LogClustering {
+            enabled: true,
+            max_clusters: 2000,
+            max_services: 1000,
+            patterns: Vec::new(),
+            template_id_attribute: "log.template.id".into(),
+            template_attribute: "log.template".into(),
+        }
+    }
+}
+
+impl LogClustering {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("analysis.logs.{key}"),
+                reason,
+            })
+        };
+        if self.max_clusters == 0 {
+            return invalid("max_clusters", "must be at least 1".into());
+        }
+        if self.max_services == 0 {
+            return invalid("max_services", "must be at least 1".into());
+        }
+        for (i, p) in self.patterns.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(p) {
+                return invalid(&format!("patterns[{i}]"), format!("{p:?}: {e}"));
+            }
+        }
+        for (key, v) in [
+            ("template_id_attribute", &self.template_id_attribute),
+            ("template_attribute", &self.template_attribute),
+        ] {
+            if v.is_empty() {
+                return invalid(key, "must not be empty".into());
+            }
+        }
+        if self.template_id_attribute == self.template_attribute {
+            return invalid(
+                "template_attribute",
+                "must differ from template_id_attribute".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for Analysis {
@@ -393,6 +468,7 @@ impl Default for Analysis {
             retention_10s: Duration::from_secs(24 * 3600),
             retention_1m: Duration::from_secs(7 * 24 * 3600),
             retention_1h: Duration::from_secs(30 * 24 * 3600),
+            logs: LogClustering::default(),
         }
     }
 }
@@ -433,6 +509,7 @@ impl Analysis {
                 return invalid(key, "must be longer than 0".into());
             }
         }
+        self.logs.validate()?;
         let r = self.retentions();
         let names = ["retention_10s", "retention_1m", "retention_1h"];
         let steps = [10u64, 60, 3600];
@@ -2263,6 +2340,9 @@ mod tests {
             ),
             ("analysis:\n  sampling: 1\n", "analysis"),
             ("analysis:\n  enabled: sometimes\n", "analysis.enabled"),
+            ("analysis:\n  logs:\n    patterns: ['(']\n", "analysis.logs.patterns[0]"),
+            ("analysis:\n  logs:\n    max_clusters: 0\n", "analysis.logs.max_clusters"),
+            ("analysis:\n  logs:\n    template_attribute: ''\n", "analysis.logs.template_attribute"),
         ] {
             let e = parse(yaml).unwrap_err().to_string();
             assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted key {key}");

@@ -170,6 +170,33 @@ enum QueryCommand {
     },
     /// RED series of a service's operations: calls, errors, p50/p95/p99 per step.
     Metrics(MetricsArgs),
+    /// Log template clusters with records in the window.
+    Clusters(ClustersArgs),
+    /// One log cluster: template, samples, trace ids, counts over time.
+    Cluster {
+        /// The cluster id (`log.template.id` on its records).
+        id: u64,
+        /// Width of a point, a multiple of 10s (default: about 60 points).
+        #[arg(long, value_parser = cli::parse_duration)]
+        step: Option<Duration>,
+        #[command(flatten)]
+        window: Window,
+    },
+}
+
+#[derive(Args)]
+struct ClustersArgs {
+    /// Only this service's clusters.
+    #[arg(long)]
+    service: Option<String>,
+    /// count, newest or growth.
+    #[arg(long, default_value = "count")]
+    order: String,
+    /// Rows, 1..=1000.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    window: Window,
 }
 
 #[derive(Args)]
@@ -675,6 +702,43 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 json,
                 || cli::analysis::metrics_json(&r),
                 || cli::analysis::metrics_text(&r),
+            )
+        }
+        QueryCommand::Clusters(c) => {
+            let (start, end) = c.window.resolve(Duration::from_secs(3600))?;
+            let r = client
+                .list_log_clusters(sieve::proto::ListLogClustersRequest {
+                    service: c.service.unwrap_or_default(),
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                    order: c.order,
+                    limit: c.limit,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::logs::clusters_json(&r),
+                || cli::logs::clusters_text(&r),
+            )
+        }
+        QueryCommand::Cluster { id, step, window } => {
+            let (start, end) = window.resolve(Duration::from_secs(3600))?;
+            let r = client
+                .get_log_cluster(sieve::proto::GetLogClusterRequest {
+                    id,
+                    start_unix_nano: start,
+                    end_unix_nano: end,
+                    step_nanos: step.map(nanos).unwrap_or(0),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::logs::cluster_json(&r),
+                || cli::logs::cluster_text(&r),
             )
         }
         QueryCommand::Sampling => {

@@ -469,6 +469,24 @@ pub mod events {
         }
     }
 
+    /// A kind of log line never seen before: a new template cluster.
+    pub struct LogClusterNew<'a> {
+        pub service: &'a str,
+        pub id: u64,
+        pub template: &'a str,
+    }
+
+    impl LogClusterNew<'_> {
+        pub fn emit(self) {
+            tracing::info!(
+                service = self.service,
+                cluster = self.id,
+                template = self.template,
+                "new log cluster"
+            );
+        }
+    }
+
     /// A stored analysis value does not decode; it is skipped.
     pub struct AnalysisValueCorrupt<'a> {
         pub error: &'a dyn Display,

@@ -11,6 +11,7 @@
 //! | [`Family::Trace`] (all traces) | – | traces | – | end-to-end time | – | end-to-end | – | slowest |
 //! | [`Family::Edge`] (service graph) | client, server, request\|messaging | requests | failed | – | – | client latency | server latency | – |
 //! | [`Family::Unpaired`] | service | client halves | server halves | – | – | – | – | – |
+//! | [`Family::LogCluster`] | service, cluster id | log records | – | – | – | – | – | – |
 //!
 //! Merging adds the counters, merges the histograms (fixed boundaries, so the merge of two
 //! buckets is exactly the histogram of their union) and keeps the [`MAX_EXEMPLARS`] largest
@@ -44,16 +45,18 @@ pub enum Family {
     Trace = 4,
     Edge = 5,
     Unpaired = 6,
+    LogCluster = 7,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Red,
         Family::Operation,
         Family::CallPath,
         Family::Trace,
         Family::Edge,
         Family::Unpaired,
+        Family::LogCluster,
     ];
 
     fn from_byte(b: u8) -> Option<Family> {

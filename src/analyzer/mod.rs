@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,8 @@ use crate::analysis::series::{self, Cell, Exemplar, Family, STEPS};
 use crate::analysis::service_graph::{ServiceGraph, SpanEdge};
 use crate::config;
 use crate::telemetry::events;
+
+pub mod logs;
 
 /// Errors of the analysis stage.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +179,9 @@ pub struct Analyzer {
     /// cell in one place or the other.
     moving: Mutex<()>,
     base: Instant,
+    /// Log template clusters (None when `analysis.logs.enabled` is false).
+    logs: Option<Mutex<logs::LogState>>,
+    log_tree: sled::Tree,
     /// Wakes [`Analyzer::run`] when traces were taken out of assembly early.
     wake: tokio::sync::Notify,
     pub counters: Counters,
@@ -203,6 +209,14 @@ impl Analyzer {
     pub fn open(cfg: &config::Analysis, db: &sled::Db) -> Result<Arc<Analyzer>, AnalyzerError> {
         let tree = db.open_tree("analysis")?;
         tree.set_merge_operator(series::merge_operator);
+        let log_tree = db.open_tree("log_clusters")?;
+        let logs = if cfg.enabled && cfg.logs.enabled {
+            Some(Mutex::new(
+                logs::LogState::load(&cfg.logs, &log_tree).map_err(AnalyzerError::Invalid)?,
+            ))
+        } else {
+            None
+        };
         Ok(Arc::new(Analyzer {
             cfg: cfg.clone(),
             tree,
@@ -229,6 +243,8 @@ impl Analyzer {
             }),
             moving: Mutex::new(()),
             base: Instant::now(),
+            logs,
+            log_tree,
             wake: tokio::sync::Notify::new(),
             counters: Counters::default(),
         }))
@@ -241,6 +257,37 @@ impl Analyzer {
     /// Monotonic nanoseconds since open (assembly and pairing timeouts).
     fn now(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
+    }
+
+    /// Clusters a request's validated log records (before sampling) and adds the cluster
+    /// attributes; counts them per cluster and 10 s bucket. Returns whether it changed them.
+    pub fn observe_logs(&self, resource_logs: &mut [ResourceLogs]) -> bool {
+        let Some(logs) = &self.logs else {
+            return false;
+        };
+        let wall = unix_now();
+        let assigned = lock(logs).observe(resource_logs, wall);
+        if assigned.is_empty() {
+            return false;
+        }
+        let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
+        let newest = wall.saturating_add(MAX_FUTURE);
+        let mut st = lock(&self.state);
+        for (service, id, t) in assigned {
+            if t < oldest || t > newest {
+                continue;
+            }
+            st.folds
+                .entry((Family::LogCluster, floor(t, STEPS[0]), vec![service, id.to_string()]))
+                .or_default()
+                .count += 1;
+        }
+        true
+    }
+
+    /// The log clusters, to read (None when log clustering is off).
+    pub fn log_clusters(&self) -> Option<MutexGuard<'_, logs::LogState>> {
+        self.logs.as_ref().map(lock)
     }
 
     /// Takes in a request's validated spans (before sampling).
@@ -620,7 +667,10 @@ impl Analyzer {
             }
             return Err(e.into());
         }
-        if n > 0 {
+        if let Some(logs) = &self.logs {
+            lock(logs).checkpoint(&self.log_tree)?;
+        }
+        if n > 0 || self.logs.is_some() {
             self.tree.flush()?;
         }
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use serde_json::{Value, json};
+
+use super::{fmt_time, table};
 use crate::analysis::log_cluster::{Clusterer, Masker, Params};
+use crate::proto::{GetLogClusterResponse, ListLogClustersResponse, LogCluster};
 
 /// The 16 Loghub-2k systems.
 pub const SYSTEMS: [&str; 16] = [
@@ -172,4 +176,104 @@ pub fn scores_text(scores: &[Score]) -> String {
         &["SYSTEM", "LINES", "GROUPS", "CLUSTERS", "GA", "PA"],
         &rows,
     )
+}
+
+/// `sieve query clusters`.
+pub fn clusters_text(r: &ListLogClustersResponse) -> String {
+    if r.clusters.is_empty() {
+        return format!(
+            "no log record from {} to {}\n",
+            fmt_time(r.start_unix_nano),
+            fmt_time(r.end_unix_nano)
+        );
+    }
+    let rows: Vec<Vec<String>> = r
+        .clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.service.clone(),
+                c.count.to_string(),
+                format!("{:.2}×", c.growth),
+                c.total.to_string(),
+                fmt_time(c.first_seen_unix_nano),
+                fmt_time(c.last_seen_unix_nano),
+                c.template.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "SERVICE", "COUNT", "GROWTH", "TOTAL", "FIRST SEEN", "LAST SEEN", "TEMPLATE",
+        ],
+        &rows,
+    )
+}
+
+fn cluster_value(c: &LogCluster) -> Value {
+    json!({
+        "id": c.id,
+        "service": c.service,
+        "template": c.template,
+        "count": c.count,
+        "previous_count": c.previous_count,
+        "growth": c.growth,
+        "total": c.total,
+        "first_seen_unix_nano": c.first_seen_unix_nano,
+        "last_seen_unix_nano": c.last_seen_unix_nano,
+        "samples": c.samples,
+        "trace_ids": c.trace_ids,
+    })
+}
+
+pub fn clusters_json(r: &ListLogClustersResponse) -> Value {
+    json!({
+        "start_unix_nano": r.start_unix_nano,
+        "end_unix_nano": r.end_unix_nano,
+        "clusters": r.clusters.iter().map(cluster_value).collect::<Vec<_>>(),
+    })
+}
+
+/// `sieve query cluster ID`.
+pub fn cluster_text(r: &GetLogClusterResponse) -> String {
+    let Some(c) = &r.cluster else {
+        return "no cluster\n".into();
+    };
+    let mut out = format!(
+        "cluster {} of {}: {}\n{} records in the window ({} in the one before, {:.2}×), {} since {}; last {}\n",
+        c.id,
+        c.service,
+        c.template,
+        c.count,
+        c.previous_count,
+        c.growth,
+        c.total,
+        fmt_time(c.first_seen_unix_nano),
+        fmt_time(c.last_seen_unix_nano),
+    );
+    for s in &c.samples {
+        out.push_str(&format!("  sample: {s}\n"));
+    }
+    for t in &c.trace_ids {
+        out.push_str(&format!("  trace:  {t}\n"));
+    }
+    let rows: Vec<Vec<String>> = r
+        .points
+        .iter()
+        .map(|p| vec![fmt_time(p.start_unix_nano), p.count.to_string()])
+        .collect();
+    if !rows.is_empty() {
+        out.push('\n');
+        out.push_str(&table(&["TIME", "COUNT"], &rows));
+    }
+    out
+}
+
+pub fn cluster_json(r: &GetLogClusterResponse) -> Value {
+    json!({
+        "cluster": r.cluster.as_ref().map(cluster_value),
+        "step_nanos": r.step_nanos,
+        "points": r.points.iter().map(|p| json!({"start_unix_nano": p.start_unix_nano, "count": p.count})).collect::<Vec<_>>(),
+    })
 }

@@ -7,6 +7,11 @@ use std::sync::Arc;
 use crate::analysis::histogram::Histogram;
 use crate::analysis::series::{Cell, Exemplar, Family};
 use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery, unix_now};
+use crate::analyzer::logs::{Listed, Order};
+use crate::proto::{
+    CountPoint, GetLogClusterRequest, GetLogClusterResponse, ListLogClustersRequest,
+    ListLogClustersResponse, LogCluster,
+};
 use crate::proto::{
     AnalysisStats, Bottleneck, GetBottlenecksRequest, GetBottlenecksResponse,
     GetServiceGraphRequest, GetServiceGraphResponse, GetSpanMetricsRequest, GetSpanMetricsResponse,
@@ -313,10 +318,114 @@ pub async fn get_span_metrics(
     })
 }
 
+fn log_cluster(l: Listed) -> LogCluster {
+    let growth = l.growth();
+    let r = l.record;
+    LogCluster {
+        id: r.id,
+        template: r.template_text(),
+        service: r.service,
+        count: l.count,
+        previous_count: l.previous,
+        growth,
+        total: r.count,
+        first_seen_unix_nano: r.first_seen,
+        last_seen_unix_nano: r.last_seen,
+        samples: r.samples,
+        trace_ids: r.trace_ids.iter().map(hex::encode).collect(),
+    }
+}
+
+/// Checks a ListLogClusters request: (window, order, limit).
+pub fn list_args(
+    r: &ListLogClustersRequest,
+    now: u64,
+) -> Result<((u64, u64), Order, usize), QueryError> {
+    let w = window(r.start_unix_nano, r.end_unix_nano, now)?;
+    let order = match r.order.as_str() {
+        "" | "count" => Order::Count,
+        "newest" => Order::Newest,
+        "growth" => Order::Growth,
+        other => {
+            return Err(invalid(format!(
+                "order must be count, newest or growth, got {other:?}"
+            )));
+        }
+    };
+    let limit = match r.limit {
+        0 => 50,
+        1..=MAX_LIMIT => r.limit as usize,
+        n => {
+            return Err(invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT} (0 for 50), got {n}"
+            )));
+        }
+    };
+    Ok((w, order, limit))
+}
+
+pub async fn list_log_clusters(
+    analyzer: Arc<Analyzer>,
+    r: ListLogClustersRequest,
+) -> Result<ListLogClustersResponse, QueryError> {
+    let (w, order, limit) = list_args(&r, unix_now())?;
+    let service = (!r.service.is_empty()).then_some(r.service);
+    let listed = blocking(move || analyzer.list_log_clusters(service.as_deref(), w, order, limit))
+        .await?;
+    Ok(ListLogClustersResponse {
+        clusters: listed.into_iter().map(log_cluster).collect(),
+        start_unix_nano: w.0,
+        end_unix_nano: w.1,
+    })
+}
+
+pub async fn get_log_cluster(
+    analyzer: Arc<Analyzer>,
+    r: GetLogClusterRequest,
+) -> Result<GetLogClusterResponse, QueryError> {
+    if r.id == 0 {
+        return Err(invalid("id is required"));
+    }
+    let now = unix_now();
+    let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now)?;
+    let unit = analyzer.finest_step(start, now);
+    let step = if r.step_nanos == 0 {
+        ((end - start) / 60).div_ceil(unit).max(1) * unit
+    } else {
+        r.step_nanos
+    };
+    if !step.is_multiple_of(unit) || (end - start) / step > MAX_POINTS {
+        return Err(invalid(format!(
+            "step_nanos must be a multiple of {} s giving at most {MAX_POINTS} points, got {step}",
+            unit / 1_000_000_000
+        )));
+    }
+    let id = r.id;
+    let found = blocking(move || analyzer.log_cluster(id, (start, end), step)).await?;
+    let Some((listed, series)) = found else {
+        return Err(QueryError::NotFound(format!("log cluster {id}")));
+    };
+    Ok(GetLogClusterResponse {
+        cluster: Some(log_cluster(listed)),
+        points: series
+            .points
+            .iter()
+            .map(|(t, c)| CountPoint {
+                start_unix_nano: *t,
+                count: c.count,
+            })
+            .collect(),
+        step_nanos: step,
+    })
+}
+
 /// The analysis counters for GetStats.
 pub fn stats(analyzer: &Analyzer) -> Option<AnalysisStats> {
     analyzer.enabled().then(|| {
         let s = analyzer.snapshot();
+        let logs = analyzer
+            .log_clusters()
+            .map(|l| (l.records_seen, l.clusters() as u64, l.new_clusters));
         AnalysisStats {
             spans: s.spans,
             traces: s.traces,
@@ -328,6 +437,9 @@ pub fn stats(analyzer: &Analyzer) -> Option<AnalysisStats> {
             series: s.series,
             operations: s.operations,
             call_paths: s.call_paths,
+            log_records: logs.as_ref().map(|l| l.0).unwrap_or(0),
+            log_clusters: logs.as_ref().map(|l| l.1).unwrap_or(0),
+            new_log_clusters: logs.as_ref().map(|l| l.2).unwrap_or(0),
             graph_pending: s.graph_pending,
         }
     })

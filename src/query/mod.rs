@@ -35,8 +35,8 @@ pub enum QueryError {
     /// The request is malformed; the message says which field and why.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The trace is not stored (never received, or expired).
-    #[error("trace {0} not found")]
+    /// The trace (never received, or expired) or log cluster does not exist.
+    #[error("{0} not found")]
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -213,7 +213,7 @@ impl QueryService for Query {
         let trace = self.blocking(move |s| Ok(s.get_trace(&id)?)).await?;
         match trace {
             Some(t) => Ok(Response::new(t)),
-            None => Err(QueryError::NotFound(hex::encode(id)).into()),
+            None => Err(QueryError::NotFound(format!("trace {}", hex::encode(id))).into()),
         }
     }
 
@@ -231,7 +231,7 @@ impl QueryService for Query {
         }
         let trace = self.blocking(move |s| Ok(s.get_trace(&id)?)).await?;
         let Some(trace) = trace else {
-            return Err(QueryError::NotFound(hex::encode(id)).into());
+            return Err(QueryError::NotFound(format!("trace {}", hex::encode(id))).into());
         };
         let tolerance = r.tolerance;
         let paths = tokio::task::spawn_blocking(move || {
@@ -240,7 +240,7 @@ impl QueryService for Query {
         .await
         .map_err(|e| Status::internal(format!("critical path task failed: {e}")))?;
         let Some(t) = paths.into_iter().next() else {
-            return Err(QueryError::NotFound(hex::encode(id)).into());
+            return Err(QueryError::NotFound(format!("trace {}", hex::encode(id))).into());
         };
         Ok(Response::new(critical_path_response(&t)))
     }
@@ -454,6 +454,22 @@ impl QueryService for Query {
         request: Request<GetSpanMetricsRequest>,
     ) -> Result<Response<GetSpanMetricsResponse>, Status> {
         let r = analysis::get_span_metrics(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_log_clusters(
+        &self,
+        request: Request<crate::proto::ListLogClustersRequest>,
+    ) -> Result<Response<crate::proto::ListLogClustersResponse>, Status> {
+        let r = analysis::list_log_clusters(self.analyzer.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn get_log_cluster(
+        &self,
+        request: Request<crate::proto::GetLogClusterRequest>,
+    ) -> Result<Response<crate::proto::GetLogClusterResponse>, Status> {
+        let r = analysis::get_log_cluster(self.analyzer.clone(), request.into_inner()).await?;
         Ok(Response::new(r))
     }
 }

@@ -232,8 +232,11 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn items(req: &Self::Request) -> u64;
     /// Removes invalid items.
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections;
-    /// Feeds the analysis stage with the validated items, before sampling.
-    fn analyse(_req: &Self::Request, _analyzer: &Analyzer) {}
+    /// Feeds the analysis stage with the validated items, before sampling; returns whether
+    /// it changed them (log records get their template cluster as attributes).
+    fn analyse(_req: &mut Self::Request, _analyzer: &Analyzer) -> bool {
+        false
+    }
     /// Applies the pipeline's samplers.
     fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> Result<Sampled, StoreError> {
         Ok(Sampled::default())
@@ -262,9 +265,14 @@ impl<S: OtlpSignal> Export for Service<S> {
         .emit(&rx.stats);
         let mut rejected = S::validate(&mut req, &rx.limits);
         rx.reject(S::KIND, &rejected);
-        S::analyse(&req, &rx.analyzer);
+        let analysed = S::analyse(&mut req, &rx.analyzer);
         let sampled = S::sample(&mut req, &rx.sampling).map_err(prepare_failed)?;
-        rx.enqueue(S::KIND, body, &req, sampled.changed || rejected.count > 0)?;
+        rx.enqueue(
+            S::KIND,
+            body,
+            &req,
+            analysed || sampled.changed || rejected.count > 0,
+        )?;
         let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
         let expired = rx.commit(S::KIND, write, sampled).await?;
         rx.exporters.notify(S::KIND);
@@ -300,8 +308,9 @@ impl OtlpSignal for Traces {
         validate::validate_spans(&mut req.resource_spans, limits)
     }
 
-    fn analyse(req: &Self::Request, analyzer: &Analyzer) {
+    fn analyse(req: &mut Self::Request, analyzer: &Analyzer) -> bool {
         analyzer.observe(&req.resource_spans);
+        false
     }
 
     fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {
@@ -342,6 +351,10 @@ impl OtlpSignal for Logs {
 
     fn validate(req: &mut Self::Request, limits: &Limits) -> validate::Rejections {
         validate::validate_logs(&mut req.resource_logs, limits)
+    }
+
+    fn analyse(req: &mut Self::Request, analyzer: &Analyzer) -> bool {
+        analyzer.observe_logs(&mut req.resource_logs)
     }
 
     fn sample(req: &mut Self::Request, sampling: &Sampling) -> Result<Sampled, StoreError> {

@@ -158,6 +158,20 @@ impl Clusterer {
         self.absorb(c)
     }
 
+    /// Restores a cluster from its template (state reloaded at start): it takes the lines
+    /// its template covers or aligns with, as before the restart. Returns its index.
+    pub fn seed(&mut self, template: Vec<String>) -> usize {
+        if template.len() == 1 && template[0] == OVERFLOW {
+            return self.overflow_cluster();
+        }
+        let c = self.push(template);
+        self.clusters[c].generalised = self.clusters[c].template.iter().any(|t| t == VAR);
+        let len = self.clusters[c].template.len();
+        self.by_len.entry(len).or_default().push(c);
+        self.index(c);
+        c
+    }
+
     fn push(&mut self, template: Vec<String>) -> usize {
         let c = self.clusters.len();
         self.clusters.push(Cluster {

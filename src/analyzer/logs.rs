@@ -1,0 +1,502 @@
+//! Log template clusters at intake: every log record (before sampling) is assigned to a
+//! cluster of its service ([`crate::analysis::log_cluster`]) and gets the cluster's id and
+//! template as attributes, before it is stored and exported.
+//!
+//! Ids are global (one sequence for all services) and stable: each cluster is a record in the
+//! sled tree `log_clusters` (template, counts, first and last seen, a few sample lines and
+//! trace ids, the cluster it merged into), written at each analysis checkpoint and read back
+//! at start, when each service's clusterer is seeded with its live templates. A cluster that
+//! merges into another keeps its id as an alias. The first line of a new cluster emits the
+//! `LogClusterNew` event.
+//!
+//! The message clustered is the body: a string as it is; for a map body its `message`, `msg`
+//! or `body` string field, else the map's text; bytes as lossy UTF-8; anything else as text;
+//! no body is the empty message (it gets a cluster too).
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use prost::Message;
+
+use std::sync::MutexGuard;
+
+use super::AnalyzerError;
+use crate::analysis::log_cluster::{Clusterer, Masker, Params};
+use crate::analysis::series::{Cell, Family, STEPS};
+use crate::config::LogClustering;
+use crate::telemetry::events;
+
+/// Sample lines and trace ids kept per cluster.
+pub const SAMPLES: usize = 3;
+/// Longest sample line kept, in bytes.
+const SAMPLE_BYTES: usize = 512;
+
+/// One cluster as stored and queried.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub service: String,
+    #[prost(string, repeated, tag = "3")]
+    pub template: Vec<String>,
+    #[prost(uint64, tag = "4")]
+    pub count: u64,
+    #[prost(uint64, tag = "5")]
+    pub first_seen: u64,
+    #[prost(uint64, tag = "6")]
+    pub last_seen: u64,
+    #[prost(string, repeated, tag = "7")]
+    pub samples: Vec<String>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub trace_ids: Vec<Vec<u8>>,
+    /// The cluster this one merged into (0: live).
+    #[prost(uint64, tag = "9")]
+    pub merged_into: u64,
+}
+
+impl ClusterRecord {
+    pub fn template_text(&self) -> String {
+        self.template.join(" ")
+    }
+}
+
+struct Service {
+    clusterer: Clusterer,
+    /// Clusterer index → global id (0: none yet).
+    ids: Vec<u64>,
+}
+
+/// The clustering state of every service.
+pub struct LogState {
+    cfg: LogClustering,
+    masker: Masker,
+    services: HashMap<String, Service>,
+    records: HashMap<u64, ClusterRecord>,
+    dirty: HashSet<u64>,
+    next_id: u64,
+    pub new_clusters: u64,
+    pub records_seen: u64,
+}
+
+/// What one record was assigned: (service, cluster id, time).
+pub type Assigned = (String, u64, u64);
+
+impl LogState {
+    /// Rebuilds the state from the stored clusters.
+    pub fn load(cfg: &LogClustering, tree: &sled::Tree) -> Result<LogState, String> {
+        let masker = Masker::with_patterns(&cfg.patterns).map_err(|e| e.to_string())?;
+        let mut st = LogState {
+            cfg: cfg.clone(),
+            masker,
+            services: HashMap::new(),
+            records: HashMap::new(),
+            dirty: HashSet::new(),
+            next_id: 1,
+            new_clusters: 0,
+            records_seen: 0,
+        };
+        let mut loaded: Vec<ClusterRecord> = Vec::new();
+        for kv in tree.iter() {
+            let (_, v) = kv.map_err(|e| e.to_string())?;
+            match ClusterRecord::decode(v.as_ref()) {
+                Ok(r) => loaded.push(r),
+                Err(e) => events::AnalysisValueCorrupt { error: &e }.emit(),
+            }
+        }
+        loaded.sort_by_key(|r| r.id);
+        for r in loaded {
+            st.next_id = st.next_id.max(r.id + 1);
+            if r.merged_into == 0 {
+                let svc = st.service(&r.service);
+                let i = svc.clusterer.seed(r.template.clone());
+                if svc.ids.len() <= i {
+                    svc.ids.resize(i + 1, 0);
+                }
+                svc.ids[i] = r.id;
+            }
+            st.records.insert(r.id, r);
+        }
+        Ok(st)
+    }
+
+    fn service(&mut self, name: &str) -> &mut Service {
+        let name = if self.services.contains_key(name) || self.services.len() < self.cfg.max_services
+        {
+            name
+        } else {
+            "*"
+        };
+        let (cfg, masker) = (&self.cfg, &self.masker);
+        self.services.entry(name.to_string()).or_insert_with(|| Service {
+            clusterer: Clusterer::new(
+                Params {
+                    max_clusters: cfg.max_clusters,
+                    ..Params::default()
+                },
+                masker.clone(),
+            ),
+            ids: Vec::new(),
+        })
+    }
+
+    /// Clusters every record, adds the attributes; returns what each was assigned.
+    pub fn observe(&mut self, resource_logs: &mut [ResourceLogs], now: u64) -> Vec<Assigned> {
+        let mut out = Vec::new();
+        for rl in resource_logs.iter_mut() {
+            let service = crate::otlp::service_name(rl.resource.as_ref()).to_string();
+            for sl in rl.scope_logs.iter_mut() {
+                for rec in sl.log_records.iter_mut() {
+                    let text = body_text(rec.body.as_ref());
+                    let t = [rec.time_unix_nano, rec.observed_time_unix_nano, now]
+                        .into_iter()
+                        .find(|t| *t != 0)
+                        .unwrap_or(now);
+                    let (id, template) = self.assign(&service, &text, &rec.trace_id, t);
+                    set_attr(
+                        &mut rec.attributes,
+                        &self.cfg.template_id_attribute,
+                        any_value::Value::IntValue(id as i64),
+                    );
+                    set_attr(
+                        &mut rec.attributes,
+                        &self.cfg.template_attribute,
+                        any_value::Value::StringValue(template),
+                    );
+                    out.push((service.clone(), id, t));
+                }
+            }
+        }
+        self.records_seen += out.len() as u64;
+        out
+    }
+
+    /// The cluster of one message: (id, template).
+    fn assign(&mut self, service: &str, text: &str, trace_id: &[u8], t: u64) -> (u64, String) {
+        let next_id = self.next_id;
+        let svc = self.service(service);
+        let service = service.to_string();
+        let before = svc.clusterer.live();
+        let i = svc.clusterer.add(text);
+        let i = svc.clusterer.resolve(i);
+        if svc.ids.len() < svc.clusterer.clusters.len() {
+            svc.ids.resize(svc.clusterer.clusters.len(), 0);
+        }
+        let template = svc.clusterer.clusters[i].template.clone();
+        let mut fresh = false;
+        if svc.ids[i] == 0 {
+            svc.ids[i] = next_id;
+            fresh = true;
+        }
+        let id = svc.ids[i];
+        // Clusters that merged since: their records point at the one they joined.
+        let merged: Vec<u64> = if svc.clusterer.live() < before + usize::from(fresh) {
+            (0..svc.clusterer.clusters.len())
+                .filter(|&j| svc.ids[j] != 0 && svc.clusterer.clusters[j].merged_into.is_some())
+                .map(|j| (svc.ids[j], svc.ids[svc.clusterer.resolve(j)]))
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| a)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for m in merged {
+            let Some(r) = self.records.get_mut(&m) else {
+                continue;
+            };
+            if r.merged_into != 0 {
+                continue;
+            }
+            r.merged_into = id;
+            let r = r.clone();
+            self.dirty.insert(m);
+            // The cluster it joined takes over its figures.
+            if let Some(t) = self.records.get_mut(&id) {
+                t.count += r.count;
+                t.first_seen = t.first_seen.min(r.first_seen);
+                t.last_seen = t.last_seen.max(r.last_seen);
+                for x in r.samples {
+                    if t.samples.len() < SAMPLES && !t.samples.contains(&x) {
+                        t.samples.push(x);
+                    }
+                }
+                for x in r.trace_ids {
+                    if t.trace_ids.len() < SAMPLES && !t.trace_ids.contains(&x) {
+                        t.trace_ids.push(x);
+                    }
+                }
+            }
+        }
+        if fresh {
+            self.next_id += 1;
+            self.new_clusters += 1;
+            events::LogClusterNew {
+                service: &service,
+                id,
+                template: &template.join(" "),
+            }
+            .emit();
+        }
+        let r = self.records.entry(id).or_insert_with(|| ClusterRecord {
+            id,
+            service: service.clone(),
+            first_seen: t,
+            ..ClusterRecord::default()
+        });
+        r.template = template;
+        r.count += 1;
+        r.first_seen = r.first_seen.min(t);
+        r.last_seen = r.last_seen.max(t);
+        if r.samples.len() < SAMPLES && !r.samples.iter().any(|s| s == text) {
+            r.samples.push(crate::analysis::bottleneck::cut(text, SAMPLE_BYTES).into_owned());
+        }
+        if trace_id.len() == 16
+            && r.trace_ids.len() < SAMPLES
+            && !r.trace_ids.iter().any(|x| x == trace_id)
+        {
+            r.trace_ids.push(trace_id.to_vec());
+        }
+        self.dirty.insert(id);
+        (id, r.template_text())
+    }
+
+    /// Writes the clusters changed since the last call.
+    pub fn checkpoint(&mut self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        let dirty: Vec<u64> = self.dirty.drain().collect();
+        let mut batch = sled::Batch::default();
+        for id in &dirty {
+            if let Some(r) = self.records.get(id) {
+                batch.insert(&id.to_be_bytes(), r.encode_to_vec());
+            }
+        }
+        if let Err(e) = tree.apply_batch(batch) {
+            self.dirty.extend(dirty);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A cluster by id, following merges to the live one.
+    pub fn get(&self, mut id: u64) -> Option<&ClusterRecord> {
+        for _ in 0..64 {
+            let r = self.records.get(&id)?;
+            if r.merged_into == 0 || r.merged_into == id {
+                return Some(r);
+            }
+            id = r.merged_into;
+        }
+        None
+    }
+
+    /// Live clusters, of one service or all.
+    pub fn live(&self, service: Option<&str>) -> Vec<ClusterRecord> {
+        self.records
+            .values()
+            .filter(|r| r.merged_into == 0 && service.is_none_or(|s| r.service == s))
+            .cloned()
+            .collect()
+    }
+
+    pub fn clusters(&self) -> usize {
+        self.services.values().map(|s| s.clusterer.live()).sum()
+    }
+}
+
+/// The text a record is clustered on.
+pub fn body_text(body: Option<&AnyValue>) -> Cow<'_, str> {
+    match body.and_then(|b| b.value.as_ref()) {
+        None => Cow::Borrowed(""),
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        Some(any_value::Value::BytesValue(b)) => String::from_utf8_lossy(b),
+        Some(any_value::Value::KvlistValue(kv)) => {
+            for k in ["message", "msg", "body"] {
+                if let Some(any_value::Value::StringValue(s)) = kv
+                    .values
+                    .iter()
+                    .find(|x| x.key == k)
+                    .and_then(|x| x.value.as_ref())
+                    .and_then(|v| v.value.as_ref())
+                {
+                    return Cow::Borrowed(s);
+                }
+            }
+            Cow::Owned(crate::otlp::any_value_text(body))
+        }
+        Some(_) => Cow::Owned(crate::otlp::any_value_text(body)),
+    }
+}
+
+/// Sets `key` to `value`, replacing an attribute of that name.
+fn set_attr(attrs: &mut Vec<KeyValue>, key: &str, value: any_value::Value) {
+    let v = Some(AnyValue { value: Some(value) });
+    match attrs.iter_mut().find(|a| a.key == key) {
+        Some(a) => a.value = v,
+        None => attrs.push(KeyValue {
+            key: key.to_string(),
+            value: v,
+            ..Default::default()
+        }),
+    }
+}
+
+/// How ListLogClusters orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Count,
+    Newest,
+    Growth,
+}
+
+/// A cluster with its counts in a window.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub record: ClusterRecord,
+    pub count: u64,
+    pub previous: u64,
+}
+
+impl Listed {
+    pub fn growth(&self) -> f64 {
+        (self.count as f64 + 1.0) / (self.previous as f64 + 1.0)
+    }
+}
+
+impl LogState {
+    /// The live id an id stands for now.
+    pub fn resolve_id(&self, id: u64) -> u64 {
+        self.get(id).map(|r| r.id).unwrap_or(id)
+    }
+}
+
+impl super::Analyzer {
+    fn log_state(&self) -> Result<MutexGuard<'_, LogState>, AnalyzerError> {
+        if !self.cfg.enabled {
+            return Err(AnalyzerError::Disabled);
+        }
+        self.log_clusters().ok_or_else(|| {
+            AnalyzerError::Invalid(
+                "log clustering is disabled (analysis.logs.enabled: false)".into(),
+            )
+        })
+    }
+
+    /// Record counts per live cluster id over `[from, to)`.
+    fn log_counts(
+        &self,
+        service: Option<&str>,
+        (from, to): (u64, u64),
+    ) -> Result<HashMap<u64, u64>, AnalyzerError> {
+        let keep = |l: &[String]| service.is_none_or(|s| l.first().map(String::as_str) == Some(s));
+        let read = self.window(Family::LogCluster, (from, to), &keep)?;
+        let st = self.log_state()?;
+        let mut out: HashMap<u64, u64> = HashMap::new();
+        for (labels, c) in read.cells {
+            if let Some(id) = labels.get(1).and_then(|i| i.parse::<u64>().ok()) {
+                *out.entry(st.resolve_id(id)).or_default() += c.count;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live clusters with records in `[from, to)`, ordered, at most `limit`.
+    pub fn list_log_clusters(
+        &self,
+        service: Option<&str>,
+        (from, to): (u64, u64),
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Listed>, AnalyzerError> {
+        let now = self.log_counts(service, (from, to))?;
+        let len = to - from;
+        let before = self.log_counts(service, (from.saturating_sub(len), from))?;
+        let st = self.log_state()?;
+        let mut out: Vec<Listed> = st
+            .live(service)
+            .into_iter()
+            .filter_map(|r| {
+                let count = now.get(&r.id).copied().unwrap_or(0);
+                (count > 0).then(|| Listed {
+                    previous: before.get(&r.id).copied().unwrap_or(0),
+                    record: r,
+                    count,
+                })
+            })
+            .collect();
+        match order {
+            Order::Count => out.sort_by(|a, b| b.count.cmp(&a.count).then(a.record.id.cmp(&b.record.id))),
+            Order::Newest => out.sort_by(|a, b| {
+                b.record
+                    .first_seen
+                    .cmp(&a.record.first_seen)
+                    .then(b.record.id.cmp(&a.record.id))
+            }),
+            Order::Growth => out.sort_by(|a, b| {
+                b.growth()
+                    .total_cmp(&a.growth())
+                    .then(b.count.cmp(&a.count))
+                    .then(a.record.id.cmp(&b.record.id))
+            }),
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// One cluster (following merges) with its counts over `[from, to)` at `step` (a
+    /// multiple of the resolution data from `from` on is kept at), and the window's counts.
+    pub fn log_cluster(
+        &self,
+        id: u64,
+        (from, to): (u64, u64),
+        step: u64,
+    ) -> Result<Option<(Listed, crate::analysis::series::Series)>, AnalyzerError> {
+        let record = match self.log_state()?.get(id) {
+            Some(r) => r.clone(),
+            None => return Ok(None),
+        };
+        let res = self.resolution(from, from, super::unix_now(), u64::MAX);
+        if step == 0 || !step.is_multiple_of(STEPS[res]) {
+            return Err(AnalyzerError::Invalid(format!(
+                "step {step} is not a multiple of {}, the resolution data from {from} on is kept at",
+                STEPS[res]
+            )));
+        }
+        let svc = record.service.clone();
+        let keep = |l: &[String]| l.first() == Some(&svc);
+        let mut points = crate::analysis::series::Series::new(step);
+        let mut cells = Vec::new();
+        self.scan(Family::LogCluster, res, (from, to), &keep, &mut |b, l, c| {
+            cells.push((b, l.get(1).and_then(|i| i.parse::<u64>().ok()), c.count));
+        })?;
+        {
+            let st = self.log_state()?;
+            for (b, i, n) in cells {
+                if i.map(|i| st.resolve_id(i)) == Some(record.id) {
+                    points.add(
+                        b,
+                        &Cell {
+                            count: n,
+                            ..Cell::default()
+                        },
+                    );
+                }
+            }
+        }
+        let count = points.points.values().map(|c| c.count).sum();
+        let len = to - from;
+        let previous = self
+            .log_counts(Some(&record.service), (from.saturating_sub(len), from))?
+            .get(&record.id)
+            .copied()
+            .unwrap_or(0);
+        Ok(Some((
+            Listed {
+                record,
+                count,
+                previous,
+            },
+            points,
+        )))
+    }
+}
