@@ -66,8 +66,19 @@ fn lines() -> Vec<String> {
         out = (0..32_000u32)
             .map(|i| match i % 4 {
                 0 => format!("session opened for user u{} by (uid={})", i % 97, i),
-                1 => format!("Received block blk_{i} of size {} from 10.0.{}.{}", i * 7, i % 255, i % 13),
-                2 => format!("connection from 10.1.{}.{} port {} closed after {} ms", i % 200, i % 7, i, i % 1000),
+                1 => format!(
+                    "Received block blk_{i} of size {} from 10.0.{}.{}",
+                    i * 7,
+                    i % 255,
+                    i % 13
+                ),
+                2 => format!(
+                    "connection from 10.1.{}.{} port {} closed after {} ms",
+                    i % 200,
+                    i % 7,
+                    i,
+                    i % 1000
+                ),
                 _ => format!("job {i} finished with state ok in {} s", i % 60),
             })
             .collect();
@@ -89,7 +100,14 @@ fn memory_per_10k_clusters() {
             }
             s
         };
-        c.add(&format!("{} {} module {} state {} value {}", w(0), w(1), w(2), w(3), i));
+        c.add(&format!(
+            "{} {} module {} state {} value {}",
+            w(0),
+            w(1),
+            w(2),
+            w(3),
+            i
+        ));
     }
     let bytes = LIVE.load(Ordering::Relaxed) - before;
     println!(

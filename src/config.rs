@@ -2340,9 +2340,18 @@ mod tests {
             ),
             ("analysis:\n  sampling: 1\n", "analysis"),
             ("analysis:\n  enabled: sometimes\n", "analysis.enabled"),
-            ("analysis:\n  logs:\n    patterns: ['(']\n", "analysis.logs.patterns[0]"),
-            ("analysis:\n  logs:\n    max_clusters: 0\n", "analysis.logs.max_clusters"),
-            ("analysis:\n  logs:\n    template_attribute: ''\n", "analysis.logs.template_attribute"),
+            (
+                "analysis:\n  logs:\n    patterns: ['(']\n",
+                "analysis.logs.patterns[0]",
+            ),
+            (
+                "analysis:\n  logs:\n    max_clusters: 0\n",
+                "analysis.logs.max_clusters",
+            ),
+            (
+                "analysis:\n  logs:\n    template_attribute: ''\n",
+                "analysis.logs.template_attribute",
+            ),
         ] {
             let e = parse(yaml).unwrap_err().to_string();
             assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted key {key}");

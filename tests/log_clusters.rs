@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use opentelemetry::Context;
 use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
-use opentelemetry::Context;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use sieve::analysis::log_cluster::Params;
 use sieve::cli::logs::{SYSTEMS, evaluate, scores_text};
@@ -111,9 +111,18 @@ fn cluster_command_takes_anything() {
 /// The lines the server test sends: three kinds, one with many user names.
 fn lines(round: u32) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, u) in ["cyrus", "news", "test", "root", "guest", "admin"].iter().enumerate() {
-        out.push(format!("session opened for user {u} by (uid={})", i as u32 + round));
-        out.push(format!("disk /dev/sda{i} is {}% full", 50 + i as u32 + round));
+    for (i, u) in ["cyrus", "news", "test", "root", "guest", "admin"]
+        .iter()
+        .enumerate()
+    {
+        out.push(format!(
+            "session opened for user {u} by (uid={})",
+            i as u32 + round
+        ));
+        out.push(format!(
+            "disk /dev/sda{i} is {}% full",
+            50 + i as u32 + round
+        ));
     }
     out.push("cupsd startup succeeded".to_string());
     out
@@ -218,7 +227,11 @@ async fn server_clusters_logs_and_keeps_ids() {
             .into_inner()
             .cluster
             .unwrap();
-        let c = list.clusters.iter().find(|c| c.id == live.id).expect("listed");
+        let c = list
+            .clusters
+            .iter()
+            .find(|c| c.id == live.id)
+            .expect("listed");
         // Its template is the cluster's as it was then: the same, or (for the first
         // session lines, before four user names made that place a variable) with the name.
         if c.template != *t {
@@ -294,25 +307,55 @@ async fn server_clusters_logs_and_keeps_ids() {
         .await
         .unwrap()
         .into_inner();
-    let again: Vec<(u64, u64, u64)> = list.clusters.iter().map(|c| (c.id, c.count, c.total)).collect();
-    assert_eq!(again, vec![(ids[0], 12, 12), (ids[1], 12, 12), (ids[2], 2, 2)]);
+    let again: Vec<(u64, u64, u64)> = list
+        .clusters
+        .iter()
+        .map(|c| (c.id, c.count, c.total))
+        .collect();
+    assert_eq!(
+        again,
+        vec![(ids[0], 12, 12), (ids[1], 12, 12), (ids[2], 2, 2)]
+    );
     let stats = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner();
     let a = stats.analysis.unwrap();
-    assert_eq!((a.log_records, a.new_log_clusters, a.log_clusters), (13, 0, 3));
+    assert_eq!(
+        (a.log_records, a.new_log_clusters, a.log_clusters),
+        (13, 0, 3)
+    );
     // The CLI prints them.
     let out = Command::new(common::sieve_bin())
-        .args(["query", "clusters", "--service", "mail", "--addr", &gw.query])
+        .args([
+            "query",
+            "clusters",
+            "--service",
+            "mail",
+            "--addr",
+            &gw.query,
+        ])
         .output()
         .expect("run sieve");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.lines().nth(1).unwrap_or_default().contains("session opened for user <*> by (uid=<*>)"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains("session opened for user <*> by (uid=<*>)"),
+        "{text}"
+    );
     let out = Command::new(common::sieve_bin())
         .args(["query", "cluster", &ids[0].to_string(), "--addr", &gw.query])
         .output()
         .expect("run sieve");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with(&format!("cluster {} of mail: session opened", ids[0])), "{text}");
+    assert!(
+        text.starts_with(&format!("cluster {} of mail: session opened", ids[0])),
+        "{text}"
+    );
     assert!(text.contains(&format!("trace:  {trace_id}")), "{text}");
     gw.stop().await;
 }

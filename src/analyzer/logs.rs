@@ -123,23 +123,25 @@ impl LogState {
     }
 
     fn service(&mut self, name: &str) -> &mut Service {
-        let name = if self.services.contains_key(name) || self.services.len() < self.cfg.max_services
-        {
-            name
-        } else {
-            "*"
-        };
+        let name =
+            if self.services.contains_key(name) || self.services.len() < self.cfg.max_services {
+                name
+            } else {
+                "*"
+            };
         let (cfg, masker) = (&self.cfg, &self.masker);
-        self.services.entry(name.to_string()).or_insert_with(|| Service {
-            clusterer: Clusterer::new(
-                Params {
-                    max_clusters: cfg.max_clusters,
-                    ..Params::default()
-                },
-                masker.clone(),
-            ),
-            ids: Vec::new(),
-        })
+        self.services
+            .entry(name.to_string())
+            .or_insert_with(|| Service {
+                clusterer: Clusterer::new(
+                    Params {
+                        max_clusters: cfg.max_clusters,
+                        ..Params::default()
+                    },
+                    masker.clone(),
+                ),
+                ids: Vec::new(),
+            })
     }
 
     /// Clusters every record, adds the attributes; returns what each was assigned.
@@ -250,7 +252,8 @@ impl LogState {
         r.first_seen = r.first_seen.min(t);
         r.last_seen = r.last_seen.max(t);
         if r.samples.len() < SAMPLES && !r.samples.iter().any(|s| s == text) {
-            r.samples.push(crate::analysis::bottleneck::cut(text, SAMPLE_BYTES).into_owned());
+            r.samples
+                .push(crate::analysis::bottleneck::cut(text, SAMPLE_BYTES).into_owned());
         }
         if trace_id.len() == 16
             && r.trace_ids.len() < SAMPLES
@@ -425,7 +428,9 @@ impl super::Analyzer {
             })
             .collect();
         match order {
-            Order::Count => out.sort_by(|a, b| b.count.cmp(&a.count).then(a.record.id.cmp(&b.record.id))),
+            Order::Count => {
+                out.sort_by(|a, b| b.count.cmp(&a.count).then(a.record.id.cmp(&b.record.id)))
+            }
             Order::Newest => out.sort_by(|a, b| {
                 b.record
                     .first_seen
@@ -466,9 +471,15 @@ impl super::Analyzer {
         let keep = |l: &[String]| l.first() == Some(&svc);
         let mut points = crate::analysis::series::Series::new(step);
         let mut cells = Vec::new();
-        self.scan(Family::LogCluster, res, (from, to), &keep, &mut |b, l, c| {
-            cells.push((b, l.get(1).and_then(|i| i.parse::<u64>().ok()), c.count));
-        })?;
+        self.scan(
+            Family::LogCluster,
+            res,
+            (from, to),
+            &keep,
+            &mut |b, l, c| {
+                cells.push((b, l.get(1).and_then(|i| i.parse::<u64>().ok()), c.count));
+            },
+        )?;
         {
             let st = self.log_state()?;
             for (b, i, n) in cells {
@@ -498,5 +509,106 @@ impl super::Analyzer {
             },
             points,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn request(service: &str, bodies: Vec<Option<any_value::Value>>) -> Vec<ResourceLogs> {
+        vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![crate::otlp::string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .into_iter()
+                    .map(|b| LogRecord {
+                        body: b.map(|v| AnyValue { value: Some(v) }),
+                        time_unix_nano: 1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    }
+
+    fn s(x: &str) -> Option<any_value::Value> {
+        Some(any_value::Value::StringValue(x.into()))
+    }
+
+    #[test]
+    fn every_body_gets_a_cluster_and_the_attributes() {
+        let map = any_value::Value::KvlistValue(KeyValueList {
+            values: vec![crate::otlp::string_kv("message", "user 7 logged in")],
+        });
+        let array = any_value::Value::ArrayValue(ArrayValue {
+            values: vec![AnyValue { value: s("a") }],
+        });
+        let bytes = any_value::Value::BytesValue(vec![0xff, 0x00, b'x']);
+        let mut req = request(
+            "api",
+            vec![
+                s("user 8 logged in"),
+                Some(map),
+                Some(array),
+                Some(bytes),
+                None,
+                s(""),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        let mut st = LogState::load(&LogClustering::default(), &tree).unwrap();
+        let got = st.observe(&mut req, 5);
+        assert_eq!(got.len(), 6);
+        // The map's message field clusters with the plain string.
+        assert_eq!(got[0].1, got[1].1);
+        for rec in &req[0].scope_logs[0].log_records {
+            let keys: Vec<&str> = rec.attributes.iter().map(|a| a.key.as_str()).collect();
+            assert_eq!(keys, ["log.template.id", "log.template"]);
+        }
+        // No body and an empty one: the empty template.
+        assert_eq!(got[4].1, got[5].1);
+        assert_eq!(st.get(got[4].1).unwrap().template_text(), "");
+    }
+
+    #[test]
+    fn the_bound_makes_a_visible_overflow_cluster_and_ids_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let cfg = LogClustering {
+            max_clusters: 2,
+            ..LogClustering::default()
+        };
+        let mut st = LogState::load(&cfg, &tree).unwrap();
+        let mut req = request(
+            "api",
+            vec![
+                s("alpha one"),
+                s("beta two"),
+                s("gamma three"),
+                s("delta four"),
+            ],
+        );
+        let got = st.observe(&mut req, 5);
+        assert_eq!(got[2].1, got[3].1, "past the bound: one overflow cluster");
+        assert_eq!(st.get(got[2].1).unwrap().template_text(), "<overflow>");
+        assert_eq!(st.get(got[2].1).unwrap().count, 2);
+        st.checkpoint(&tree).unwrap();
+        let mut again = LogState::load(&cfg, &tree).unwrap();
+        let mut req = request("api", vec![s("beta two"), s("epsilon five")]);
+        let got2 = again.observe(&mut req, 6);
+        assert_eq!(got2[0].1, got[1].1, "the same id after a reload");
+        assert_eq!(got2[1].1, got[2].1, "the overflow cluster too");
+        assert_eq!(again.new_clusters, 0);
     }
 }

@@ -278,7 +278,11 @@ impl Analyzer {
                 continue;
             }
             st.folds
-                .entry((Family::LogCluster, floor(t, STEPS[0]), vec![service, id.to_string()]))
+                .entry((
+                    Family::LogCluster,
+                    floor(t, STEPS[0]),
+                    vec![service, id.to_string()],
+                ))
                 .or_default()
                 .count += 1;
         }

@@ -205,7 +205,14 @@ pub fn clusters_text(r: &ListLogClustersResponse) -> String {
         .collect();
     table(
         &[
-            "ID", "SERVICE", "COUNT", "GROWTH", "TOTAL", "FIRST SEEN", "LAST SEEN", "TEMPLATE",
+            "ID",
+            "SERVICE",
+            "COUNT",
+            "GROWTH",
+            "TOTAL",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "TEMPLATE",
         ],
         &rows,
     )

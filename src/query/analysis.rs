@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use crate::analysis::histogram::Histogram;
 use crate::analysis::series::{Cell, Exemplar, Family};
-use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery, unix_now};
 use crate::analyzer::logs::{Listed, Order};
-use crate::proto::{
-    CountPoint, GetLogClusterRequest, GetLogClusterResponse, ListLogClustersRequest,
-    ListLogClustersResponse, LogCluster,
-};
+use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery, unix_now};
 use crate::proto::{
     AnalysisStats, Bottleneck, GetBottlenecksRequest, GetBottlenecksResponse,
     GetServiceGraphRequest, GetServiceGraphResponse, GetSpanMetricsRequest, GetSpanMetricsResponse,
     MetricPoint, ServiceEdge, SpanSeries, UnpairedSpans, WhatIfRequest, WhatIfResponse,
+};
+use crate::proto::{
+    CountPoint, GetLogClusterRequest, GetLogClusterResponse, ListLogClustersRequest,
+    ListLogClustersResponse, LogCluster,
 };
 
 use super::{MAX_LIMIT, QueryError, invalid};
@@ -370,8 +370,8 @@ pub async fn list_log_clusters(
 ) -> Result<ListLogClustersResponse, QueryError> {
     let (w, order, limit) = list_args(&r, unix_now())?;
     let service = (!r.service.is_empty()).then_some(r.service);
-    let listed = blocking(move || analyzer.list_log_clusters(service.as_deref(), w, order, limit))
-        .await?;
+    let listed =
+        blocking(move || analyzer.list_log_clusters(service.as_deref(), w, order, limit)).await?;
     Ok(ListLogClustersResponse {
         clusters: listed.into_iter().map(log_cluster).collect(),
         start_unix_nano: w.0,

@@ -169,6 +169,8 @@ impl Clusterer {
         let len = self.clusters[c].template.len();
         self.by_len.entry(len).or_default().push(c);
         self.index(c);
+        // Lines whose signature is the template itself find it at once.
+        self.exact.insert(self.clusters[c].template.clone(), c);
         c
     }
 
