@@ -2,8 +2,9 @@
 //!
 //! Instrumented services send OTLP over gRPC; sieve validates each item, writes what it accepts
 //! durably to sled before it answers, forwards it to other backends through persistent
-//! queues, and serves queries over its own gRPC API. Later stages (sampling, trace and log
-//! analysis, alerting) plug into the same intake.
+//! queues, and serves queries over its own gRPC API. It samples traces, analyses every span
+//! and log record before sampling (critical paths, bottlenecks, RED metrics, service graph, log
+//! templates); alerting plugs into the same intake next.
 //!
 //! # Layout
 //!
@@ -13,8 +14,9 @@
 //! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService; per-item validation
 //!   and `partial_success`.
 //! - [`analyzer`]: the analysis stage: every span before sampling into RED metrics, the service
-//!   graph and (once its trace is complete) critical-path bottleneck aggregates, as time series
-//!   in sled. The algorithms are the pure modules of [`analysis`].
+//!   graph and (once its trace is complete) critical-path bottleneck aggregates, and every log
+//!   record into a template cluster, as time series in sled. The algorithms are the pure
+//!   modules of [`analysis`].
 //! - [`intake`]: the in-flight byte budget (backpressure) and group-committed flushes
 //!   (acknowledged means on disk).
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,

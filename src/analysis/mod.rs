@@ -6,6 +6,8 @@
 //! - [`bottleneck`]: folding critical paths into per-operation and per-call-path
 //!   contributions, ranking against a baseline, what-if projection.
 //! - [`histogram`]: mergeable log-linear duration histograms (percentiles, downsampling).
+//! - [`log_cluster`]: log template clustering (masking, signatures, distinct-word slots,
+//!   alignment of variable-length templates).
 //! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
 //! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
 
