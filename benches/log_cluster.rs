@@ -88,7 +88,11 @@ fn lines() -> Vec<String> {
 
 fn memory_per_10k_clusters() {
     let before = LIVE.load(Ordering::Relaxed);
-    let mut c = Clusterer::new(Params::default(), Masker::default());
+    let params = Params {
+        max_clusters: 10_000,
+        ..Params::default()
+    };
+    let mut c = Clusterer::new(params, Masker::default());
     for i in 0..10_000u32 {
         // Distinct words in every position: 10,000 templates that never merge.
         let w = |k: u32| {

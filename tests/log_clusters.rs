@@ -32,6 +32,11 @@ fn data_dir() -> PathBuf {
 fn grouping_accuracy_on_loghub_2k() {
     let dir = data_dir();
     if !dir.is_dir() {
+        assert!(
+            std::env::var_os("SIEVE_REQUIRE_LOGHUB").is_none(),
+            "SIEVE_REQUIRE_LOGHUB is set but the loghub-2k data is not at {}",
+            dir.display()
+        );
         println!(
             "SKIPPED: the loghub-2k data is not at {} (set SIEVE_LOGHUB_DIR); accuracy not checked",
             dir.display()

@@ -55,7 +55,18 @@ pub struct ClusterRecord {
     /// The cluster this one merged into (0: live).
     #[prost(uint64, tag = "9")]
     pub merged_into: u64,
+    /// Its template has wildcards learnt from members that differed.
+    #[prost(bool, tag = "10")]
+    pub generalised: bool,
+    /// The service's overflow cluster.
+    #[prost(bool, tag = "11")]
+    pub overflow: bool,
 }
+
+/// The key of the reserved id bound (cluster records have 8-byte keys).
+const NEXT_ID_KEY: &[u8] = b"next_id";
+/// Ids reserved at a time: a crash skips at most this many, never reuses one.
+const ID_BLOCK: u64 = 1000;
 
 impl ClusterRecord {
     pub fn template_text(&self) -> String {
@@ -77,6 +88,9 @@ pub struct LogState {
     records: HashMap<u64, ClusterRecord>,
     dirty: HashSet<u64>,
     next_id: u64,
+    /// Ids below this are reserved on disk.
+    reserved: u64,
+    tree: sled::Tree,
     pub new_clusters: u64,
     pub records_seen: u64,
 }
@@ -95,12 +109,22 @@ impl LogState {
             records: HashMap::new(),
             dirty: HashSet::new(),
             next_id: 1,
+            reserved: 1,
+            tree: tree.clone(),
             new_clusters: 0,
             records_seen: 0,
         };
         let mut loaded: Vec<ClusterRecord> = Vec::new();
         for kv in tree.iter() {
-            let (_, v) = kv.map_err(|e| e.to_string())?;
+            let (k, v) = kv.map_err(|e| e.to_string())?;
+            if k.as_ref() == NEXT_ID_KEY {
+                let mut b = [0u8; 8];
+                if v.len() == 8 {
+                    b.copy_from_slice(&v);
+                    st.reserved = u64::from_be_bytes(b);
+                }
+                continue;
+            }
             match ClusterRecord::decode(v.as_ref()) {
                 Ok(r) => loaded.push(r),
                 Err(e) => events::AnalysisValueCorrupt { error: &e }.emit(),
@@ -110,8 +134,10 @@ impl LogState {
         for r in loaded {
             st.next_id = st.next_id.max(r.id + 1);
             if r.merged_into == 0 {
-                let svc = st.service(&r.service);
-                let i = svc.clusterer.seed(r.template.clone());
+                let svc = st.service(&r.service).1;
+                let i = svc
+                    .clusterer
+                    .seed(r.template.clone(), r.generalised, r.overflow);
                 if svc.ids.len() <= i {
                     svc.ids.resize(i + 1, 0);
                 }
@@ -119,29 +145,52 @@ impl LogState {
             }
             st.records.insert(r.id, r);
         }
+        // Ids handed out after the last checkpoint are above it: never reuse them.
+        st.next_id = st.next_id.max(st.reserved);
+        st.reserved = st.next_id;
         Ok(st)
     }
 
-    fn service(&mut self, name: &str) -> &mut Service {
+    /// The next cluster id, reserving a block on disk when the reservation runs out.
+    fn take_id(&mut self) -> u64 {
+        if self.next_id >= self.reserved {
+            let bound = self.next_id + ID_BLOCK;
+            let written = self
+                .tree
+                .insert(NEXT_ID_KEY, &bound.to_be_bytes())
+                .and_then(|_| self.tree.flush());
+            match written {
+                Ok(_) => self.reserved = bound,
+                Err(e) => events::AnalysisCheckpointFailed { error: &e }.emit(),
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The clustering of a service (or of `*` once `max_services` are clustered), and the
+    /// name it is kept under.
+    fn service(&mut self, name: &str) -> (String, &mut Service) {
         let name =
             if self.services.contains_key(name) || self.services.len() < self.cfg.max_services {
                 name
             } else {
                 "*"
             };
+        let key = name.to_string();
         let (cfg, masker) = (&self.cfg, &self.masker);
-        self.services
-            .entry(name.to_string())
-            .or_insert_with(|| Service {
-                clusterer: Clusterer::new(
-                    Params {
-                        max_clusters: cfg.max_clusters,
-                        ..Params::default()
-                    },
-                    masker.clone(),
-                ),
-                ids: Vec::new(),
-            })
+        let svc = self.services.entry(key.clone()).or_insert_with(|| Service {
+            clusterer: Clusterer::new(
+                Params {
+                    max_clusters: cfg.max_clusters,
+                    ..Params::default()
+                },
+                masker.clone(),
+            ),
+            ids: Vec::new(),
+        });
+        (key, svc)
     }
 
     /// Clusters every record, adds the attributes; returns what each was assigned.
@@ -155,8 +204,9 @@ impl LogState {
                     let t = [rec.time_unix_nano, rec.observed_time_unix_nano, now]
                         .into_iter()
                         .find(|t| *t != 0)
-                        .unwrap_or(now);
-                    let (id, template) = self.assign(&service, &text, &rec.trace_id, t);
+                        .unwrap_or(now)
+                        .min(now.saturating_add(super::MAX_FUTURE));
+                    let (id, template, key) = self.assign(&service, &text, &rec.trace_id, t);
                     set_attr(
                         &mut rec.attributes,
                         &self.cfg.template_id_attribute,
@@ -167,7 +217,7 @@ impl LogState {
                         &self.cfg.template_attribute,
                         any_value::Value::StringValue(template),
                     );
-                    out.push((service.clone(), id, t));
+                    out.push((key, id, t));
                 }
             }
         }
@@ -176,10 +226,14 @@ impl LogState {
     }
 
     /// The cluster of one message: (id, template).
-    fn assign(&mut self, service: &str, text: &str, trace_id: &[u8], t: u64) -> (u64, String) {
-        let next_id = self.next_id;
-        let svc = self.service(service);
-        let service = service.to_string();
+    fn assign(
+        &mut self,
+        service: &str,
+        text: &str,
+        trace_id: &[u8],
+        t: u64,
+    ) -> (u64, String, String) {
+        let (service, svc) = self.service(service);
         let before = svc.clusterer.live();
         let i = svc.clusterer.add(text);
         let i = svc.clusterer.resolve(i);
@@ -187,14 +241,22 @@ impl LogState {
             svc.ids.resize(svc.clusterer.clusters.len(), 0);
         }
         let template = svc.clusterer.clusters[i].template.clone();
-        let mut fresh = false;
-        if svc.ids[i] == 0 {
-            svc.ids[i] = next_id;
-            fresh = true;
+        let generalised = svc.clusterer.clusters[i].generalised;
+        let overflow = svc.clusterer.is_overflow(i);
+        let fresh = svc.ids[i] == 0;
+        let merges = svc.clusterer.live() < before + usize::from(fresh);
+        if fresh {
+            let id = self.take_id();
+            if let Some(svc) = self.services.get_mut(&service) {
+                svc.ids[i] = id;
+            }
         }
+        let Some(svc) = self.services.get_mut(&service) else {
+            return (0, String::new(), service);
+        };
         let id = svc.ids[i];
         // Clusters that merged since: their records point at the one they joined.
-        let merged: Vec<u64> = if svc.clusterer.live() < before + usize::from(fresh) {
+        let merged: Vec<u64> = if merges {
             (0..svc.clusterer.clusters.len())
                 .filter(|&j| svc.ids[j] != 0 && svc.clusterer.clusters[j].merged_into.is_some())
                 .map(|j| (svc.ids[j], svc.ids[svc.clusterer.resolve(j)]))
@@ -232,7 +294,6 @@ impl LogState {
             }
         }
         if fresh {
-            self.next_id += 1;
             self.new_clusters += 1;
             events::LogClusterNew {
                 service: &service,
@@ -248,6 +309,8 @@ impl LogState {
             ..ClusterRecord::default()
         });
         r.template = template;
+        r.generalised = generalised;
+        r.overflow = overflow;
         r.count += 1;
         r.first_seen = r.first_seen.min(t);
         r.last_seen = r.last_seen.max(t);
@@ -262,11 +325,12 @@ impl LogState {
             r.trace_ids.push(trace_id.to_vec());
         }
         self.dirty.insert(id);
-        (id, r.template_text())
+        (id, r.template_text(), service)
     }
 
-    /// Writes the clusters changed since the last call.
-    pub fn checkpoint(&mut self, tree: &sled::Tree) -> Result<(), sled::Error> {
+    /// The clusters changed since the last call, encoded, and their ids (written by the
+    /// caller outside the lock; given back with [`LogState::unwritten`] on failure).
+    pub fn take_dirty(&mut self) -> (Vec<u64>, sled::Batch) {
         let dirty: Vec<u64> = self.dirty.drain().collect();
         let mut batch = sled::Batch::default();
         for id in &dirty {
@@ -274,8 +338,19 @@ impl LogState {
                 batch.insert(&id.to_be_bytes(), r.encode_to_vec());
             }
         }
+        (dirty, batch)
+    }
+
+    /// Marks clusters whose write failed, for the next checkpoint.
+    pub fn unwritten(&mut self, ids: Vec<u64>) {
+        self.dirty.extend(ids);
+    }
+
+    /// Writes the clusters changed since the last call.
+    pub fn checkpoint(&mut self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        let (ids, batch) = self.take_dirty();
         if let Err(e) = tree.apply_batch(batch) {
-            self.dirty.extend(dirty);
+            self.unwritten(ids);
             return Err(e);
         }
         Ok(())
@@ -283,7 +358,7 @@ impl LogState {
 
     /// A cluster by id, following merges to the live one.
     pub fn get(&self, mut id: u64) -> Option<&ClusterRecord> {
-        for _ in 0..64 {
+        for _ in 0..=self.records.len() {
             let r = self.records.get(&id)?;
             if r.merged_into == 0 || r.merged_into == id {
                 return Some(r);
@@ -610,5 +685,46 @@ mod tests {
         assert_eq!(got2[0].1, got[1].1, "the same id after a reload");
         assert_eq!(got2[1].1, got[2].1, "the overflow cluster too");
         assert_eq!(again.new_clusters, 0);
+    }
+
+    #[test]
+    fn merged_aliases_and_learnt_wildcards_survive_a_reload_and_ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let cfg = LogClustering::default();
+        let mut st = LogState::load(&cfg, &tree).unwrap();
+        let users = ["cyrus", "news", "test", "root"];
+        let lines: Vec<Option<any_value::Value>> = users
+            .iter()
+            .map(|u| s(&format!("session closed for user {u} now")))
+            .chain([s("ok 5")])
+            .collect();
+        let got = st.observe(&mut request("mail", lines), 5);
+        let live = got[3].1;
+        // The oldest cluster takes the others in: the second user's is an alias now.
+        assert_eq!(got[0].1, live);
+        assert_ne!(got[1].1, live);
+        assert_eq!(st.get(got[1].1).unwrap().id, live);
+        assert_eq!(st.get(live).unwrap().count, 4);
+        st.checkpoint(&tree).unwrap();
+        // Handed out after the checkpoint, then a crash: never handed out again.
+        let lost = st.observe(&mut request("mail", vec![s("brand new kind of line")]), 6)[0].1;
+        let mut again = LogState::load(&cfg, &tree).unwrap();
+        assert_eq!(again.get(got[1].1).unwrap().id, live, "the alias survives");
+        let got2 = again.observe(
+            &mut request(
+                "mail",
+                vec![
+                    s("session closed for user guest now"),
+                    s("ok 7"),
+                    s("another brand new kind"),
+                ],
+            ),
+            7,
+        );
+        assert_eq!(got2[0].1, live, "the learnt wildcard covers a new name");
+        assert_eq!(got2[1].1, got[4].1, "a two-word template holding a value");
+        assert!(got2[2].1 > lost, "{} reused after {lost}", got2[2].1);
     }
 }

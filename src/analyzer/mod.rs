@@ -672,7 +672,12 @@ impl Analyzer {
             return Err(e.into());
         }
         if let Some(logs) = &self.logs {
-            lock(logs).checkpoint(&self.log_tree)?;
+            // Encoded under the lock, written outside it: intake is not held up by sled.
+            let (ids, batch) = lock(logs).take_dirty();
+            if let Err(e) = self.log_tree.apply_batch(batch) {
+                lock(logs).unwritten(ids);
+                return Err(e.into());
+            }
         }
         if n > 0 || self.logs.is_some() {
             self.tree.flush()?;

@@ -40,6 +40,8 @@ pub fn cluster_lines(
 ) -> anyhow::Result<(u64, usize)> {
     let mut c = Clusterer::new(params, Masker::default());
     let mut w = csv::Writer::from_writer(out);
+    // Templates are written once every line is in, so each row shows its cluster's final
+    // template (a cluster generalises as members arrive).
     w.write_record(["LineId", "ClusterId", "EventTemplate"])?;
     let mut n = 0u64;
     let mut assigned = Vec::new();

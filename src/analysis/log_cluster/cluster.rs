@@ -23,7 +23,8 @@ impl Default for Params {
         Params {
             distinct: 4,
             context: 3,
-            max_clusters: 10_000,
+            // The server's default per service (`analysis.logs.max_clusters`).
+            max_clusters: 2000,
         }
     }
 }
@@ -55,8 +56,12 @@ struct Slot {
     clusters: Vec<usize>,
 }
 
-/// Signatures remembered at most (a cache: a forgotten one is placed again).
+/// Signatures remembered at most (a cache of 64-bit hashes: a forgotten one is placed
+/// again).
 const MAX_SIGNATURES: usize = 100_000;
+
+/// Templates a word is indexed for at most.
+const MAX_POSTINGS: usize = 256;
 
 /// The overflow cluster's template.
 pub const OVERFLOW: &str = "<overflow>";
@@ -68,7 +73,7 @@ pub struct Clusterer {
     masker: Masker,
     pub clusters: Vec<Cluster>,
     /// Masked token sequence → cluster index.
-    exact: HashMap<Vec<String>, usize>,
+    exact: HashMap<u64, usize>,
     /// Token count → live cluster indices.
     by_len: HashMap<usize, Vec<usize>>,
     /// Hash of (a template with one position wildcarded, the position) → what differs.
@@ -112,14 +117,15 @@ impl Clusterer {
         let mut tokens = std::mem::take(&mut self.tokens);
         self.masker.mask(message, &mut tokens);
         self.lines += 1;
-        let i = match self.exact.get(&tokens) {
+        let sig = signature(&tokens);
+        let i = match self.exact.get(&sig) {
             Some(&i) => self.resolve(i),
             None => {
                 let i = self.place(&tokens);
                 if self.exact.len() >= MAX_SIGNATURES {
                     self.exact.clear();
                 }
-                self.exact.insert(tokens.clone(), i);
+                self.exact.insert(sig, i);
                 self.resolve(i)
             }
         };
@@ -148,7 +154,7 @@ impl Clusterer {
             self.register(c);
             return self.absorb(c);
         }
-        if self.live >= self.params.max_clusters {
+        if self.live - usize::from(self.overflow.is_some()) >= self.params.max_clusters {
             return self.overflow_cluster();
         }
         let c = self.push(tokens.to_vec());
@@ -160,17 +166,17 @@ impl Clusterer {
 
     /// Restores a cluster from its template (state reloaded at start): it takes the lines
     /// its template covers or aligns with, as before the restart. Returns its index.
-    pub fn seed(&mut self, template: Vec<String>) -> usize {
-        if template.len() == 1 && template[0] == OVERFLOW {
+    pub fn seed(&mut self, template: Vec<String>, generalised: bool, overflow: bool) -> usize {
+        if overflow {
             return self.overflow_cluster();
         }
         let c = self.push(template);
-        self.clusters[c].generalised = self.clusters[c].template.iter().any(|t| t == VAR);
+        self.clusters[c].generalised = generalised;
         let len = self.clusters[c].template.len();
         self.by_len.entry(len).or_default().push(c);
         self.index(c);
         // Lines whose signature is the template itself find it at once.
-        self.exact.insert(self.clusters[c].template.clone(), c);
+        self.exact.insert(signature(&self.clusters[c].template), c);
         c
     }
 
@@ -205,6 +211,11 @@ impl Clusterer {
         self.live
     }
 
+    /// Is this the overflow cluster?
+    pub fn is_overflow(&self, c: usize) -> bool {
+        self.overflow == Some(c)
+    }
+
     /// Does the template of cluster `c` match these masked tokens: position by position
     /// (`<*>` matching anything), or aligned with runs of values?
     pub fn matches(&self, c: usize, tokens: &[String]) -> bool {
@@ -237,7 +248,9 @@ impl Clusterer {
         for t in &self.clusters[c].template {
             if t != VAR {
                 let v = self.words.entry(t.clone()).or_default();
-                if !v.contains(&c) {
+                // A word in that many templates does not narrow the candidates: it stops
+                // being indexed (and is skipped when looking up).
+                if v.len() < MAX_POSTINGS && !v.contains(&c) {
                     v.push(c);
                 }
             }
@@ -254,7 +267,11 @@ impl Clusterer {
                 continue;
             }
             seen.push(t);
-            for &c in self.words.get(t).map(Vec::as_slice).unwrap_or(&[]) {
+            let posting = self.words.get(t).map(Vec::as_slice).unwrap_or(&[]);
+            if posting.len() >= MAX_POSTINGS {
+                continue;
+            }
+            for &c in posting {
                 if self.clusters[c].merged_into.is_none() {
                     *hits.entry(c).or_default() += 1;
                 }
@@ -326,7 +343,16 @@ impl Clusterer {
                     slot.clusters.push(c);
                 }
                 if slot.words.len() >= self.params.distinct && slot.clusters.len() > 1 {
-                    let members = std::mem::take(&mut slot.clusters);
+                    let mut members = std::mem::take(&mut slot.clusters);
+                    // Members whose template changed since they joined may no longer fit.
+                    members.retain(|&m| {
+                        let t = &self.clusters[self.resolve(m)].template;
+                        t.len() == template.len()
+                            && t.iter()
+                                .zip(&template)
+                                .enumerate()
+                                .all(|(j, (x, y))| j == k || x == y)
+                    });
                     let target = self.merge(&members);
                     let target = self.absorb(target);
                     if let Some(slot) = self.slots.get_mut(&key) {
@@ -350,7 +376,12 @@ impl Clusterer {
             let t = if a.len() == b.len() {
                 generalise(a, b)
             } else {
-                align(a, b).map(|(_, _, t)| t).unwrap_or_else(|| a.clone())
+                // A member whose template changed shape since it joined the slot stays
+                // apart unless the two still align: a template must match its lines.
+                match align(a, b) {
+                    Some((_, _, t)) => t,
+                    None => continue,
+                }
             };
             self.set_template(target, t);
             self.clusters[target].count += self.clusters[m].count;
@@ -376,6 +407,13 @@ fn slot_key(template: &[String], k: usize) -> u64 {
     h.finish()
 }
 
+/// A 64-bit hash of a token sequence (the signature cache's key).
+fn signature(tokens: &[String]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tokens.hash(&mut h);
+    h.finish()
+}
+
 fn constants(template: &[String]) -> usize {
     template.iter().filter(|t| *t != VAR).count()
 }
@@ -388,7 +426,7 @@ fn constants(template: &[String]) -> usize {
 pub fn align(a: &[String], b: &[String]) -> Option<(usize, usize, Vec<String>)> {
     let (n, m) = (a.len(), b.len());
     // lcs[i][j]: LCS length of a[i..], b[j..].
-    let mut lcs = vec![0u16; (n + 1) * (m + 1)];
+    let mut lcs = vec![0u32; (n + 1) * (m + 1)];
     let at = |i: usize, j: usize| i * (m + 1) + j;
     for i in (0..n).rev() {
         for j in (0..m).rev() {
@@ -567,7 +605,48 @@ mod tests {
         ]
     }
 
+    /// Lines from a few templates with values and names drawn from small sets, so slots
+    /// fill, clusters merge and templates align.
+    fn templated_line() -> impl Strategy<Value = String> {
+        let user = prop::sample::select(vec!["cyrus", "news", "test", "root", "guest", "ftp"]);
+        let state = prop::sample::select(vec!["startup", "shutdown"]);
+        (0usize..5, user, state, 0u32..100_000, 0usize..4).prop_map(|(t, u, s, n, extra)| match t {
+            0 => format!("session opened for user {u} by (uid={n})"),
+            1 => format!("cupsd {s} succeeded on host {u}"),
+            2 => format!(
+                "close, {n} bytes{} sent, lifetime {n}",
+                " (1 KB)".repeat(extra)
+            ),
+            3 => format!(
+                "failed to resolve name{}",
+                format!(" a{n}").repeat(extra + 1)
+            ),
+            _ => format!("{u} {s} {n}"),
+        })
+    }
+
     proptest! {
+        /// Lines of a few templates: one live cluster per line, matching it, counts adding up.
+        #[test]
+        fn merges_keep_every_line_matched(lines in prop::collection::vec(templated_line(), 1..200)) {
+            let mut c = clusterer();
+            let ids: Vec<usize> = lines.iter().map(|l| c.add(l)).collect();
+            for (line, id) in lines.iter().zip(&ids) {
+                let live = c.resolve(*id);
+                let tokens = c.mask(line);
+                prop_assert!(c.matches(live, &tokens), "{:?} not matched by {:?}", tokens, c.clusters[live].template);
+            }
+            prop_assert_eq!(c.clusters.iter().map(|c| c.count).sum::<u64>(), lines.len() as u64);
+            // Two alternatives never merge: startup and shutdown lines stay apart.
+            for (a, ia) in lines.iter().zip(&ids) {
+                for (b, ib) in lines.iter().zip(&ids) {
+                    if a.starts_with("cupsd startup") && b.starts_with("cupsd shutdown") {
+                        prop_assert_ne!(c.resolve(*ia), c.resolve(*ib));
+                    }
+                }
+            }
+        }
+
         /// Every line lands in exactly one live cluster, whose template matches the line;
         /// counts add up.
         #[test]

@@ -26,6 +26,9 @@ use regex::RegexSet;
 /// Tokens a message is clustered on; the rest become one [`REST`] token.
 pub const MAX_TOKENS: usize = 100;
 
+/// Longest token kept as a word, in bytes.
+pub const MAX_TOKEN: usize = 256;
+
 /// The masked form of a variable piece.
 pub const VAR: &str = "<*>";
 
@@ -193,9 +196,13 @@ impl Masker {
         false
     }
 
-    /// One token with its variable pieces replaced by `<*>`.
+    /// One token with its variable pieces replaced by `<*>`. A token longer than
+    /// [`MAX_TOKEN`] bytes is data (an encoded blob, a dump), not a word: it is a variable.
     pub fn mask_token(&self, token: &str) -> String {
         let b = token.as_bytes();
+        if b.len() > MAX_TOKEN {
+            return VAR.to_string();
+        }
         // Fast path: no delimiter, the whole token is one piece.
         if !b.iter().any(|c| is_delim(*c)) {
             return if self.variable(token) {
