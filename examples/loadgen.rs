@@ -16,6 +16,9 @@
 //!     --clients 8 --spans-per-request 500 --duration 30s --server-pid $(pgrep -n sieve)
 //! ```
 //!
+//! `--logs` sends log records instead (a dozen kinds of line with fresh values, for the log
+//! template clustering at intake); the figures then count records.
+//!
 //! Forwarding (gateway A exporting to gateway B): `--watch-query` (A's query API) prints A's
 //! queue depth every second and waits for the queues to empty; `--downstream-query` (B's)
 //! adds B's accepted spans and the end-to-end rate.
@@ -56,6 +59,10 @@ struct Args {
     /// The downstream gateway's query API (A → B): its accepted spans give the end-to-end rate.
     #[arg(long)]
     downstream_query: Option<String>,
+    /// Send log records (LogsService) instead of spans; `--spans-per-request` is then records
+    /// per request.
+    #[arg(long)]
+    logs: bool,
 }
 
 /// Spans a gateway accepted, and its exporters' queued items.
@@ -119,6 +126,15 @@ struct Batch {
     spans: u64,
 }
 
+fn make_log_batch(rng: &mut impl rand::Rng, records: usize) -> Batch {
+    let req = sieve::synth::log_request(rng, records, sieve::store::now_ns());
+    Batch {
+        bytes: req.encode_to_vec(),
+        trace_id_offsets: Vec::new(),
+        spans: records as u64,
+    }
+}
+
 fn make_batch(rng: &mut impl rand::Rng, spans_wanted: usize) -> Batch {
     let now = sieve::store::now_ns();
     let req = sieve::synth::trace_request(rng, spans_wanted, now);
@@ -154,6 +170,9 @@ fn make_batch(rng: &mut impl rand::Rng, spans_wanted: usize) -> Batch {
 }
 
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// The logs answer has the trace answer's wire shape (partial_success = 1 { rejected = 1 }),
+/// so one response type decodes both.
+const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -171,7 +190,13 @@ async fn main() -> anyhow::Result<()> {
     let mut rng = rand::rng();
     let batches: Arc<Vec<Batch>> = Arc::new(
         (0..args.batches)
-            .map(|_| make_batch(&mut rng, args.spans_per_request))
+            .map(|_| {
+                if args.logs {
+                    make_log_batch(&mut rng, args.spans_per_request)
+                } else {
+                    make_batch(&mut rng, args.spans_per_request)
+                }
+            })
             .collect(),
     );
     let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
@@ -193,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         .watch_query
         .clone()
         .map(|q| tokio::spawn(watch(q, args.downstream_query.clone(), start, deadline)));
+    let path = if args.logs { LOGS_PATH } else { PATH };
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..args.clients {
         let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())?
@@ -220,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
                 let t0 = Instant::now();
                 let r = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
                     channel.clone(),
-                    PATH,
+                    path,
                     Bytes::from(body),
                 )
                 .await;

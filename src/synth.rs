@@ -1,9 +1,12 @@
 //! Synthetic OTLP traffic for the loadgen and the benchmarks: realistic trace batches (10-30
 //! spans per trace across five services, a handful of attributes per span, events on some,
-//! a few errors). Not used by the gateway itself.
+//! a few errors), and log batches (a dozen kinds of line with fresh values). Not used by the
+//! gateway itself.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 use rand::Rng;
@@ -116,6 +119,75 @@ pub fn trace_request(rng: &mut impl Rng, spans: usize, now_ns: u64) -> ExportTra
                 }),
                 scope_spans: vec![ScopeSpans {
                     spans,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// An export request of `records` log records across the five services, each a line from
+/// a dozen kinds of message with fresh values (ids, users, sizes, addresses, durations),
+/// timestamped within the second before `now_ns`.
+pub fn log_request(rng: &mut impl Rng, records: usize, now_ns: u64) -> ExportLogsServiceRequest {
+    const USERS: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    let mut per_service: Vec<Vec<LogRecord>> = vec![Vec::new(); SERVICES.len()];
+    for _ in 0..records {
+        let n: u32 = rng.random_range(0..1_000_000);
+        let user = USERS[rng.random_range(0..USERS.len())];
+        let ip = format!("10.{}.{}.{}", n % 256, (n / 7) % 256, (n / 13) % 256);
+        let line = match rng.random_range(0..12) {
+            0 => format!("session opened for user {user} by (uid={})", n % 1000),
+            1 => format!("GET /product/{} 200 in {} ms", n % 5000, n % 700),
+            2 => format!("connection from {ip} port {} closed", 1024 + n % 60000),
+            3 => format!("Received block blk_{n} of size {} from {ip}", n * 3),
+            4 => format!("cache miss for key product:{n}, fetching from catalog"),
+            5 => format!("payment {n} declined for user {user}: insufficient funds"),
+            6 => format!(
+                "retrying request {n} (attempt {} of 5) after {} ms",
+                n % 5,
+                n % 900
+            ),
+            7 => format!(
+                "Worker thread-{} finished job {n} in {}.{} s",
+                n % 16,
+                n % 60,
+                n % 1000
+            ),
+            8 => format!("disk /dev/sda{} is {}% full", n % 4, n % 100),
+            9 => "health check passed".to_string(),
+            10 => format!("user {user} logged out after {} minutes", n % 300),
+            _ => format!(
+                "slow query: SELECT * FROM orders WHERE id = {n} took {} ms",
+                n % 5000
+            ),
+        };
+        let rec = LogRecord {
+            time_unix_nano: now_ns.saturating_sub(rng.random_range(0..1_000_000_000u64)),
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: Some(AnyValue {
+                value: Some(s(&line)),
+            }),
+            ..Default::default()
+        };
+        per_service[rng.random_range(0..SERVICES.len())].push(rec);
+    }
+    ExportLogsServiceRequest {
+        resource_logs: per_service
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(i, log_records)| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s(SERVICES[i]))],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records,
                     ..Default::default()
                 }],
                 schema_url: String::new(),

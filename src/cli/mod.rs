@@ -387,6 +387,11 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
             a.call_paths,
             a.graph_pending
         );
+        let _ = writeln!(
+            out,
+            "log templates: {} records clustered, {} clusters ({} new since start)",
+            a.log_records, a.log_clusters, a.new_log_clusters
+        );
     }
     if !s.exporters.is_empty() {
         let rows: Vec<Vec<String>> = s
@@ -610,6 +615,9 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
             "series": a.series,
             "operations": a.operations,
             "call_paths": a.call_paths,
+            "log_records": a.log_records,
+            "log_clusters": a.log_clusters,
+            "new_log_clusters": a.new_log_clusters,
             "graph_pending": a.graph_pending,
         })),
         "exporters": s.exporters.iter().map(|e| json!({
