@@ -70,6 +70,16 @@ impl Histogram {
         self.count
     }
 
+    /// Values recorded in buckets whose upper bound is at most `v` (exact for values below
+    /// 32, within a bucket's width above).
+    pub fn count_le(&self, v: u64) -> u64 {
+        self.buckets
+            .iter()
+            .take_while(|(b, _)| bounds(**b).1 <= v)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
     /// The sum of the recorded values.
     pub fn sum(&self) -> u128 {
         self.sum

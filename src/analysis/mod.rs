@@ -5,6 +5,8 @@
 //! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
 //! - [`bottleneck`]: folding critical paths into per-operation and per-call-path
 //!   contributions, ranking against a baseline, what-if projection.
+//! - [`detect`]: anomaly detectors over a series (static, dynamic, seasonal, percentile,
+//!   rate of change, SPC, EWMA, CUSUM, Page-Hinkley) and SLO signals (Apdex, burn rates).
 //! - [`histogram`]: mergeable log-linear duration histograms (percentiles, downsampling).
 //! - [`log_cluster`]: log template clustering (masking, signatures, distinct-word slots,
 //!   alignment of variable-length templates).
@@ -13,6 +15,7 @@
 
 pub mod bottleneck;
 pub mod critical_path;
+pub mod detect;
 pub mod histogram;
 pub mod log_cluster;
 pub mod series;
