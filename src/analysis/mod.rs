@@ -2,6 +2,8 @@
 //! invariants and is tested against hand-computed vectors and proptest. The pipeline wires
 //! them to the intake and to sled in [`crate::analyzer`].
 //!
+//! - [`alert`]: alert lifecycle (pending, firing, resolved, flap damping), Alertmanager
+//!   fingerprints, the event-time watermark.
 //! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
 //! - [`bottleneck`]: folding critical paths into per-operation and per-call-path
 //!   contributions, ranking against a baseline, what-if projection.
@@ -13,6 +15,7 @@
 //! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
 //! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
 
+pub mod alert;
 pub mod bottleneck;
 pub mod critical_path;
 pub mod detect;
