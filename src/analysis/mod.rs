@@ -4,6 +4,8 @@
 //!
 //! - [`alert`]: alert lifecycle (pending, firing, resolved, flap damping), Alertmanager
 //!   fingerprints, the event-time watermark.
+//! - [`correlate`]: firing alerts into incidents (time, topology, signal correlation),
+//!   suppression, root-cause ranking with evidence.
 //! - [`critical_path`]: the critical path of one trace (jaeger-ui's walk, CRISP's tolerance).
 //! - [`bottleneck`]: folding critical paths into per-operation and per-call-path
 //!   contributions, ranking against a baseline, what-if projection.
@@ -17,6 +19,7 @@
 
 pub mod alert;
 pub mod bottleneck;
+pub mod correlate;
 pub mod critical_path;
 pub mod detect;
 pub mod histogram;
