@@ -14,6 +14,8 @@
 //! - [`histogram`]: mergeable log-linear duration histograms (percentiles, downsampling).
 //! - [`log_cluster`]: log template clustering (masking, signatures, distinct-word slots,
 //!   alignment of variable-length templates).
+//! - [`notify`]: Alertmanager's matchers, silences, inhibition, grouping intervals and
+//!   webhook payload.
 //! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
 //! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
 
@@ -24,5 +26,6 @@ pub mod critical_path;
 pub mod detect;
 pub mod histogram;
 pub mod log_cluster;
+pub mod notify;
 pub mod series;
 pub mod service_graph;
