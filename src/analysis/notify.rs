@@ -338,9 +338,9 @@ mod tests {
         let down = l(&[("alertname", "ServiceDown"), ("service", "cart")]);
         let slow = l(&[("alertname", "HighLatency"), ("service", "cart")]);
         let other = l(&[("alertname", "HighLatency"), ("service", "db")]);
-        assert!(rule.inhibits(&slow, &[down.clone()]));
+        assert!(rule.inhibits(&slow, std::slice::from_ref(&down)));
         assert!(
-            !rule.inhibits(&other, &[down.clone()]),
+            !rule.inhibits(&other, std::slice::from_ref(&down)),
             "equal labels differ"
         );
         assert!(!rule.inhibits(&slow, &[]));
