@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
 
@@ -37,29 +34,7 @@ fn data(spans: Vec<Span>) -> TracesData {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(common::sieve_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sieve");
-    if let Some(text) = stdin {
-        // sieve may refuse its arguments and exit before reading: a broken pipe is fine.
-        let _ = child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes());
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_sieve(args, stdin.unwrap_or("").as_bytes())
 }
 
 /// Two traces in the file exporter's one-object-per-line form: J1 of the reference and a

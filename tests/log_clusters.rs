@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use opentelemetry::Context;
 use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _};
@@ -58,23 +57,7 @@ fn grouping_accuracy_on_loghub_2k() {
 }
 
 fn sieve(args: &[&str], stdin: &[u8]) -> (bool, String, String) {
-    let mut child = Command::new(common::sieve_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sieve");
-    let mut input = child.stdin.take().expect("stdin");
-    // sieve may exit before reading everything (bad arguments); a broken pipe is fine.
-    let _ = input.write_all(stdin);
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_sieve(args, stdin)
 }
 
 /// Every input line gets a row, whatever it holds: empty lines, binary bytes, CRLF, a line

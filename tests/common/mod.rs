@@ -213,6 +213,28 @@ pub fn sieve_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sieve"))
 }
 
+/// Runs the sieve binary with `args`, writing `stdin` to it; returns (success, stdout,
+/// stderr). sieve may refuse its arguments and exit before reading: a broken pipe is fine.
+pub fn run_sieve(args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(sieve_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sieve");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Writes a config file for a child gateway: ephemeral ports, data in `data`, plus `extra`
 /// YAML appended (top-level sections).
 pub fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
