@@ -17,6 +17,8 @@
 //! - [`notify`]: Alertmanager's matchers, silences, inhibition, grouping intervals and
 //!   webhook payload.
 //! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
+//! - [`signal`]: the values alert rules watch (error rate, latency percentiles, calls,
+//!   Apdex, burn rate, log cluster rates, bottleneck share change) from series cells.
 //! - [`service_graph`]: edges between services from CLIENT/SERVER and PRODUCER/CONSUMER pairs.
 
 pub mod alert;
@@ -29,3 +31,4 @@ pub mod log_cluster;
 pub mod notify;
 pub mod series;
 pub mod service_graph;
+pub mod signal;
