@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod alerting;
+
 /// The embedded default configuration (`config/sieve.yaml`), used when no `--config` is given.
-pub const DEFAULT_CONFIG_YAML: &str = include_str!("../config/sieve.yaml");
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/sieve.yaml");
 
 /// Errors of loading a configuration. Each names the key or the place it is about.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,8 @@ pub struct Config {
     /// Trace analysis on 100% of spans before sampling: RED span metrics, service graph,
     /// critical paths and bottleneck aggregates.
     pub analysis: Analysis,
+    /// Alert rules over the analysis signals, incidents and notifications.
+    pub alerting: alerting::Alerting,
 }
 
 /// `receivers:` — only `otlp` exists.
@@ -1859,6 +1863,7 @@ impl Config {
             }
         }
         self.analysis.validate()?;
+        self.alerting.validate()?;
         for (name, processor) in &self.processors {
             processor.validate(&format!("processors.{name}"))?;
         }
@@ -2133,6 +2138,24 @@ mod duration {
             ))
         })
     }
+
+    /// An optional duration.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid duration {text:?} ({e}); write e.g. 500ms, 10s, 72h"
+                    ))
+                }),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -2158,6 +2181,7 @@ mod tests {
         assert_eq!(c.otlp_grpc_addr(), d.otlp_grpc_addr());
         assert_eq!(c.intake.max_inflight_mib, d.intake.max_inflight_mib);
         assert_eq!(format!("{:?}", c.analysis), format!("{:?}", d.analysis));
+        assert_eq!(format!("{:?}", c.alerting), format!("{:?}", d.alerting));
         assert_eq!(
             c.receivers.otlp.as_ref().map(|o| o.limits.max_attributes),
             Some(128)
@@ -2340,6 +2364,50 @@ mod tests {
             ),
             ("analysis:\n  sampling: 1\n", "analysis"),
             ("analysis:\n  enabled: sometimes\n", "analysis.enabled"),
+            (
+                "alerting:\n  evaluation_interval: 0s\n",
+                "alerting.evaluation_interval",
+            ),
+            (
+                "alerting:\n  correlation:\n    tau: 2\n",
+                "alerting.correlation.tau",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: span.errors, detector: {type: spc, warmup: 5}}\n",
+                "alerting.rules[0].signal",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: log.cluster_rate, group_by: [operation], detector: {type: spc, warmup: 5}}\n",
+                "alerting.rules[0].group_by",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: apdex, detector: {type: ewma, lambda: 2, l: 3, warmup: 5}}\n",
+                "alerting.rules[0].detector",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: apdex, detector: {type: magic}}\n",
+                "alerting.rules",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: apdex, detector: {type: static, above: 1}}\n    - {name: a, signal: apdex, detector: {type: static, above: 1}}\n",
+                "alerting.rules[1].name",
+            ),
+            (
+                "alerting:\n  receivers:\n    - {name: ops, webhook: {url: 'ftp://x'}}\n  route: {receiver: ops}\n",
+                "alerting.receivers[0].url",
+            ),
+            (
+                "alerting:\n  receivers:\n    - {name: ops, webhook: {url: 'http://x'}}\n  route: {receiver: dev}\n",
+                "alerting.route.receiver",
+            ),
+            (
+                "alerting:\n  inhibit_rules:\n    - {source_matchers: ['a=~('], target_matchers: []}\n",
+                "alerting.inhibit_rules[0].source_matchers",
+            ),
+            (
+                "alerting:\n  silences:\n    - {matchers: [a=b], starts_at: '2026-01-02T00:00:00Z', ends_at: '2026-01-01T00:00:00Z'}\n",
+                "alerting.silences[0].ends_at",
+            ),
             (
                 "analysis:\n  logs:\n    patterns: ['(']\n",
                 "analysis.logs.patterns[0]",

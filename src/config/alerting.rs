@@ -1,0 +1,617 @@
+//! `alerting:` — rules over the analysis signals, their lifecycle, correlation into
+//! incidents, and notification (Alertmanager's route, receivers, inhibition and silences).
+//!
+//! The structs are the reference of every option; `config/sieve.yaml` shows them with the
+//! default rule set. The section is validated at start; the evaluation engine and notifiers
+//! that consume it (over [`crate::analysis::detect`], [`crate::analysis::alert`],
+//! [`crate::analysis::correlate`] and [`crate::analysis::notify`]) are not wired in yet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, duration};
+use crate::analysis::notify::Matcher;
+use crate::analysis::signal::Signal;
+
+/// `alerting:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerting {
+    /// `false` turns rule evaluation and notification off. Default true.
+    pub enabled: bool,
+    /// Event time between evaluations of every rule. Default 10s.
+    #[serde(with = "duration")]
+    pub evaluation_interval: Duration,
+    /// How late data may arrive: evaluation runs this far behind the newest data's time.
+    /// Default 30s.
+    #[serde(with = "duration")]
+    pub lateness: Duration,
+    /// Where links in notifications point (the query API). Default `http://127.0.0.1:4320`.
+    pub external_url: String,
+    /// How firing alerts are grouped into incidents.
+    pub correlation: Correlation,
+    /// priority = severity·w_severity + business_impact·w_impact + urgency·w_urgency.
+    pub priority_weights: PriorityWeights,
+    /// The rules. Default: error rate, latency anomaly (EWMA), log surge (CUSUM), new
+    /// error-level log cluster.
+    pub rules: Vec<Rule>,
+    /// Where notifications go.
+    pub receivers: Vec<Receiver>,
+    /// How alerts are grouped into notifications.
+    pub route: Route,
+    /// Alertmanager-style inhibition.
+    pub inhibit_rules: Vec<InhibitRule>,
+    /// Silences: matching alerts are not notified between `starts_at` and `ends_at`.
+    pub silences: Vec<SilenceConfig>,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        Alerting {
+            enabled: true,
+            evaluation_interval: Duration::from_secs(10),
+            lateness: Duration::from_secs(30),
+            external_url: "http://127.0.0.1:4320".into(),
+            correlation: Correlation::default(),
+            priority_weights: PriorityWeights::default(),
+            rules: default_rules(),
+            receivers: Vec::new(),
+            route: Route::default(),
+            inhibit_rules: Vec::new(),
+            silences: Vec::new(),
+        }
+    }
+}
+
+/// `alerting.correlation:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Correlation {
+    /// Alerts starting within this of each other may share an incident. Default 10m.
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// An incident takes no alert starting later than this after its first. Default 4h.
+    #[serde(with = "duration")]
+    pub max_span: Duration,
+    /// Pearson correlation of two alerts' signals that relates them (and lets a
+    /// higher-priority alert suppress a lower one). Default 0.8.
+    pub tau: f64,
+}
+
+impl Default for Correlation {
+    fn default() -> Self {
+        Correlation {
+            window: Duration::from_secs(600),
+            max_span: Duration::from_secs(4 * 3600),
+            tau: 0.8,
+        }
+    }
+}
+
+/// `alerting.priority_weights:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorityWeights {
+    pub severity: f64,
+    pub business_impact: f64,
+    pub urgency: f64,
+}
+
+impl Default for PriorityWeights {
+    fn default() -> Self {
+        PriorityWeights {
+            severity: 0.5,
+            business_impact: 0.3,
+            urgency: 0.2,
+        }
+    }
+}
+
+/// How bad an alert is.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    #[default]
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// Its weight in the priority.
+    pub fn weight(self) -> f64 {
+        match self {
+            Severity::Critical => 1.0,
+            Severity::Warning => 0.6,
+            Severity::Info => 0.3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// A detector and its parameters (`type:` picks it).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DetectorConfig {
+    /// `x > above` or `x < below`.
+    Static {
+        above: Option<f64>,
+        below: Option<f64>,
+    },
+    /// |x − μ| > k·σ over the last `window` evaluations.
+    Dynamic { window: usize, k: f64 },
+    /// baseline(t mod period) ± k·σ.
+    Seasonal {
+        #[serde(with = "duration")]
+        period: Duration,
+        k: f64,
+    },
+    /// Above the `q` quantile of the last `window` evaluations.
+    Percentile { window: usize, q: f64 },
+    /// |dx/dt| above `max_per_second`.
+    RateOfChange { max_per_second: f64 },
+    /// Outside μ ± 3σ of the warm-up.
+    Spc { warmup: usize },
+    /// EWMA chart with smoothing `lambda` and width `l` (σ), after `warmup` evaluations.
+    Ewma { lambda: f64, l: f64, warmup: usize },
+    /// Two-sided CUSUM with reference `k` and decision interval `h` (σ), after `warmup`.
+    Cusum { k: f64, h: f64, warmup: usize },
+    /// Page-Hinkley with tolerance `delta` and threshold `lambda`, after `warmup`.
+    PageHinkley {
+        delta: f64,
+        lambda: f64,
+        warmup: usize,
+    },
+}
+
+/// One rule: a signal per group, judged by a detector, held `for` before it fires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The alert's `alertname`.
+    pub name: String,
+    /// span.error_rate, span.latency_p95, span.latency_p99, span.calls, apdex,
+    /// slo.burn_rate, log.cluster_rate, log.new_cluster or bottleneck.share_change.
+    pub signal: String,
+    /// Labels an alert is kept per: `service`, `operation` (span and bottleneck signals) or
+    /// `cluster` (log signals). Default `[service]`.
+    #[serde(default = "default_group_by")]
+    pub group_by: Vec<String>,
+    /// The window each evaluation computes the signal over. Default 1m.
+    #[serde(default = "default_window", with = "duration")]
+    pub window: Duration,
+    pub detector: DetectorConfig,
+    /// How long the detector must say anomalous before the alert fires. Default 0s.
+    #[serde(default, rename = "for", with = "duration")]
+    pub for_: Duration,
+    #[serde(default)]
+    pub severity: Severity,
+    /// 0..=1; enters the priority. Default 0.5.
+    #[serde(default = "half")]
+    pub business_impact: f64,
+    /// 0..=1; enters the priority. Default 0.5.
+    #[serde(default = "half")]
+    pub urgency: f64,
+    /// `summary`, `description`...; `{{ $value }}` and `{{ $labels.NAME }}` are replaced.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// For `apdex`: the target T. Default 500ms.
+    #[serde(default = "default_apdex", with = "duration")]
+    pub apdex_target: Duration,
+    /// For `slo.burn_rate`: the objective. Default 0.999.
+    #[serde(default = "default_objective")]
+    pub objective: f64,
+    /// For a latency `slo.burn_rate`: calls slower than this are bad (errors otherwise).
+    #[serde(default, with = "duration::option")]
+    pub latency_threshold: Option<Duration>,
+    /// For log signals: only clusters whose records reach this severity (`error`, `warn`...).
+    #[serde(default)]
+    pub min_log_severity: Option<String>,
+}
+
+fn default_group_by() -> Vec<String> {
+    vec!["service".into()]
+}
+fn default_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn half() -> f64 {
+    0.5
+}
+fn default_apdex() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_objective() -> f64 {
+    0.999
+}
+
+fn rule(name: &str, signal: &str, group_by: &[&str], detector: DetectorConfig) -> Rule {
+    Rule {
+        name: name.into(),
+        signal: signal.into(),
+        group_by: group_by.iter().map(|s| s.to_string()).collect(),
+        window: default_window(),
+        detector,
+        for_: Duration::ZERO,
+        severity: Severity::Warning,
+        business_impact: 0.5,
+        urgency: 0.5,
+        annotations: BTreeMap::new(),
+        apdex_target: default_apdex(),
+        objective: default_objective(),
+        latency_threshold: None,
+        min_log_severity: None,
+    }
+}
+
+/// The rules that ship enabled.
+pub fn default_rules() -> Vec<Rule> {
+    let mut errors = rule(
+        "HighErrorRate",
+        "span.error_rate",
+        &["service"],
+        DetectorConfig::Static {
+            above: Some(0.05),
+            below: None,
+        },
+    );
+    errors.for_ = Duration::from_secs(60);
+    errors.severity = Severity::Critical;
+    errors.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }}: {{ $value }} of its spans fail".into(),
+    );
+    let mut latency = rule(
+        "LatencyAnomaly",
+        "span.latency_p99",
+        &["service", "operation"],
+        DetectorConfig::Ewma {
+            lambda: 0.2,
+            l: 3.0,
+            warmup: 30,
+        },
+    );
+    latency.for_ = Duration::from_secs(120);
+    latency.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }} {{ $labels.operation }}: p99 {{ $value }}s, out of its usual range"
+            .into(),
+    );
+    let mut surge = rule(
+        "LogSurge",
+        "log.cluster_rate",
+        &["service", "cluster"],
+        DetectorConfig::Cusum {
+            k: 0.5,
+            h: 5.0,
+            warmup: 30,
+        },
+    );
+    surge.for_ = Duration::from_secs(60);
+    surge.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }}: log cluster {{ $labels.cluster }} surges ({{ $value }}/s)".into(),
+    );
+    let mut new_errors = rule(
+        "NewErrorLogCluster",
+        "log.new_cluster",
+        &["service", "cluster"],
+        DetectorConfig::Static {
+            above: Some(0.5),
+            below: None,
+        },
+    );
+    new_errors.min_log_severity = Some("error".into());
+    new_errors.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }}: a new kind of error log line (cluster {{ $labels.cluster }})"
+            .into(),
+    );
+    vec![errors, latency, surge, new_errors]
+}
+
+/// A notification target: exactly one of `webhook` and `alertmanager`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receiver {
+    pub name: String,
+    /// POSTs Alertmanager's webhook JSON (version "4") to `url`.
+    pub webhook: Option<Endpoint>,
+    /// POSTs alerts to Alertmanager's `url` + `/api/v2/alerts`, re-sent while firing.
+    pub alertmanager: Option<Endpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `http://host:port/path`.
+    pub url: String,
+}
+
+/// `alerting.route:` — Alertmanager's root route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// The receiver every group goes to (needed once receivers exist).
+    pub receiver: Option<String>,
+    /// Default `[alertname, service]`.
+    pub group_by: Vec<String>,
+    /// Default 30s.
+    #[serde(with = "duration")]
+    pub group_wait: Duration,
+    /// Default 5m.
+    #[serde(with = "duration")]
+    pub group_interval: Duration,
+    /// Default 4h.
+    #[serde(with = "duration")]
+    pub repeat_interval: Duration,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route {
+            receiver: None,
+            group_by: vec!["alertname".into(), "service".into()],
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// `alerting.inhibit_rules[]`: while an alert matching `source_matchers` fires, alerts
+/// matching `target_matchers` with equal values of the `equal` labels are muted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    pub source_matchers: Vec<String>,
+    pub target_matchers: Vec<String>,
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// `alerting.silences[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    pub matchers: Vec<String>,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339.
+    pub ends_at: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// An RFC 3339 time as unix nanoseconds.
+pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?}: {e}"))
+        .and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .map_err(|_| format!("{text:?} is before 1970"))
+        })
+}
+
+impl Alerting {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
+        if self.evaluation_interval.is_zero() {
+            return invalid(
+                "alerting.evaluation_interval".into(),
+                "must be longer than 0".into(),
+            );
+        }
+        let c = &self.correlation;
+        if c.window.is_zero() || c.max_span < c.window {
+            return invalid(
+                "alerting.correlation".into(),
+                "window must be > 0 and max_span at least window".into(),
+            );
+        }
+        if !(-1.0..=1.0).contains(&c.tau) {
+            return invalid(
+                "alerting.correlation.tau".into(),
+                format!("{} is outside [-1, 1]", c.tau),
+            );
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            r.validate(&format!("alerting.rules[{i}]"))?;
+            if self.rules[..i].iter().any(|o| o.name == r.name) {
+                return invalid(
+                    format!("alerting.rules[{i}].name"),
+                    format!("{:?} is used by another rule", r.name),
+                );
+            }
+        }
+        for (i, r) in self.receivers.iter().enumerate() {
+            let key = format!("alerting.receivers[{i}]");
+            if r.name.is_empty() || self.receivers[..i].iter().any(|o| o.name == r.name) {
+                return invalid(
+                    format!("{key}.name"),
+                    format!("{:?} is empty or used twice", r.name),
+                );
+            }
+            let url = match (&r.webhook, &r.alertmanager) {
+                (Some(e), None) | (None, Some(e)) => &e.url,
+                _ => {
+                    return invalid(key, "needs exactly one of webhook and alertmanager".into());
+                }
+            };
+            if !url.starts_with("http://") || url.parse::<http::Uri>().is_err() {
+                return invalid(
+                    format!("{key}.url"),
+                    format!("{url:?} is not an http:// URL"),
+                );
+            }
+        }
+        match &self.route.receiver {
+            Some(name) if !self.receivers.iter().any(|r| &r.name == name) => {
+                return invalid(
+                    "alerting.route.receiver".into(),
+                    format!("{name:?} is not defined under alerting.receivers"),
+                );
+            }
+            None if !self.receivers.is_empty() => {
+                return invalid(
+                    "alerting.route.receiver".into(),
+                    "receivers are defined but the route names none".into(),
+                );
+            }
+            _ => {}
+        }
+        for (i, r) in self.inhibit_rules.iter().enumerate() {
+            for (side, ms) in [
+                ("source_matchers", &r.source_matchers),
+                ("target_matchers", &r.target_matchers),
+            ] {
+                for m in ms {
+                    Matcher::parse(m).map_err(|e| ConfigError::Invalid {
+                        key: format!("alerting.inhibit_rules[{i}].{side}"),
+                        reason: e,
+                    })?;
+                }
+            }
+        }
+        for (i, s) in self.silences.iter().enumerate() {
+            let key = format!("alerting.silences[{i}]");
+            for m in &s.matchers {
+                Matcher::parse(m).map_err(|e| ConfigError::Invalid {
+                    key: format!("{key}.matchers"),
+                    reason: e,
+                })?;
+            }
+            let starts = parse_rfc3339(&s.starts_at).map_err(|e| ConfigError::Invalid {
+                key: format!("{key}.starts_at"),
+                reason: e,
+            })?;
+            let ends = parse_rfc3339(&s.ends_at).map_err(|e| ConfigError::Invalid {
+                key: format!("{key}.ends_at"),
+                reason: e,
+            })?;
+            if ends <= starts {
+                return invalid(format!("{key}.ends_at"), "is not after starts_at".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Rule {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |k: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{k}"),
+                reason,
+            })
+        };
+        if self.name.is_empty() {
+            return invalid("name", "must not be empty".into());
+        }
+        let Some(signal) = Signal::parse(&self.signal) else {
+            let known: Vec<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
+            return invalid(
+                "signal",
+                format!(
+                    "unknown signal {:?}, expected one of {}",
+                    self.signal,
+                    known.join(", ")
+                ),
+            );
+        };
+        for l in &self.group_by {
+            if !signal.labels().contains(&l.as_str()) {
+                return invalid(
+                    "group_by",
+                    format!(
+                        "{l:?} is not a label of {}: use {}",
+                        self.signal,
+                        signal.labels().join(" or ")
+                    ),
+                );
+            }
+        }
+        if self.window.is_zero() {
+            return invalid("window", "must be longer than 0".into());
+        }
+        for (k, v) in [
+            ("business_impact", self.business_impact),
+            ("urgency", self.urgency),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return invalid(k, format!("{v} is outside [0, 1]"));
+            }
+        }
+        if !(self.objective > 0.0 && self.objective < 1.0) {
+            return invalid("objective", format!("{} is outside (0, 1)", self.objective));
+        }
+        if let Some(s) = &self.min_log_severity
+            && crate::otlp::parse_severity(s).is_none()
+        {
+            return invalid("min_log_severity", format!("unknown severity {s:?}"));
+        }
+        let bad = |what: &str| invalid("detector", what.to_string());
+        match &self.detector {
+            DetectorConfig::Static { above, below } => {
+                if above.is_none() && below.is_none() {
+                    return bad("a static detector needs above or below");
+                }
+            }
+            DetectorConfig::Dynamic { window, k } => {
+                if *window < 2 || *k <= 0.0 {
+                    return bad("dynamic: window ≥ 2 and k > 0");
+                }
+            }
+            DetectorConfig::Seasonal { period, k } => {
+                if period.as_secs_f64() < 2.0 * self.window.as_secs_f64() || *k <= 0.0 {
+                    return bad("seasonal: period at least two windows and k > 0");
+                }
+            }
+            DetectorConfig::Percentile { window, q } => {
+                if *window < 2 || !(*q > 0.0 && *q < 1.0) {
+                    return bad("percentile: window ≥ 2 and q in (0, 1)");
+                }
+            }
+            DetectorConfig::RateOfChange { max_per_second } => {
+                if *max_per_second <= 0.0 {
+                    return bad("rate_of_change: max_per_second > 0");
+                }
+            }
+            DetectorConfig::Spc { warmup } => {
+                if *warmup < 2 {
+                    return bad("spc: warmup ≥ 2");
+                }
+            }
+            DetectorConfig::Ewma { lambda, l, warmup } => {
+                if !(*lambda > 0.0 && *lambda <= 1.0) || *l <= 0.0 || *warmup < 2 {
+                    return bad("ewma: lambda in (0, 1], l > 0, warmup ≥ 2");
+                }
+            }
+            DetectorConfig::Cusum { k, h, warmup } => {
+                if *k < 0.0 || *h <= 0.0 || *warmup < 2 {
+                    return bad("cusum: k ≥ 0, h > 0, warmup ≥ 2");
+                }
+            }
+            DetectorConfig::PageHinkley {
+                delta,
+                lambda,
+                warmup: _,
+            } => {
+                if *delta < 0.0 || *lambda <= 0.0 {
+                    return bad("page_hinkley: delta ≥ 0, lambda > 0");
+                }
+            }
+        }
+        Ok(())
+    }
+}
