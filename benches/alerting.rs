@@ -1,8 +1,8 @@
 //! The alerting stage's pure parts: detector steps over 10,000 series, and correlating 500
 //! firing alerts into incidents.
 //!
-//! - `alerting/detect_10k_series`: one evaluation of 10,000 series (one EWMA chart, one
-//!   two-sided CUSUM and one lifecycle step each, past their warm-up), per iteration.
+//! - `alerting/rules_10k_series`: one evaluation of the default latency rule (EWMA chart and
+//!   lifecycle) over 10,000 label groups past their warm-up, per iteration.
 //! - `alerting/correlate_500`: 500 firing alerts on 50 services of a layered call graph, with
 //!   60-point signal series, into incidents with suppression and root-cause ranking.
 //!
@@ -11,9 +11,12 @@
 use std::collections::HashMap;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sieve::analysis::alert::{Lifecycle, Timing};
+use std::collections::BTreeMap;
+
+use sieve::analysis::alert::Labels;
 use sieve::analysis::correlate::{FiringAlert, Params, Topology, correlate};
-use sieve::analysis::detect::{Cusum, Detector, Ewma};
+use sieve::analysis::rules::RuleSet;
+use sieve::config::alerting::Alerting;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,32 +24,47 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("alerting");
     const SERIES: usize = 10_000;
-    let mut ewma: Vec<Ewma> = (0..SERIES).map(|_| Ewma::new(0.2, 3.0, 10)).collect();
-    let mut cusum: Vec<Cusum> = (0..SERIES).map(|_| Cusum::new(0.5, 5.0, 10)).collect();
-    let mut life: Vec<Lifecycle> = vec![Lifecycle::default(); SERIES];
-    let timing = Timing::default();
-    let mut t = 0.0f64;
+    // The default LatencyAnomaly rule (EWMA) over 10,000 (service, operation) groups.
+    let cfg = Alerting::default();
+    let rule = cfg
+        .rules
+        .iter()
+        .position(|r| r.name == "LatencyAnomaly")
+        .expect("default rule");
+    let mut rs = RuleSet::new(&cfg);
+    let groups: Vec<Labels> = (0..SERIES)
+        .map(|i| {
+            [
+                ("service".to_string(), format!("svc{}", i % 100)),
+                ("operation".to_string(), format!("op{i}")),
+            ]
+            .into()
+        })
+        .collect();
+    let values = |t: u64| -> BTreeMap<Labels, f64> {
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                (
+                    g.clone(),
+                    0.1 + (i % 7) as f64 * 0.01 + (t % 3) as f64 * 0.001,
+                )
+            })
+            .collect()
+    };
+    let mut t = 0u64;
     // Past the warm-up.
-    for _ in 0..20 {
-        t += 10.0;
-        for i in 0..SERIES {
-            let x = 100.0 + (i % 7) as f64 + (t / 10.0) % 3.0;
-            ewma[i].observe(t, x);
-            cusum[i].observe(t, x);
-        }
+    for _ in 0..40 {
+        t += 1;
+        rs.evaluate(rule, t * 10_000_000_000, &values(t));
     }
+    let batch = values(t);
     g.throughput(Throughput::Elements(SERIES as u64));
-    g.bench_function("detect_10k_series", |b| {
+    g.bench_function("rules_10k_series", |b| {
         b.iter(|| {
-            t += 10.0;
-            let mut firing = 0;
-            for i in 0..SERIES {
-                let x = 100.0 + (i % 7) as f64 + (t / 10.0) % 3.0;
-                let a = ewma[i].observe(t, x).anomalous | cusum[i].observe(t, x).anomalous;
-                life[i].step((t * 1e9) as u64, a, &timing);
-                firing += usize::from(a);
-            }
-            firing
+            t += 1;
+            rs.evaluate(rule, t * 10_000_000_000, &batch).len()
         })
     });
 

@@ -16,6 +16,8 @@
 //!   alignment of variable-length templates).
 //! - [`notify`]: Alertmanager's matchers, silences, inhibition, grouping intervals and
 //!   webhook payload.
+//! - [`rules`]: rule evaluation: a detector and a lifecycle per rule and label group,
+//!   priorities, annotation templates.
 //! - [`series`]: the mergeable cells every analysis time series is made of, and their keys.
 //! - [`signal`]: the values alert rules watch (error rate, latency percentiles, calls,
 //!   Apdex, burn rate, log cluster rates, bottleneck share change) from series cells.
@@ -29,6 +31,7 @@ pub mod detect;
 pub mod histogram;
 pub mod log_cluster;
 pub mod notify;
+pub mod rules;
 pub mod series;
 pub mod service_graph;
 pub mod signal;

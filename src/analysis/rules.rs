@@ -1,0 +1,289 @@
+//! Rule evaluation: per rule and label group, a detector judges each evaluation's signal value
+//! and the alert's lifecycle follows (pure; the engine feeds it values at the watermark).
+//!
+//! An alert's labels are the rule's name (`alertname`), its `severity`, and the group's
+//! labels; its fingerprint is theirs ([`super::alert::fingerprint`]). Priority is
+//! `w_severity·severity + w_impact·business_impact + w_urgency·urgency`. Annotations replace
+//! `{{ $value }}` (rounded to 4 significant digits) and `{{ $labels.NAME }}`.
+//!
+//! A group that gets no value in an evaluation (no data in the window) is judged not
+//! anomalous, so its alert resolves when its data stops; its detector keeps its baseline.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::alert::{Labels, Lifecycle, State, Timing, fingerprint};
+use super::detect::{
+    Cusum, Detector, Dynamic, Ewma, PageHinkley, Percentile, RateOfChange, Seasonal, Spc, Static,
+};
+use crate::config::alerting::{Alerting, DetectorConfig, Rule};
+
+/// A detector built from its config (`step`: the evaluation interval, seconds).
+pub fn detector(cfg: &DetectorConfig, step: f64) -> Box<dyn Detector> {
+    match cfg {
+        DetectorConfig::Static { above, below } => Box::new(Static::new(*above, *below, 0)),
+        DetectorConfig::Dynamic { window, k } => Box::new(Dynamic::new(*window, *k)),
+        DetectorConfig::Seasonal { period, k } => {
+            Box::new(Seasonal::new(period.as_secs_f64(), step.max(1e-9), *k, 2))
+        }
+        DetectorConfig::Percentile { window, q } => Box::new(Percentile::new(*window, *q, false)),
+        DetectorConfig::RateOfChange { max_per_second } => {
+            Box::new(RateOfChange::new(*max_per_second))
+        }
+        DetectorConfig::Spc { warmup } => Box::new(Spc::new(*warmup)),
+        DetectorConfig::Ewma { lambda, l, warmup } => Box::new(Ewma::new(*lambda, *l, *warmup)),
+        DetectorConfig::Cusum { k, h, warmup } => Box::new(Cusum::new(*k, *h, *warmup)),
+        DetectorConfig::PageHinkley {
+            delta,
+            lambda,
+            warmup,
+        } => Box::new(PageHinkley::new(*delta, *lambda, *warmup)),
+    }
+}
+
+/// One alert: a rule and a label group.
+pub struct AlertState {
+    pub rule: usize,
+    pub labels: Labels,
+    pub fingerprint: u64,
+    pub priority: f64,
+    pub life: Lifecycle,
+    pub value: Option<f64>,
+    /// Recent values (for correlation), oldest first.
+    pub recent: Vec<f64>,
+    detector: Box<dyn Detector>,
+}
+
+/// A state change of one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub fingerprint: u64,
+    pub state: State,
+    pub at: u64,
+}
+
+/// Points of recent values kept per alert.
+pub const RECENT: usize = 60;
+
+/// Every rule's alerts.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    timings: Vec<Timing>,
+    weights: (f64, f64, f64),
+    step: f64,
+    pub alerts: HashMap<(usize, Labels), AlertState>,
+}
+
+impl RuleSet {
+    pub fn new(cfg: &Alerting) -> RuleSet {
+        RuleSet {
+            timings: cfg
+                .rules
+                .iter()
+                .map(|r| Timing {
+                    for_: r.for_.as_nanos() as u64,
+                    ..Timing::default()
+                })
+                .collect(),
+            rules: cfg.rules.clone(),
+            weights: (
+                cfg.priority_weights.severity,
+                cfg.priority_weights.business_impact,
+                cfg.priority_weights.urgency,
+            ),
+            step: cfg.evaluation_interval.as_secs_f64(),
+            alerts: HashMap::new(),
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Evaluates rule `rule` at event time `t` (ns) with a value per label group; groups seen
+    /// before and missing now are judged not anomalous. Returns the state changes.
+    pub fn evaluate(&mut self, rule: usize, t: u64, values: &BTreeMap<Labels, f64>) -> Vec<Change> {
+        let Some(r) = self.rules.get(rule) else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        let secs = t as f64 / 1e9;
+        for (group, v) in values {
+            let key = (rule, group.clone());
+            let a = self.alerts.entry(key).or_insert_with(|| {
+                let mut labels = group.clone();
+                labels.insert("alertname".into(), r.name.clone());
+                labels.insert("severity".into(), r.severity.as_str().into());
+                AlertState {
+                    fingerprint: fingerprint(&labels),
+                    priority: self.weights.0 * r.severity.weight()
+                        + self.weights.1 * r.business_impact
+                        + self.weights.2 * r.urgency,
+                    labels,
+                    rule,
+                    life: Lifecycle::default(),
+                    value: None,
+                    recent: Vec::new(),
+                    detector: detector(&r.detector, self.step),
+                }
+            });
+            let verdict = a.detector.observe(secs, *v);
+            a.value = Some(*v);
+            a.recent.push(*v);
+            if a.recent.len() > RECENT {
+                a.recent.remove(0);
+            }
+            if let Some(state) = a.life.step(t, verdict.anomalous, &self.timings[rule]) {
+                changes.push(Change {
+                    fingerprint: a.fingerprint,
+                    state,
+                    at: t,
+                });
+            }
+        }
+        for ((ru, group), a) in self.alerts.iter_mut() {
+            if *ru == rule && !values.contains_key(group) {
+                a.value = None;
+                if let Some(state) = a.life.step(t, false, &self.timings[rule]) {
+                    changes.push(Change {
+                        fingerprint: a.fingerprint,
+                        state,
+                        at: t,
+                    });
+                }
+            }
+        }
+        changes.sort_by_key(|c| c.fingerprint);
+        changes
+    }
+
+    /// The annotations of an alert with its value and labels filled in.
+    pub fn annotations(&self, a: &AlertState) -> Labels {
+        let Some(r) = self.rules.get(a.rule) else {
+            return Labels::new();
+        };
+        r.annotations
+            .iter()
+            .map(|(k, tpl)| (k.clone(), fill(tpl, a.value, &a.labels)))
+            .collect()
+    }
+}
+
+/// `{{ $value }}` and `{{ $labels.NAME }}` replaced.
+pub fn fill(template: &str, value: Option<f64>, labels: &Labels) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find("}}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let expr = rest[open + 2..open + close].trim();
+        if expr == "$value" {
+            out.push_str(&value.map(short).unwrap_or_else(|| "n/a".into()));
+        } else if let Some(name) = expr.strip_prefix("$labels.") {
+            out.push_str(labels.get(name).map(String::as_str).unwrap_or(""));
+        } else {
+            out.push_str(&rest[open..open + close + 2]);
+        }
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A number with 4 significant digits.
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{v:.digits$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::alerting::{Severity, default_rules};
+
+    fn cfg(rules: Vec<Rule>) -> Alerting {
+        Alerting {
+            rules,
+            ..Alerting::default()
+        }
+    }
+
+    fn group(service: &str) -> Labels {
+        [("service".to_string(), service.to_string())].into()
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_error_rate_rule_fires_after_its_for_and_resolves() {
+        // HighErrorRate: above 5% for 1 minute, evaluated every 10 s.
+        let mut rs = RuleSet::new(&cfg(default_rules()));
+        let mut fired = None;
+        for i in 0..20u64 {
+            let rate = if (3..12).contains(&i) { 0.2 } else { 0.01 };
+            let values: BTreeMap<Labels, f64> = [(group("cart"), rate), (group("db"), 0.0)].into();
+            for c in rs.evaluate(0, i * 10 * S, &values) {
+                if c.state == State::Firing {
+                    fired = Some(c.at);
+                }
+            }
+        }
+        // Anomalous from 30 s: pending, firing once 60 s have passed (90 s).
+        assert_eq!(fired, Some(90 * S));
+        let a = &rs.alerts[&(0, group("cart"))];
+        assert_eq!(a.life.state, State::Resolved);
+        assert_eq!(a.life.resolved_at, Some(120 * S));
+        assert_eq!(a.labels["alertname"], "HighErrorRate");
+        assert_eq!(a.labels["severity"], "critical");
+        // priority = 0.5·1.0 + 0.3·0.5 + 0.2·0.5
+        assert!((a.priority - 0.75).abs() < 1e-12);
+        assert_eq!(rs.alerts[&(0, group("db"))].life.fired_at, None);
+    }
+
+    #[test]
+    fn silent_groups_resolve() {
+        let mut r = default_rules().remove(0);
+        r.for_ = std::time::Duration::ZERO;
+        let mut rs = RuleSet::new(&cfg(vec![r]));
+        let changes = rs.evaluate(0, 0, &[(group("cart"), 0.5)].into());
+        assert_eq!(changes[0].state, State::Firing);
+        // No data for cart: judged normal, resolved at once (resolve_after 0).
+        let changes = rs.evaluate(0, 10 * S, &BTreeMap::new());
+        assert_eq!(changes[0].state, State::Resolved);
+    }
+
+    #[test]
+    fn annotations_are_filled() {
+        let mut labels = group("cart");
+        labels.insert("operation".into(), "GET /cart".into());
+        assert_eq!(
+            fill(
+                "{{ $labels.service }} {{$labels.operation}}: {{ $value }} ({{ $labels.none }}) {{ x }}",
+                Some(0.123456),
+                &labels
+            ),
+            "cart GET /cart: 0.1235 () {{ x }}"
+        );
+        assert_eq!(
+            fill("p99 {{ $value }}s", Some(1234.5678), &labels),
+            "p99 1235s"
+        );
+        assert_eq!(
+            fill("{{ $value }} {{ unclosed", None, &labels),
+            "n/a {{ unclosed"
+        );
+        let mut rs = RuleSet::new(&cfg(default_rules()));
+        rs.evaluate(0, 0, &[(group("cart"), 0.25)].into());
+        let a = &rs.alerts[&(0, group("cart"))];
+        assert_eq!(
+            rs.annotations(a)["summary"],
+            "cart: 0.2500 of its spans fail"
+        );
+        assert_eq!(Severity::Critical.weight(), 1.0);
+    }
+}
