@@ -17,6 +17,8 @@
 //!   graph and (once its trace is complete) critical-path bottleneck aggregates, and every log
 //!   record into a template cluster, as time series in sled. The algorithms are the pure
 //!   modules of [`analysis`].
+//! - [`alerting`]: the alerting engine: rules evaluated at the event-time watermark over the
+//!   analysis series (work in progress: not started by the gateway yet).
 //! - [`intake`]: the in-flight byte budget (backpressure) and group-committed flushes
 //!   (acknowledged means on disk).
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
@@ -29,6 +31,7 @@
 //! - [`cli`]: what the `sieve query` commands print.
 //! - [`synth`]: synthetic OTLP traffic for the loadgen and benchmarks.
 
+pub mod alerting;
 pub mod analysis;
 pub mod analyzer;
 pub mod cli;

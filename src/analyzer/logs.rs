@@ -61,6 +61,9 @@ pub struct ClusterRecord {
     /// The service's overflow cluster.
     #[prost(bool, tag = "11")]
     pub overflow: bool,
+    /// The highest severity number of its records (OTLP numbering, 17 = ERROR).
+    #[prost(int32, tag = "12")]
+    pub max_severity: i32,
 }
 
 /// The key of the reserved id bound (cluster records have 8-byte keys).
@@ -206,7 +209,10 @@ impl LogState {
                         .find(|t| *t != 0)
                         .unwrap_or(now)
                         .min(now.saturating_add(super::MAX_FUTURE));
-                    let (id, template, key) = self.assign(&service, &text, &rec.trace_id, t);
+                    let severity =
+                        crate::otlp::effective_severity(rec.severity_number, &rec.severity_text);
+                    let (id, template, key) =
+                        self.assign(&service, &text, &rec.trace_id, t, severity);
                     set_attr(
                         &mut rec.attributes,
                         &self.cfg.template_id_attribute,
@@ -225,13 +231,14 @@ impl LogState {
         out
     }
 
-    /// The cluster of one message: (id, template).
+    /// The cluster of one message: (id, template, the service it is kept under).
     fn assign(
         &mut self,
         service: &str,
         text: &str,
         trace_id: &[u8],
         t: u64,
+        severity: i32,
     ) -> (u64, String, String) {
         let (service, svc) = self.service(service);
         let before = svc.clusterer.live();
@@ -311,6 +318,7 @@ impl LogState {
         r.template = template;
         r.generalised = generalised;
         r.overflow = overflow;
+        r.max_severity = r.max_severity.max(severity);
         r.count += 1;
         r.first_seen = r.first_seen.min(t);
         r.last_seen = r.last_seen.max(t);

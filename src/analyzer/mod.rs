@@ -73,6 +73,9 @@ pub struct Counters {
     pub late_spans: AtomicU64,
     pub out_of_range: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// The largest event time (span start, log record time) analysed: the alerting
+    /// watermark's input.
+    pub max_event_time: AtomicU64,
 }
 
 /// A snapshot of the stage's state.
@@ -277,6 +280,7 @@ impl Analyzer {
             if t < oldest || t > newest {
                 continue;
             }
+            self.counters.max_event_time.fetch_max(t, Ordering::Relaxed);
             st.folds
                 .entry((
                     Family::LogCluster,
@@ -304,6 +308,7 @@ impl Analyzer {
         let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
         let newest = wall.saturating_add(MAX_FUTURE);
         let (mut spans, mut late, mut out_of_range) = (0u64, 0u64, 0u64);
+        let mut max_event = 0u64;
         let mut inline = Vec::new();
         {
             let mut st = lock(&self.state);
@@ -322,6 +327,7 @@ impl Analyzer {
                     continue;
                 }
                 spans += 1;
+                max_event = max_event.max(start);
                 let parent_id = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok();
                 let duration = end.saturating_sub(start);
                 let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
@@ -408,6 +414,9 @@ impl Analyzer {
             }
         }
         self.counters.spans.fetch_add(spans, Ordering::Relaxed);
+        self.counters
+            .max_event_time
+            .fetch_max(max_event, Ordering::Relaxed);
         self.counters.late_spans.fetch_add(late, Ordering::Relaxed);
         self.counters
             .out_of_range
