@@ -172,6 +172,15 @@ enum QueryCommand {
     Metrics(MetricsArgs),
     /// Log template clusters with records in the window.
     Clusters(ClustersArgs),
+    /// Alerts of the rules: pending, firing and recently resolved, highest priority first.
+    Alerts {
+        /// pending, firing or resolved.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only alerts with this service label.
+        #[arg(long)]
+        service: Option<String>,
+    },
     /// One log cluster: template, samples, trace ids, counts over time.
     Cluster {
         /// The cluster id (`log.template.id` on its records).
@@ -739,6 +748,21 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 json,
                 || cli::logs::cluster_json(&r),
                 || cli::logs::cluster_text(&r),
+            )
+        }
+        QueryCommand::Alerts { state, service } => {
+            let r = client
+                .list_alerts(sieve::proto::ListAlertsRequest {
+                    state: state.unwrap_or_default(),
+                    service: service.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::alerts_json(&r),
+                || cli::analysis::alerts_text(&r),
             )
         }
         QueryCommand::Sampling => {

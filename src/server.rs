@@ -101,6 +101,10 @@ pub async fn start(
         );
 
     let analyzer = Analyzer::open(&config.analysis, store.db())?;
+    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::new(
+        &config.alerting,
+        None,
+    )));
 
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
@@ -169,6 +173,7 @@ pub async fn start(
         exporters.clone(),
         sampling.clone(),
         analyzer.clone(),
+        alerts.clone(),
         config.query.search_depth,
     );
     let token = stop_listeners.clone();
@@ -208,6 +213,13 @@ pub async fn start(
         .cloned()
         .map(|t| tokio::spawn(t.run(store.clone(), exporters.clone(), stop_background.clone())));
     let analysis_task = tokio::spawn(analyzer.clone().run(stop_background.clone()));
+    let alerting_task = (config.analysis.enabled && config.alerting.enabled).then(|| {
+        tokio::spawn(crate::alerting::run(
+            alerts.clone(),
+            analyzer.clone(),
+            stop_background.clone(),
+        ))
+    });
     let sweeper = tokio::spawn(store.clone().run_sweeper(
         config.storage.sweep_interval,
         stop_background.clone().cancelled_owned(),
@@ -234,6 +246,9 @@ pub async fn start(
         let _ = sweeper.await;
         // Traces still assembling are analysed as they are, and the figures checkpointed.
         let _ = analysis_task.await;
+        if let Some(t) = alerting_task {
+            let _ = t.await;
+        }
         // Pending tail decisions stay in the buffer on disk for the next start.
         if let Some(t) = tail_task {
             let _ = t.await;

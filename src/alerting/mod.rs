@@ -7,8 +7,9 @@
 //! when data stops ([`crate::analysis::alert::Watermark`]). So replaying an hour of data
 //! evaluates the same instants, with the same windows, as living through it.
 //!
-//! Work in progress (issue 7): the engine computes signals and lifecycles and is tested here;
-//! the gateway does not start it yet, and alerts are neither persisted nor notified.
+//! The gateway runs it ([`run`]) once a second while analysis and alerting are enabled, and
+//! serves its alerts (ListAlerts, `sieve query alerts`). Work in progress (issue 7): alerts
+//! are not yet persisted, correlated into incidents or notified.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +29,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine whose first evaluation is at `start` (event time), or at the first
-    /// watermark when None.
+    /// An engine whose first evaluation is at `start` (event time), or at the oldest event
+    /// time analysed when None.
     pub fn new(cfg: &Alerting, start: Option<u64>) -> Engine {
         let step = cfg.evaluation_interval.as_nanos() as u64;
         Engine {
@@ -55,9 +56,15 @@ impl Engine {
         self.watermark.observe(newest, wall);
         let mark = self.watermark.at(wall);
         let step = (self.cfg.evaluation_interval.as_nanos() as u64).max(1);
+        // Without a start, evaluation begins at the oldest data analysed: a replay is
+        // evaluated from its beginning.
+        let oldest = analyzer
+            .counters
+            .min_event_time
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut t = match self.next_eval {
             Some(t) => t,
-            None if mark > 0 => mark - mark % step,
+            None if mark > 0 && oldest > 0 => oldest - oldest % step,
             None => return Ok(Vec::new()),
         };
         let mut changes = Vec::new();
@@ -203,6 +210,100 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+}
+
+/// An alert as ListAlerts shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertView {
+    pub fingerprint: u64,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub state: crate::analysis::alert::State,
+    pub value: Option<f64>,
+    pub priority: f64,
+    pub active_since: Option<u64>,
+    pub fired_at: Option<u64>,
+    pub resolved_at: Option<u64>,
+}
+
+impl Engine {
+    /// Alerts other than inactive ones, optionally of one state and service, highest
+    /// priority first.
+    pub fn alerts(
+        &self,
+        state: Option<crate::analysis::alert::State>,
+        service: Option<&str>,
+    ) -> Vec<AlertView> {
+        use crate::analysis::alert::State;
+        let mut out: Vec<AlertView> = self
+            .rules
+            .alerts
+            .values()
+            .filter(|a| a.life.state != State::Inactive)
+            .filter(|a| state.is_none_or(|s| a.life.state == s))
+            .filter(|a| {
+                service.is_none_or(|s| a.labels.get("service").map(String::as_str) == Some(s))
+            })
+            .map(|a| AlertView {
+                fingerprint: a.fingerprint,
+                annotations: self.rules.annotations(a),
+                labels: a.labels.clone(),
+                state: a.life.state,
+                value: a.value,
+                priority: a.priority,
+                active_since: a.life.active_since,
+                fired_at: a.life.fired_at,
+                resolved_at: a.life.resolved_at,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.priority
+                .total_cmp(&a.priority)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        out
+    }
+}
+
+/// Evaluates once a second until `stop`, catching up at most an hour of evaluation steps per
+/// round (a replay), and logs each alert that fires or resolves.
+pub async fn run(
+    engine: std::sync::Arc<std::sync::Mutex<Engine>>,
+    analyzer: std::sync::Arc<Analyzer>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+        let (e, a) = (engine.clone(), analyzer.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            let changes = e.run_until(&a, crate::analyzer::unix_now(), 360)?;
+            let named: Vec<(String, crate::analysis::alert::State)> = changes
+                .iter()
+                .filter_map(|c| {
+                    e.rules
+                        .alerts
+                        .values()
+                        .find(|a| a.fingerprint == c.fingerprint)
+                        .map(|a| (format!("{:?}", a.labels), c.state))
+                })
+                .collect();
+            Ok::<_, AnalyzerError>(named)
+        })
+        .await;
+        match r {
+            Ok(Ok(named)) => {
+                for (labels, state) in named {
+                    tracing::info!(alert = %labels, state = state.as_str(), "alert {}", state.as_str());
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed"),
+            Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
+        }
     }
 }
 

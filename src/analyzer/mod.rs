@@ -76,6 +76,8 @@ pub struct Counters {
     /// The largest event time (span start, log record time) analysed: the alerting
     /// watermark's input.
     pub max_event_time: AtomicU64,
+    /// The smallest (0 until the first): where a replay's evaluation starts.
+    pub min_event_time: AtomicU64,
 }
 
 /// A snapshot of the stage's state.
@@ -281,6 +283,7 @@ impl Analyzer {
                 continue;
             }
             self.counters.max_event_time.fetch_max(t, Ordering::Relaxed);
+            self.note_min_event(t);
             st.folds
                 .entry((
                     Family::LogCluster,
@@ -291,6 +294,13 @@ impl Analyzer {
                 .count += 1;
         }
         true
+    }
+
+    fn note_min_event(&self, t: u64) {
+        let m = &self.counters.min_event_time;
+        let _ = m.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+            (cur == 0 || t < cur).then_some(t)
+        });
     }
 
     /// The log clusters, to read (None when log clustering is off).
@@ -308,7 +318,7 @@ impl Analyzer {
         let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
         let newest = wall.saturating_add(MAX_FUTURE);
         let (mut spans, mut late, mut out_of_range) = (0u64, 0u64, 0u64);
-        let mut max_event = 0u64;
+        let (mut max_event, mut min_event) = (0u64, u64::MAX);
         let mut inline = Vec::new();
         {
             let mut st = lock(&self.state);
@@ -328,6 +338,7 @@ impl Analyzer {
                 }
                 spans += 1;
                 max_event = max_event.max(start);
+                min_event = min_event.min(start);
                 let parent_id = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok();
                 let duration = end.saturating_sub(start);
                 let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
@@ -417,6 +428,9 @@ impl Analyzer {
         self.counters
             .max_event_time
             .fetch_max(max_event, Ordering::Relaxed);
+        if min_event != u64::MAX {
+            self.note_min_event(min_event);
+        }
         self.counters.late_spans.fetch_add(late, Ordering::Relaxed);
         self.counters
             .out_of_range

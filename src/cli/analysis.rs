@@ -361,6 +361,65 @@ pub fn metrics_json(r: &GetSpanMetricsResponse) -> Value {
     })
 }
 
+/// `sieve query alerts`.
+pub fn alerts_text(r: &crate::proto::ListAlertsResponse) -> String {
+    if r.alerts.is_empty() {
+        return format!(
+            "no alert (evaluated up to {})\n",
+            fmt_time(r.watermark_unix_nano)
+        );
+    }
+    let rows: Vec<Vec<String>> = r
+        .alerts
+        .iter()
+        .map(|a| {
+            let since = match a.state.as_str() {
+                "firing" => a.fired_at_unix_nano,
+                "resolved" => a.resolved_at_unix_nano,
+                _ => a.active_since_unix_nano,
+            };
+            let others: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname" && k.as_str() != "severity")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            vec![
+                a.state.clone(),
+                a.labels.get("severity").cloned().unwrap_or_default(),
+                format!("{:.2}", a.priority),
+                fmt_time(since),
+                a.labels.get("alertname").cloned().unwrap_or_default(),
+                others.join(","),
+                a.annotations.get("summary").cloned().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "STATE", "SEVERITY", "PRIORITY", "SINCE", "ALERT", "LABELS", "SUMMARY",
+        ],
+        &rows,
+    )
+}
+
+pub fn alerts_json(r: &crate::proto::ListAlertsResponse) -> Value {
+    json!({
+        "watermark_unix_nano": r.watermark_unix_nano,
+        "alerts": r.alerts.iter().map(|a| json!({
+            "fingerprint": a.fingerprint,
+            "labels": a.labels,
+            "annotations": a.annotations,
+            "state": a.state,
+            "value": a.has_value.then_some(a.value),
+            "priority": a.priority,
+            "active_since_unix_nano": a.active_since_unix_nano,
+            "fired_at_unix_nano": a.fired_at_unix_nano,
+            "resolved_at_unix_nano": a.resolved_at_unix_nano,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

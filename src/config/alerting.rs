@@ -2,9 +2,9 @@
 //! incidents, and notification (Alertmanager's route, receivers, inhibition and silences).
 //!
 //! The structs are the reference of every option; `config/sieve.yaml` shows them with the
-//! default rule set. The section is validated at start; the evaluation engine and notifiers
-//! that consume it (over [`crate::analysis::detect`], [`crate::analysis::alert`],
-//! [`crate::analysis::correlate`] and [`crate::analysis::notify`]) are not wired in yet.
+//! default rule set. Rules are evaluated by [`crate::alerting`]; receivers, the route,
+//! inhibition and silences are validated but not used yet (notification is work in
+//! progress).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -66,6 +66,7 @@ pub struct Query {
     exporters: Arc<crate::export::Exporters>,
     sampling: Arc<crate::sampling::Sampling>,
     analyzer: Arc<crate::analyzer::Analyzer>,
+    alerts: Arc<std::sync::Mutex<crate::alerting::Engine>>,
     search_depth: usize,
 }
 
@@ -76,6 +77,7 @@ impl Query {
         exporters: Arc<crate::export::Exporters>,
         sampling: Arc<crate::sampling::Sampling>,
         analyzer: Arc<crate::analyzer::Analyzer>,
+        alerts: Arc<std::sync::Mutex<crate::alerting::Engine>>,
         search_depth: usize,
     ) -> Query {
         Query {
@@ -84,6 +86,7 @@ impl Query {
             exporters,
             sampling,
             analyzer,
+            alerts,
             search_depth,
         }
     }
@@ -463,6 +466,48 @@ impl QueryService for Query {
     ) -> Result<Response<crate::proto::ListLogClustersResponse>, Status> {
         let r = analysis::list_log_clusters(self.analyzer.clone(), request.into_inner()).await?;
         Ok(Response::new(r))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<crate::proto::ListAlertsRequest>,
+    ) -> Result<Response<crate::proto::ListAlertsResponse>, Status> {
+        use crate::analysis::alert::State;
+        let r = request.into_inner();
+        let state = match r.state.as_str() {
+            "" => None,
+            "pending" => Some(State::Pending),
+            "firing" => Some(State::Firing),
+            "resolved" => Some(State::Resolved),
+            other => {
+                return Err(invalid(format!(
+                    "state must be pending, firing or resolved, got {other:?}"
+                ))
+                .into());
+            }
+        };
+        let service = (!r.service.is_empty()).then_some(r.service.as_str());
+        let engine = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        let alerts = engine
+            .alerts(state, service)
+            .into_iter()
+            .map(|a| crate::proto::Alert {
+                fingerprint: format!("{:016x}", a.fingerprint),
+                labels: a.labels.into_iter().collect(),
+                annotations: a.annotations.into_iter().collect(),
+                state: a.state.as_str().into(),
+                has_value: a.value.is_some(),
+                value: a.value.unwrap_or(0.0),
+                priority: a.priority,
+                active_since_unix_nano: a.active_since.unwrap_or(0),
+                fired_at_unix_nano: a.fired_at.unwrap_or(0),
+                resolved_at_unix_nano: a.resolved_at.unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(crate::proto::ListAlertsResponse {
+            alerts,
+            watermark_unix_nano: engine.watermark.at(crate::analyzer::unix_now()),
+        }))
     }
 
     async fn get_log_cluster(
