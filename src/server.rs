@@ -101,10 +101,13 @@ pub async fn start(
         );
 
     let analyzer = Analyzer::open(&config.analysis, store.db())?;
-    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::new(
+    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::open(
         &config.alerting,
-        None,
-    )));
+        store
+            .db()
+            .open_tree("alerts")
+            .map_err(crate::analyzer::AnalyzerError::from)?,
+    )?));
 
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();

@@ -1,5 +1,6 @@
 //! Alert rules in the gateway: replayed traffic (an hour old, ten minutes of it, sent in a
-//! burst with the official Rust SDK) fires the default error-rate rule by event time.
+//! burst with the official Rust SDK) fires the default error-rate rule by event time, and a
+//! restart keeps the firing alert.
 
 mod common;
 
@@ -91,6 +92,26 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     assert!(
         row.starts_with("firing") && row.contains("HighErrorRate") && row.contains("service=cart"),
         "{out}"
+    );
+    // A restart keeps the firing alert with its start time.
+    let dir = gw.stop_keep_dir().await;
+    let gw = common::start_in(dir, |_| {}).await;
+    let mut q = gw.query_client().await;
+    let again = q
+        .list_alerts(ListAlertsRequest {
+            state: "firing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.alerts.len(), 1, "{again:?}");
+    assert_eq!(
+        (
+            &again.alerts[0].fingerprint,
+            again.alerts[0].fired_at_unix_nano
+        ),
+        (&a.fingerprint, a.fired_at_unix_nano)
     );
     gw.stop().await;
 }

@@ -8,12 +8,17 @@
 //! evaluates the same instants, with the same windows, as living through it.
 //!
 //! The gateway runs it ([`run`]) once a second while analysis and alerting are enabled, and
-//! serves its alerts (ListAlerts, `sieve query alerts`). Work in progress (issue 7): alerts
-//! are not yet persisted, correlated into incidents or notified.
+//! serves its alerts (ListAlerts, `sieve query alerts`). Alert lifecycles are kept in the
+//! sled tree `alerts` (written when they change), with where evaluation stood, so a restart
+//! keeps firing alerts with their start times and resumes evaluating where it was (moving on
+//! with the wall clock when no data comes, so alerts still resolve). Work in progress (issue 7): alerts are not yet correlated into incidents or
+//! notified.
 
 use std::collections::BTreeMap;
 
-use crate::analysis::alert::{Labels, Watermark};
+use prost::Message;
+
+use crate::analysis::alert::{Labels, Lifecycle, State, Watermark};
 use crate::analysis::rules::{Change, RuleSet};
 use crate::analysis::series::{Cell, Family, STEPS};
 use crate::analysis::signal::{self, Signal, SignalParams};
@@ -26,6 +31,54 @@ pub struct Engine {
     pub rules: RuleSet,
     pub watermark: Watermark,
     next_eval: Option<u64>,
+    /// Where alerts are kept across restarts (tree `alerts`), when given.
+    tree: Option<sled::Tree>,
+}
+
+/// An alert as stored: its rule, group and lifecycle (the detector's learnt baseline is not
+/// kept: it warms up again after a restart).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AlertRecord {
+    #[prost(string, tag = "1")]
+    pub rule: String,
+    #[prost(map = "string, string", tag = "2")]
+    pub group: std::collections::HashMap<String, String>,
+    /// 0 inactive, 1 pending, 2 firing, 3 resolved.
+    #[prost(uint32, tag = "3")]
+    pub state: u32,
+    #[prost(uint64, optional, tag = "4")]
+    pub active_since: Option<u64>,
+    #[prost(uint64, optional, tag = "5")]
+    pub fired_at: Option<u64>,
+    #[prost(uint64, optional, tag = "6")]
+    pub resolved_at: Option<u64>,
+    #[prost(uint64, optional, tag = "7")]
+    pub false_since: Option<u64>,
+    #[prost(uint64, repeated, tag = "8")]
+    pub firings: Vec<u64>,
+    #[prost(double, optional, tag = "9")]
+    pub value: Option<f64>,
+}
+
+/// The key of the evaluation position (alert records have 8-byte fingerprint keys).
+const ENGINE_KEY: &[u8] = b"engine";
+
+fn state_code(s: State) -> u32 {
+    match s {
+        State::Inactive => 0,
+        State::Pending => 1,
+        State::Firing => 2,
+        State::Resolved => 3,
+    }
+}
+
+fn state_of(c: u32) -> State {
+    match c {
+        1 => State::Pending,
+        2 => State::Firing,
+        3 => State::Resolved,
+        _ => State::Inactive,
+    }
 }
 
 impl Engine {
@@ -38,7 +91,114 @@ impl Engine {
             rules: RuleSet::new(cfg),
             watermark: Watermark::new(cfg.lateness.as_nanos() as u64),
             next_eval: start.map(|s| s - s % step.max(1)),
+            tree: None,
         }
+    }
+
+    /// An engine keeping its alerts in `tree`, with the alerts stored there restored: a
+    /// restart keeps firing alerts with their start times. Records that do not decode, or
+    /// whose rule is gone, are skipped (and logged).
+    pub fn open(cfg: &Alerting, tree: sled::Tree) -> Result<Engine, AnalyzerError> {
+        let mut e = Engine::new(cfg, None);
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            if k.as_ref() == ENGINE_KEY {
+                // Where evaluation stood: it resumes there, and the watermark moves on with
+                // the wall clock even if no data comes (so alerts resolve).
+                if v.len() == 16 {
+                    let mut a = [0u8; 8];
+                    let mut b = [0u8; 8];
+                    a.copy_from_slice(&v[..8]);
+                    b.copy_from_slice(&v[8..]);
+                    let (next, max_event) = (u64::from_be_bytes(a), u64::from_be_bytes(b));
+                    if next > 0 {
+                        e.next_eval = Some(next);
+                    }
+                    e.watermark.observe(max_event, crate::analyzer::unix_now());
+                }
+                continue;
+            }
+            let r = match AlertRecord::decode(v.as_ref()) {
+                Ok(r) => r,
+                Err(err) => {
+                    crate::telemetry::events::AnalysisValueCorrupt { error: &err }.emit();
+                    continue;
+                }
+            };
+            let life = Lifecycle {
+                state: state_of(r.state),
+                active_since: r.active_since,
+                fired_at: r.fired_at,
+                resolved_at: r.resolved_at,
+                false_since: r.false_since,
+                firings: r.firings.into_iter().collect(),
+            };
+            let group: Labels = r.group.into_iter().collect();
+            if !e.rules.restore(&r.rule, group, life, r.value) {
+                tracing::warn!(rule = %r.rule, "stored alert of a rule no longer configured: dropped");
+            }
+        }
+        e.tree = Some(tree);
+        Ok(e)
+    }
+
+    /// Writes the alerts that changed (by fingerprint).
+    fn persist(&self, changed: &[Change]) -> Result<(), AnalyzerError> {
+        let Some(tree) = &self.tree else {
+            return Ok(());
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for c in changed {
+            let Some(a) = self
+                .rules
+                .alerts
+                .values()
+                .find(|a| a.fingerprint == c.fingerprint)
+            else {
+                continue;
+            };
+            let rule = self
+                .rules
+                .rules()
+                .get(a.rule)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            let group = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname" && k.as_str() != "severity")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let rec = AlertRecord {
+                rule,
+                group,
+                state: state_code(a.life.state),
+                active_since: a.life.active_since,
+                fired_at: a.life.fired_at,
+                resolved_at: a.life.resolved_at,
+                false_since: a.life.false_since,
+                firings: a.life.firings.iter().copied().collect(),
+                value: a.value,
+            };
+            batch.insert(&a.fingerprint.to_be_bytes(), rec.encode_to_vec());
+        }
+        tree.apply_batch(batch)?;
+        tree.flush()?;
+        Ok(())
+    }
+
+    /// Writes where evaluation stands (once per round).
+    fn persist_position(&self) -> Result<(), AnalyzerError> {
+        let (Some(tree), Some(next)) = (&self.tree, self.next_eval) else {
+            return Ok(());
+        };
+        let mut v = next.to_be_bytes().to_vec();
+        v.extend_from_slice(&self.watermark.max_event().to_be_bytes());
+        tree.insert(ENGINE_KEY, v)?;
+        Ok(())
     }
 
     /// Evaluates every rule at each evaluation time up to the watermark at wall time `wall`,
@@ -53,7 +213,9 @@ impl Engine {
             .counters
             .max_event_time
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.watermark.observe(newest, wall);
+        if newest > 0 {
+            self.watermark.observe(newest, wall);
+        }
         let mark = self.watermark.at(wall);
         let step = (self.cfg.evaluation_interval.as_nanos() as u64).max(1);
         // Without a start, evaluation begins at the oldest data analysed: a replay is
@@ -78,6 +240,10 @@ impl Engine {
             steps += 1;
         }
         self.next_eval = Some(t);
+        self.persist(&changes)?;
+        if steps > 0 {
+            self.persist_position()?;
+        }
         Ok(changes)
     }
 
@@ -318,7 +484,6 @@ fn params(r: &Rule) -> SignalParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::alert::State;
     use crate::analyzer::unix_now;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
@@ -395,5 +560,49 @@ mod tests {
         );
         assert_eq!(cart.life.fired_at, Some(started + 60 * S));
         assert_eq!(cart.value, Some(0.3));
+    }
+
+    #[test]
+    fn firing_alerts_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
+        let t0 = {
+            let t = unix_now() - 3600 * S;
+            t - t % (60 * S)
+        };
+        for sec in (0..300u64).step_by(5) {
+            analyzer.observe(&spans("cart", t0 + sec * S, 10, 5));
+        }
+        let cfg = Alerting::default();
+        let fired = {
+            let mut e = Engine::open(&cfg, db.open_tree("alerts").unwrap()).unwrap();
+            e.run_until(&analyzer, unix_now(), 10_000).unwrap();
+            let firing = e.alerts(Some(State::Firing), None);
+            assert_eq!(firing.len(), 1);
+            firing[0].clone()
+        };
+        // A new engine over the same tree: the alert is firing, with its times.
+        let mut cfg2 = cfg.clone();
+        let e = Engine::open(&cfg2, db.open_tree("alerts").unwrap()).unwrap();
+        let again = e.alerts(Some(State::Firing), None);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (
+                again[0].fingerprint,
+                again[0].fired_at,
+                again[0].active_since
+            ),
+            (fired.fingerprint, fired.fired_at, fired.active_since)
+        );
+        // A rule no longer configured drops its stored alerts.
+        cfg2.rules.retain(|r| r.name != "HighErrorRate");
+        let e = Engine::open(&cfg2, db.open_tree("alerts").unwrap()).unwrap();
+        assert!(e.alerts(None, None).is_empty());
+        // A damaged record is skipped.
+        let tree = db.open_tree("alerts").unwrap();
+        tree.insert(b"bad", &b"\xff\xff"[..]).unwrap();
+        let e = Engine::open(&cfg, tree).unwrap();
+        assert_eq!(e.alerts(Some(State::Firing), None).len(), 1);
     }
 }

@@ -225,6 +225,11 @@ impl Watermark {
         }
     }
 
+    /// The largest event time seen.
+    pub fn max_event(&self) -> u64 {
+        self.max_event
+    }
+
     /// The watermark at wall time `wall`: never behind the data, and moving on with the
     /// wall clock once the data stops.
     pub fn at(&self, wall: u64) -> u64 {

@@ -156,6 +156,39 @@ impl RuleSet {
         changes
     }
 
+    /// Restores an alert's lifecycle (state reloaded at start) for the rule named `rule`
+    /// and its group's labels; its detector starts afresh (warming up). False when no rule
+    /// has that name any more.
+    pub fn restore(
+        &mut self,
+        rule: &str,
+        group: Labels,
+        life: Lifecycle,
+        value: Option<f64>,
+    ) -> bool {
+        let Some(i) = self.rules.iter().position(|r| r.name == rule) else {
+            return false;
+        };
+        let r = &self.rules[i];
+        let mut labels = group.clone();
+        labels.insert("alertname".into(), r.name.clone());
+        labels.insert("severity".into(), r.severity.as_str().into());
+        let a = AlertState {
+            fingerprint: fingerprint(&labels),
+            priority: self.weights.0 * r.severity.weight()
+                + self.weights.1 * r.business_impact
+                + self.weights.2 * r.urgency,
+            labels,
+            rule: i,
+            life,
+            value,
+            recent: Vec::new(),
+            detector: detector(&r.detector, self.step),
+        };
+        self.alerts.insert((i, group), a);
+        true
+    }
+
     /// The annotations of an alert with its value and labels filled in.
     pub fn annotations(&self, a: &AlertState) -> Labels {
         let Some(r) = self.rules.get(a.rule) else {
