@@ -181,6 +181,17 @@ enum QueryCommand {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Incidents: firing alerts grouped by time, topology and correlation.
+    Incidents {
+        /// open or resolved.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One incident: its alerts, the suppressed ones, the root-cause ranking with evidence.
+    Incident {
+        /// The incident id.
+        id: u64,
+    },
     /// One log cluster: template, samples, trace ids, counts over time.
     Cluster {
         /// The cluster id (`log.template.id` on its records).
@@ -748,6 +759,32 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 json,
                 || cli::logs::cluster_json(&r),
                 || cli::logs::cluster_text(&r),
+            )
+        }
+        QueryCommand::Incidents { state } => {
+            let r = client
+                .list_incidents(sieve::proto::ListIncidentsRequest {
+                    state: state.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::incidents_json(&r),
+                || cli::analysis::incidents_text(&r),
+            )
+        }
+        QueryCommand::Incident { id } => {
+            let r = client
+                .get_incident(sieve::proto::GetIncidentRequest { id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_out(
+                json,
+                || cli::analysis::incident_json(&r),
+                || cli::analysis::incident_text(&r),
             )
         }
         QueryCommand::Alerts { state, service } => {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{Span as _, Status, Tracer as _, TracerProvider as _};
-use sieve::proto::ListAlertsRequest;
+use sieve::proto::{GetIncidentRequest, ListAlertsRequest, ListIncidentsRequest};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,6 +93,66 @@ async fn replayed_errors_fire_the_error_rate_rule() {
         row.starts_with("firing") && row.contains("HighErrorRate") && row.contains("service=cart"),
         "{out}"
     );
+    // One open incident: cart's alert, cart the root cause.
+    let inc = q
+        .list_incidents(ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(inc.incidents.len(), 1, "{inc:?}");
+    let i = &inc.incidents[0];
+    assert_eq!(
+        (i.state.as_str(), i.alerts, i.root_cause.as_str()),
+        ("open", 1, "cart")
+    );
+    let one = q
+        .get_incident(GetIncidentRequest { id: i.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.alerts.len(), 1);
+    assert_eq!(one.alerts[0].fingerprint, a.fingerprint);
+    assert!(
+        one.root_causes[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("started first")),
+        "{one:?}"
+    );
+    for (e, code) in [
+        (
+            q.list_incidents(ListIncidentsRequest {
+                state: "closed".into(),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+        ),
+        (
+            q.get_incident(GetIncidentRequest { id: 0 })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+        ),
+        (
+            q.get_incident(GetIncidentRequest { id: 999 })
+                .await
+                .unwrap_err(),
+            Code::NotFound,
+        ),
+    ] {
+        assert_eq!(e.code(), code, "{e:?}");
+    }
+    let (ok, out, err) = common::run_sieve(
+        &["query", "incident", &i.id.to_string(), "--addr", &gw.query],
+        b"",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1. cart") && out.contains("its anomaly started first"),
+        "{out}"
+    );
+
     // A restart keeps the firing alert with its start time.
     let dir = gw.stop_keep_dir().await;
     let gw = common::start_in(dir, |_| {}).await;

@@ -499,9 +499,16 @@ async fn tail_decisions_survive_kill_9() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // A round counts its decisions before its one store write for all kept traces: wait
+    // for that write.
     let mut q = common::query_client(&a.query).await;
     for t in 0..50u32 {
-        assert_eq!(spans_stored(&mut q, t).await, 20, "trace {t}");
+        let mut stored = spans_stored(&mut q, t).await;
+        while stored < 20 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            stored = spans_stored(&mut q, t).await;
+        }
+        assert_eq!(stored, 20, "trace {t}");
     }
 }
 

@@ -11,10 +11,11 @@
 //! serves its alerts (ListAlerts, `sieve query alerts`). Alert lifecycles are kept in the
 //! sled tree `alerts` (written when they change), with where evaluation stood, so a restart
 //! keeps firing alerts with their start times and resumes evaluating where it was (moving on
-//! with the wall clock when no data comes, so alerts still resolve). Work in progress (issue 7): alerts are not yet correlated into incidents or
-//! notified.
+//! with the wall clock when no data comes, so alerts still resolve). After each evaluation
+//! step the firing alerts are correlated into incidents ([`incidents`]). Work in progress
+//! (issue 7): incidents are kept in memory only, and nothing is notified yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use prost::Message;
 
@@ -25,10 +26,13 @@ use crate::analysis::signal::{self, Signal, SignalParams};
 use crate::analyzer::{Analyzer, AnalyzerError};
 use crate::config::alerting::{Alerting, Rule};
 
+pub mod incidents;
+
 /// The engine's state.
 pub struct Engine {
     cfg: Alerting,
     pub rules: RuleSet,
+    pub incidents: incidents::Incidents,
     pub watermark: Watermark,
     next_eval: Option<u64>,
     /// Where alerts are kept across restarts (tree `alerts`), when given.
@@ -89,6 +93,7 @@ impl Engine {
         Engine {
             cfg: cfg.clone(),
             rules: RuleSet::new(cfg),
+            incidents: incidents::Incidents::default(),
             watermark: Watermark::new(cfg.lateness.as_nanos() as u64),
             next_eval: start.map(|s| s - s % step.max(1)),
             tree: None,
@@ -190,6 +195,56 @@ impl Engine {
         Ok(())
     }
 
+    /// Correlates the firing alerts at `t` into incidents: topology from the service graph
+    /// of the last hour, evidence from new error-level log clusters of the correlation window.
+    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AnalyzerError> {
+        let firing: Vec<crate::analysis::correlate::FiringAlert> = self
+            .rules
+            .alerts
+            .values()
+            .filter(|a| a.life.state == State::Firing)
+            .map(|a| crate::analysis::correlate::FiringAlert {
+                id: a.fingerprint,
+                service: a.labels.get("service").cloned().unwrap_or_default(),
+                started: a.life.fired_at.unwrap_or(t),
+                priority: a.priority,
+                series: a.recent.clone(),
+            })
+            .collect();
+        let mut topology = crate::analysis::correlate::Topology::default();
+        let hour = 3_600_000_000_000;
+        for (l, _) in analyzer
+            .read(Family::Edge, 0, (t.saturating_sub(hour), t.max(1)), &|_| {
+                true
+            })
+            .map(|r| r.cells)
+            .unwrap_or_default()
+        {
+            if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
+                topology.add(c, s);
+            }
+        }
+        let window = self.cfg.correlation.window.as_nanos() as u64;
+        let mut evidence: HashMap<String, crate::analysis::correlate::ServiceEvidence> =
+            HashMap::new();
+        if let Some(logs) = analyzer.log_clusters() {
+            for c in logs.live(None) {
+                if c.max_severity >= 17 && c.first_seen + window >= t && c.first_seen <= t {
+                    evidence.entry(c.service).or_default().error_log_clusters += 1;
+                }
+            }
+        }
+        let c = &self.cfg.correlation;
+        let params = crate::analysis::correlate::Params {
+            window: c.window.as_nanos() as u64,
+            max_span: c.max_span.as_nanos() as u64,
+            tau: c.tau,
+        };
+        self.incidents
+            .update(t, &firing, &topology, &evidence, &params);
+        Ok(())
+    }
+
     /// Writes where evaluation stands (once per round).
     fn persist_position(&self) -> Result<(), AnalyzerError> {
         let (Some(tree), Some(next)) = (&self.tree, self.next_eval) else {
@@ -235,6 +290,15 @@ impl Engine {
             for i in 0..self.rules.rules().len() {
                 let values = self.values(analyzer, i, t)?;
                 changes.extend(self.rules.evaluate(i, t, &values));
+            }
+            // Incidents follow every step while anything fires or is open.
+            let firing = self
+                .rules
+                .alerts
+                .values()
+                .any(|a| a.life.state == State::Firing);
+            if firing || !self.incidents.open.is_empty() {
+                self.correlate(analyzer, t)?;
             }
             t += step;
             steps += 1;
@@ -429,6 +493,27 @@ impl Engine {
                 .then(a.fingerprint.cmp(&b.fingerprint))
         });
         out
+    }
+}
+
+impl Engine {
+    /// One alert by fingerprint, whatever its state.
+    pub fn alert(&self, fingerprint: u64) -> Option<AlertView> {
+        self.rules
+            .alerts
+            .values()
+            .find(|a| a.fingerprint == fingerprint)
+            .map(|a| AlertView {
+                fingerprint: a.fingerprint,
+                annotations: self.rules.annotations(a),
+                labels: a.labels.clone(),
+                state: a.life.state,
+                value: a.value,
+                priority: a.priority,
+                active_since: a.life.active_since,
+                fired_at: a.life.fired_at,
+                resolved_at: a.life.resolved_at,
+            })
     }
 }
 

@@ -403,6 +403,115 @@ pub fn alerts_text(r: &crate::proto::ListAlertsResponse) -> String {
     )
 }
 
+fn incident_row(i: &crate::proto::IncidentSummary) -> Vec<String> {
+    vec![
+        i.id.to_string(),
+        i.state.clone(),
+        fmt_time(i.started_unix_nano),
+        if i.mttr_nanos > 0 {
+            fmt_duration(i.mttr_nanos)
+        } else {
+            "-".into()
+        },
+        i.alerts.to_string(),
+        i.suppressed.to_string(),
+        if i.root_cause.is_empty() {
+            "-".into()
+        } else {
+            format!("{} ({:.2})", i.root_cause, i.root_cause_score)
+        },
+    ]
+}
+
+const INCIDENT_HEADER: [&str; 7] = [
+    "ID",
+    "STATE",
+    "STARTED",
+    "MTTR",
+    "ALERTS",
+    "SUPPRESSED",
+    "ROOT CAUSE",
+];
+
+/// `sieve query incidents`.
+pub fn incidents_text(r: &crate::proto::ListIncidentsResponse) -> String {
+    if r.incidents.is_empty() {
+        return "no incident\n".into();
+    }
+    let rows: Vec<Vec<String>> = r.incidents.iter().map(incident_row).collect();
+    table(&INCIDENT_HEADER, &rows)
+}
+
+fn incident_value(i: &crate::proto::IncidentSummary) -> Value {
+    json!({
+        "id": i.id,
+        "state": i.state,
+        "started_unix_nano": i.started_unix_nano,
+        "detected_unix_nano": i.detected_unix_nano,
+        "resolved_unix_nano": i.resolved_unix_nano,
+        "mttr_nanos": i.mttr_nanos,
+        "alerts": i.alerts,
+        "suppressed": i.suppressed,
+        "root_cause": i.root_cause,
+        "root_cause_score": i.root_cause_score,
+    })
+}
+
+pub fn incidents_json(r: &crate::proto::ListIncidentsResponse) -> Value {
+    json!({ "incidents": r.incidents.iter().map(incident_value).collect::<Vec<_>>() })
+}
+
+/// `sieve query incident ID`.
+pub fn incident_text(r: &crate::proto::GetIncidentResponse) -> String {
+    let Some(i) = &r.incident else {
+        return "no incident\n".into();
+    };
+    let mut out = table(&INCIDENT_HEADER, &[incident_row(i)]);
+    out.push_str("\nalerts:\n");
+    let alerts = crate::proto::ListAlertsResponse {
+        alerts: r.alerts.clone(),
+        watermark_unix_nano: 0,
+    };
+    if !r.alerts.is_empty() {
+        out.push_str(&alerts_text(&alerts));
+    }
+    if !r.suppressed.is_empty() {
+        out.push_str("\nsuppressed (a higher-priority alert correlates with them):\n");
+        for s in &r.suppressed {
+            if let Some(a) = &s.alert {
+                out.push_str(&format!(
+                    "  {} {} by {}\n",
+                    a.labels.get("alertname").cloned().unwrap_or_default(),
+                    a.labels.get("service").cloned().unwrap_or_default(),
+                    s.suppressed_by
+                ));
+            }
+        }
+    }
+    out.push_str("\nroot cause, best first:\n");
+    for (n, c) in r.root_causes.iter().enumerate() {
+        out.push_str(&format!("  {}. {} ({:.2})\n", n + 1, c.service, c.score));
+        for e in &c.evidence {
+            out.push_str(&format!("       - {e}\n"));
+        }
+    }
+    out
+}
+
+pub fn incident_json(r: &crate::proto::GetIncidentResponse) -> Value {
+    json!({
+        "incident": r.incident.as_ref().map(incident_value),
+        "alerts": alerts_json(&crate::proto::ListAlertsResponse { alerts: r.alerts.clone(), watermark_unix_nano: 0 })["alerts"],
+        "suppressed": r.suppressed.iter().map(|s| json!({
+            "fingerprint": s.alert.as_ref().map(|a| a.fingerprint.clone()),
+            "suppressed_by": s.suppressed_by,
+        })).collect::<Vec<_>>(),
+        "root_causes": r.root_causes.iter().map(|c| json!({
+            "service": c.service, "score": c.score, "evidence": c.evidence,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 pub fn alerts_json(r: &crate::proto::ListAlertsResponse) -> Value {
     json!({
         "watermark_unix_nano": r.watermark_unix_nano,

@@ -468,6 +468,79 @@ impl QueryService for Query {
         Ok(Response::new(r))
     }
 
+    async fn list_incidents(
+        &self,
+        request: Request<crate::proto::ListIncidentsRequest>,
+    ) -> Result<Response<crate::proto::ListIncidentsResponse>, Status> {
+        let r = request.into_inner();
+        let (open, resolved) = match r.state.as_str() {
+            "" => (true, true),
+            "open" => (true, false),
+            "resolved" => (false, true),
+            other => {
+                return Err(
+                    invalid(format!("state must be open or resolved, got {other:?}")).into(),
+                );
+            }
+        };
+        let engine = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        let inc = &engine.incidents;
+        let mut incidents: Vec<crate::proto::IncidentSummary> = Vec::new();
+        if open {
+            incidents.extend(inc.open.iter().map(incident_summary));
+        }
+        if resolved {
+            incidents.extend(inc.resolved.iter().map(incident_summary));
+        }
+        incidents.sort_by_key(|i| std::cmp::Reverse(i.started_unix_nano));
+        Ok(Response::new(crate::proto::ListIncidentsResponse {
+            incidents,
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<crate::proto::GetIncidentRequest>,
+    ) -> Result<Response<crate::proto::GetIncidentResponse>, Status> {
+        let id = request.into_inner().id;
+        if id == 0 {
+            return Err(invalid("id is required").into());
+        }
+        let engine = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(inc) = engine.incidents.get(id) else {
+            return Err(QueryError::NotFound(format!("incident {id}")).into());
+        };
+        let suppressed_by: std::collections::HashMap<u64, u64> =
+            inc.suppressed.iter().copied().collect();
+        let mut alerts = Vec::new();
+        let mut suppressed = Vec::new();
+        for fp in &inc.alerts {
+            let Some(a) = engine.alert(*fp) else { continue };
+            match suppressed_by.get(fp) {
+                Some(by) => suppressed.push(crate::proto::SuppressedAlert {
+                    alert: Some(alert_proto(a)),
+                    suppressed_by: format!("{by:016x}"),
+                }),
+                None => alerts.push(alert_proto(a)),
+            }
+        }
+        alerts.sort_by(|a, b| b.priority.total_cmp(&a.priority));
+        Ok(Response::new(crate::proto::GetIncidentResponse {
+            incident: Some(incident_summary(inc)),
+            alerts,
+            suppressed,
+            root_causes: inc
+                .root_causes
+                .iter()
+                .map(|c| crate::proto::RootCause {
+                    service: c.service.clone(),
+                    score: c.score,
+                    evidence: c.evidence.clone(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_alerts(
         &self,
         request: Request<crate::proto::ListAlertsRequest>,
@@ -491,18 +564,7 @@ impl QueryService for Query {
         let alerts = engine
             .alerts(state, service)
             .into_iter()
-            .map(|a| crate::proto::Alert {
-                fingerprint: format!("{:016x}", a.fingerprint),
-                labels: a.labels.into_iter().collect(),
-                annotations: a.annotations.into_iter().collect(),
-                state: a.state.as_str().into(),
-                has_value: a.value.is_some(),
-                value: a.value.unwrap_or(0.0),
-                priority: a.priority,
-                active_since_unix_nano: a.active_since.unwrap_or(0),
-                fired_at_unix_nano: a.fired_at.unwrap_or(0),
-                resolved_at_unix_nano: a.resolved_at.unwrap_or(0),
-            })
+            .map(alert_proto)
             .collect();
         Ok(Response::new(crate::proto::ListAlertsResponse {
             alerts,
@@ -516,6 +578,42 @@ impl QueryService for Query {
     ) -> Result<Response<crate::proto::GetLogClusterResponse>, Status> {
         let r = analysis::get_log_cluster(self.analyzer.clone(), request.into_inner()).await?;
         Ok(Response::new(r))
+    }
+}
+
+fn alert_proto(a: crate::alerting::AlertView) -> crate::proto::Alert {
+    crate::proto::Alert {
+        fingerprint: format!("{:016x}", a.fingerprint),
+        labels: a.labels.into_iter().collect(),
+        annotations: a.annotations.into_iter().collect(),
+        state: a.state.as_str().into(),
+        has_value: a.value.is_some(),
+        value: a.value.unwrap_or(0.0),
+        priority: a.priority,
+        active_since_unix_nano: a.active_since.unwrap_or(0),
+        fired_at_unix_nano: a.fired_at.unwrap_or(0),
+        resolved_at_unix_nano: a.resolved_at.unwrap_or(0),
+    }
+}
+
+fn incident_summary(i: &crate::alerting::incidents::Incident) -> crate::proto::IncidentSummary {
+    let top = i.root_causes.first();
+    crate::proto::IncidentSummary {
+        id: i.id,
+        state: if i.resolved_at.is_some() {
+            "resolved"
+        } else {
+            "open"
+        }
+        .into(),
+        started_unix_nano: i.started,
+        detected_unix_nano: i.detected_at,
+        resolved_unix_nano: i.resolved_at.unwrap_or(0),
+        mttr_nanos: i.mttr().unwrap_or(0),
+        alerts: i.alerts.len() as u32,
+        suppressed: i.suppressed.len() as u32,
+        root_cause: top.map(|c| c.service.clone()).unwrap_or_default(),
+        root_cause_score: top.map(|c| c.score).unwrap_or(0.0),
     }
 }
 
