@@ -10,10 +10,10 @@ use opentelemetry::trace::{Span as _, Status, Tracer as _, TracerProvider as _};
 use sieve::proto::{GetIncidentRequest, ListAlertsRequest, ListIncidentsRequest};
 use tonic::Code;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_errors_fire_the_error_rate_rule() {
-    let gw = common::start(|_| {}).await;
-    let endpoint = gw.otlp.clone();
+/// Sends ten minutes of traffic starting an hour ago, in a burst: cart fails 30% of its
+/// spans from minute 5, db never. Returns the start.
+async fn replay(endpoint: &str) -> SystemTime {
+    let endpoint = endpoint.to_string();
     let t0 = SystemTime::now() - Duration::from_secs(3600);
     common::blocking(move || {
         for (svc, failing) in [("cart", true), ("db", false)] {
@@ -36,6 +36,13 @@ async fn replayed_errors_fire_the_error_rate_rule() {
         }
     })
     .await;
+    t0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_errors_fire_the_error_rate_rule() {
+    let gw = common::start(|_| {}).await;
+    let t0 = replay(&gw.otlp).await;
     let mut q = gw.query_client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let firing = loop {
@@ -174,4 +181,106 @@ async fn replayed_errors_fire_the_error_rate_rule() {
         (&a.fingerprint, a.fired_at_unix_nano)
     );
     gw.stop().await;
+}
+
+/// A webhook receiver gets Alertmanager's webhook JSON for the firing alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_gets_alertmanagers_payload() {
+    use http_body_util::BodyExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let server = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let seen = seen.clone();
+                            async move {
+                                let body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|c| c.to_bytes())
+                                    .unwrap_or_default();
+                                if let Ok(v) = serde_json::from_slice(&body) {
+                                    seen.lock().unwrap().push(v);
+                                }
+                                Ok::<_, std::convert::Infallible>(http::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::new()),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        })
+    };
+    let url = format!("http://{addr}/hook");
+    let gw = common::start(move |c| {
+        c.alerting.receivers = vec![sieve::config::alerting::Receiver {
+            name: "hook".into(),
+            webhook: Some(sieve::config::alerting::Endpoint { url }),
+            alertmanager: None,
+        }];
+        c.alerting.route.receiver = Some("hook".into());
+    })
+    .await;
+    replay(&gw.otlp).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let payload = loop {
+        let got = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["status"] == "firing")
+            .cloned();
+        if let Some(v) = got {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no webhook");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(payload["version"], "4");
+    assert_eq!(payload["receiver"], "hook");
+    assert_eq!(
+        payload["groupKey"],
+        "{}:{alertname=\"HighErrorRate\", service=\"cart\"}"
+    );
+    assert_eq!(payload["groupLabels"]["service"], "cart");
+    assert_eq!(payload["commonLabels"]["severity"], "critical");
+    assert_eq!(payload["externalURL"], "http://127.0.0.1:4320");
+    assert_eq!(payload["truncatedAlerts"], 0);
+    let alert = &payload["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["alertname"], "HighErrorRate");
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "cart: 0.3000 of its spans fail"
+    );
+    let mut q = gw.query_client().await;
+    let listed = q
+        .list_alerts(ListAlertsRequest {
+            state: "firing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alert["fingerprint"], listed.alerts[0].fingerprint.as_str());
+    for k in ["startsAt", "generatorURL", "commonAnnotations"] {
+        assert!(!alert[k].is_null() || !payload[k].is_null(), "{k}");
+    }
+    gw.stop().await;
+    server.abort();
 }

@@ -12,8 +12,9 @@
 //! sled tree `alerts` (written when they change), with where evaluation stood, so a restart
 //! keeps firing alerts with their start times and resumes evaluating where it was (moving on
 //! with the wall clock when no data comes, so alerts still resolve). After each evaluation
-//! step the firing alerts are correlated into incidents ([`incidents`]). Work in progress
-//! (issue 7): incidents are kept in memory only, and nothing is notified yet.
+//! step the firing alerts are correlated into incidents ([`incidents`]) and notifications
+//! planned ([`notifier`]: webhook or Alertmanager, with Alertmanager's grouping, silences
+//! and inhibition). Work in progress (issue 7): incidents are kept in memory only.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,12 +28,16 @@ use crate::analyzer::{Analyzer, AnalyzerError};
 use crate::config::alerting::{Alerting, Rule};
 
 pub mod incidents;
+pub mod notifier;
 
 /// The engine's state.
 pub struct Engine {
     cfg: Alerting,
     pub rules: RuleSet,
     pub incidents: incidents::Incidents,
+    notifier: notifier::Notifier,
+    /// Notifications planned and not yet handed to the sender.
+    pub outbox: Vec<notifier::Outgoing>,
     pub watermark: Watermark,
     next_eval: Option<u64>,
     /// Where alerts are kept across restarts (tree `alerts`), when given.
@@ -94,6 +99,8 @@ impl Engine {
             cfg: cfg.clone(),
             rules: RuleSet::new(cfg),
             incidents: incidents::Incidents::default(),
+            notifier: notifier::Notifier::new(cfg),
+            outbox: Vec::new(),
             watermark: Watermark::new(cfg.lateness.as_nanos() as u64),
             next_eval: start.map(|s| s - s % step.max(1)),
             tree: None,
@@ -299,6 +306,17 @@ impl Engine {
                 .any(|a| a.life.state == State::Firing);
             if firing || !self.incidents.open.is_empty() {
                 self.correlate(analyzer, t)?;
+            }
+            if self.notifier.active() {
+                let views = self.alerts(None, None);
+                let suppressed: std::collections::HashSet<u64> = self
+                    .incidents
+                    .open
+                    .iter()
+                    .flat_map(|i| i.suppressed.iter().map(|s| s.0))
+                    .collect();
+                let out = self.notifier.plan(t, &views, &suppressed);
+                self.outbox.extend(out);
             }
             t += step;
             steps += 1;
@@ -524,6 +542,7 @@ pub async fn run(
     analyzer: std::sync::Arc<Analyzer>,
     stop: tokio_util::sync::CancellationToken,
 ) {
+    let client = notifier::client();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
@@ -533,6 +552,7 @@ pub async fn run(
         let r = tokio::task::spawn_blocking(move || {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
             let changes = e.run_until(&a, crate::analyzer::unix_now(), 360)?;
+            let outbox = std::mem::take(&mut e.outbox);
             let named: Vec<(String, crate::analysis::alert::State)> = changes
                 .iter()
                 .filter_map(|c| {
@@ -543,11 +563,14 @@ pub async fn run(
                         .map(|a| (format!("{:?}", a.labels), c.state))
                 })
                 .collect();
-            Ok::<_, AnalyzerError>(named)
+            Ok::<_, AnalyzerError>((named, outbox))
         })
         .await;
         match r {
-            Ok(Ok(named)) => {
+            Ok(Ok((named, outbox))) => {
+                for out in outbox {
+                    tokio::spawn(notifier::send(client.clone(), out));
+                }
                 for (labels, state) in named {
                     tracing::info!(alert = %labels, state = state.as_str(), "alert {}", state.as_str());
                 }
