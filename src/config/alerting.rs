@@ -2,9 +2,7 @@
 //! incidents, and notification (Alertmanager's route, receivers, inhibition and silences).
 //!
 //! The structs are the reference of every option; `config/sieve.yaml` shows them with the
-//! default rule set. Rules are evaluated by [`crate::alerting`]; receivers, the route,
-//! inhibition and silences are validated but not used yet (notification is work in
-//! progress).
+//! default rule set. Rules are evaluated, and alerts notified, by [`crate::alerting`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
