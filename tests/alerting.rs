@@ -284,3 +284,124 @@ async fn a_webhook_gets_alertmanagers_payload() {
     gw.stop().await;
     server.abort();
 }
+
+/// GET `url`: (status, body).
+async fn get(url: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let resp = client.get(url.parse().ok()?).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A real Alertmanager (the Debian package's binary) on a loopback port receives sieve's
+/// alert, read back from its API v2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_receives_the_alert() {
+    let bin =
+        std::env::var("SIEVE_ALERTMANAGER").unwrap_or_else(|_| "prometheus-alertmanager".into());
+    let found = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("SIEVE_REQUIRE_ALERTMANAGER").is_none(),
+            "SIEVE_REQUIRE_ALERTMANAGER is set but {bin} does not run"
+        );
+        println!(
+            "SKIPPED: {bin} not found (apt-get install prometheus-alertmanager, or set SIEVE_ALERTMANAGER)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let am_url = format!("http://127.0.0.1:{port}");
+    let mut am = std::process::Command::new(&bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&format!("{am_url}/-/ready")).await.map(|r| r.0) != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alertmanager not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = am_url.clone();
+    let gw = common::start(move |c| {
+        c.alerting.receivers = vec![sieve::config::alerting::Receiver {
+            name: "am".into(),
+            webhook: None,
+            alertmanager: Some(sieve::config::alerting::Endpoint { url }),
+        }];
+        c.alerting.route.receiver = Some("am".into());
+    })
+    .await;
+    replay(&gw.otlp).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let alert = loop {
+        let listed: serde_json::Value = get(&format!("{am_url}/api/v2/alerts"))
+            .await
+            .and_then(|(_, b)| serde_json::from_str(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let hit = listed.as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["labels"]["alertname"] == "HighErrorRate")
+                .cloned()
+        });
+        if let Some(a) = hit {
+            break a;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = am.kill();
+            panic!("alertmanager never got the alert: {listed}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert["labels"]["service"], "cart");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "cart: 0.3000 of its spans fail"
+    );
+    let mut q = gw.query_client().await;
+    let listed = q
+        .list_alerts(ListAlertsRequest {
+            state: "firing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        alert["fingerprint"],
+        listed.alerts[0].fingerprint.as_str(),
+        "same fingerprint as Alertmanager computes"
+    );
+    gw.stop().await;
+    let _ = am.kill();
+    let _ = am.wait();
+}
