@@ -225,16 +225,7 @@ async fn a_webhook_gets_alertmanagers_payload() {
             }
         })
     };
-    let url = format!("http://{addr}/hook");
-    let gw = common::start(move |c| {
-        c.alerting.receivers = vec![sieve::config::alerting::Receiver {
-            name: "hook".into(),
-            webhook: Some(sieve::config::alerting::Endpoint { url }),
-            alertmanager: None,
-        }];
-        c.alerting.route.receiver = Some("hook".into());
-    })
-    .await;
+    let gw = with_receiver("hook", format!("http://{addr}/hook"), false).await;
     replay(&gw.otlp).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let payload = loop {
@@ -283,6 +274,21 @@ async fn a_webhook_gets_alertmanagers_payload() {
     }
     gw.stop().await;
     server.abort();
+}
+
+/// A gateway whose route notifies one receiver: a webhook, or an Alertmanager.
+async fn with_receiver(name: &str, url: String, alertmanager: bool) -> common::TestGateway {
+    let name = name.to_string();
+    common::start(move |c| {
+        let ep = Some(sieve::config::alerting::Endpoint { url });
+        c.alerting.receivers = vec![sieve::config::alerting::Receiver {
+            name: name.clone(),
+            webhook: if alertmanager { None } else { ep.clone() },
+            alertmanager: if alertmanager { ep } else { None },
+        }];
+        c.alerting.route.receiver = Some(name);
+    })
+    .await
 }
 
 /// GET `url`: (status, body).
@@ -349,16 +355,7 @@ async fn a_real_alertmanager_receives_the_alert() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let url = am_url.clone();
-    let gw = common::start(move |c| {
-        c.alerting.receivers = vec![sieve::config::alerting::Receiver {
-            name: "am".into(),
-            webhook: None,
-            alertmanager: Some(sieve::config::alerting::Endpoint { url }),
-        }];
-        c.alerting.route.receiver = Some("am".into());
-    })
-    .await;
+    let gw = with_receiver("am", am_url.clone(), true).await;
     replay(&gw.otlp).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let alert = loop {

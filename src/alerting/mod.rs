@@ -493,17 +493,7 @@ impl Engine {
             .filter(|a| {
                 service.is_none_or(|s| a.labels.get("service").map(String::as_str) == Some(s))
             })
-            .map(|a| AlertView {
-                fingerprint: a.fingerprint,
-                annotations: self.rules.annotations(a),
-                labels: a.labels.clone(),
-                state: a.life.state,
-                value: a.value,
-                priority: a.priority,
-                active_since: a.life.active_since,
-                fired_at: a.life.fired_at,
-                resolved_at: a.life.resolved_at,
-            })
+            .map(|a| self.view(a))
             .collect();
         out.sort_by(|a, b| {
             b.priority
@@ -521,17 +511,21 @@ impl Engine {
             .alerts
             .values()
             .find(|a| a.fingerprint == fingerprint)
-            .map(|a| AlertView {
-                fingerprint: a.fingerprint,
-                annotations: self.rules.annotations(a),
-                labels: a.labels.clone(),
-                state: a.life.state,
-                value: a.value,
-                priority: a.priority,
-                active_since: a.life.active_since,
-                fired_at: a.life.fired_at,
-                resolved_at: a.life.resolved_at,
-            })
+            .map(|a| self.view(a))
+    }
+
+    fn view(&self, a: &crate::analysis::rules::AlertState) -> AlertView {
+        AlertView {
+            fingerprint: a.fingerprint,
+            annotations: self.rules.annotations(a),
+            labels: a.labels.clone(),
+            state: a.life.state,
+            value: a.value,
+            priority: a.priority,
+            active_since: a.life.active_since,
+            fired_at: a.life.fired_at,
+            resolved_at: a.life.resolved_at,
+        }
     }
 }
 
