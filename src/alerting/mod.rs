@@ -164,12 +164,7 @@ impl Engine {
         }
         let mut batch = sled::Batch::default();
         for c in changed {
-            let Some(a) = self
-                .rules
-                .alerts
-                .values()
-                .find(|a| a.fingerprint == c.fingerprint)
-            else {
+            let Some(a) = self.rules.get(c.fingerprint) else {
                 continue;
             };
             let rule = self
@@ -204,7 +199,12 @@ impl Engine {
 
     /// Correlates the firing alerts at `t` into incidents: topology from the service graph
     /// of the last hour, evidence from new error-level log clusters of the correlation window.
-    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AnalyzerError> {
+    fn correlate(
+        &mut self,
+        analyzer: &Analyzer,
+        t: u64,
+        topology: &mut Option<crate::analysis::correlate::Topology>,
+    ) -> Result<(), AnalyzerError> {
         let firing: Vec<crate::analysis::correlate::FiringAlert> = self
             .rules
             .alerts
@@ -218,26 +218,34 @@ impl Engine {
                 series: a.recent.clone(),
             })
             .collect();
-        let mut topology = crate::analysis::correlate::Topology::default();
-        let hour = 3_600_000_000_000;
-        for (l, _) in analyzer
-            .read(Family::Edge, 0, (t.saturating_sub(hour), t.max(1)), &|_| {
-                true
-            })
-            .map(|r| r.cells)
-            .unwrap_or_default()
-        {
-            if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
-                topology.add(c, s);
+        // The service graph changes slowly: read once per round (the hour before its
+        // first correlated step), not once per step.
+        let topology = topology.get_or_insert_with(|| {
+            let mut topo = crate::analysis::correlate::Topology::default();
+            let hour = 3_600_000_000_000;
+            for (l, _) in analyzer
+                .read(Family::Edge, 0, (t.saturating_sub(hour), t.max(1)), &|_| {
+                    true
+                })
+                .map(|r| r.cells)
+                .unwrap_or_default()
+            {
+                if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
+                    topo.add(c, s);
+                }
             }
-        }
+            topo
+        });
         let window = self.cfg.correlation.window.as_nanos() as u64;
         let mut evidence: HashMap<String, crate::analysis::correlate::ServiceEvidence> =
             HashMap::new();
         if let Some(logs) = analyzer.log_clusters() {
-            for c in logs.live(None) {
+            for c in logs.live_records() {
                 if c.max_severity >= 17 && c.first_seen + window >= t && c.first_seen <= t {
-                    evidence.entry(c.service).or_default().error_log_clusters += 1;
+                    evidence
+                        .entry(c.service.clone())
+                        .or_default()
+                        .error_log_clusters += 1;
                 }
             }
         }
@@ -248,7 +256,7 @@ impl Engine {
             tau: c.tau,
         };
         self.incidents
-            .update(t, &firing, &topology, &evidence, &params);
+            .update(t, &firing, topology, &evidence, &params);
         Ok(())
     }
 
@@ -293,6 +301,7 @@ impl Engine {
         };
         let mut changes = Vec::new();
         let mut steps = 0;
+        let mut topology = None;
         while t <= mark && steps < max_steps {
             for i in 0..self.rules.rules().len() {
                 let values = self.values(analyzer, i, t)?;
@@ -305,7 +314,7 @@ impl Engine {
                 .values()
                 .any(|a| a.life.state == State::Firing);
             if firing || !self.incidents.open.is_empty() {
-                self.correlate(analyzer, t)?;
+                self.correlate(analyzer, t, &mut topology)?;
             }
             if self.notifier.active() {
                 let views = self.alerts(None, None);
@@ -387,42 +396,35 @@ impl Engine {
                     .as_deref()
                     .and_then(crate::otlp::parse_severity)
                     .unwrap_or(0);
-                let Some(logs) = analyzer.log_clusters() else {
-                    return Ok(out);
-                };
-                let clusters: BTreeMap<u64, (String, u64, i32)> = logs
-                    .live(None)
-                    .into_iter()
-                    .map(|c| (c.id, (c.service, c.first_seen, c.max_severity)))
-                    .collect();
-                let resolve: BTreeMap<u64, u64> = clusters
-                    .keys()
-                    .map(|id| (*id, logs.resolve_id(*id)))
-                    .collect();
-                drop(logs);
                 if sig == Signal::LogNewCluster {
-                    for (id, (svc, first, sev)) in &clusters {
-                        if *sev >= min {
-                            let v = signal::new_cluster(*first, range);
-                            if v > 0.0 {
-                                out.insert(group(svc, ("cluster", &id.to_string())), v);
-                            }
+                    let Some(logs) = analyzer.log_clusters() else {
+                        return Ok(out);
+                    };
+                    for c in logs.live_records().filter(|c| c.max_severity >= min) {
+                        let v = signal::new_cluster(c.first_seen, range);
+                        if v > 0.0 {
+                            out.insert(group(&c.service, ("cluster", &c.id.to_string())), v);
                         }
                     }
                 } else {
+                    // Series carry the id a record got; a cluster merged since counts under
+                    // the live cluster it joined.
                     let read = analyzer.read(Family::LogCluster, 0, range, &|_| true)?;
+                    let Some(logs) = analyzer.log_clusters() else {
+                        return Ok(out);
+                    };
                     let mut counts: BTreeMap<Labels, u64> = BTreeMap::new();
                     for (l, c) in read.cells {
-                        let Some(id) = l.get(1).and_then(|x| x.parse::<u64>().ok()) else {
+                        let Some(live) = l
+                            .get(1)
+                            .and_then(|x| x.parse::<u64>().ok())
+                            .and_then(|id| logs.get(id))
+                        else {
                             continue;
                         };
-                        let id = resolve.get(&id).copied().unwrap_or(id);
-                        let Some((svc, _, sev)) = clusters.get(&id) else {
-                            continue;
-                        };
-                        if *sev >= min {
+                        if live.max_severity >= min {
                             *counts
-                                .entry(group(svc, ("cluster", &id.to_string())))
+                                .entry(group(&live.service, ("cluster", &live.id.to_string())))
                                 .or_default() += c.count;
                         }
                     }
@@ -507,11 +509,7 @@ impl Engine {
 impl Engine {
     /// One alert by fingerprint, whatever its state.
     pub fn alert(&self, fingerprint: u64) -> Option<AlertView> {
-        self.rules
-            .alerts
-            .values()
-            .find(|a| a.fingerprint == fingerprint)
-            .map(|a| self.view(a))
+        self.rules.get(fingerprint).map(|a| self.view(a))
     }
 
     fn view(&self, a: &crate::analysis::rules::AlertState) -> AlertView {
@@ -551,9 +549,7 @@ pub async fn run(
                 .iter()
                 .filter_map(|c| {
                     e.rules
-                        .alerts
-                        .values()
-                        .find(|a| a.fingerprint == c.fingerprint)
+                        .get(c.fingerprint)
                         .map(|a| (format!("{:?}", a.labels), c.state))
                 })
                 .collect();
@@ -625,18 +621,21 @@ mod tests {
         }]
     }
 
+    /// A fresh analyzer, and a minute boundary an hour ago to replay from.
+    fn analyzer() -> (tempfile::TempDir, sled::Db, std::sync::Arc<Analyzer>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
+        let t = unix_now() - 3600 * S;
+        (dir, db, analyzer, t - t % (60 * S))
+    }
+
     /// Ten minutes of replayed traffic: cart fails from minute 5, db never. The error-rate
     /// rule fires for cart a minute after its errors start (its `for`), by event time, and not
     /// for db; replayed in one call, as fast as the series read.
     #[test]
     fn replayed_errors_fire_the_default_rule_by_event_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
-        let t0 = {
-            let t = unix_now() - 3600 * S;
-            t - t % (60 * S)
-        };
+        let (_dir, _db, analyzer, t0) = analyzer();
         for sec in (0..600u64).step_by(5) {
             let t = t0 + sec * S;
             analyzer.observe(&spans("db", t, 10, 0));
@@ -666,13 +665,7 @@ mod tests {
 
     #[test]
     fn firing_alerts_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
-        let t0 = {
-            let t = unix_now() - 3600 * S;
-            t - t % (60 * S)
-        };
+        let (_dir, db, analyzer, t0) = analyzer();
         for sec in (0..300u64).step_by(5) {
             analyzer.observe(&spans("cart", t0 + sec * S, 10, 5));
         }

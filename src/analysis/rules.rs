@@ -71,6 +71,8 @@ pub struct RuleSet {
     weights: (f64, f64, f64),
     step: f64,
     pub alerts: HashMap<(usize, Labels), AlertState>,
+    /// Fingerprint → key in `alerts`.
+    by_fingerprint: HashMap<u64, (usize, Labels)>,
 }
 
 impl RuleSet {
@@ -92,6 +94,7 @@ impl RuleSet {
             ),
             step: cfg.evaluation_interval.as_secs_f64(),
             alerts: HashMap::new(),
+            by_fingerprint: HashMap::new(),
         }
     }
 
@@ -109,7 +112,8 @@ impl RuleSet {
         let secs = t as f64 / 1e9;
         for (group, v) in values {
             let key = (rule, group.clone());
-            let a = self.alerts.entry(key).or_insert_with(|| {
+            let index = &mut self.by_fingerprint;
+            let a = self.alerts.entry(key.clone()).or_insert_with(|| {
                 let mut labels = group.clone();
                 labels.insert("alertname".into(), r.name.clone());
                 labels.insert("severity".into(), r.severity.as_str().into());
@@ -126,6 +130,7 @@ impl RuleSet {
                     detector: detector(&r.detector, self.step),
                 }
             });
+            index.entry(a.fingerprint).or_insert(key);
             let verdict = a.detector.observe(secs, *v);
             a.value = Some(*v);
             a.recent.push(*v);
@@ -185,8 +190,17 @@ impl RuleSet {
             recent: Vec::new(),
             detector: detector(&r.detector, self.step),
         };
+        self.by_fingerprint
+            .insert(a.fingerprint, (i, group.clone()));
         self.alerts.insert((i, group), a);
         true
+    }
+
+    /// An alert by fingerprint.
+    pub fn get(&self, fingerprint: u64) -> Option<&AlertState> {
+        self.by_fingerprint
+            .get(&fingerprint)
+            .and_then(|k| self.alerts.get(k))
     }
 
     /// The annotations of an alert with its value and labels filled in.

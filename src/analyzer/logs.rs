@@ -376,11 +376,15 @@ impl LogState {
         None
     }
 
+    /// Live clusters (not merged into another), by reference.
+    pub fn live_records(&self) -> impl Iterator<Item = &ClusterRecord> {
+        self.records.values().filter(|r| r.merged_into == 0)
+    }
+
     /// Live clusters, of one service or all.
     pub fn live(&self, service: Option<&str>) -> Vec<ClusterRecord> {
-        self.records
-            .values()
-            .filter(|r| r.merged_into == 0 && service.is_none_or(|s| r.service == s))
+        self.live_records()
+            .filter(|r| service.is_none_or(|s| r.service == s))
             .cloned()
             .collect()
     }
