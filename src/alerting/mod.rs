@@ -663,6 +663,52 @@ mod tests {
         assert_eq!(cart.value, Some(0.3));
     }
 
+    /// Records counted under cluster ids that later merged count for the live cluster.
+    #[test]
+    fn log_rates_follow_merged_clusters() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let (_dir, _db, analyzer, t0) = analyzer();
+        let records: Vec<LogRecord> = ["cyrus", "news", "test", "root", "guest", "admin"]
+            .iter()
+            .map(|u| LogRecord {
+                time_unix_nano: t0 + 5 * S,
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(format!(
+                        "session opened for user {u} by root"
+                    ))),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let mut req = vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![crate::otlp::string_kv("service.name", "mail")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        assert!(analyzer.observe_logs(&mut req));
+        let engine = Engine::new(&Alerting::default(), None);
+        let rule = engine
+            .rules
+            .rules()
+            .iter()
+            .position(|r| r.name == "LogSurge")
+            .unwrap();
+        let values = engine.values(&analyzer, rule, t0 + 60 * S).unwrap();
+        // Six records in one live cluster over the one-minute window: 0.1 per second.
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert!(
+            (values.values().next().unwrap() - 0.1).abs() < 1e-12,
+            "{values:?}"
+        );
+    }
+
     #[test]
     fn firing_alerts_survive_a_restart() {
         let (_dir, db, analyzer, t0) = analyzer();
