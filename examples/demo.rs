@@ -13,8 +13,21 @@
 //!                        └─ pricing GET /price ── compute discount
 //! ```
 //!
-//! Log records go through the OpenTelemetry logs bridge inside the active span, so they carry
-//! its trace and span ids.
+//! Each request is first planned (a tree of spans and log records with their times: jittered
+//! work, the slow service's extra latency, the failing service's failures), then emitted
+//! through the SDK with those timestamps. Log records go through the OpenTelemetry logs bridge
+//! inside their span's context, so they carry its trace and span ids.
+//!
+//! Two modes:
+//! - **live** (default): requests start at `--rate` per second of wall time for `--duration`,
+//!   and each is emitted when its root span ends.
+//! - **replay** (`--replay`): `--duration` of traffic (say an hour) with synthetic timestamps
+//!   ending now, sent as fast as the gateway takes it. Every 5 s of event time all services
+//!   flush, so no service's data runs more than that ahead of another's: the gateway's
+//!   alerting `lateness` (30 s by default) covers it, and an hour is evaluated as if lived
+//!   through. `--seed` makes a replay reproducible.
+//!
+//! `--fault-after` starts the fault (`--slow-service`, `--fail-service`) that far into the run.
 //!
 //! Run sieve, then:
 //!
@@ -22,25 +35,25 @@
 //! cargo run --example demo -- --endpoint http://127.0.0.1:4317 --rate 20 --duration 30s
 //! cargo run --example demo -- --slow-service pricing --slow-ms 250      # a bottleneck
 //! cargo run --example demo -- --fail-service inventory --fail-rate 0.3  # an incident
+//! cargo run --example demo -- --replay --duration 1h --rate 2 \
+//!     --slow-service inventory --slow-ms 60 --fault-after 40m           # an hour in seconds
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{
-    FutureExt as _, Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
-};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
-use rand::Rng;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// A multi-service demo app sending OTLP traces and logs.
 #[derive(Parser, Debug, Clone)]
@@ -48,12 +61,16 @@ struct Args {
     /// OTLP/gRPC endpoint of sieve.
     #[arg(long, default_value = "http://127.0.0.1:4317")]
     endpoint: String,
-    /// Requests per second to the frontend.
+    /// Requests per second to the frontend (of event time in a replay).
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
-    /// How long to run (e.g. 30s, 2m).
+    /// How long to run, or how much traffic to replay (e.g. 30s, 2m, 1h).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// Replay: send `--duration` of traffic with synthetic timestamps ending now, as fast as
+    /// the gateway takes it.
+    #[arg(long)]
+    replay: bool,
     /// Make this service slow (frontend, auth, catalog, inventory, pricing).
     #[arg(long)]
     slow_service: Option<String>,
@@ -66,25 +83,29 @@ struct Args {
     /// Fraction of the failing service's requests that fail (0..=1).
     #[arg(long, default_value_t = 0.2)]
     fail_rate: f64,
+    /// The fault starts this far into the run (e.g. 40m).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    fault_after: Duration,
+    /// Seed of the jitter and failures (random when not given).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 const SERVICES: [&str; 5] = ["frontend", "auth", "catalog", "inventory", "pricing"];
 
+/// Event time between flushes of every service in a replay.
+const REPLAY_FLUSH: Duration = Duration::from_secs(5);
+
 /// One instrumented service.
 struct Service {
-    name: &'static str,
     tracer: SdkTracer,
     logger: SdkLogger,
     tracer_provider: SdkTracerProvider,
     logger_provider: SdkLoggerProvider,
-    /// Added latency per request (the --slow-service flag).
-    extra: Duration,
-    /// Probability that a request fails (the --fail-service flag).
-    fail_rate: f64,
 }
 
 impl Service {
-    fn new(name: &'static str, args: &Args) -> anyhow::Result<Service> {
+    fn new(name: &'static str, endpoint: &str) -> anyhow::Result<Service> {
         let resource = Resource::builder()
             .with_service_name(name)
             .with_attributes([
@@ -92,58 +113,251 @@ impl Service {
                 KeyValue::new("deployment.environment", "demo"),
             ])
             .build();
+        // A queue large enough that a replay's burst between flushes is never dropped.
         let span_exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(&args.endpoint)
+            .with_endpoint(endpoint)
             .build()?;
+        let spans = BatchSpanProcessor::builder(span_exporter)
+            .with_batch_config(
+                opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                    .with_max_queue_size(1 << 18)
+                    .build(),
+            )
+            .build();
         let tracer_provider = SdkTracerProvider::builder()
-            .with_batch_exporter(span_exporter)
+            .with_span_processor(spans)
             .with_resource(resource.clone())
             .build();
         let log_exporter = opentelemetry_otlp::LogExporter::builder()
             .with_tonic()
-            .with_endpoint(&args.endpoint)
+            .with_endpoint(endpoint)
             .build()?;
+        let logs = BatchLogProcessor::builder(log_exporter)
+            .with_batch_config(
+                opentelemetry_sdk::logs::BatchConfigBuilder::default()
+                    .with_max_queue_size(1 << 18)
+                    .build(),
+            )
+            .build();
         let logger_provider = SdkLoggerProvider::builder()
-            .with_batch_exporter(log_exporter)
+            .with_log_processor(logs)
             .with_resource(resource)
             .build();
         Ok(Service {
-            name,
             tracer: tracer_provider.tracer("shop"),
             logger: logger_provider.logger("shop"),
             tracer_provider,
             logger_provider,
-            extra: if args.slow_service.as_deref() == Some(name) {
-                Duration::from_millis(args.slow_ms)
-            } else {
-                Duration::ZERO
-            },
-            fail_rate: if args.fail_service.as_deref() == Some(name) {
-                args.fail_rate.clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
         })
     }
+}
 
-    /// Emits a log record through the logs bridge in the context `cx` (its span's ids).
-    fn log(
-        &self,
-        cx: &Context,
-        severity: Severity,
-        body: String,
-        attrs: Vec<(&'static str, AnyValue)>,
-    ) {
-        let _guard = cx.clone().attach();
-        let mut rec = self.logger.create_log_record();
-        rec.set_severity_number(severity);
-        rec.set_severity_text(severity.name());
-        rec.set_body(AnyValue::from(body));
-        for (k, v) in attrs {
-            rec.add_attribute(k, v);
+/// A log record planned at time `at`.
+struct PlannedLog {
+    at: SystemTime,
+    severity: Severity,
+    body: String,
+    attrs: Vec<(&'static str, AnyValue)>,
+}
+
+/// A span planned with its times; `remote` children are reached over "HTTP" (their context
+/// crosses in W3C headers).
+struct Planned {
+    service: &'static str,
+    name: String,
+    kind: SpanKind,
+    start: SystemTime,
+    end: SystemTime,
+    attrs: Vec<KeyValue>,
+    error: Option<String>,
+    logs: Vec<PlannedLog>,
+    children: Vec<(bool, Planned)>,
+}
+
+impl Planned {
+    fn new(
+        service: &'static str,
+        name: impl Into<String>,
+        kind: SpanKind,
+        start: SystemTime,
+    ) -> Self {
+        Planned {
+            service,
+            name: name.into(),
+            kind,
+            start,
+            end: start,
+            attrs: Vec::new(),
+            error: None,
+            logs: Vec::new(),
+            children: Vec::new(),
         }
-        self.logger.emit(rec);
+    }
+}
+
+/// The fault, when active.
+struct Fault<'a> {
+    slow: Option<(&'a str, Duration)>,
+    fail: Option<(&'a str, f64)>,
+}
+
+/// Plans requests: jittered work, the fault's latency and failures.
+struct Planner<'a> {
+    rng: StdRng,
+    fault: Fault<'a>,
+}
+
+fn ms(x: f64) -> Duration {
+    Duration::from_micros((x * 1000.0) as u64)
+}
+
+/// The network between a client span and its server span, each way.
+const HOP: Duration = Duration::from_micros(200);
+
+impl Planner<'_> {
+    /// About `base` milliseconds of work (±30%).
+    fn work(&mut self, base: f64) -> Duration {
+        ms(base * self.rng.random_range(0.7..1.3))
+    }
+
+    fn extra(&self, service: &str) -> Duration {
+        match self.fault.slow {
+            Some((s, d)) if s == service => d,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// A CLIENT span of `from` calling `to` at `start`; `handler` plans the SERVER span's
+    /// work from its start and says whether it succeeded. Returns the client span and
+    /// whether the call succeeded.
+    fn call(
+        &mut self,
+        from: &'static str,
+        to: &'static str,
+        route: &'static str,
+        start: SystemTime,
+        handler: impl FnOnce(&mut Self, &mut Planned) -> bool,
+    ) -> (Planned, bool) {
+        let method = if route.starts_with("/verify") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let name = format!("{method} {route}");
+        let mut client = Planned::new(from, name.clone(), SpanKind::Client, start);
+        client.attrs = vec![
+            KeyValue::new("server.address", to),
+            KeyValue::new("url.path", route),
+        ];
+        let mut server = Planned::new(to, name, SpanKind::Server, start + HOP);
+        server.attrs = vec![KeyValue::new("http.route", route)];
+        server.end = server.start + self.extra(to);
+        let mut ok = handler(self, &mut server);
+        let fail_rate = match self.fault.fail {
+            Some((s, r)) if s == to => r,
+            _ => 0.0,
+        };
+        if ok && self.rng.random_bool(fail_rate) {
+            ok = false;
+            server.logs.push(PlannedLog {
+                at: server.end,
+                severity: Severity::Error,
+                body: format!("{route} failed: upstream connection reset"),
+                attrs: vec![("error.type", AnyValue::from("ECONNRESET"))],
+            });
+        }
+        let status: i64 = if ok { 200 } else { 503 };
+        server
+            .attrs
+            .push(KeyValue::new("http.response.status_code", status));
+        client
+            .attrs
+            .push(KeyValue::new("http.response.status_code", status));
+        if !ok {
+            server.error = Some("service unavailable".into());
+            client.error = Some(format!("{to} answered {status}"));
+        }
+        client.end = server.end + HOP;
+        client.children.push((true, server));
+        (client, ok)
+    }
+
+    /// Request `n`, starting at `start`.
+    fn request(&mut self, n: u64, start: SystemTime) -> Planned {
+        let product = n % 50;
+        let mut root = Planned::new("frontend", "GET /product/{id}", SpanKind::Server, start);
+        root.attrs = vec![
+            KeyValue::new("http.route", "/product/{id}"),
+            KeyValue::new("product.id", product as i64),
+            KeyValue::new(
+                "user.tier",
+                if n.is_multiple_of(5) {
+                    "gold"
+                } else {
+                    "standard"
+                },
+            ),
+        ];
+        let at = start + self.extra("frontend");
+
+        // Sequential: authenticate first.
+        let (auth, authed) = self.call("frontend", "auth", "/verify", at, |p, s| {
+            s.end += p.work(4.0);
+            true
+        });
+        let after_auth = auth.end;
+
+        // Then catalog and pricing in parallel.
+        let (catalog, cat_ok) = self.call("frontend", "catalog", "/item", after_auth, |p, s| {
+            let mut db = Planned::new("catalog", "SELECT products", SpanKind::Client, s.end);
+            db.attrs = vec![
+                KeyValue::new("db.system", "postgresql"),
+                KeyValue::new("db.query.text", "SELECT * FROM products WHERE id = $1"),
+            ];
+            db.end = db.start + p.work(12.0);
+            let (stock, ok) = p.call("catalog", "inventory", "/stock", db.end, |p, s| {
+                s.end += p.work(6.0);
+                true
+            });
+            s.end = stock.end;
+            s.children.push((false, db));
+            s.children.push((false, stock));
+            ok
+        });
+        let (pricing, price_ok) = self.call("frontend", "pricing", "/price", after_auth, |p, s| {
+            let mut c = Planned::new("pricing", "compute discount", SpanKind::Internal, s.end);
+            c.end = c.start + p.work(8.0);
+            s.end = c.end;
+            s.children.push((false, c));
+            true
+        });
+        root.end = catalog.end.max(pricing.end);
+        let ok = authed && cat_ok && price_ok;
+        if ok {
+            root.logs.push(PlannedLog {
+                at: root.end,
+                severity: Severity::Info,
+                body: format!("served product {product}"),
+                attrs: vec![("product.id", AnyValue::from(product as i64))],
+            });
+        } else {
+            root.error = Some("dependency failed".into());
+            root.logs.push(PlannedLog {
+                at: root.end,
+                severity: Severity::Warn,
+                body: format!("degraded response for product {product}"),
+                attrs: vec![],
+            });
+        }
+        root.attrs.push(KeyValue::new(
+            "http.response.status_code",
+            if ok { 200i64 } else { 502 },
+        ));
+        for c in [auth, catalog, pricing] {
+            root.children.push((false, c));
+        }
+        root
     }
 }
 
@@ -152,205 +366,68 @@ struct Shop {
     propagator: TraceContextPropagator,
 }
 
-/// Jittered sleep of about `ms` milliseconds.
-async fn work(ms: u64) {
-    let jitter = rand::rng().random_range(0.7..1.3);
-    tokio::time::sleep(Duration::from_micros((ms as f64 * 1000.0 * jitter) as u64)).await;
-}
-
-type Headers = HashMap<String, String>;
-
 impl Shop {
-    fn svc(&self, name: &str) -> &Service {
-        &self.services[name]
+    /// Emits a planned span tree through the SDK under `parent`, with its timestamps.
+    fn emit(&self, p: &Planned, parent: &Context) {
+        let svc = &self.services[p.service];
+        let span = svc
+            .tracer
+            .span_builder(p.name.clone())
+            .with_kind(p.kind.clone())
+            .with_start_time(p.start)
+            .with_attributes(p.attrs.clone())
+            .start_with_context(&svc.tracer, parent);
+        let cx = parent.with_span(span);
+        for l in &p.logs {
+            let _guard = cx.clone().attach();
+            let mut rec = svc.logger.create_log_record();
+            rec.set_timestamp(l.at);
+            rec.set_observed_timestamp(l.at);
+            rec.set_severity_number(l.severity);
+            rec.set_severity_text(l.severity.name());
+            rec.set_body(AnyValue::from(l.body.clone()));
+            for (k, v) in &l.attrs {
+                rec.add_attribute(*k, v.clone());
+            }
+            svc.logger.emit(rec);
+        }
+        for (remote, c) in &p.children {
+            if *remote {
+                // The callee, as if in another process: the context crosses in headers.
+                let mut headers: HashMap<String, String> = HashMap::new();
+                self.propagator.inject_context(&cx, &mut headers);
+                self.emit(c, &self.propagator.extract(&headers));
+            } else {
+                self.emit(c, &cx);
+            }
+        }
+        if let Some(e) = &p.error {
+            cx.span().set_status(Status::error(e.clone()));
+        }
+        cx.span().end_with_timestamp(p.end);
     }
 
-    /// A CLIENT span in `from` calling `to` over "HTTP": headers carry the trace context and
-    /// `to` runs `handler` under a SERVER span. Returns whether the call succeeded.
-    async fn call<F, Fut>(
-        &self,
-        cx: &Context,
-        from: &str,
-        to: &'static str,
-        route: &'static str,
-        handler: F,
-    ) -> bool
-    where
-        F: FnOnce(Context) -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let caller = self.svc(from);
-        let span = caller
-            .tracer
-            .span_builder(format!(
-                "{} {route}",
-                if route.starts_with("/verify") {
-                    "POST"
-                } else {
-                    "GET"
-                }
-            ))
-            .with_kind(SpanKind::Client)
-            .with_attributes([
-                KeyValue::new("server.address", to),
-                KeyValue::new("url.path", route),
-            ])
-            .start_with_context(&caller.tracer, cx);
-        let client_cx = cx.with_span(span);
-        let mut headers = Headers::new();
-        self.propagator.inject_context(&client_cx, &mut headers);
-
-        // --- the callee, as if in another process ---
-        let parent = self.propagator.extract(&headers);
-        let callee = self.svc(to);
-        let server_span = callee
-            .tracer
-            .span_builder(format!(
-                "{} {route}",
-                if route.starts_with("/verify") {
-                    "POST"
-                } else {
-                    "GET"
-                }
-            ))
-            .with_kind(SpanKind::Server)
-            .with_attributes([KeyValue::new("http.route", route)])
-            .start_with_context(&callee.tracer, &parent);
-        let server_cx = parent.with_span(server_span);
-        if !callee.extra.is_zero() {
-            tokio::time::sleep(callee.extra).await;
+    /// Flushes every service's spans and logs (blocking).
+    fn flush(&self) {
+        for (name, s) in &self.services {
+            if let Err(e) = s.tracer_provider.force_flush() {
+                eprintln!("{name}: span export: {e}");
+            }
+            if let Err(e) = s.logger_provider.force_flush() {
+                eprintln!("{name}: log export: {e}");
+            }
         }
-        let mut ok = handler(server_cx.clone())
-            .with_context(server_cx.clone())
-            .await;
-        if ok && rand::rng().random_bool(callee.fail_rate) {
-            ok = false;
-            callee.log(
-                &server_cx,
-                Severity::Error,
-                format!("{route} failed: upstream connection reset"),
-                vec![("error.type", AnyValue::from("ECONNRESET"))],
-            );
-        }
-        let status = if ok { 200 } else { 503 };
-        server_cx
-            .span()
-            .set_attribute(KeyValue::new("http.response.status_code", status as i64));
-        if !ok {
-            server_cx
-                .span()
-                .set_status(Status::error("service unavailable"));
-        }
-        server_cx.span().end();
-        // --- back in the caller ---
-        client_cx
-            .span()
-            .set_attribute(KeyValue::new("http.response.status_code", status as i64));
-        if !ok {
-            client_cx
-                .span()
-                .set_status(Status::error(format!("{to} answered {status}")));
-        }
-        client_cx.span().end();
-        ok
     }
 
-    async fn request(self: Arc<Self>, n: u64) {
-        let fe = self.svc("frontend");
-        let product = n % 50;
-        let root = fe
-            .tracer
-            .span_builder("GET /product/{id}")
-            .with_kind(SpanKind::Server)
-            .with_attributes([
-                KeyValue::new("http.route", "/product/{id}"),
-                KeyValue::new("product.id", product as i64),
-                KeyValue::new(
-                    "user.tier",
-                    if n.is_multiple_of(5) {
-                        "gold"
-                    } else {
-                        "standard"
-                    },
-                ),
-            ])
-            .start(&fe.tracer);
-        let cx = Context::current_with_span(root);
-        if !fe.extra.is_zero() {
-            tokio::time::sleep(fe.extra).await;
-        }
-
-        // Sequential: authenticate first.
-        let authed = self
-            .call(&cx, "frontend", "auth", "/verify", |scx| async move {
-                work(4).await;
-                let _ = scx;
-                true
-            })
-            .await;
-
-        // Then catalog and pricing in parallel.
-        let shop = self.clone();
-        let catalog = self.call(&cx, "frontend", "catalog", "/item", |scx| {
-            let shop = shop.clone();
-            async move {
-                let cat = shop.svc("catalog");
-                let mut db = cat
-                    .tracer
-                    .span_builder("SELECT products")
-                    .with_kind(SpanKind::Client)
-                    .with_attributes([
-                        KeyValue::new("db.system", "postgresql"),
-                        KeyValue::new("db.query.text", "SELECT * FROM products WHERE id = $1"),
-                    ])
-                    .start_with_context(&cat.tracer, &scx);
-                work(12).await;
-                db.end();
-                shop.call(&scx, "catalog", "inventory", "/stock", |icx| async move {
-                    work(6).await;
-                    let _ = icx;
-                    true
-                })
-                .await
+    fn shutdown(&self) {
+        for (name, s) in &self.services {
+            if let Err(e) = s.tracer_provider.shutdown() {
+                eprintln!("{name}: span export: {e}");
             }
-        });
-        let shop2 = self.clone();
-        let pricing = self.call(&cx, "frontend", "pricing", "/price", |scx| {
-            let shop = shop2.clone();
-            async move {
-                let p = shop.svc("pricing");
-                let mut s = p
-                    .tracer
-                    .span_builder("compute discount")
-                    .start_with_context(&p.tracer, &scx);
-                work(8).await;
-                s.end();
-                true
+            if let Err(e) = s.logger_provider.shutdown() {
+                eprintln!("{name}: log export: {e}");
             }
-        });
-        let (cat_ok, price_ok) = tokio::join!(catalog, pricing);
-        let ok = authed && cat_ok && price_ok;
-        if ok {
-            fe.log(
-                &cx,
-                Severity::Info,
-                format!("served product {product}"),
-                vec![("product.id", AnyValue::from(product as i64))],
-            );
-        } else {
-            cx.span().set_status(Status::error("dependency failed"));
-            fe.log(
-                &cx,
-                Severity::Warn,
-                format!("degraded response for product {product}"),
-                vec![],
-            );
         }
-        cx.span().set_attribute(KeyValue::new(
-            "http.response.status_code",
-            if ok { 200i64 } else { 502 },
-        ));
-        cx.span().end();
     }
 }
 
@@ -366,41 +443,128 @@ async fn main() -> anyhow::Result<()> {
             "unknown service {flag:?}; use one of {SERVICES:?}"
         );
     }
-    anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
+    anyhow::ensure!(
+        args.rate > 0.0 && args.rate.is_finite(),
+        "--rate must be positive"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.fail_rate),
+        "--fail-rate must be in 0..=1"
+    );
     let mut services = HashMap::new();
     for name in SERVICES {
-        services.insert(name, Service::new(name, &args)?);
+        services.insert(name, Service::new(name, &args.endpoint)?);
     }
-    let shop = Arc::new(Shop {
+    let shop = Shop {
         services,
         propagator: TraceContextPropagator::new(),
-    });
+    };
     eprintln!(
-        "demo: {} req/s for {:?} to {} (slow: {:?}, failing: {:?})",
-        args.rate, args.duration, args.endpoint, args.slow_service, args.fail_service
+        "demo: {} req/s for {:?} to {} (slow: {:?}, failing: {:?}, after {:?}{})",
+        args.rate,
+        args.duration,
+        args.endpoint,
+        args.slow_service,
+        args.fail_service,
+        args.fault_after,
+        if args.replay { ", replayed" } else { "" }
     );
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
-    let mut n = 0u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    while start.elapsed() < args.duration {
-        tick.tick().await;
-        tasks.spawn(shop.clone().request(n));
-        n += 1;
-    }
-    while tasks.join_next().await.is_some() {}
-    let shop = Arc::into_inner(shop).ok_or_else(|| anyhow::anyhow!("requests still running"))?;
-    tokio::task::spawn_blocking(move || {
-        for s in shop.services.values() {
-            if let Err(e) = s.tracer_provider.shutdown() {
-                eprintln!("{}: span export: {e}", s.name);
-            }
-            if let Err(e) = s.logger_provider.shutdown() {
-                eprintln!("{}: log export: {e}", s.name);
-            }
-        }
-    })
-    .await?;
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let n = if args.replay {
+        tokio::task::spawn_blocking(move || {
+            let n = replay(&shop, &args, seed);
+            shop.shutdown();
+            n
+        })
+        .await?
+    } else {
+        let n = live(&shop, &args, seed).await;
+        tokio::task::spawn_blocking(move || shop.shutdown()).await?;
+        n
+    };
     eprintln!("demo: sent {n} requests");
     Ok(())
+}
+
+fn fault(args: &Args, active: bool) -> Fault<'_> {
+    if !active {
+        return Fault {
+            slow: None,
+            fail: None,
+        };
+    }
+    Fault {
+        slow: args
+            .slow_service
+            .as_deref()
+            .map(|s| (s, Duration::from_millis(args.slow_ms))),
+        fail: args.fail_service.as_deref().map(|s| (s, args.fail_rate)),
+    }
+}
+
+/// Live: a request every 1/rate s; each is emitted when it ends. Returns the count.
+async fn live(shop: &Shop, args: &Args, seed: u64) -> u64 {
+    let start = tokio::time::Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+    let mut pending = Vec::new();
+    let mut n = 0u64;
+    while start.elapsed() < args.duration {
+        tick.tick().await;
+        let mut planner = Planner {
+            rng: StdRng::seed_from_u64(rng.random()),
+            fault: fault(args, start.elapsed() >= args.fault_after),
+        };
+        let plan = planner.request(n, SystemTime::now());
+        let wait = plan
+            .end
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        pending.push((tokio::time::Instant::now() + wait, plan));
+        // Emit what has ended.
+        let now = tokio::time::Instant::now();
+        pending.retain(|(due, p)| {
+            if *due <= now {
+                shop.emit(p, &Context::new());
+                false
+            } else {
+                true
+            }
+        });
+        n += 1;
+    }
+    for (due, p) in pending {
+        tokio::time::sleep_until(due).await;
+        shop.emit(&p, &Context::new());
+    }
+    n
+}
+
+/// Replay: `duration` of traffic ending now, flushed every [`REPLAY_FLUSH`] of event time.
+fn replay(shop: &Shop, args: &Args, seed: u64) -> u64 {
+    let end = SystemTime::now();
+    let start = end - args.duration;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let gap = Duration::from_secs_f64(1.0 / args.rate);
+    let mut next_flush = start + REPLAY_FLUSH;
+    let mut n = 0u64;
+    loop {
+        let offset = gap.mul_f64(n as f64);
+        let at = start + offset;
+        if at >= end {
+            break;
+        }
+        if at >= next_flush {
+            shop.flush();
+            next_flush += REPLAY_FLUSH;
+        }
+        let mut planner = Planner {
+            rng: StdRng::seed_from_u64(rng.random()),
+            fault: fault(args, offset >= args.fault_after),
+        };
+        let plan = planner.request(n, at);
+        shop.emit(&plan, &Context::new());
+        n += 1;
+    }
+    n
 }
