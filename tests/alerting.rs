@@ -123,7 +123,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
         one.root_causes[0]
             .evidence
             .iter()
-            .any(|e| e.contains("started first")),
+            .any(|e| e.contains("deepest failing dependency")),
         "{one:?}"
     );
     for (e, code) in [

@@ -286,7 +286,11 @@ impl Engine {
         if newest > 0 {
             self.watermark.observe(newest, wall);
         }
-        let mark = self.watermark.at(wall);
+        // Not past spans still waiting for their trace's analysis.
+        let mut mark = self.watermark.at(wall);
+        if let Some(floor) = analyzer.pending_floor() {
+            mark = mark.min(floor);
+        }
         let step = (self.cfg.evaluation_interval.as_nanos() as u64).max(1);
         // Without a start, evaluation begins at the oldest data analysed: a replay is
         // evaluated from its beginning.

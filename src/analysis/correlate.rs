@@ -8,21 +8,25 @@
 //! only while it starts within `max_span` of the incident's first alert, so a long outage
 //! does not swallow the next day's unrelated trouble.
 //!
-//! **Suppression.** Within an incident an alert is suppressed when an alert of strictly
-//! higher priority correlates with it (r ≥ `tau`): it stays visible, marked with the alert
-//! that suppresses it, and is not notified.
-//!
 //! **Root cause.** Each service with an alert in the incident is a candidate, scored in
 //! [0, 1] as `0.35·depth + 0.30·earliness + 0.20·critical-path growth + 0.15·logs`:
 //! - depth: 1 for a failing service that calls no other failing service (the deepest failing
 //!   dependency), else 1/(1 + the number of failing services it calls, directly or not);
-//! - earliness: 1 for the service whose anomaly started first, falling linearly to 0 for the
-//!   last;
+//! - earliness: 1 for the services whose anomaly started first, falling linearly with the
+//!   start time to 0 for the last (alerts firing in the same evaluation tie);
 //! - critical-path growth: its growth of share of end-to-end time against the baseline,
 //!   relative to the largest growth among candidates (0 when it did not grow);
 //! - logs: new or surging error-level log clusters in it, 0.5 each, at most 1.
 //!
 //! Every term that contributes is given as evidence in words.
+//!
+//! **Suppression.** Within an incident an alert is suppressed when an alert that outranks it
+//! correlates with it (r ≥ `tau`): it stays visible, marked with the alert that suppresses
+//! it, and is not notified. An alert outranks another when its service ranks higher as
+//! root cause, or, on the same service, when its priority is strictly higher. So the
+//! symptoms upstream of a failing dependency (the frontend's errors when inventory fails)
+//! are suppressed by the cause's alert, whatever their rules' priorities: ranking by
+//! priority alone would keep the frontend's critical alert and hide the cause.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -192,14 +196,15 @@ pub fn correlate(
     let mut incidents: Vec<Incident> = groups
         .into_values()
         .map(|members| {
-            let suppressed = suppress(alerts, &members, p.tau);
+            let root_causes = rank(alerts, &members, topology, evidence);
+            let suppressed = suppress(alerts, &members, &root_causes, p.tau);
             Incident {
                 started: members
                     .iter()
                     .map(|&i| alerts[i].started)
                     .min()
                     .unwrap_or(0),
-                root_causes: rank(alerts, &members, topology, evidence),
+                root_causes,
                 alerts: members,
                 suppressed,
             }
@@ -209,18 +214,37 @@ pub fn correlate(
     incidents
 }
 
-/// (suppressed, by): an alert correlated with a strictly higher-priority one.
-fn suppress(alerts: &[FiringAlert], members: &[usize], tau: f64) -> Vec<(usize, usize)> {
+/// (suppressed, by): an alert correlated with one that outranks it (its service ranks
+/// higher as root cause, or the same service and a strictly higher priority); `by` is the
+/// highest-ranked such alert.
+fn suppress(
+    alerts: &[FiringAlert],
+    members: &[usize],
+    ranking: &[Candidate],
+    tau: f64,
+) -> Vec<(usize, usize)> {
+    let pos = |i: usize| {
+        ranking
+            .iter()
+            .position(|c| c.service == alerts[i].service)
+            .unwrap_or(usize::MAX)
+    };
+    // Greater is better.
+    let rank = |i: usize| (std::cmp::Reverse(pos(i)), alerts[i].priority);
+    let outranks = |b: usize, a: usize| {
+        let (rb, ra) = (rank(b), rank(a));
+        rb.0 > ra.0 || (rb.0 == ra.0 && rb.1 > ra.1)
+    };
     let mut out = Vec::new();
     for &a in members {
         let by = members
             .iter()
             .copied()
-            .filter(|&b| {
-                alerts[b].priority > alerts[a].priority
-                    && pearson(&alerts[a].series, &alerts[b].series) >= tau
-            })
-            .max_by(|&x, &y| alerts[x].priority.total_cmp(&alerts[y].priority));
+            .filter(|&b| outranks(b, a) && pearson(&alerts[a].series, &alerts[b].series) >= tau)
+            .max_by(|&x, &y| {
+                let (rx, ry) = (rank(x), rank(y));
+                rx.0.cmp(&ry.0).then(rx.1.total_cmp(&ry.1))
+            });
         if let Some(b) = by {
             out.push((a, b));
         }
@@ -243,7 +267,11 @@ fn rank(
     let failing: HashSet<&str> = first.keys().copied().collect();
     let mut by_start: Vec<(&str, u64)> = first.iter().map(|(s, t)| (*s, *t)).collect();
     by_start.sort_by_key(|(s, t)| (*t, *s));
-    let n = by_start.len();
+    let (t_first, t_last) = (
+        by_start.first().map_or(0, |x| x.1),
+        by_start.last().map_or(0, |x| x.1),
+    );
+    let first_count = by_start.iter().filter(|x| x.1 == t_first).count();
     let max_growth = failing
         .iter()
         .filter_map(|s| evidence.get(*s))
@@ -252,7 +280,7 @@ fn rank(
     let mut out: Vec<Candidate> = by_start
         .iter()
         .enumerate()
-        .map(|(pos, (s, _))| {
+        .map(|(_, (s, started))| {
             let mut why = Vec::new();
             let below = topology.downstream(s, &failing);
             let depth = 1.0 / (1.0 + below as f64);
@@ -261,13 +289,17 @@ fn rank(
             } else {
                 why.push(format!("calls {below} other failing services"));
             }
-            let early = if n <= 1 {
+            let early = if t_last == t_first {
                 1.0
             } else {
-                1.0 - pos as f64 / (n - 1) as f64
+                1.0 - (started - t_first) as f64 / (t_last - t_first) as f64
             };
-            if pos == 0 {
-                why.push("its anomaly started first".into());
+            if *started == t_first && first_count < by_start.len() {
+                why.push(if first_count == 1 {
+                    "its anomaly started first".into()
+                } else {
+                    format!("its anomaly started first, with {} others", first_count - 1)
+                });
             }
             let ev = evidence.get(*s).cloned().unwrap_or_default();
             let growth = if max_growth > 0.0 && ev.critical_path_growth > 0.0 {
@@ -379,8 +411,61 @@ mod tests {
         // frontend calls two failing services (cart and, through it, db).
         let fe = rc.iter().find(|c| c.service == "frontend").unwrap();
         assert!((fe.score - (0.35 / 3.0)).abs() < 1e-12, "{fe:?}");
-        // Correlated with higher-priority frontend: db and cart are suppressed by it.
-        assert_eq!(inc[0].suppressed, vec![(1, 0), (2, 0)]);
+        // db, the root cause, suppresses its correlated symptoms, although frontend's alert
+        // has the higher priority.
+        assert_eq!(inc[0].suppressed, vec![(2, 1), (0, 1)]);
+    }
+
+    #[test]
+    fn the_cause_suppresses_its_symptoms_in_a_tie() {
+        // A slow inventory: its alerts and its callers' fire in the same evaluation.
+        let mut t = Topology::default();
+        t.add("frontend", "catalog");
+        t.add("catalog", "inventory");
+        let step = [1.0, 1.0, 1.0, 5.0, 5.0];
+        let alerts = vec![
+            alert(1, "catalog", 10, 0.75, &step),
+            alert(2, "frontend", 10, 0.75, &step),
+            alert(3, "inventory", 10, 0.55, &step),
+            alert(4, "inventory", 10, 0.75, &step),
+            // Uncorrelated with the rest: grouped (frontend calls catalog), not suppressed.
+            alert(5, "frontend", 10, 0.75, &[5.0, 1.0, 5.0, 1.0, 5.0]),
+        ];
+        let inc = correlate(&alerts, &t, &HashMap::new(), &Params::default());
+        assert_eq!(inc.len(), 1);
+        let rc = &inc[0].root_causes;
+        let scores: Vec<(&str, f64)> = rc.iter().map(|c| (c.service.as_str(), c.score)).collect();
+        // All tie on earliness (1.0); depth decides: 1, 1/2, 1/3.
+        let want = [
+            ("inventory", 0.35 + 0.30),
+            ("catalog", 0.35 / 2.0 + 0.30),
+            ("frontend", 0.35 / 3.0 + 0.30),
+        ];
+        for ((s, x), (ws, wx)) in scores.iter().zip(want) {
+            assert!(*s == ws && (x - wx).abs() < 1e-12, "{scores:?}");
+        }
+        // Nobody "started first" when all started together.
+        assert!(
+            rc.iter()
+                .all(|c| c.evidence.iter().all(|e| !e.contains("first")))
+        );
+        // Inventory's higher-priority alert suppresses inventory's other one and the
+        // correlated symptoms upstream.
+        assert_eq!(inc[0].suppressed, vec![(0, 3), (1, 3), (2, 3)]);
+        // One minute apart, the earliest says so.
+        let mut later = alerts.clone();
+        later[0].started += MIN;
+        later[1].started += MIN;
+        later[4].started += MIN;
+        let inc = correlate(&later, &t, &HashMap::new(), &Params::default());
+        let inv = &inc[0].root_causes[0];
+        assert_eq!(inv.service, "inventory");
+        assert!(
+            inv.evidence
+                .iter()
+                .any(|e| e == "its anomaly started first"),
+            "{inv:?}"
+        );
     }
 
     #[test]

@@ -284,10 +284,20 @@ impl Detector for RateOfChange {
     }
 }
 
+/// The deviation a learning detector judges with: at least `floor`·|μ|. A series that barely
+/// moved while it was learnt (a percentile read from histogram buckets 3% apart, a steady
+/// rate) would otherwise alert on its next bucket; with a floor of 0.1 a shift under about
+/// a tenth of the baseline never alerts.
+fn floored(mean: f64, sd: f64, floor: f64) -> f64 {
+    sd.max(floor * mean.abs())
+}
+
 /// Shewhart chart: μ and σ from the first `warmup` points, then μ ± 3σ.
 #[derive(Debug, Clone)]
 pub struct Spc {
     pub warmup: usize,
+    /// σ is at least this fraction of |μ| ([`floored`]).
+    pub sigma_floor: f64,
     learn: Vec<f64>,
     limits: Option<(f64, f64)>,
 }
@@ -296,9 +306,15 @@ impl Spc {
     pub fn new(warmup: usize) -> Spc {
         Spc {
             warmup: warmup.max(2),
+            sigma_floor: 0.0,
             learn: Vec::new(),
             limits: None,
         }
+    }
+
+    pub fn with_sigma_floor(mut self, floor: f64) -> Spc {
+        self.sigma_floor = floor.max(0.0);
+        self
     }
 }
 
@@ -310,6 +326,7 @@ impl Detector for Spc {
                 self.learn.push(x);
                 if self.learn.len() >= self.warmup {
                     let (m, sd) = mean_sd(self.learn.iter().copied());
+                    let sd = floored(m, sd, self.sigma_floor);
                     self.limits = Some((m - 3.0 * sd, m + 3.0 * sd));
                 }
                 Verdict::warming(x)
@@ -325,6 +342,8 @@ pub struct Ewma {
     pub lambda: f64,
     pub l: f64,
     pub warmup: usize,
+    /// σ is at least this fraction of |μ| ([`floored`]).
+    pub sigma_floor: f64,
     learn: Vec<f64>,
     /// (μ, σ, Z, i)
     state: Option<(f64, f64, f64, i32)>,
@@ -336,9 +355,15 @@ impl Ewma {
             lambda: lambda.clamp(1e-6, 1.0),
             l,
             warmup: warmup.max(2),
+            sigma_floor: 0.0,
             learn: Vec::new(),
             state: None,
         }
+    }
+
+    pub fn with_sigma_floor(mut self, floor: f64) -> Ewma {
+        self.sigma_floor = floor.max(0.0);
+        self
     }
 }
 
@@ -348,7 +373,7 @@ impl Detector for Ewma {
             self.learn.push(x);
             if self.learn.len() >= self.warmup {
                 let (m, s) = mean_sd(self.learn.iter().copied());
-                self.state = Some((m, s, m, 0));
+                self.state = Some((m, floored(m, s, self.sigma_floor), m, 0));
             }
             return Verdict::warming(x);
         };
@@ -360,13 +385,26 @@ impl Detector for Ewma {
     }
 }
 
-/// Two-sided CUSUM with reference value `k` and decision interval `h`, both in units of the
-/// σ learnt (with μ0) from the first `warmup` points.
+/// Which way a shift must go to alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    Up,
+    Down,
+}
+
+/// CUSUM with reference value `k` and decision interval `h`, both in units of the σ learnt
+/// (with μ0) from the first `warmup` points; two-sided, or one side (`direction`).
 #[derive(Debug, Clone)]
 pub struct Cusum {
     pub k: f64,
     pub h: f64,
     pub warmup: usize,
+    /// σ is at least this fraction of |μ0| ([`floored`]).
+    pub sigma_floor: f64,
+    pub direction: Direction,
     learn: Vec<f64>,
     /// (μ0, σ, C⁺, C⁻)
     state: Option<(f64, f64, f64, f64)>,
@@ -378,9 +416,21 @@ impl Cusum {
             k,
             h,
             warmup: warmup.max(2),
+            sigma_floor: 0.0,
+            direction: Direction::Both,
             learn: Vec::new(),
             state: None,
         }
+    }
+
+    pub fn with_sigma_floor(mut self, floor: f64) -> Cusum {
+        self.sigma_floor = floor.max(0.0);
+        self
+    }
+
+    pub fn with_direction(mut self, d: Direction) -> Cusum {
+        self.direction = d;
+        self
     }
 
     /// With μ0 and σ given: no learning, judging from the first point.
@@ -389,6 +439,8 @@ impl Cusum {
             k,
             h,
             warmup: 0,
+            sigma_floor: 0.0,
+            direction: Direction::Both,
             learn: Vec::new(),
             state: Some((mu0, sigma, 0.0, 0.0)),
         }
@@ -401,7 +453,7 @@ impl Detector for Cusum {
             self.learn.push(x);
             if self.learn.len() >= self.warmup {
                 let (m, s) = mean_sd(self.learn.iter().copied());
-                self.state = Some((m, s, 0.0, 0.0));
+                self.state = Some((m, floored(m, s, self.sigma_floor), 0.0, 0.0));
             }
             return Verdict::warming(0.0);
         };
@@ -411,7 +463,11 @@ impl Detector for Cusum {
         let cp = (cp + (x - mu) - k).max(0.0);
         let cm = (cm + (mu - x) - k).max(0.0);
         self.state = Some((mu, sd, cp, cm));
-        let value = cp.max(cm);
+        let value = match self.direction {
+            Direction::Both => cp.max(cm),
+            Direction::Up => cp,
+            Direction::Down => cm,
+        };
         Verdict::judged(value, None, Some(h))
     }
 }
@@ -618,6 +674,53 @@ mod tests {
         let w = 3.0 * (1.0f64 / 3.0 * (1.0 - 0.0625)).sqrt();
         assert!(close(v[3].value, 12.5));
         assert!(close(v[3].upper.unwrap(), 10.0 + w) && v[3].anomalous);
+    }
+
+    #[test]
+    fn sigma_floor_by_hand() {
+        // A p99 learnt flat at 22.8 ms (σ ≈ 0): the next histogram bucket, 23.3, is 2% up.
+        let flat = [22.8; 4];
+        let series: Vec<f64> = flat.iter().copied().chain([23.3, 23.3, 23.3]).collect();
+        // Without a floor, Shewhart and EWMA alert on it; CUSUM too.
+        assert!(run(&mut Spc::new(4), &series)[4].anomalous);
+        assert!(run(&mut Ewma::new(0.5, 3.0, 4), &series)[6].anomalous);
+        assert!(run(&mut Cusum::new(0.5, 5.0, 4), &series)[6].anomalous);
+        // With 0.1: σ = 2.28, Shewhart's limits are 22.8 ± 6.84.
+        let v = run(&mut Spc::new(4).with_sigma_floor(0.1), &series);
+        assert!(close(v[4].upper.unwrap(), 22.8 + 3.0 * 2.28));
+        assert!(v.iter().all(|v| !v.anomalous));
+        assert!(
+            run(&mut Ewma::new(0.5, 3.0, 4).with_sigma_floor(0.1), &series)
+                .iter()
+                .all(|v| !v.anomalous)
+        );
+        // CUSUM: k = 1.14, h = 11.4; a step of 0.5 never accumulates.
+        assert!(
+            run(&mut Cusum::new(0.5, 5.0, 4).with_sigma_floor(0.1), &series)
+                .iter()
+                .all(|v| !v.anomalous)
+        );
+        // A doubling still alerts through the floor: EWMA λ 0.5, L 3, σ 2.28,
+        // Z₁ = 0.5·45.6 + 0.5·22.8 = 34.2 > 22.8 + 3·2.28·√(1/3·(1 − 0.25)) = 26.22.
+        let doubled: Vec<f64> = flat.iter().copied().chain([45.6]).collect();
+        let v = run(&mut Ewma::new(0.5, 3.0, 4).with_sigma_floor(0.1), &doubled);
+        assert!(close(v[4].value, 34.2) && close(v[4].upper.unwrap(), 26.22));
+        assert!(v[4].anomalous);
+    }
+
+    #[test]
+    fn cusum_one_sided() {
+        // μ0 10, σ 1, k 0.5, h 2: a drop to 7 alerts two-sided and downward, not upward.
+        let drop = [7.0, 7.0];
+        let up = Cusum::with_baseline(0.5, 2.0, 10.0, 1.0).with_direction(Direction::Up);
+        let down = Cusum::with_baseline(0.5, 2.0, 10.0, 1.0).with_direction(Direction::Down);
+        let both = Cusum::with_baseline(0.5, 2.0, 10.0, 1.0);
+        let last = |mut d: Cusum, xs: &[f64]| *run(&mut d, xs).last().unwrap();
+        assert!(!last(up.clone(), &drop).anomalous);
+        assert!(close(last(down.clone(), &drop).value, 5.0));
+        assert!(last(down.clone(), &drop).anomalous && last(both.clone(), &drop).anomalous);
+        // A rise to 13: C⁺ = 2.5, then 5.
+        assert!(last(up, &[13.0, 13.0]).anomalous && !last(down, &[13.0, 13.0]).anomalous);
     }
 
     #[test]

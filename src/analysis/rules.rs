@@ -29,9 +29,27 @@ pub fn detector(cfg: &DetectorConfig, step: f64) -> Box<dyn Detector> {
         DetectorConfig::RateOfChange { max_per_second } => {
             Box::new(RateOfChange::new(*max_per_second))
         }
-        DetectorConfig::Spc { warmup } => Box::new(Spc::new(*warmup)),
-        DetectorConfig::Ewma { lambda, l, warmup } => Box::new(Ewma::new(*lambda, *l, *warmup)),
-        DetectorConfig::Cusum { k, h, warmup } => Box::new(Cusum::new(*k, *h, *warmup)),
+        DetectorConfig::Spc {
+            warmup,
+            sigma_floor,
+        } => Box::new(Spc::new(*warmup).with_sigma_floor(*sigma_floor)),
+        DetectorConfig::Ewma {
+            lambda,
+            l,
+            warmup,
+            sigma_floor,
+        } => Box::new(Ewma::new(*lambda, *l, *warmup).with_sigma_floor(*sigma_floor)),
+        DetectorConfig::Cusum {
+            k,
+            h,
+            warmup,
+            sigma_floor,
+            direction,
+        } => Box::new(
+            Cusum::new(*k, *h, *warmup)
+                .with_sigma_floor(*sigma_floor)
+                .with_direction(*direction),
+        ),
         DetectorConfig::PageHinkley {
             delta,
             lambda,

@@ -110,6 +110,8 @@ struct Assembling {
     inputs: Vec<SpanInput>,
     names: Vec<(Arc<str>, Arc<str>)>,
     last: u64,
+    /// The latest span end (event time, Unix ns).
+    newest: u64,
 }
 
 /// A trace ready for its critical path.
@@ -117,6 +119,7 @@ struct Ready {
     trace_id: [u8; 16],
     inputs: Vec<SpanInput>,
     names: Vec<(Arc<str>, Arc<str>)>,
+    newest: u64,
 }
 
 /// Longest service or operation name analysed, in bytes; longer ones are cut (marked `…`).
@@ -173,6 +176,9 @@ struct State {
     /// Traces taken out of assembly early (past `max_spans`), waiting for [`Analyzer::tick`].
     ready: Vec<Ready>,
     ready_spans: usize,
+    /// Batches taken out for their critical paths and not yet folded: the oldest `newest`
+    /// of each (a multiset), so [`Analyzer::pending_floor`] still sees them.
+    in_flight: BTreeMap<u64, usize>,
 }
 
 /// The analysis stage.
@@ -245,6 +251,7 @@ impl Analyzer {
                 overflow_warned: [false; 3],
                 ready: Vec::new(),
                 ready_spans: 0,
+                in_flight: BTreeMap::new(),
             }),
             moving: Mutex::new(()),
             base: Instant::now(),
@@ -384,7 +391,9 @@ impl Analyzer {
                     inputs: Vec::new(),
                     names: Vec::new(),
                     last: u64::MAX,
+                    newest: 0,
                 });
+                t.newest = t.newest.max(end);
                 if t.last != now {
                     t.last = now;
                     st.order.push_back((now, trace_id));
@@ -422,6 +431,7 @@ impl Analyzer {
             if st.ready_spans > self.cfg.max_spans {
                 st.ready_spans = 0;
                 inline = std::mem::take(&mut st.ready);
+                Self::take_in_flight(st, &inline);
             }
         }
         self.counters.spans.fetch_add(spans, Ordering::Relaxed);
@@ -485,10 +495,34 @@ impl Analyzer {
                     trace_id: id,
                     inputs: t.inputs,
                     names: t.names,
+                    newest: t.newest,
                 });
             }
         }
         None
+    }
+
+    /// Notes a batch taken out of the state for analysis (see `in_flight`).
+    fn take_in_flight(st: &mut State, batch: &[Ready]) {
+        if let Some(m) = batch.iter().map(|r| r.newest).min() {
+            *st.in_flight.entry(m).or_default() += 1;
+        }
+    }
+
+    /// The event time below which every span received has been analysed: the oldest latest
+    /// span end among the traces still assembling, waiting or being analysed; None when none
+    /// is. Rules over trace analysis (bottlenecks, critical-path evidence) evaluate behind
+    /// it, so that a replay, whose traces complete seconds of wall time but many minutes of
+    /// event time after they were sent, is judged on complete data. A trace still receiving
+    /// spans has a recent `newest`, so a long trace does not hold the floor back.
+    pub fn pending_floor(&self) -> Option<u64> {
+        let st = lock(&self.state);
+        st.traces
+            .values()
+            .map(|t| t.newest)
+            .chain(st.ready.iter().map(|r| r.newest))
+            .chain(st.in_flight.keys().next().copied())
+            .min()
     }
 
     /// Critical paths of complete traces, folded into the cells.
@@ -503,6 +537,14 @@ impl Analyzer {
         let now = self.now();
         let mut st = lock(&self.state);
         let st = &mut *st;
+        if let Some(m) = ready.iter().map(|r| r.newest).min()
+            && let Some(n) = st.in_flight.get_mut(&m)
+        {
+            *n -= 1;
+            if *n == 0 {
+                st.in_flight.remove(&m);
+            }
+        }
         for (id, f) in folds {
             self.add_fold(st, id, f, now);
             if st.decided.insert(id) {
@@ -601,6 +643,7 @@ impl Analyzer {
             while let Some(r) = Self::pop_oldest(st, |at| all || now.saturating_sub(at) >= idle) {
                 ready.push(r);
             }
+            Self::take_in_flight(st, &ready);
             st.graph.expire(now);
             Self::drain_graph(st);
         }

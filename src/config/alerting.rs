@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, duration};
+use crate::analysis::detect::Direction;
 use crate::analysis::notify::Matcher;
 use crate::analysis::signal::Signal;
 
@@ -157,12 +158,35 @@ pub enum DetectorConfig {
     Percentile { window: usize, q: f64 },
     /// |dx/dt| above `max_per_second`.
     RateOfChange { max_per_second: f64 },
-    /// Outside μ ± 3σ of the warm-up.
-    Spc { warmup: usize },
-    /// EWMA chart with smoothing `lambda` and width `l` (σ), after `warmup` evaluations.
-    Ewma { lambda: f64, l: f64, warmup: usize },
-    /// Two-sided CUSUM with reference `k` and decision interval `h` (σ), after `warmup`.
-    Cusum { k: f64, h: f64, warmup: usize },
+    /// Outside μ ± 3σ of the warm-up. `sigma_floor` (default 0.1): σ is taken as at least
+    /// this fraction of |μ|, so shifts under about that share of the baseline never alert
+    /// (a series nearly flat while learnt, such as a percentile read from histogram buckets,
+    /// would otherwise alert on its next bucket).
+    Spc {
+        warmup: usize,
+        #[serde(default = "default_sigma_floor")]
+        sigma_floor: f64,
+    },
+    /// EWMA chart with smoothing `lambda` and width `l` (σ), after `warmup` evaluations;
+    /// `sigma_floor` as for `spc`.
+    Ewma {
+        lambda: f64,
+        l: f64,
+        warmup: usize,
+        #[serde(default = "default_sigma_floor")]
+        sigma_floor: f64,
+    },
+    /// CUSUM with reference `k` and decision interval `h` (σ), after `warmup`;
+    /// `sigma_floor` as for `spc`; `direction`: both (default), up or down.
+    Cusum {
+        k: f64,
+        h: f64,
+        warmup: usize,
+        #[serde(default = "default_sigma_floor")]
+        sigma_floor: f64,
+        #[serde(default)]
+        direction: Direction,
+    },
     /// Page-Hinkley with tolerance `delta` and threshold `lambda`, after `warmup`.
     PageHinkley {
         delta: f64,
@@ -214,6 +238,10 @@ pub struct Rule {
     /// For log signals: only clusters whose records reach this severity (`error`, `warn`...).
     #[serde(default)]
     pub min_log_severity: Option<String>,
+}
+
+fn default_sigma_floor() -> f64 {
+    0.1
 }
 
 fn default_group_by() -> Vec<String> {
@@ -276,6 +304,7 @@ pub fn default_rules() -> Vec<Rule> {
             lambda: 0.2,
             l: 3.0,
             warmup: 30,
+            sigma_floor: default_sigma_floor(),
         },
     );
     latency.for_ = Duration::from_secs(120);
@@ -292,6 +321,8 @@ pub fn default_rules() -> Vec<Rule> {
             k: 0.5,
             h: 5.0,
             warmup: 30,
+            sigma_floor: default_sigma_floor(),
+            direction: Direction::Up,
         },
     );
     surge.for_ = Duration::from_secs(60);
@@ -585,19 +616,41 @@ impl Rule {
                     return bad("rate_of_change: max_per_second > 0");
                 }
             }
-            DetectorConfig::Spc { warmup } => {
-                if *warmup < 2 {
-                    return bad("spc: warmup ≥ 2");
+            DetectorConfig::Spc {
+                warmup,
+                sigma_floor,
+            } => {
+                if *warmup < 2 || !(*sigma_floor >= 0.0 && sigma_floor.is_finite()) {
+                    return bad("spc: warmup ≥ 2, sigma_floor ≥ 0");
                 }
             }
-            DetectorConfig::Ewma { lambda, l, warmup } => {
-                if !(*lambda > 0.0 && *lambda <= 1.0) || *l <= 0.0 || *warmup < 2 {
-                    return bad("ewma: lambda in (0, 1], l > 0, warmup ≥ 2");
+            DetectorConfig::Ewma {
+                lambda,
+                l,
+                warmup,
+                sigma_floor,
+            } => {
+                if !(*lambda > 0.0 && *lambda <= 1.0)
+                    || *l <= 0.0
+                    || *warmup < 2
+                    || !(*sigma_floor >= 0.0 && sigma_floor.is_finite())
+                {
+                    return bad("ewma: lambda in (0, 1], l > 0, warmup ≥ 2, sigma_floor ≥ 0");
                 }
             }
-            DetectorConfig::Cusum { k, h, warmup } => {
-                if *k < 0.0 || *h <= 0.0 || *warmup < 2 {
-                    return bad("cusum: k ≥ 0, h > 0, warmup ≥ 2");
+            DetectorConfig::Cusum {
+                k,
+                h,
+                warmup,
+                sigma_floor,
+                direction: _,
+            } => {
+                if *k < 0.0
+                    || *h <= 0.0
+                    || *warmup < 2
+                    || !(*sigma_floor >= 0.0 && sigma_floor.is_finite())
+                {
+                    return bad("cusum: k ≥ 0, h > 0, warmup ≥ 2, sigma_floor ≥ 0");
                 }
             }
             DetectorConfig::PageHinkley {
