@@ -85,8 +85,13 @@ fn bench(c: &mut Criterion) {
             service: format!("svc{}", i % 50),
             started: (i % 97) * 30_000_000_000,
             priority: (i % 5) as f64,
-            series: (0..60)
-                .map(|k| ((k as f64) * (0.1 + (i % 13) as f64 * 0.01)).sin() + (i % 3) as f64)
+            series: (0..60u64)
+                .map(|k| {
+                    (
+                        k,
+                        ((k as f64) * (0.1 + (i % 13) as f64 * 0.01)).sin() + (i % 3) as f64,
+                    )
+                })
                 .collect(),
         })
         .collect();

@@ -103,10 +103,7 @@ pub async fn start(
     let analyzer = Analyzer::open(&config.analysis, store.db())?;
     let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::open(
         &config.alerting,
-        store
-            .db()
-            .open_tree("alerts")
-            .map_err(crate::analyzer::AnalyzerError::from)?,
+        store.db(),
     )?));
 
     let stop_listeners = CancellationToken::new();

@@ -14,7 +14,7 @@
 //! with the wall clock when no data comes, so alerts still resolve). After each evaluation
 //! step the firing alerts are correlated into incidents ([`incidents`]) and notifications
 //! planned ([`notifier`]: webhook or Alertmanager, with Alertmanager's grouping, silences
-//! and inhibition). Work in progress (issue 7): incidents are kept in memory only.
+//! and inhibition). Incidents are kept in the tree `incidents` ([`incidents`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,6 +42,8 @@ pub struct Engine {
     next_eval: Option<u64>,
     /// Where alerts are kept across restarts (tree `alerts`), when given.
     tree: Option<sled::Tree>,
+    /// Where incidents are kept (tree `incidents`), when given.
+    incident_tree: Option<sled::Tree>,
 }
 
 /// An alert as stored: its rule, group and lifecycle (the detector's learnt baseline is not
@@ -67,6 +69,11 @@ pub struct AlertRecord {
     pub firings: Vec<u64>,
     #[prost(double, optional, tag = "9")]
     pub value: Option<f64>,
+    /// Its onset series (for correlation): evaluation times and values.
+    #[prost(uint64, repeated, tag = "10")]
+    pub onset_t: Vec<u64>,
+    #[prost(double, repeated, tag = "11")]
+    pub onset_v: Vec<f64>,
 }
 
 /// The key of the evaluation position (alert records have 8-byte fingerprint keys).
@@ -98,20 +105,33 @@ impl Engine {
         Engine {
             cfg: cfg.clone(),
             rules: RuleSet::new(cfg),
-            incidents: incidents::Incidents::default(),
+            incidents: incidents::Incidents::new(cfg.correlation.resolve_after.as_nanos() as u64),
             notifier: notifier::Notifier::new(cfg),
             outbox: Vec::new(),
             watermark: Watermark::new(cfg.lateness.as_nanos() as u64),
             next_eval: start.map(|s| s - s % step.max(1)),
             tree: None,
+            incident_tree: None,
         }
     }
 
-    /// An engine keeping its alerts in `tree`, with the alerts stored there restored: a
-    /// restart keeps firing alerts with their start times. Records that do not decode, or
-    /// whose rule is gone, are skipped (and logged).
-    pub fn open(cfg: &Alerting, tree: sled::Tree) -> Result<Engine, AnalyzerError> {
+    /// An engine keeping its alerts in the tree `alerts` of `db` and its incidents in the
+    /// tree `incidents`, with what is stored there restored: a restart keeps firing alerts
+    /// with their start times, and open and resolved incidents. Records that do not decode,
+    /// or whose rule is gone, are skipped (and logged).
+    pub fn open(cfg: &Alerting, db: &sled::Db) -> Result<Engine, AnalyzerError> {
+        let tree = db.open_tree("alerts")?;
+        let incident_tree = db.open_tree("incidents")?;
         let mut e = Engine::new(cfg, None);
+        for kv in incident_tree.iter() {
+            let (_, v) = kv?;
+            match incidents::Incident::decode(v.as_ref()) {
+                Ok(i) => e.incidents.restore(i),
+                Err(err) => crate::telemetry::events::AnalysisValueCorrupt { error: &err }.emit(),
+            }
+        }
+        e.incidents.restored();
+        e.incident_tree = Some(incident_tree);
         for kv in tree.iter() {
             let (k, v) = kv?;
             if k.as_ref() == ENGINE_KEY {
@@ -146,7 +166,8 @@ impl Engine {
                 firings: r.firings.into_iter().collect(),
             };
             let group: Labels = r.group.into_iter().collect();
-            if !e.rules.restore(&r.rule, group, life, r.value) {
+            let onset = r.onset_t.into_iter().zip(r.onset_v).collect();
+            if !e.rules.restore(&r.rule, group, life, r.value, onset) {
                 tracing::warn!(rule = %r.rule, "stored alert of a rule no longer configured: dropped");
             }
         }
@@ -189,6 +210,8 @@ impl Engine {
                 false_since: a.life.false_since,
                 firings: a.life.firings.iter().copied().collect(),
                 value: a.value,
+                onset_t: a.onset.iter().map(|p| p.0).collect(),
+                onset_v: a.onset.iter().map(|p| p.1).collect(),
             };
             batch.insert(&a.fingerprint.to_be_bytes(), rec.encode_to_vec());
         }
@@ -215,7 +238,7 @@ impl Engine {
                 service: a.labels.get("service").cloned().unwrap_or_default(),
                 started: a.life.fired_at.unwrap_or(t),
                 priority: a.priority,
-                series: a.recent.clone(),
+                series: a.correlation_series(),
             })
             .collect();
         // The service graph changes slowly: read once per round (the hour before its
@@ -239,6 +262,24 @@ impl Engine {
         let window = self.cfg.correlation.window.as_nanos() as u64;
         let mut evidence: HashMap<String, crate::analysis::correlate::ServiceEvidence> =
             HashMap::new();
+        // Critical-path share per service over the window against the hour before it.
+        let now_share = critical_path_shares(analyzer, (t.saturating_sub(window), t))?;
+        if !now_share.is_empty() {
+            let hour = 3_600_000_000_000;
+            let base = critical_path_shares(
+                analyzer,
+                (t.saturating_sub(window + hour), t.saturating_sub(window)),
+            )?;
+            if !base.is_empty() {
+                for (svc, share) in now_share {
+                    evidence
+                        .entry(svc.clone())
+                        .or_default()
+                        .critical_path_growth =
+                        (share - base.get(&svc).copied().unwrap_or(0.0)) * 100.0;
+                }
+            }
+        }
         if let Some(logs) = analyzer.log_clusters() {
             for c in logs.live_records() {
                 if c.max_severity >= 17 && c.first_seen + window >= t && c.first_seen <= t {
@@ -257,6 +298,27 @@ impl Engine {
         };
         self.incidents
             .update(t, &firing, topology, &evidence, &params);
+        Ok(())
+    }
+
+    /// Writes the incidents that changed, and forgets the ones dropped from memory.
+    fn persist_incidents(&mut self) -> Result<(), AnalyzerError> {
+        let Some(tree) = &self.incident_tree else {
+            return Ok(());
+        };
+        let (changed, dropped) = self.incidents.take_changes();
+        if changed.is_empty() && dropped.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for i in changed {
+            batch.insert(&i.id.to_be_bytes(), i.encode());
+        }
+        for id in dropped {
+            batch.remove(&id.to_be_bytes());
+        }
+        tree.apply_batch(batch)?;
+        tree.flush()?;
         Ok(())
     }
 
@@ -336,6 +398,7 @@ impl Engine {
         }
         self.next_eval = Some(t);
         self.persist(&changes)?;
+        self.persist_incidents()?;
         if steps > 0 {
             self.persist_position()?;
         }
@@ -575,6 +638,30 @@ pub async fn run(
     }
 }
 
+/// Each service's share of the end-to-end time of the traces analysed in `range`, from the
+/// critical-path aggregates; empty without traces.
+fn critical_path_shares(
+    analyzer: &Analyzer,
+    range: (u64, u64),
+) -> Result<HashMap<String, f64>, AnalyzerError> {
+    let total = analyzer
+        .read(Family::Trace, 0, range, &|_| true)?
+        .cells
+        .remove(&Vec::new())
+        .unwrap_or_default()
+        .time;
+    let mut out: HashMap<String, f64> = HashMap::new();
+    if total == 0 {
+        return Ok(out);
+    }
+    for (l, c) in analyzer.read(Family::Operation, 0, range, &|_| true)?.cells {
+        if let Some(svc) = l.into_iter().next() {
+            *out.entry(svc).or_default() += c.time as f64 / total as f64;
+        }
+    }
+    Ok(out)
+}
+
 fn params(r: &Rule) -> SignalParams {
     SignalParams {
         apdex_target: r.apdex_target.as_nanos() as u64,
@@ -646,6 +733,17 @@ mod tests {
             analyzer.observe(&spans("cart", t, 10, if sec >= 300 { 3 } else { 0 }));
         }
         let mut engine = Engine::new(&Alerting::default(), Some(t0));
+        // Rules wait for traces still being analysed.
+        assert!(
+            engine
+                .run_until(&analyzer, unix_now(), 10_000)
+                .unwrap()
+                .is_empty()
+        );
+        // (The first trace ends 10 ms after t0: only t0 itself is evaluated.)
+        assert_eq!(engine.next_eval, Some(t0 + 10 * S));
+        analyzer.tick(true);
+        assert_eq!(analyzer.pending_floor(), None);
         let changes = engine.run_until(&analyzer, unix_now(), 10_000).unwrap();
         let fired: Vec<&Change> = changes
             .iter()
@@ -721,15 +819,23 @@ mod tests {
         }
         let cfg = Alerting::default();
         let fired = {
-            let mut e = Engine::open(&cfg, db.open_tree("alerts").unwrap()).unwrap();
+            let mut e = Engine::open(&cfg, &db).unwrap();
+            analyzer.tick(true);
             e.run_until(&analyzer, unix_now(), 10_000).unwrap();
             let firing = e.alerts(Some(State::Firing), None);
             assert_eq!(firing.len(), 1);
-            firing[0].clone()
+            assert_eq!(e.incidents.open.len(), 1);
+            (firing[0].clone(), e.incidents.open[0].clone())
         };
-        // A new engine over the same tree: the alert is firing, with its times.
+        let (fired, incident) = fired;
+        // A new engine over the same trees: the alert is firing, with its times, and its
+        // incident is open.
         let mut cfg2 = cfg.clone();
-        let e = Engine::open(&cfg2, db.open_tree("alerts").unwrap()).unwrap();
+        let e = Engine::open(&cfg2, &db).unwrap();
+        assert_eq!(e.incidents.open, vec![incident]);
+        // Its onset series (for correlation) too: the minute of pending and what came before.
+        let onset = &e.rules.get(fired.fingerprint).unwrap().onset;
+        assert!(onset.len() >= 7, "{onset:?}");
         let again = e.alerts(Some(State::Firing), None);
         assert_eq!(again.len(), 1);
         assert_eq!(
@@ -742,12 +848,19 @@ mod tests {
         );
         // A rule no longer configured drops its stored alerts.
         cfg2.rules.retain(|r| r.name != "HighErrorRate");
-        let e = Engine::open(&cfg2, db.open_tree("alerts").unwrap()).unwrap();
+        let e = Engine::open(&cfg2, &db).unwrap();
         assert!(e.alerts(None, None).is_empty());
-        // A damaged record is skipped.
-        let tree = db.open_tree("alerts").unwrap();
-        tree.insert(b"bad", &b"\xff\xff"[..]).unwrap();
-        let e = Engine::open(&cfg, tree).unwrap();
+        // Damaged records are skipped.
+        db.open_tree("alerts")
+            .unwrap()
+            .insert(b"bad", &b"\xff\xff"[..])
+            .unwrap();
+        db.open_tree("incidents")
+            .unwrap()
+            .insert(b"bad", &b"\xff\xff"[..])
+            .unwrap();
+        let e = Engine::open(&cfg, &db).unwrap();
         assert_eq!(e.alerts(Some(State::Firing), None).len(), 1);
+        assert_eq!(e.incidents.open.len(), 1);
     }
 }

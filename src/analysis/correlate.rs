@@ -39,8 +39,9 @@ pub struct FiringAlert {
     /// When it started firing (event time, ns).
     pub started: u64,
     pub priority: f64,
-    /// Its signal's recent values, on the same time steps as the other alerts'.
-    pub series: Vec<f64>,
+    /// Its signal's values around its onset: (evaluation time, value), in time order.
+    /// Two alerts are correlated over the times both have.
+    pub series: Vec<(u64, f64)>,
 }
 
 /// Correlation settings.
@@ -113,6 +114,25 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// Pearson correlation of two timed series over the times both have (see [`pearson`]).
+pub fn pearson_timed(a: &[(u64, f64)], b: &[(u64, f64)]) -> f64 {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                xs.push(a[i].1);
+                ys.push(b[j].1);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    pearson(&xs, &ys)
+}
+
 /// Service graph adjacency: caller → callees.
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
@@ -127,7 +147,7 @@ impl Topology {
             .insert(server.to_string());
     }
 
-    fn adjacent(&self, a: &str, b: &str) -> bool {
+    pub fn adjacent(&self, a: &str, b: &str) -> bool {
         self.calls.get(a).is_some_and(|c| c.contains(b))
             || self.calls.get(b).is_some_and(|c| c.contains(a))
     }
@@ -168,7 +188,7 @@ pub fn correlate(
         a.started.abs_diff(b.started) <= p.window
             && (a.service == b.service
                 || topology.adjacent(&a.service, &b.service)
-                || pearson(&a.series, &b.series) >= p.tau)
+                || pearson_timed(&a.series, &b.series) >= p.tau)
     };
     // Union-find over start order; a component's start is its first alert's.
     let mut parent: Vec<usize> = (0..alerts.len()).collect();
@@ -240,7 +260,9 @@ fn suppress(
         let by = members
             .iter()
             .copied()
-            .filter(|&b| outranks(b, a) && pearson(&alerts[a].series, &alerts[b].series) >= tau)
+            .filter(|&b| {
+                outranks(b, a) && pearson_timed(&alerts[a].series, &alerts[b].series) >= tau
+            })
             .max_by(|&x, &y| {
                 let (rx, ry) = (rank(x), rank(y));
                 rx.0.cmp(&ry.0).then(rx.1.total_cmp(&ry.1))
@@ -349,8 +371,13 @@ mod tests {
             service: service.into(),
             started: started_min * MIN,
             priority,
-            series: series.to_vec(),
+            series: timed(series),
         }
+    }
+
+    /// Values at evaluation times 0, 1, 2…
+    fn timed(xs: &[f64]) -> Vec<(u64, f64)> {
+        (0u64..).zip(xs.iter().copied()).collect()
     }
 
     fn shop() -> Topology {
@@ -359,6 +386,18 @@ mod tests {
         t.add("cart", "db");
         t.add("frontend", "search");
         t
+    }
+
+    #[test]
+    fn timed_series_align_on_common_times() {
+        // Times 2..5 in common: (3, 4, 5, 6) against (2, 4, 6, 8): r = 1.
+        let a = [(0, 9.0), (2, 3.0), (3, 4.0), (4, 5.0), (5, 6.0)];
+        let b = [(2, 2.0), (3, 4.0), (4, 6.0), (5, 8.0), (7, -5.0)];
+        assert!((pearson_timed(&a, &b) - 1.0).abs() < 1e-12);
+        // Aligned by position instead, the outliers would make it anything but 1.
+        let (x, y): (Vec<f64>, Vec<f64>) = a.iter().zip(&b).map(|(p, q)| (p.1, q.1)).unzip();
+        assert!(pearson(&x, &y) < 0.5);
+        assert_eq!(pearson_timed(&a, &[(1, 1.0), (9, 2.0)]), 0.0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! A group that gets no value in an evaluation (no data in the window) is judged not
 //! anomalous, so its alert resolves when its data stops; its detector keeps its baseline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::alert::{Labels, Lifecycle, State, Timing, fingerprint};
 use super::detect::{
@@ -66,9 +66,25 @@ pub struct AlertState {
     pub priority: f64,
     pub life: Lifecycle,
     pub value: Option<f64>,
-    /// Recent values (for correlation), oldest first.
-    pub recent: Vec<f64>,
+    /// Recent values (evaluation time, value), oldest first, at most [`RECENT`].
+    pub recent: VecDeque<(u64, f64)>,
+    /// The values around its onset, for correlation: the [`RECENT`] values up to when it
+    /// fired and up to [`ONSET_AFTER`] more while it fires. Correlating the alerts of a
+    /// long incident on their latest values would compare noise around two plateaus; their
+    /// onsets are what they share.
+    pub onset: Vec<(u64, f64)>,
     detector: Box<dyn Detector>,
+}
+
+impl AlertState {
+    /// The series it is correlated on: its onset once it has fired, else its recent values.
+    pub fn correlation_series(&self) -> Vec<(u64, f64)> {
+        if self.onset.is_empty() {
+            self.recent.iter().copied().collect()
+        } else {
+            self.onset.clone()
+        }
+    }
 }
 
 /// A state change of one alert.
@@ -81,6 +97,9 @@ pub struct Change {
 
 /// Points of recent values kept per alert.
 pub const RECENT: usize = 60;
+
+/// Points added to an alert's onset series after it fires.
+pub const ONSET_AFTER: usize = 30;
 
 /// Every rule's alerts.
 pub struct RuleSet {
@@ -144,18 +163,25 @@ impl RuleSet {
                     rule,
                     life: Lifecycle::default(),
                     value: None,
-                    recent: Vec::new(),
+                    recent: VecDeque::new(),
+                    onset: Vec::new(),
                     detector: detector(&r.detector, self.step),
                 }
             });
             index.entry(a.fingerprint).or_insert(key);
             let verdict = a.detector.observe(secs, *v);
             a.value = Some(*v);
-            a.recent.push(*v);
+            a.recent.push_back((t, *v));
             if a.recent.len() > RECENT {
-                a.recent.remove(0);
+                a.recent.pop_front();
             }
-            if let Some(state) = a.life.step(t, verdict.anomalous, &self.timings[rule]) {
+            let change = a.life.step(t, verdict.anomalous, &self.timings[rule]);
+            if change == Some(State::Firing) {
+                a.onset = a.recent.iter().copied().collect();
+            } else if a.life.state == State::Firing && a.onset.len() < RECENT + ONSET_AFTER {
+                a.onset.push((t, *v));
+            }
+            if let Some(state) = change {
                 changes.push(Change {
                     fingerprint: a.fingerprint,
                     state,
@@ -188,6 +214,7 @@ impl RuleSet {
         group: Labels,
         life: Lifecycle,
         value: Option<f64>,
+        onset: Vec<(u64, f64)>,
     ) -> bool {
         let Some(i) = self.rules.iter().position(|r| r.name == rule) else {
             return false;
@@ -205,7 +232,8 @@ impl RuleSet {
             rule: i,
             life,
             value,
-            recent: Vec::new(),
+            recent: VecDeque::new(),
+            onset,
             detector: detector(&r.detector, self.step),
         };
         self.by_fingerprint

@@ -378,12 +378,14 @@ pub fn alerts_text(r: &crate::proto::ListAlertsResponse) -> String {
                 "resolved" => a.resolved_at_unix_nano,
                 _ => a.active_since_unix_nano,
             };
-            let others: Vec<String> = a
+            // In name order, as Alertmanager prints label sets.
+            let mut others: Vec<String> = a
                 .labels
                 .iter()
                 .filter(|(k, _)| k.as_str() != "alertname" && k.as_str() != "severity")
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            others.sort();
             vec![
                 a.state.clone(),
                 a.labels.get("severity").cloned().unwrap_or_default(),

@@ -74,9 +74,13 @@ pub struct Correlation {
     /// An incident takes no alert starting later than this after its first. Default 4h.
     #[serde(with = "duration")]
     pub max_span: Duration,
-    /// Pearson correlation of two alerts' signals that relates them (and lets a
-    /// higher-priority alert suppress a lower one). Default 0.8.
+    /// Pearson correlation of two alerts' signals that relates them (and lets an alert that
+    /// outranks another suppress it). Default 0.8.
     pub tau: f64,
+    /// An incident none of whose alerts fires resolves after this long (as of when its
+    /// last alert stopped); a related alert firing before then continues it. Default 5m.
+    #[serde(with = "duration")]
+    pub resolve_after: Duration,
 }
 
 impl Default for Correlation {
@@ -85,6 +89,7 @@ impl Default for Correlation {
             window: Duration::from_secs(600),
             max_span: Duration::from_secs(4 * 3600),
             tau: 0.8,
+            resolve_after: Duration::from_secs(300),
         }
     }
 }
