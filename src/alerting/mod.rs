@@ -221,7 +221,8 @@ impl Engine {
     }
 
     /// Correlates the firing alerts at `t` into incidents: topology from the service graph
-    /// of the last hour, evidence from new error-level log clusters of the correlation window.
+    /// of the last hour; evidence (first alerts, critical-path shift, new error-level log
+    /// clusters) around the onset.
     fn correlate(
         &mut self,
         analyzer: &Analyzer,
@@ -262,14 +263,34 @@ impl Engine {
         let window = self.cfg.correlation.window.as_nanos() as u64;
         let mut evidence: HashMap<String, crate::analysis::correlate::ServiceEvidence> =
             HashMap::new();
-        // Critical-path share per service over the window against the hour before it.
-        let now_share = critical_path_shares(analyzer, (t.saturating_sub(window), t))?;
+        // Evidence is gathered around the onset of the trouble (the earliest open incident,
+        // else the earliest firing alert), so that an incident's ranking does not drift as
+        // it ages: its first alerts, log clusters and critical-path shift stay in view.
+        let anchor = self
+            .incidents
+            .open
+            .iter()
+            .map(|i| i.started)
+            .chain(firing.iter().map(|a| a.started))
+            .min()
+            .unwrap_or(t);
+        // Each service's first alert among the open incidents', resolved ones included.
+        for fp in self.incidents.open.iter().flat_map(|i| i.alerts.iter()) {
+            if let Some(a) = self.rules.get(*fp)
+                && let (Some(svc), Some(at)) = (a.labels.get("service"), a.life.fired_at)
+            {
+                let e = evidence.entry(svc.clone()).or_default();
+                e.first_anomaly = Some(e.first_anomaly.map_or(at, |x| x.min(at)));
+            }
+        }
+        // Critical-path share per service around the onset (half a window either side, up
+        // to now) against the hour before.
+        let from = anchor.saturating_sub(window / 2);
+        let to = t.min(anchor.saturating_add(window / 2)).max(from + 1);
+        let now_share = critical_path_shares(analyzer, (from, to))?;
         if !now_share.is_empty() {
             let hour = 3_600_000_000_000;
-            let base = critical_path_shares(
-                analyzer,
-                (t.saturating_sub(window + hour), t.saturating_sub(window)),
-            )?;
+            let base = critical_path_shares(analyzer, (from.saturating_sub(hour), from))?;
             if !base.is_empty() {
                 for (svc, share) in now_share {
                     evidence
@@ -280,9 +301,10 @@ impl Engine {
                 }
             }
         }
+        // Error-level log clusters that appeared from a window before the onset.
         if let Some(logs) = analyzer.log_clusters() {
             for c in logs.live_records() {
-                if c.max_severity >= 17 && c.first_seen + window >= t && c.first_seen <= t {
+                if c.max_severity >= 17 && c.first_seen + window >= anchor && c.first_seen <= t {
                     evidence
                         .entry(c.service.clone())
                         .or_default()
@@ -489,7 +511,10 @@ impl Engine {
                         else {
                             continue;
                         };
-                        if live.max_severity >= min {
+                        // A cluster younger than the window has a partial rate, still
+                        // ramping up: judged from its first full window on, so that a
+                        // detector does not learn the ramp as its baseline.
+                        if live.max_severity >= min && live.first_seen <= range.0 {
                             *counts
                                 .entry(group(&live.service, ("cluster", &live.id.to_string())))
                                 .or_default() += c.count;
@@ -802,7 +827,14 @@ mod tests {
             .iter()
             .position(|r| r.name == "LogSurge")
             .unwrap();
-        let values = engine.values(&analyzer, rule, t0 + 60 * S).unwrap();
+        // The window [t0, t0 + 60 s) began before the cluster existed: no rate yet.
+        assert!(
+            engine
+                .values(&analyzer, rule, t0 + 60 * S)
+                .unwrap()
+                .is_empty()
+        );
+        let values = engine.values(&analyzer, rule, t0 + 65 * S).unwrap();
         // Six records in one live cluster over the one-minute window: 0.1 per second.
         assert_eq!(values.len(), 1, "{values:?}");
         assert!(

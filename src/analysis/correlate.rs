@@ -14,8 +14,8 @@
 //!   dependency), else 1/(1 + the number of failing services it calls, directly or not);
 //! - earliness: 1 for the services whose anomaly started first, falling linearly with the
 //!   start time to 0 for the last (alerts firing in the same evaluation tie);
-//! - critical-path growth: its growth of share of end-to-end time against the baseline,
-//!   relative to the largest growth among candidates (0 when it did not grow);
+//! - critical-path growth: its growth of share of end-to-end time against the baseline, in
+//!   points, over [`GROWTH_SCALE`] (at most 1; 0 when it did not grow);
 //! - logs: new or surging error-level log clusters in it, 0.5 each, at most 1.
 //!
 //! Every term that contributes is given as evidence in words.
@@ -29,6 +29,14 @@
 //! priority alone would keep the frontend's critical alert and hide the cause.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Growth of critical-path share (points) that earns the whole growth term. Relative to
+/// the largest growth among candidates instead, a 0.2-point wobble would count as much as a
+/// 30-point shift when nothing else moved.
+pub const GROWTH_SCALE: f64 = 20.0;
+
+/// Growth under this many points is not evidence.
+const GROWTH_NOISE: f64 = 1.0;
 
 /// A firing alert as correlation sees it.
 #[derive(Debug, Clone)]
@@ -70,6 +78,9 @@ pub struct ServiceEvidence {
     pub critical_path_growth: f64,
     /// New or surging error-level log clusters.
     pub error_log_clusters: u32,
+    /// When its first alert of the trouble fired, if known beyond the alerts given (one
+    /// that has resolved since, such as a new error log cluster's).
+    pub first_anomaly: Option<u64>,
 }
 
 /// A root-cause candidate.
@@ -283,7 +294,12 @@ fn rank(
     // Earliest start per service.
     let mut first: BTreeMap<&str, u64> = BTreeMap::new();
     for &i in members {
-        let e = first.entry(alerts[i].service.as_str()).or_insert(u64::MAX);
+        let s = alerts[i].service.as_str();
+        let known = evidence
+            .get(s)
+            .and_then(|e| e.first_anomaly)
+            .unwrap_or(u64::MAX);
+        let e = first.entry(s).or_insert(known);
         *e = (*e).min(alerts[i].started);
     }
     let failing: HashSet<&str> = first.keys().copied().collect();
@@ -294,11 +310,6 @@ fn rank(
         by_start.last().map_or(0, |x| x.1),
     );
     let first_count = by_start.iter().filter(|x| x.1 == t_first).count();
-    let max_growth = failing
-        .iter()
-        .filter_map(|s| evidence.get(*s))
-        .map(|e| e.critical_path_growth)
-        .fold(0.0f64, f64::max);
     let mut out: Vec<Candidate> = by_start
         .iter()
         .enumerate()
@@ -324,12 +335,12 @@ fn rank(
                 });
             }
             let ev = evidence.get(*s).cloned().unwrap_or_default();
-            let growth = if max_growth > 0.0 && ev.critical_path_growth > 0.0 {
-                ev.critical_path_growth / max_growth
+            let growth = if ev.critical_path_growth >= GROWTH_NOISE {
+                (ev.critical_path_growth / GROWTH_SCALE).min(1.0)
             } else {
                 0.0
             };
-            if ev.critical_path_growth > 0.0 {
+            if growth > 0.0 {
                 why.push(format!(
                     "its critical-path share grew by {:.1} points",
                     ev.critical_path_growth
@@ -426,6 +437,7 @@ mod tests {
             ServiceEvidence {
                 critical_path_growth: 40.0,
                 error_log_clusters: 1,
+                first_anomaly: None,
             },
         );
         let inc = correlate(&alerts, &shop(), &ev, &Params::default());
@@ -504,6 +516,58 @@ mod tests {
                 .iter()
                 .any(|e| e == "its anomaly started first"),
             "{inv:?}"
+        );
+    }
+
+    #[test]
+    fn known_first_alerts_and_growth_scale() {
+        let mut t = Topology::default();
+        t.add("frontend", "inventory");
+        let step = [1.0, 1.0, 5.0, 5.0];
+        let alerts = vec![
+            alert(1, "frontend", 12, 0.75, &step),
+            alert(2, "inventory", 12, 0.75, &step),
+        ];
+        let mut ev = HashMap::new();
+        // inventory's first alert (a new error log cluster) fired at 10 and has resolved.
+        ev.insert(
+            "inventory".to_string(),
+            ServiceEvidence {
+                first_anomaly: Some(10 * MIN),
+                critical_path_growth: 0.5,
+                ..ServiceEvidence::default()
+            },
+        );
+        // frontend's share grew 10 points: half the growth term.
+        ev.insert(
+            "frontend".to_string(),
+            ServiceEvidence {
+                critical_path_growth: 10.0,
+                ..ServiceEvidence::default()
+            },
+        );
+        let inc = correlate(&alerts, &t, &ev, &Params::default());
+        let rc = &inc[0].root_causes;
+        assert_eq!(rc[0].service, "inventory");
+        // depth 1 + earliest 1; 0.5 points is noise, not evidence.
+        assert!((rc[0].score - 0.65).abs() < 1e-12, "{rc:?}");
+        assert!(
+            rc[0]
+                .evidence
+                .iter()
+                .any(|e| e == "its anomaly started first")
+        );
+        assert!(rc[0].evidence.iter().all(|e| !e.contains("critical-path")));
+        // frontend: depth 1/2, earliness 0, growth 10/20.
+        assert!(
+            (rc[1].score - (0.35 / 2.0 + 0.20 * 0.5)).abs() < 1e-12,
+            "{rc:?}"
+        );
+        assert!(
+            rc[1]
+                .evidence
+                .iter()
+                .any(|e| e.contains("grew by 10.0 points"))
         );
     }
 

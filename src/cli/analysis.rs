@@ -478,13 +478,24 @@ pub fn incident_text(r: &crate::proto::GetIncidentResponse) -> String {
         out.push_str(&alerts_text(&alerts));
     }
     if !r.suppressed.is_empty() {
-        out.push_str("\nsuppressed (a higher-priority alert correlates with them):\n");
+        out.push_str(
+            "\nsuppressed (correlated with an alert of a higher-ranked root cause, or of \
+             higher priority):\n",
+        );
         for s in &r.suppressed {
             if let Some(a) = &s.alert {
+                let mut labels: Vec<String> = a
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                labels.sort();
                 out.push_str(&format!(
-                    "  {} {} by {}\n",
+                    "  {} {} {} by {}\n",
+                    a.fingerprint,
                     a.labels.get("alertname").cloned().unwrap_or_default(),
-                    a.labels.get("service").cloned().unwrap_or_default(),
+                    labels.join(","),
                     s.suppressed_by
                 ));
             }
