@@ -27,7 +27,8 @@
 //!   alerting `lateness` (30 s by default) covers it, and an hour is evaluated as if lived
 //!   through. `--seed` makes a replay reproducible.
 //!
-//! `--fault-after` starts the fault (`--slow-service`, `--fail-service`) that far into the run.
+//! `--fault-after` starts the fault (`--slow-service`, `--fail-service`) that far into the run,
+//! and `--fault-for` ends it after that long.
 //!
 //! Run sieve, then:
 //!
@@ -36,7 +37,7 @@
 //! cargo run --example demo -- --slow-service pricing --slow-ms 250      # a bottleneck
 //! cargo run --example demo -- --fail-service inventory --fail-rate 0.3  # an incident
 //! cargo run --example demo -- --replay --duration 1h --rate 2 \
-//!     --slow-service inventory --slow-ms 60 --fault-after 40m           # an hour in seconds
+//!     --slow-service inventory --slow-ms 60 --fault-after 30m --fault-for 15m  # an hour in seconds
 //! ```
 
 use std::collections::HashMap;
@@ -86,6 +87,9 @@ struct Args {
     /// The fault starts this far into the run (e.g. 40m).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     fault_after: Duration,
+    /// The fault lasts this long (until the end when not given).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    fault_for: Option<Duration>,
     /// Seed of the jitter and failures (random when not given).
     #[arg(long)]
     seed: Option<u64>,
@@ -486,7 +490,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fault(args: &Args, active: bool) -> Fault<'_> {
+/// The fault at `offset` into the run.
+fn fault(args: &Args, offset: Duration) -> Fault<'_> {
+    let active = offset >= args.fault_after
+        && args
+            .fault_for
+            .is_none_or(|d| offset < args.fault_after + d);
     if !active {
         return Fault {
             slow: None,
@@ -513,7 +522,7 @@ async fn live(shop: &Shop, args: &Args, seed: u64) -> u64 {
         tick.tick().await;
         let mut planner = Planner {
             rng: StdRng::seed_from_u64(rng.random()),
-            fault: fault(args, start.elapsed() >= args.fault_after),
+            fault: fault(args, start.elapsed()),
         };
         let plan = planner.request(n, SystemTime::now());
         let wait = plan
@@ -560,7 +569,7 @@ fn replay(shop: &Shop, args: &Args, seed: u64) -> u64 {
         }
         let mut planner = Planner {
             rng: StdRng::seed_from_u64(rng.random()),
-            fault: fault(args, offset >= args.fault_after),
+            fault: fault(args, offset),
         };
         let plan = planner.request(n, at);
         shop.emit(&plan, &Context::new());

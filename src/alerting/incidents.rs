@@ -37,7 +37,8 @@ pub struct Incident {
     pub alerts: BTreeSet<u64>,
     /// The services of those alerts.
     pub services: BTreeSet<String>,
-    /// (suppressed, by) fingerprints, from the latest step with firing alerts.
+    /// (suppressed, by) fingerprints: each alert's suppression as of the last step it
+    /// fired, so an alert that resolved while suppressed stays listed as suppressed.
     pub suppressed: Vec<(u64, u64)>,
     pub root_causes: Vec<Candidate>,
 }
@@ -263,7 +264,10 @@ impl Incidents {
             inc.quiet_since = None;
             inc.alerts.extend(fps.iter().copied());
             inc.services.extend(services);
-            inc.suppressed = suppressed;
+            // The group's alerts fire now: their suppression is as of this step.
+            inc.suppressed.retain(|(a, _)| !fps.contains(a));
+            inc.suppressed.extend(suppressed);
+            inc.suppressed.sort_unstable();
             inc.root_causes = g.root_causes;
             if before
                 != (

@@ -827,18 +827,18 @@ mod tests {
             .iter()
             .position(|r| r.name == "LogSurge")
             .unwrap();
-        // The window [t0, t0 + 60 s) began before the cluster existed: no rate yet.
+        // The rule's 10 s window [t0, t0 + 10 s) began before the cluster existed: no rate.
         assert!(
             engine
-                .values(&analyzer, rule, t0 + 60 * S)
+                .values(&analyzer, rule, t0 + 10 * S)
                 .unwrap()
                 .is_empty()
         );
-        let values = engine.values(&analyzer, rule, t0 + 65 * S).unwrap();
-        // Six records in one live cluster over the one-minute window: 0.1 per second.
+        let values = engine.values(&analyzer, rule, t0 + 15 * S).unwrap();
+        // Six records in one live cluster over [t0 + 5 s, t0 + 15 s): 0.6 per second.
         assert_eq!(values.len(), 1, "{values:?}");
         assert!(
-            (values.values().next().unwrap() - 0.1).abs() < 1e-12,
+            (values.values().next().unwrap() - 0.6).abs() < 1e-12,
             "{values:?}"
         );
     }

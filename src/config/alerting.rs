@@ -318,18 +318,21 @@ pub fn default_rules() -> Vec<Rule> {
         "{{ $labels.service }} {{ $labels.operation }}: p99 {{ $value }}s, out of its usual range"
             .into(),
     );
+    // CUSUM assumes independent points: windows no longer than the evaluation interval,
+    // or each deviation is counted once per overlapping window.
     let mut surge = rule(
         "LogSurge",
         "log.cluster_rate",
         &["service", "cluster"],
         DetectorConfig::Cusum {
             k: 0.5,
-            h: 5.0,
+            h: 8.0,
             warmup: 30,
             sigma_floor: default_sigma_floor(),
             direction: Direction::Up,
         },
     );
+    surge.window = Duration::from_secs(10);
     surge.for_ = Duration::from_secs(60);
     surge.annotations.insert(
         "summary".into(),
