@@ -492,10 +492,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// The fault at `offset` into the run.
 fn fault(args: &Args, offset: Duration) -> Fault<'_> {
-    let active = offset >= args.fault_after
-        && args
-            .fault_for
-            .is_none_or(|d| offset < args.fault_after + d);
+    let active =
+        offset >= args.fault_after && args.fault_for.is_none_or(|d| offset < args.fault_after + d);
     if !active {
         return Fault {
             slow: None,

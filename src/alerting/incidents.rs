@@ -4,7 +4,8 @@
 //! the incident's or adjacent to one in the service graph and it started within the
 //! correlation window of the incident's last firing alert (and within `max_span` of its
 //! start). An incident opens with its first group, gathers every alert that joins it, keeps
-//! the latest suppressions and root-cause ranking, and goes quiet when none of its alerts
+//! each alert's last suppression and the latest root-cause ranking over the most services,
+//! and goes quiet when none of its alerts
 //! fires. After `resolve_after` of quiet it resolves, as of when it went quiet; an alert that
 //! joins it before then continues it, so a cause whose first alert (a new error log cluster)
 //! stops before its error-rate alert fires stays one incident. MTTR is resolved − detected,
@@ -268,7 +269,12 @@ impl Incidents {
             inc.suppressed.retain(|(a, _)| !fps.contains(a));
             inc.suppressed.extend(suppressed);
             inc.suppressed.sort_unstable();
-            inc.root_causes = g.root_causes;
+            // Re-ranked while it keeps or gains services; as its alerts resolve, the ranking
+            // made with the most services stands (the last alert left firing is not the
+            // root cause for being the last).
+            if g.root_causes.len() >= inc.root_causes.len() {
+                inc.root_causes = g.root_causes;
+            }
             if before
                 != (
                     inc.alerts.len(),
