@@ -1,6 +1,6 @@
 //! Alert rules in the gateway: replayed traffic (an hour old, ten minutes of it, sent in a
 //! burst with the official Rust SDK) fires the default error-rate rule by event time, and a
-//! restart keeps the firing alert.
+//! restart keeps the firing alert and its incident.
 
 mod common;
 
@@ -156,7 +156,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     );
     assert!(ok, "{err}");
     assert!(
-        out.contains("1. cart") && out.contains("its anomaly started first"),
+        out.contains("1. cart") && out.contains("deepest failing dependency"),
         "{out}"
     );
 
@@ -179,6 +179,17 @@ async fn replayed_errors_fire_the_error_rate_rule() {
             again.alerts[0].fired_at_unix_nano
         ),
         (&a.fingerprint, a.fired_at_unix_nano)
+    );
+    // And its incident, with its id and start.
+    let after = q
+        .list_incidents(ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.incidents.len(), 1, "{after:?}");
+    assert_eq!(
+        (after.incidents[0].id, after.incidents[0].started_unix_nano),
+        (i.id, i.started_unix_nano)
     );
     gw.stop().await;
 }
