@@ -258,6 +258,24 @@ impl Engine {
                     topo.add(c, s);
                 }
             }
+            // Call paths read `svc: op > svc: op > …` from the root down.
+            for (l, _) in analyzer
+                .read(
+                    Family::CallPath,
+                    0,
+                    (t.saturating_sub(hour), t.max(1)),
+                    &|_| true,
+                )
+                .map(|r| r.cells)
+                .unwrap_or_default()
+            {
+                if let Some(path) = l.first() {
+                    topo.add_critical_path(
+                        path.split(" > ")
+                            .filter_map(|part| part.split_once(": ").map(|(svc, _)| svc)),
+                    );
+                }
+            }
             topo
         });
         let window = self.cfg.correlation.window.as_nanos() as u64;
@@ -301,10 +319,36 @@ impl Engine {
                 }
             }
         }
-        // Error-level log clusters that appeared from a window before the onset.
+        // Error-level log clusters that appeared from a window before the onset, or that
+        // surge (a firing log-rate alert names them).
         if let Some(logs) = analyzer.log_clusters() {
+            let mut counted: std::collections::HashSet<u64> = std::collections::HashSet::new();
             for c in logs.live_records() {
                 if c.max_severity >= 17 && c.first_seen + window >= anchor && c.first_seen <= t {
+                    counted.insert(c.id);
+                }
+            }
+            for a in self.rules.alerts.values() {
+                let surging = a.life.state == State::Firing
+                    && self
+                        .rules
+                        .rules()
+                        .get(a.rule)
+                        .and_then(|r| Signal::parse(&r.signal))
+                        == Some(Signal::LogClusterRate);
+                if let Some(c) = a
+                    .labels
+                    .get("cluster")
+                    .and_then(|id| id.parse::<u64>().ok())
+                    .and_then(|id| logs.get(id))
+                    && surging
+                    && c.max_severity >= 17
+                {
+                    counted.insert(c.id);
+                }
+            }
+            for id in counted {
+                if let Some(c) = logs.get(id) {
                     evidence
                         .entry(c.service.clone())
                         .or_default()

@@ -3,7 +3,9 @@
 //!
 //! **Grouping.** Two alerts are *related* when they started within `window` of each other
 //! and either concern the same service, or services adjacent in the service graph (one calls
-//! the other), or their recent signal series correlate (Pearson r ≥ `tau`). Incidents are the
+//! the other), or services found together on the critical paths of recent traces (one waits,
+//! through its call chain, on the other: the frontend on inventory behind catalog), or their
+//! signal series around their onsets correlate (Pearson r ≥ `tau`). Incidents are the
 //! connected components of that relation, built in start order; an alert joins an incident
 //! only while it starts within `max_span` of the incident's first alert, so a long outage
 //! does not swallow the next day's unrelated trouble.
@@ -144,10 +146,13 @@ pub fn pearson_timed(a: &[(u64, f64)], b: &[(u64, f64)]) -> f64 {
     pearson(&xs, &ys)
 }
 
-/// Service graph adjacency: caller → callees.
+/// Service graph adjacency (caller → callees), and the services found together on critical
+/// paths.
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     pub calls: HashMap<String, HashSet<String>>,
+    /// Unordered pairs (smaller name first) on one critical call path.
+    pub critical: HashSet<(String, String)>,
 }
 
 impl Topology {
@@ -156,6 +161,24 @@ impl Topology {
             .entry(client.to_string())
             .or_default()
             .insert(server.to_string());
+    }
+
+    /// Notes the services of one critical call path (from its root down).
+    pub fn add_critical_path<'a>(&mut self, services: impl IntoIterator<Item = &'a str>) {
+        let mut seen: Vec<&str> = services.into_iter().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for (i, a) in seen.iter().enumerate() {
+            for b in &seen[i + 1..] {
+                self.critical.insert((a.to_string(), b.to_string()));
+            }
+        }
+    }
+
+    /// Whether `a` and `b` were on one critical call path.
+    pub fn on_critical_path_together(&self, a: &str, b: &str) -> bool {
+        let (x, y) = if a <= b { (a, b) } else { (b, a) };
+        self.critical.contains(&(x.to_string(), y.to_string()))
     }
 
     pub fn adjacent(&self, a: &str, b: &str) -> bool {
@@ -199,6 +222,7 @@ pub fn correlate(
         a.started.abs_diff(b.started) <= p.window
             && (a.service == b.service
                 || topology.adjacent(&a.service, &b.service)
+                || topology.on_critical_path_together(&a.service, &b.service)
                 || pearson_timed(&a.series, &b.series) >= p.tau)
     };
     // Union-find over start order; a component's start is its first alert's.
@@ -595,6 +619,25 @@ mod tests {
         assert_eq!(
             inc.iter().map(|i| i.alerts.len()).collect::<Vec<_>>(),
             vec![4, 2]
+        );
+        // Services on one critical call path are related, adjacent or not.
+        let flat2 = [2.0, 1.0, 2.0, 1.0];
+        let alerts = vec![
+            alert(1, "search", 0, 1.0, &flat),
+            alert(2, "db", 1, 1.0, &flat2),
+        ];
+        assert_eq!(
+            correlate(&alerts, &shop(), &HashMap::new(), &Params::default()).len(),
+            2
+        );
+        let mut t = shop();
+        t.add_critical_path(["frontend", "search", "frontend", "db"]);
+        assert!(t.on_critical_path_together("db", "search"));
+        assert!(t.on_critical_path_together("search", "db"));
+        assert!(!t.on_critical_path_together("cart", "db"));
+        assert_eq!(
+            correlate(&alerts, &t, &HashMap::new(), &Params::default()).len(),
+            1
         );
         // Unrelated services correlate by their series.
         let alerts = vec![
