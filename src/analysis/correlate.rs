@@ -364,8 +364,7 @@ fn rank(
     let first_count = by_start.iter().filter(|x| x.1 == t_first).count();
     let mut out: Vec<Candidate> = by_start
         .iter()
-        .enumerate()
-        .map(|(_, (s, started))| {
+        .map(|(s, started)| {
             let mut why = Vec::new();
             let below = topology.downstream(s, &failing);
             let depth = 1.0 / (1.0 + below as f64);

@@ -2409,6 +2409,18 @@ mod tests {
                 "alerting.silences[0].ends_at",
             ),
             (
+                "alerting:\n  rules:\n    - {name: a, signal: apdex, detector: {type: cusum, k: 0.5, h: 5, warmup: 5, sigma_floor: -1}}\n",
+                "alerting.rules[0].detector",
+            ),
+            (
+                "alerting:\n  rules:\n    - {name: a, signal: apdex, detector: {type: cusum, k: 0.5, h: 5, warmup: 5, direction: sideways}}\n",
+                "alerting.rules",
+            ),
+            (
+                "alerting:\n  correlation:\n    resolve_after: soon\n",
+                "alerting.correlation",
+            ),
+            (
                 "analysis:\n  logs:\n    patterns: ['(']\n",
                 "analysis.logs.patterns[0]",
             ),
