@@ -411,27 +411,36 @@ impl Shop {
         cx.span().end_with_timestamp(p.end);
     }
 
-    /// Flushes every service's spans and logs (blocking).
-    fn flush(&self) {
+    /// Flushes every service's spans and logs (blocking); the number of failed exports.
+    fn flush(&self) -> usize {
+        let mut failed = 0;
         for (name, s) in &self.services {
             if let Err(e) = s.tracer_provider.force_flush() {
                 eprintln!("{name}: span export: {e}");
+                failed += 1;
             }
             if let Err(e) = s.logger_provider.force_flush() {
                 eprintln!("{name}: log export: {e}");
+                failed += 1;
             }
         }
+        failed
     }
 
-    fn shutdown(&self) {
+    /// Flushes and stops every provider; the number of failures.
+    fn shutdown(&self) -> usize {
+        let mut failed = 0;
         for (name, s) in &self.services {
             if let Err(e) = s.tracer_provider.shutdown() {
                 eprintln!("{name}: span export: {e}");
+                failed += 1;
             }
             if let Err(e) = s.logger_provider.shutdown() {
                 eprintln!("{name}: log export: {e}");
+                failed += 1;
             }
         }
+        failed
     }
 }
 
@@ -448,8 +457,8 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(
-        args.rate > 0.0 && args.rate.is_finite(),
-        "--rate must be positive"
+        args.rate > 0.0 && args.rate <= 1e6,
+        "--rate must be in (0, 1000000]"
     );
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.fail_rate),
@@ -474,19 +483,22 @@ async fn main() -> anyhow::Result<()> {
         if args.replay { ", replayed" } else { "" }
     );
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
-    let n = if args.replay {
+    let (n, failed) = if args.replay {
         tokio::task::spawn_blocking(move || {
-            let n = replay(&shop, &args, seed);
-            shop.shutdown();
-            n
+            let (n, failed) = replay(&shop, &args, seed);
+            (n, failed + shop.shutdown())
         })
         .await?
     } else {
         let n = live(&shop, &args, seed).await;
-        tokio::task::spawn_blocking(move || shop.shutdown()).await?;
-        n
+        (
+            n,
+            tokio::task::spawn_blocking(move || shop.shutdown()).await?,
+        )
     };
     eprintln!("demo: sent {n} requests");
+    // A lost batch would make the gateway's figures wrong without saying so.
+    anyhow::ensure!(failed == 0, "{failed} exports failed");
     Ok(())
 }
 
@@ -548,13 +560,15 @@ async fn live(shop: &Shop, args: &Args, seed: u64) -> u64 {
 }
 
 /// Replay: `duration` of traffic ending now, flushed every [`REPLAY_FLUSH`] of event time.
-fn replay(shop: &Shop, args: &Args, seed: u64) -> u64 {
+/// Returns the requests sent and the failed exports.
+fn replay(shop: &Shop, args: &Args, seed: u64) -> (u64, usize) {
     let end = SystemTime::now();
     let start = end - args.duration;
     let mut rng = StdRng::seed_from_u64(seed);
     let gap = Duration::from_secs_f64(1.0 / args.rate);
     let mut next_flush = start + REPLAY_FLUSH;
     let mut n = 0u64;
+    let mut failed = 0;
     loop {
         let offset = gap.mul_f64(n as f64);
         let at = start + offset;
@@ -562,7 +576,7 @@ fn replay(shop: &Shop, args: &Args, seed: u64) -> u64 {
             break;
         }
         if at >= next_flush {
-            shop.flush();
+            failed += shop.flush();
             next_flush += REPLAY_FLUSH;
         }
         let mut planner = Planner {
@@ -573,5 +587,5 @@ fn replay(shop: &Shop, args: &Args, seed: u64) -> u64 {
         shop.emit(&plan, &Context::new());
         n += 1;
     }
-    n
+    (n, failed)
 }

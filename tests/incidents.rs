@@ -37,10 +37,10 @@ fn unix(t: SystemTime) -> u64 {
 /// and the hour's start (Unix ns).
 async fn replay(fault: &[&str], seed: &str) -> (common::TestGateway, u64) {
     let gw = common::start(|c| {
-        // Replayed traces complete within a second of wall time; the demo flushes every
-        // 5 s of event time, within the lateness.
-        c.analysis.trace_idle = Duration::from_millis(500);
-        c.analysis.graph_wait = Duration::from_millis(500);
+        // Replayed traces arrive whole within a flush; the demo flushes every 5 s of event
+        // time, within the lateness.
+        c.analysis.trace_idle = Duration::from_secs(2);
+        c.analysis.graph_wait = Duration::from_secs(2);
         c.alerting.lateness = Duration::from_secs(10);
     })
     .await;
@@ -73,7 +73,8 @@ async fn replay(fault: &[&str], seed: &str) -> (common::TestGateway, u64) {
     );
     let replayed = began.elapsed().unwrap_or_default();
     // The data ends when the replay began (its hour ends "now"); evaluation reaches it once
-    // the watermark, moving with the wall clock after the data stops, gets there.
+    // the watermark, moving with the wall clock after the data stops, gets there. ListAlerts
+    // reports the last instant actually evaluated.
     let end = unix(began);
     let mut q = gw.query_client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

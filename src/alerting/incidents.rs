@@ -20,6 +20,10 @@ use prost::Message;
 
 use crate::analysis::correlate::{self, Candidate, FiringAlert, ServiceEvidence, Topology};
 
+/// Evidence for one group: its alerts, its start, and the open incident it continues.
+pub type GroupEvidenceFn<'a> =
+    dyn FnMut(&[&FiringAlert], u64, Option<&Incident>) -> HashMap<String, ServiceEvidence> + 'a;
+
 /// Resolved incidents kept for queries.
 pub const KEEP_RESOLVED: usize = 1000;
 
@@ -198,16 +202,23 @@ impl Incidents {
         (out, dropped)
     }
 
-    /// Correlates the `firing` alerts at evaluation time `t` and updates the incidents.
+    /// Correlates the `firing` alerts at evaluation time `t` and updates the incidents; each
+    /// group's evidence comes from `evidence`.
     pub fn update(
         &mut self,
         t: u64,
         firing: &[FiringAlert],
         topology: &Topology,
-        evidence: &HashMap<String, ServiceEvidence>,
+        evidence: &mut GroupEvidenceFn<'_>,
         params: &correlate::Params,
     ) {
-        let groups = correlate::correlate(firing, topology, evidence, params);
+        let open = &self.open;
+        let groups = correlate::correlate_with(firing, topology, params, &mut |members, start| {
+            let continues = open
+                .iter()
+                .find(|i| members.iter().any(|a| i.alerts.contains(&a.id)));
+            evidence(members, start, continues)
+        });
         let mut touched: BTreeSet<u64> = BTreeSet::new();
         for g in groups {
             let fps: BTreeSet<u64> = g.alerts.iter().map(|&i| firing[i].id).collect();
@@ -231,10 +242,33 @@ impl Incidents {
                             .any(|o| o == s || topology.adjacent(o, s))
                     })
             };
-            let at = self
-                .open
-                .iter()
-                .position(|inc| !inc.alerts.is_disjoint(&fps))
+            // Every open incident sharing an alert with the group; a group that bridges
+            // several merges them into the oldest (the others are forgotten).
+            let mut sharing: Vec<usize> = (0..self.open.len())
+                .filter(|&i| !self.open[i].alerts.is_disjoint(&fps))
+                .collect();
+            if sharing.len() > 1 {
+                let keep = sharing[0];
+                for &other in sharing[1..].iter().rev() {
+                    let o = self.open.remove(other);
+                    let k = &mut self.open[keep];
+                    k.started = k.started.min(o.started);
+                    k.detected_at = k.detected_at.min(o.detected_at);
+                    k.alerts.extend(o.alerts);
+                    k.services.extend(o.services);
+                    k.suppressed.extend(o.suppressed);
+                    k.suppressed.sort_unstable();
+                    k.suppressed.dedup_by_key(|p| p.0);
+                    self.changed.insert(k.id);
+                    self.changed.remove(&o.id);
+                    touched.remove(&o.id);
+                    self.dropped.push(o.id);
+                }
+                sharing.truncate(1);
+            }
+            let at = sharing
+                .first()
+                .copied()
                 .or_else(|| self.open.iter().position(near));
             let inc = match at {
                 Some(i) => &mut self.open[i],
@@ -338,9 +372,9 @@ mod tests {
         let mut topo = Topology::default();
         topo.add("frontend", "db");
         let p = correlate::Params::default();
-        let ev = HashMap::new();
+        let mut none = no_evidence();
         let mut inc = Incidents::new(5 * MIN);
-        inc.update(10 * MIN, &[alert(1, "db", 10, 1.0)], &topo, &ev, &p);
+        inc.update(10 * MIN, &[alert(1, "db", 10, 1.0)], &topo, &mut none, &p);
         assert_eq!(inc.open.len(), 1);
         let id = inc.open[0].id;
         // A related alert joins the same incident; db, the root cause (deepest, first),
@@ -349,7 +383,7 @@ mod tests {
             12 * MIN,
             &[alert(1, "db", 10, 1.0), alert(2, "frontend", 12, 2.0)],
             &topo,
-            &ev,
+            &mut none,
             &p,
         );
         assert_eq!(inc.open.len(), 1);
@@ -357,40 +391,95 @@ mod tests {
         assert_eq!(inc.open[0].suppressed, vec![(2, 1)]);
         assert_eq!(inc.open[0].root_causes[0].service, "db");
         // db resolves; frontend still fires: still open.
-        inc.update(20 * MIN, &[alert(2, "frontend", 12, 2.0)], &topo, &ev, &p);
+        inc.update(
+            20 * MIN,
+            &[alert(2, "frontend", 12, 2.0)],
+            &topo,
+            &mut none,
+            &p,
+        );
         assert_eq!(inc.open.len(), 1);
         assert_eq!(inc.open[0].id, id);
         // Nothing fires: quiet, still open for `resolve_after`.
-        inc.update(25 * MIN, &[], &topo, &ev, &p);
+        inc.update(25 * MIN, &[], &topo, &mut none, &p);
         assert_eq!(inc.open[0].quiet_since, Some(25 * MIN));
         // A new alert on db within the window continues it.
-        inc.update(27 * MIN, &[alert(3, "db", 27, 1.0)], &topo, &ev, &p);
+        inc.update(27 * MIN, &[alert(3, "db", 27, 1.0)], &topo, &mut none, &p);
         assert_eq!((inc.open.len(), inc.open[0].id), (1, id));
         assert_eq!(inc.open[0].alerts, [1, 2, 3].into());
         assert_eq!(inc.open[0].quiet_since, None);
-        inc.update(28 * MIN, &[], &topo, &ev, &p);
-        inc.update(32 * MIN, &[], &topo, &ev, &p);
+        inc.update(28 * MIN, &[], &topo, &mut none, &p);
+        inc.update(32 * MIN, &[], &topo, &mut none, &p);
         assert_eq!(inc.open.len(), 1, "quiet 4 of 5 minutes");
         // Resolved after 5 quiet minutes, as of when it went quiet; MTTR from detection.
-        inc.update(33 * MIN, &[], &topo, &ev, &p);
+        inc.update(33 * MIN, &[], &topo, &mut none, &p);
         assert!(inc.open.is_empty());
         let done = inc.get(id).unwrap();
         assert_eq!(done.resolved_at, Some(28 * MIN));
         assert_eq!(done.mttr(), Some(18 * MIN));
         // A later alert opens a new incident.
-        inc.update(90 * MIN, &[alert(4, "db", 90, 1.0)], &topo, &ev, &p);
+        inc.update(90 * MIN, &[alert(4, "db", 90, 1.0)], &topo, &mut none, &p);
         assert_ne!(inc.open[0].id, id);
         // An unrelated service (not adjacent, its series uncorrelated) opens its own.
         let search = FiringAlert {
             series: vec![(0, 5.0), (1, 1.0), (2, 5.0), (3, 1.0)],
             ..alert(5, "search", 91, 1.0)
         };
-        inc.update(91 * MIN, &[alert(4, "db", 90, 1.0), search], &topo, &ev, &p);
+        inc.update(
+            91 * MIN,
+            &[alert(4, "db", 90, 1.0), search],
+            &topo,
+            &mut none,
+            &p,
+        );
         assert_eq!(inc.open.len(), 2);
+    }
+
+    fn no_evidence()
+    -> impl FnMut(&[&FiringAlert], u64, Option<&Incident>) -> HashMap<String, ServiceEvidence> {
+        |_, _, _| HashMap::new()
+    }
+
+    #[test]
+    fn a_group_bridging_two_incidents_merges_them() {
+        let topo = Topology::default();
+        let p = correlate::Params::default();
+        let mut none = no_evidence();
+        let mut inc = Incidents::new(5 * MIN);
+        // db and search: unrelated (no topology, r = −0.58).
+        let a = FiringAlert {
+            series: vec![(0, 5.0), (1, 1.0), (2, 5.0), (3, 1.0)],
+            ..alert(1, "db", 10, 1.0)
+        };
+        let b = FiringAlert {
+            series: vec![(0, 1.0), (1, 1.0), (2, 1.0), (3, 9.0)],
+            ..alert(2, "search", 10, 1.0)
+        };
+        inc.update(10 * MIN, &[a.clone(), b.clone()], &topo, &mut none, &p);
+        assert_eq!(inc.open.len(), 2);
+        let ids: Vec<u64> = inc.open.iter().map(|i| i.id).collect();
+        inc.take_changes();
+        // A db alert whose series follows search's relates to both: one incident.
+        let c = FiringAlert {
+            series: vec![(0, 2.0), (1, 2.0), (2, 2.0), (3, 18.0)],
+            ..alert(3, "db", 11, 1.0)
+        };
+        inc.update(11 * MIN, &[a, b, c], &topo, &mut none, &p);
+        assert_eq!(inc.open.len(), 1, "{:?}", inc.open);
+        assert_eq!(inc.open[0].id, ids[0]);
+        assert_eq!(inc.open[0].alerts, [1, 2, 3].into());
+        assert_eq!(
+            inc.open[0].services,
+            ["db".to_string(), "search".to_string()].into()
+        );
+        let (changed, dropped) = inc.take_changes();
+        assert_eq!(changed.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[0]]);
+        assert_eq!(dropped, [ids[1]]);
     }
 
     #[test]
     fn records_round_trip_and_restore() {
+        let mut none = no_evidence();
         let mut topo = Topology::default();
         topo.add("frontend", "db");
         let p = correlate::Params::default();
@@ -399,18 +488,12 @@ mod tests {
             10 * MIN,
             &[alert(1, "db", 10, 1.0), alert(2, "frontend", 10, 2.0)],
             &topo,
-            &HashMap::new(),
+            &mut none,
             &p,
         );
-        inc.update(12 * MIN, &[], &topo, &HashMap::new(), &p);
-        inc.update(13 * MIN, &[], &topo, &HashMap::new(), &p);
-        inc.update(
-            20 * MIN,
-            &[alert(3, "db", 20, 1.0)],
-            &topo,
-            &HashMap::new(),
-            &p,
-        );
+        inc.update(12 * MIN, &[], &topo, &mut none, &p);
+        inc.update(13 * MIN, &[], &topo, &mut none, &p);
+        inc.update(20 * MIN, &[alert(3, "db", 20, 1.0)], &topo, &mut none, &p);
         let (changed, dropped) = inc.take_changes();
         assert_eq!(changed.len(), 2);
         assert!(dropped.is_empty());
@@ -427,20 +510,14 @@ mod tests {
             90 * MIN,
             &[alert(9, "other", 90, 1.0)],
             &topo,
-            &HashMap::new(),
+            &mut none,
             &p,
         );
         assert_eq!(back.open.iter().map(|i| i.id).max(), Some(3));
         assert!(Incident::decode(b"\xff\xff").is_err());
         // Nothing changed since the last take: nothing to write.
         inc.take_changes();
-        inc.update(
-            21 * MIN,
-            &[alert(3, "db", 20, 1.0)],
-            &topo,
-            &HashMap::new(),
-            &p,
-        );
+        inc.update(21 * MIN, &[alert(3, "db", 20, 1.0)], &topo, &mut none, &p);
         assert!(inc.take_changes().0.is_empty());
     }
 }

@@ -4,8 +4,11 @@
 //!
 //! Evaluation times are multiples of `evaluation_interval` of the data's own time; the
 //! watermark is the newest analysed event time minus `lateness`, moved on by the wall clock
-//! when data stops ([`crate::analysis::alert::Watermark`]). So replaying an hour of data
-//! evaluates the same instants, with the same windows, as living through it.
+//! when data stops ([`crate::analysis::alert::Watermark`]), and not past the start of traces
+//! still being analysed ([`Analyzer::pending_floor`]) — but held back only as far as the data
+//! seen `trace_idle` + 2 s of wall time ago, which is analysed by now. So replaying an hour
+//! of data evaluates the same instants, with the same windows and complete traces, as living
+//! through it, and a straggling sender delays evaluation by seconds, not by its lag.
 //!
 //! The gateway runs it ([`run`]) once a second while analysis and alerting are enabled, and
 //! serves its alerts (ListAlerts, `sieve query alerts`). Alert lifecycles are kept in the
@@ -21,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use prost::Message;
 
 use crate::analysis::alert::{Labels, Lifecycle, State, Watermark};
+use crate::analysis::correlate::{FiringAlert, ServiceEvidence, Topology};
 use crate::analysis::rules::{Change, RuleSet};
 use crate::analysis::series::{Cell, Family, STEPS};
 use crate::analysis::signal::{self, Signal, SignalParams};
@@ -44,7 +48,14 @@ pub struct Engine {
     tree: Option<sled::Tree>,
     /// Where incidents are kept (tree `incidents`), when given.
     incident_tree: Option<sled::Tree>,
+    /// (wall time, newest event time) as the newest event time grew, over the last
+    /// `trace_idle` + [`FLOOR_SLACK`].
+    seen: std::collections::VecDeque<(u64, u64)>,
 }
+
+/// Wall time beyond `trace_idle` within which a trace is analysed (the analysis task's tick
+/// and the work itself).
+const FLOOR_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An alert as stored: its rule, group and lifecycle (the detector's learnt baseline is not
 /// kept: it warms up again after a restart).
@@ -112,6 +123,7 @@ impl Engine {
             next_eval: start.map(|s| s - s % step.max(1)),
             tree: None,
             incident_tree: None,
+            seen: std::collections::VecDeque::new(),
         }
     }
 
@@ -124,9 +136,12 @@ impl Engine {
         let incident_tree = db.open_tree("incidents")?;
         let mut e = Engine::new(cfg, None);
         for kv in incident_tree.iter() {
-            let (_, v) = kv?;
+            let (k, v) = kv?;
             match incidents::Incident::decode(v.as_ref()) {
-                Ok(i) => e.incidents.restore(i),
+                // A record must be stored under its own id (a value that happens to decode,
+                // such as an empty one, is not an incident).
+                Ok(i) if i.id != 0 && k.as_ref() == i.id.to_be_bytes() => e.incidents.restore(i),
+                Ok(i) => tracing::warn!(id = i.id, "incident record under a foreign key: skipped"),
                 Err(err) => crate::telemetry::events::AnalysisValueCorrupt { error: &err }.emit(),
             }
         }
@@ -175,17 +190,21 @@ impl Engine {
         Ok(e)
     }
 
-    /// Writes the alerts that changed (by fingerprint).
-    fn persist(&self, changed: &[Change]) -> Result<(), AnalyzerError> {
+    /// Writes the alerts that changed state or whose onset series grew (by fingerprint).
+    fn persist(&mut self, changed: &[Change]) -> Result<(), AnalyzerError> {
+        let grown = self.rules.take_grown_onsets();
         let Some(tree) = &self.tree else {
             return Ok(());
         };
-        if changed.is_empty() {
+        let mut fps: Vec<u64> = changed.iter().map(|c| c.fingerprint).chain(grown).collect();
+        fps.sort_unstable();
+        fps.dedup();
+        if fps.is_empty() {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for c in changed {
-            let Some(a) = self.rules.get(c.fingerprint) else {
+        for fp in fps {
+            let Some(a) = self.rules.get(fp) else {
                 continue;
             };
             let rule = self
@@ -221,20 +240,20 @@ impl Engine {
     }
 
     /// Correlates the firing alerts at `t` into incidents: topology from the service graph
-    /// of the last hour; evidence (first alerts, critical-path shift, new error-level log
-    /// clusters) around the onset.
+    /// and the critical call paths of the last hour; each group's evidence (first alerts,
+    /// critical-path shift, new or surging error-level log clusters) around its own onset.
     fn correlate(
         &mut self,
         analyzer: &Analyzer,
         t: u64,
-        topology: &mut Option<crate::analysis::correlate::Topology>,
+        topology: &mut Option<Topology>,
     ) -> Result<(), AnalyzerError> {
-        let firing: Vec<crate::analysis::correlate::FiringAlert> = self
+        let firing: Vec<FiringAlert> = self
             .rules
             .alerts
             .values()
             .filter(|a| a.life.state == State::Firing)
-            .map(|a| crate::analysis::correlate::FiringAlert {
+            .map(|a| FiringAlert {
                 id: a.fingerprint,
                 service: a.labels.get("service").cloned().unwrap_or_default(),
                 started: a.life.fired_at.unwrap_or(t),
@@ -244,126 +263,20 @@ impl Engine {
             .collect();
         // The service graph changes slowly: read once per round (the hour before its
         // first correlated step), not once per step.
-        let topology = topology.get_or_insert_with(|| {
-            let mut topo = crate::analysis::correlate::Topology::default();
-            let hour = 3_600_000_000_000;
-            for (l, _) in analyzer
-                .read(Family::Edge, 0, (t.saturating_sub(hour), t.max(1)), &|_| {
-                    true
-                })
-                .map(|r| r.cells)
-                .unwrap_or_default()
-            {
-                if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
-                    topo.add(c, s);
-                }
-            }
-            // Call paths read `svc: op > svc: op > …` from the root down.
-            for (l, _) in analyzer
-                .read(
-                    Family::CallPath,
-                    0,
-                    (t.saturating_sub(hour), t.max(1)),
-                    &|_| true,
-                )
-                .map(|r| r.cells)
-                .unwrap_or_default()
-            {
-                if let Some(path) = l.first() {
-                    topo.add_critical_path(
-                        path.split(" > ")
-                            .filter_map(|part| part.split_once(": ").map(|(svc, _)| svc)),
-                    );
-                }
-            }
-            topo
-        });
-        let window = self.cfg.correlation.window.as_nanos() as u64;
-        let mut evidence: HashMap<String, crate::analysis::correlate::ServiceEvidence> =
-            HashMap::new();
-        // Evidence is gathered around the onset of the trouble (the earliest open incident,
-        // else the earliest firing alert), so that an incident's ranking does not drift as
-        // it ages: its first alerts, log clusters and critical-path shift stay in view.
-        let anchor = self
-            .incidents
-            .open
-            .iter()
-            .map(|i| i.started)
-            .chain(firing.iter().map(|a| a.started))
-            .min()
-            .unwrap_or(t);
-        // Each service's first alert among the open incidents', resolved ones included.
-        for fp in self.incidents.open.iter().flat_map(|i| i.alerts.iter()) {
-            if let Some(a) = self.rules.get(*fp)
-                && let (Some(svc), Some(at)) = (a.labels.get("service"), a.life.fired_at)
-            {
-                let e = evidence.entry(svc.clone()).or_default();
-                e.first_anomaly = Some(e.first_anomaly.map_or(at, |x| x.min(at)));
-            }
-        }
-        // Critical-path share per service around the onset (half a window either side, up
-        // to now) against the hour before.
-        let from = anchor.saturating_sub(window / 2);
-        let to = t.min(anchor.saturating_add(window / 2)).max(from + 1);
-        let now_share = critical_path_shares(analyzer, (from, to))?;
-        if !now_share.is_empty() {
-            let hour = 3_600_000_000_000;
-            let base = critical_path_shares(analyzer, (from.saturating_sub(hour), from))?;
-            if !base.is_empty() {
-                for (svc, share) in now_share {
-                    evidence
-                        .entry(svc.clone())
-                        .or_default()
-                        .critical_path_growth =
-                        (share - base.get(&svc).copied().unwrap_or(0.0)) * 100.0;
-                }
-            }
-        }
-        // Error-level log clusters that appeared from a window before the onset, or that
-        // surge (a firing log-rate alert names them).
-        if let Some(logs) = analyzer.log_clusters() {
-            let mut counted: std::collections::HashSet<u64> = std::collections::HashSet::new();
-            for c in logs.live_records() {
-                if c.max_severity >= 17 && c.first_seen + window >= anchor && c.first_seen <= t {
-                    counted.insert(c.id);
-                }
-            }
-            for a in self.rules.alerts.values() {
-                let surging = a.life.state == State::Firing
-                    && self
-                        .rules
-                        .rules()
-                        .get(a.rule)
-                        .and_then(|r| Signal::parse(&r.signal))
-                        == Some(Signal::LogClusterRate);
-                if let Some(c) = a
-                    .labels
-                    .get("cluster")
-                    .and_then(|id| id.parse::<u64>().ok())
-                    .and_then(|id| logs.get(id))
-                    && surging
-                    && c.max_severity >= 17
-                {
-                    counted.insert(c.id);
-                }
-            }
-            for id in counted {
-                if let Some(c) = logs.get(id) {
-                    evidence
-                        .entry(c.service.clone())
-                        .or_default()
-                        .error_log_clusters += 1;
-                }
-            }
-        }
+        let topology = topology.get_or_insert_with(|| read_topology(analyzer, t));
         let c = &self.cfg.correlation;
         let params = crate::analysis::correlate::Params {
             window: c.window.as_nanos() as u64,
             max_span: c.max_span.as_nanos() as u64,
             tau: c.tau,
         };
+        let rules = &self.rules;
+        let mut evidence =
+            |members: &[&FiringAlert], start: u64, open: Option<&incidents::Incident>| {
+                group_evidence(analyzer, rules, t, params.window, members, start, open)
+            };
         self.incidents
-            .update(t, &firing, topology, &evidence, &params);
+            .update(t, &firing, topology, &mut evidence, &params);
         Ok(())
     }
 
@@ -386,6 +299,12 @@ impl Engine {
         tree.apply_batch(batch)?;
         tree.flush()?;
         Ok(())
+    }
+
+    /// The last evaluation time evaluated (0 before the first).
+    pub fn evaluated_until(&self) -> u64 {
+        let step = (self.cfg.evaluation_interval.as_nanos() as u64).max(1);
+        self.next_eval.map_or(0, |t| t.saturating_sub(step))
     }
 
     /// Writes where evaluation stands (once per round).
@@ -414,10 +333,27 @@ impl Engine {
         if newest > 0 {
             self.watermark.observe(newest, wall);
         }
-        // Not past spans still waiting for their trace's analysis.
+        // Not past traces still waiting for their analysis, but only as far back as the
+        // data seen `trace_idle` + [`FLOOR_SLACK`] of wall time ago: those traces are
+        // analysed by now. So a replay waits for its traces, while a straggler (a sender
+        // draining a backlog, a clock 20 minutes slow) delays evaluation by seconds, not by
+        // its lag.
+        if newest > 0 && self.seen.back().is_none_or(|s| s.1 < newest) {
+            self.seen.push_back((wall, newest));
+        }
+        let hold = (analyzer.trace_idle() + FLOOR_SLACK).as_nanos() as u64;
+        let cutoff = wall.saturating_sub(hold);
+        while self.seen.len() > 1 && self.seen[1].0 <= cutoff {
+            self.seen.pop_front();
+        }
+        let settled = self
+            .seen
+            .front()
+            .filter(|s| s.0 <= cutoff)
+            .map_or(0, |s| s.1);
         let mut mark = self.watermark.at(wall);
         if let Some(floor) = analyzer.pending_floor() {
-            mark = mark.min(floor);
+            mark = mark.min(floor.max(settled));
         }
         let step = (self.cfg.evaluation_interval.as_nanos() as u64).max(1);
         // Without a start, evaluation begins at the oldest data analysed: a replay is
@@ -707,6 +643,128 @@ pub async fn run(
     }
 }
 
+/// The service graph's edges and the services on each critical call path, over the hour
+/// before `t`.
+fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
+    let mut topo = Topology::default();
+    let hour = 3_600_000_000_000;
+    let range = (t.saturating_sub(hour), t.max(1));
+    for (l, _) in analyzer
+        .read(Family::Edge, 0, range, &|_| true)
+        .map(|r| r.cells)
+        .unwrap_or_default()
+    {
+        if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
+            topo.add(c, s);
+        }
+    }
+    // Call paths read `svc: op > svc: op > …` from the root down.
+    for (l, _) in analyzer
+        .read(Family::CallPath, 0, range, &|_| true)
+        .map(|r| r.cells)
+        .unwrap_or_default()
+    {
+        if let Some(path) = l.first() {
+            topo.add_critical_path(
+                path.split(" > ")
+                    .filter_map(|part| part.split_once(": ").map(|(svc, _)| svc)),
+            );
+        }
+    }
+    topo
+}
+
+/// A group's evidence, gathered around its onset: the start of the open incident it
+/// continues, else its own first alert. So an incident's ranking does not drift as it ages,
+/// and an unrelated incident opening later gets its own.
+/// - first alerts: each service's first alert in that incident, resolved ones included;
+/// - critical-path share per service from half a correlation window before the onset to
+///   half a window after (or now), against the hour before;
+/// - error-level log clusters that appeared from a window before the onset on, or that
+///   surge now (a firing log-rate alert names them).
+fn group_evidence(
+    analyzer: &Analyzer,
+    rules: &RuleSet,
+    t: u64,
+    window: u64,
+    members: &[&FiringAlert],
+    start: u64,
+    open: Option<&incidents::Incident>,
+) -> HashMap<String, ServiceEvidence> {
+    let mut evidence: HashMap<String, ServiceEvidence> = HashMap::new();
+    let anchor = open.map_or(start, |i| i.started.min(start));
+    for fp in open.iter().flat_map(|i| i.alerts.iter()) {
+        if let Some(a) = rules.get(*fp)
+            && let (Some(svc), Some(at)) = (a.labels.get("service"), a.life.fired_at)
+        {
+            let e = evidence.entry(svc.clone()).or_default();
+            e.first_anomaly = Some(e.first_anomaly.map_or(at, |x| x.min(at)));
+        }
+    }
+    let from = anchor.saturating_sub(window / 2);
+    let to = t.min(anchor.saturating_add(window / 2)).max(from + 1);
+    let hour = 3_600_000_000_000;
+    match (
+        critical_path_shares(analyzer, (from, to)),
+        critical_path_shares(analyzer, (from.saturating_sub(hour), from)),
+    ) {
+        (Ok(now), Ok(base)) if !now.is_empty() && !base.is_empty() => {
+            for (svc, share) in now {
+                evidence
+                    .entry(svc.clone())
+                    .or_default()
+                    .critical_path_growth =
+                    (share - base.get(&svc).copied().unwrap_or(0.0)) * 100.0;
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "critical-path evidence unreadable");
+        }
+        _ => {}
+    }
+    if let Some(logs) = analyzer.log_clusters() {
+        let services: std::collections::HashSet<&str> =
+            members.iter().map(|a| a.service.as_str()).collect();
+        let mut counted: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        for c in logs.live_records() {
+            if c.max_severity >= 17
+                && c.first_seen + window >= anchor
+                && c.first_seen <= t
+                && services.contains(c.service.as_str())
+            {
+                counted.insert(c.id);
+            }
+        }
+        for a in rules.alerts.values() {
+            let surging = a.life.state == State::Firing
+                && rules
+                    .rules()
+                    .get(a.rule)
+                    .and_then(|r| Signal::parse(&r.signal))
+                    == Some(Signal::LogClusterRate);
+            if let Some(c) = a
+                .labels
+                .get("cluster")
+                .and_then(|id| id.parse::<u64>().ok())
+                .and_then(|id| logs.get(id))
+                && surging
+                && c.max_severity >= 17
+            {
+                counted.insert(c.id);
+            }
+        }
+        for id in counted {
+            if let Some(c) = logs.get(id) {
+                evidence
+                    .entry(c.service.clone())
+                    .or_default()
+                    .error_log_clusters += 1;
+            }
+        }
+    }
+    evidence
+}
+
 /// Each service's share of the end-to-end time of the traces analysed in `range`, from the
 /// critical-path aggregates; empty without traces.
 fn critical_path_shares(
@@ -887,6 +945,27 @@ mod tests {
         );
     }
 
+    /// Traces still being analysed hold evaluation back only for `trace_idle` + 2 s of wall
+    /// time: a straggling (or, here, never analysed) trace does not stop alerting.
+    #[test]
+    fn a_pending_trace_holds_evaluation_only_briefly() {
+        let (_dir, _db, analyzer, t0) = analyzer();
+        for sec in (0..300u64).step_by(5) {
+            analyzer.observe(&spans("cart", t0 + sec * S, 10, 0));
+        }
+        assert_eq!(analyzer.pending_floor(), Some(t0));
+        let mut engine = Engine::new(&Alerting::default(), Some(t0));
+        let wall = unix_now();
+        engine.run_until(&analyzer, wall, 10_000).unwrap();
+        assert_eq!(engine.next_eval, Some(t0 + 10 * S));
+        engine.run_until(&analyzer, wall + 6 * S, 10_000).unwrap();
+        assert_eq!(engine.next_eval, Some(t0 + 10 * S), "5 s + 2 s not yet passed");
+        // The data seen 7 s ago counts as analysed: on to the watermark (newest − 30 s).
+        engine.run_until(&analyzer, wall + 8 * S, 10_000).unwrap();
+        assert!(engine.next_eval.unwrap() > t0 + 250 * S, "{:?}", engine.next_eval);
+        assert_eq!(engine.evaluated_until(), engine.next_eval.unwrap() - 10 * S);
+    }
+
     #[test]
     fn firing_alerts_survive_a_restart() {
         let (_dir, db, analyzer, t0) = analyzer();
@@ -901,17 +980,20 @@ mod tests {
             let firing = e.alerts(Some(State::Firing), None);
             assert_eq!(firing.len(), 1);
             assert_eq!(e.incidents.open.len(), 1);
-            (firing[0].clone(), e.incidents.open[0].clone())
+            let onset = e.rules.get(firing[0].fingerprint).unwrap().onset.clone();
+            (firing[0].clone(), e.incidents.open[0].clone(), onset)
         };
-        let (fired, incident) = fired;
+        let (fired, incident, onset_before) = fired;
         // A new engine over the same trees: the alert is firing, with its times, and its
         // incident is open.
         let mut cfg2 = cfg.clone();
         let e = Engine::open(&cfg2, &db).unwrap();
-        assert_eq!(e.incidents.open, vec![incident]);
+        assert_eq!(e.incidents.open, vec![incident.clone()]);
         // Its onset series (for correlation) too: the minute of pending and what came before.
+        // (stored as it grew after firing, not only when the state changed).
         let onset = &e.rules.get(fired.fingerprint).unwrap().onset;
         assert!(onset.len() >= 7, "{onset:?}");
+        assert_eq!(onset, &onset_before);
         let again = e.alerts(Some(State::Firing), None);
         assert_eq!(again.len(), 1);
         assert_eq!(
@@ -931,9 +1013,16 @@ mod tests {
             .unwrap()
             .insert(b"bad", &b"\xff\xff"[..])
             .unwrap();
-        db.open_tree("incidents")
-            .unwrap()
-            .insert(b"bad", &b"\xff\xff"[..])
+        let incidents = db.open_tree("incidents").unwrap();
+        incidents.insert(b"bad", &b"\xff\xff"[..]).unwrap();
+        // Decodable, but not an incident stored under its id.
+        incidents.insert(b"", &b""[..]).unwrap();
+        incidents
+            .insert(7u64.to_be_bytes(), {
+                let mut moved = incident.clone();
+                moved.id = 99;
+                moved.encode()
+            })
             .unwrap();
         let e = Engine::open(&cfg, &db).unwrap();
         assert_eq!(e.alerts(Some(State::Firing), None).len(), 1);

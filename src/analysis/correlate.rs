@@ -232,12 +232,26 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
     i
 }
 
-/// Groups `alerts` into incidents with suppression and root-cause ranking.
+/// Groups `alerts` into incidents with suppression and root-cause ranking, with the same
+/// evidence for every group.
 pub fn correlate(
     alerts: &[FiringAlert],
     topology: &Topology,
     evidence: &HashMap<String, ServiceEvidence>,
     p: &Params,
+) -> Vec<Incident> {
+    correlate_with(alerts, topology, p, &mut |_, _| evidence.clone())
+}
+
+/// Evidence for one group: its alerts and its start.
+pub type EvidenceFn<'a> = dyn FnMut(&[&FiringAlert], u64) -> HashMap<String, ServiceEvidence> + 'a;
+
+/// As [`correlate`], each group's evidence from `evidence(its alerts, its start)`.
+pub fn correlate_with(
+    alerts: &[FiringAlert],
+    topology: &Topology,
+    p: &Params,
+    evidence: &mut EvidenceFn<'_>,
 ) -> Vec<Incident> {
     let mut order: Vec<usize> = (0..alerts.len()).collect();
     order.sort_by_key(|&i| (alerts[i].started, alerts[i].id));
@@ -271,23 +285,24 @@ pub fn correlate(
         let r = find(&mut parent, i);
         groups.entry(r).or_default().push(i);
     }
-    let mut incidents: Vec<Incident> = groups
-        .into_values()
-        .map(|members| {
-            let root_causes = rank(alerts, &members, topology, evidence);
-            let suppressed = suppress(alerts, &members, &root_causes, p.tau);
-            Incident {
-                started: members
-                    .iter()
-                    .map(|&i| alerts[i].started)
-                    .min()
-                    .unwrap_or(0),
-                root_causes,
-                alerts: members,
-                suppressed,
-            }
-        })
-        .collect();
+    let mut incidents: Vec<Incident> = Vec::with_capacity(groups.len());
+    for members in groups.into_values() {
+        let started = members
+            .iter()
+            .map(|&i| alerts[i].started)
+            .min()
+            .unwrap_or(0);
+        let of: Vec<&FiringAlert> = members.iter().map(|&i| &alerts[i]).collect();
+        let ev = evidence(&of, started);
+        let root_causes = rank(alerts, &members, topology, &ev);
+        let suppressed = suppress(alerts, &members, &root_causes, p.tau);
+        incidents.push(Incident {
+            started,
+            root_causes,
+            alerts: members,
+            suppressed,
+        });
+    }
     incidents.sort_by_key(|i| i.started);
     incidents
 }

@@ -73,6 +73,10 @@ pub struct AlertState {
     /// long incident on their latest values would compare noise around two plateaus; their
     /// onsets are what they share.
     pub onset: Vec<(u64, f64)>,
+    /// The onset's length once complete (its length at firing + [`ONSET_AFTER`]).
+    onset_limit: usize,
+    /// The onset grew since [`RuleSet::take_grown_onsets`].
+    onset_grown: bool,
     detector: Box<dyn Detector>,
 }
 
@@ -165,6 +169,8 @@ impl RuleSet {
                     value: None,
                     recent: VecDeque::new(),
                     onset: Vec::new(),
+                    onset_limit: 0,
+                    onset_grown: false,
                     detector: detector(&r.detector, self.step),
                 }
             });
@@ -178,8 +184,10 @@ impl RuleSet {
             let change = a.life.step(t, verdict.anomalous, &self.timings[rule]);
             if change == Some(State::Firing) {
                 a.onset = a.recent.iter().copied().collect();
-            } else if a.life.state == State::Firing && a.onset.len() < RECENT + ONSET_AFTER {
+                a.onset_limit = a.onset.len() + ONSET_AFTER;
+            } else if a.life.state == State::Firing && a.onset.len() < a.onset_limit {
                 a.onset.push((t, *v));
+                a.onset_grown = true;
             }
             if let Some(state) = change {
                 changes.push(Change {
@@ -203,6 +211,14 @@ impl RuleSet {
         }
         changes.sort_by_key(|c| c.fingerprint);
         changes
+    }
+
+    /// Fingerprints of the alerts whose onset grew since the last call (to be stored).
+    pub fn take_grown_onsets(&mut self) -> Vec<u64> {
+        self.alerts
+            .values_mut()
+            .filter_map(|a| std::mem::take(&mut a.onset_grown).then_some(a.fingerprint))
+            .collect()
     }
 
     /// Restores an alert's lifecycle (state reloaded at start) for the rule named `rule`
@@ -233,7 +249,9 @@ impl RuleSet {
             life,
             value,
             recent: VecDeque::new(),
+            onset_limit: onset.len(),
             onset,
+            onset_grown: false,
             detector: detector(&r.detector, self.step),
         };
         self.by_fingerprint

@@ -110,8 +110,8 @@ struct Assembling {
     inputs: Vec<SpanInput>,
     names: Vec<(Arc<str>, Arc<str>)>,
     last: u64,
-    /// The latest span end (event time, Unix ns).
-    newest: u64,
+    /// The earliest span start (event time, Unix ns): its fold goes to that bucket.
+    first: u64,
 }
 
 /// A trace ready for its critical path.
@@ -119,7 +119,7 @@ struct Ready {
     trace_id: [u8; 16],
     inputs: Vec<SpanInput>,
     names: Vec<(Arc<str>, Arc<str>)>,
-    newest: u64,
+    first: u64,
 }
 
 /// Longest service or operation name analysed, in bytes; longer ones are cut (marked `…`).
@@ -176,7 +176,7 @@ struct State {
     /// Traces taken out of assembly early (past `max_spans`), waiting for [`Analyzer::tick`].
     ready: Vec<Ready>,
     ready_spans: usize,
-    /// Batches taken out for their critical paths and not yet folded: the oldest `newest`
+    /// Batches taken out for their critical paths and not yet folded: the earliest `first`
     /// of each (a multiset), so [`Analyzer::pending_floor`] still sees them.
     in_flight: BTreeMap<u64, usize>,
 }
@@ -327,6 +327,7 @@ impl Analyzer {
         let (mut spans, mut late, mut out_of_range) = (0u64, 0u64, 0u64);
         let (mut max_event, mut min_event) = (0u64, u64::MAX);
         let mut inline = Vec::new();
+        let mut inline_flight = None;
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -391,9 +392,9 @@ impl Analyzer {
                     inputs: Vec::new(),
                     names: Vec::new(),
                     last: u64::MAX,
-                    newest: 0,
+                    first: u64::MAX,
                 });
-                t.newest = t.newest.max(end);
+                t.first = t.first.min(start);
                 if t.last != now {
                     t.last = now;
                     st.order.push_back((now, trace_id));
@@ -431,7 +432,7 @@ impl Analyzer {
             if st.ready_spans > self.cfg.max_spans {
                 st.ready_spans = 0;
                 inline = std::mem::take(&mut st.ready);
-                Self::take_in_flight(st, &inline);
+                inline_flight = Self::take_in_flight(st, &inline);
             }
         }
         self.counters.spans.fetch_add(spans, Ordering::Relaxed);
@@ -446,7 +447,7 @@ impl Analyzer {
             .out_of_range
             .fetch_add(out_of_range, Ordering::Relaxed);
         if !inline.is_empty() {
-            self.analyse(inline);
+            self.analyse(inline, inline_flight);
         }
     }
 
@@ -495,38 +496,60 @@ impl Analyzer {
                     trace_id: id,
                     inputs: t.inputs,
                     names: t.names,
-                    newest: t.newest,
+                    first: t.first,
                 });
             }
         }
         None
     }
 
-    /// Notes a batch taken out of the state for analysis (see `in_flight`).
-    fn take_in_flight(st: &mut State, batch: &[Ready]) {
-        if let Some(m) = batch.iter().map(|r| r.newest).min() {
-            *st.in_flight.entry(m).or_default() += 1;
-        }
+    /// Notes a batch taken out of the state for analysis (see `in_flight`); its key, to be
+    /// handed to [`Analyzer::analyse`].
+    fn take_in_flight(st: &mut State, batch: &[Ready]) -> Option<u64> {
+        let m = batch.iter().map(|r| r.first).min()?;
+        *st.in_flight.entry(m).or_default() += 1;
+        Some(m)
     }
 
-    /// The event time below which every span received has been analysed: the oldest latest
-    /// span end among the traces still assembling, waiting or being analysed; None when none
-    /// is. Rules over trace analysis (bottlenecks, critical-path evidence) evaluate behind
-    /// it, so that a replay, whose traces complete seconds of wall time but many minutes of
-    /// event time after they were sent, is judged on complete data. A trace still receiving
-    /// spans has a recent `newest`, so a long trace does not hold the floor back.
+    /// The earliest span start among the traces still assembling, waiting or being analysed
+    /// (None when there are none): the traces whose folds are still to come go to buckets
+    /// from there on. The alerting engine does not evaluate past it for long (see
+    /// [`crate::alerting`]), so that a replay, whose traces complete seconds of wall time but
+    /// many minutes of event time after they were sent, is judged on complete data.
     pub fn pending_floor(&self) -> Option<u64> {
         let st = lock(&self.state);
         st.traces
             .values()
-            .map(|t| t.newest)
-            .chain(st.ready.iter().map(|r| r.newest))
+            .map(|t| t.first)
+            .chain(st.ready.iter().map(|r| r.first))
             .chain(st.in_flight.keys().next().copied())
             .min()
     }
 
-    /// Critical paths of complete traces, folded into the cells.
-    fn analyse(&self, ready: Vec<Ready>) {
+    /// How long a trace waits for more spans before it is analysed.
+    pub fn trace_idle(&self) -> Duration {
+        self.cfg.trace_idle
+    }
+
+    /// Critical paths of complete traces, folded into the cells; `flight` is the batch's
+    /// `in_flight` key, released when this returns or unwinds.
+    fn analyse(&self, ready: Vec<Ready>, flight: Option<u64>) {
+        /// Releases an `in_flight` key, even if the analysis panics (the analysis task
+        /// survives a panic; a key left behind would hold the floor forever).
+        struct Release<'a>(&'a Analyzer, Option<u64>);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let Some(m) = self.1 else { return };
+                let mut st = lock(&self.0.state);
+                if let Some(n) = st.in_flight.get_mut(&m) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.in_flight.remove(&m);
+                    }
+                }
+            }
+        }
+        let _release = Release(self, flight);
         let folds: Vec<([u8; 16], TraceFold)> = ready
             .iter()
             .map(|r| {
@@ -537,14 +560,6 @@ impl Analyzer {
         let now = self.now();
         let mut st = lock(&self.state);
         let st = &mut *st;
-        if let Some(m) = ready.iter().map(|r| r.newest).min()
-            && let Some(n) = st.in_flight.get_mut(&m)
-        {
-            *n -= 1;
-            if *n == 0 {
-                st.in_flight.remove(&m);
-            }
-        }
         for (id, f) in folds {
             self.add_fold(st, id, f, now);
             if st.decided.insert(id) {
@@ -635,6 +650,7 @@ impl Analyzer {
         let now = self.now();
         let idle = self.cfg.trace_idle.as_nanos() as u64;
         let mut ready: Vec<Ready>;
+        let flight;
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -643,12 +659,12 @@ impl Analyzer {
             while let Some(r) = Self::pop_oldest(st, |at| all || now.saturating_sub(at) >= idle) {
                 ready.push(r);
             }
-            Self::take_in_flight(st, &ready);
+            flight = Self::take_in_flight(st, &ready);
             st.graph.expire(now);
             Self::drain_graph(st);
         }
         if !ready.is_empty() {
-            self.analyse(ready);
+            self.analyse(ready, flight);
         }
     }
 

@@ -568,7 +568,7 @@ impl QueryService for Query {
             .collect();
         Ok(Response::new(crate::proto::ListAlertsResponse {
             alerts,
-            watermark_unix_nano: engine.watermark.at(crate::analyzer::unix_now()),
+            watermark_unix_nano: engine.evaluated_until(),
         }))
     }
 
