@@ -959,10 +959,18 @@ mod tests {
         engine.run_until(&analyzer, wall, 10_000).unwrap();
         assert_eq!(engine.next_eval, Some(t0 + 10 * S));
         engine.run_until(&analyzer, wall + 6 * S, 10_000).unwrap();
-        assert_eq!(engine.next_eval, Some(t0 + 10 * S), "5 s + 2 s not yet passed");
+        assert_eq!(
+            engine.next_eval,
+            Some(t0 + 10 * S),
+            "5 s + 2 s not yet passed"
+        );
         // The data seen 7 s ago counts as analysed: on to the watermark (newest − 30 s).
         engine.run_until(&analyzer, wall + 8 * S, 10_000).unwrap();
-        assert!(engine.next_eval.unwrap() > t0 + 250 * S, "{:?}", engine.next_eval);
+        assert!(
+            engine.next_eval.unwrap() > t0 + 250 * S,
+            "{:?}",
+            engine.next_eval
+        );
         assert_eq!(engine.evaluated_until(), engine.next_eval.unwrap() - 10 * S);
     }
 
