@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use std::time::Duration;
 
 use sieve::proto::query_service_client::QueryServiceClient;
@@ -14,27 +12,11 @@ use sieve::proto::{
 };
 use tonic::transport::Channel;
 
-/// `target/<profile>/examples/demo`, next to this test's own binary in `deps/`.
-fn demo_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    profile_dir.join("examples").join("demo")
-}
-
 /// Five services arrive; the failing service's spans carry errors and its error logs are
 /// correlated to their traces; the slow service makes the frontend's requests slow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_shows_a_failing_and_a_slow_service() {
     let gw = common::start(|_| {}).await;
-    let bin = demo_bin();
-    assert!(
-        bin.exists(),
-        "{} is missing (cargo test builds examples)",
-        bin.display()
-    );
     run_demo(
         &gw.otlp,
         &[
@@ -113,19 +95,11 @@ async fn demo_shows_a_failing_and_a_slow_service() {
     gw.stop().await;
 }
 
-/// Runs the demo against `otlp` with extra arguments.
+/// Runs the demo against `otlp` at 20 requests/s for 2 s, with extra arguments.
 async fn run_demo(otlp: &str, extra: &[&str]) {
-    let out = tokio::process::Command::new(demo_bin())
-        .args(["--endpoint", otlp, "--rate", "20", "--duration", "2s"])
-        .args(extra)
-        .output()
-        .await
-        .expect("run demo");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec!["--rate", "20", "--duration", "2s"];
+    args.extend_from_slice(extra);
+    common::run_demo(otlp, &args).await;
 }
 
 /// Waits until every demo trace (11 spans each) has been analysed, then returns the top

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sieve::proto::query_service_client::QueryServiceClient;
@@ -18,15 +17,6 @@ use sieve::proto::{
     GetIncidentRequest, GetIncidentResponse, ListAlertsRequest, ListIncidentsRequest,
 };
 use tonic::transport::Channel;
-
-fn demo_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .join("examples")
-        .join("demo")
-}
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
@@ -44,33 +34,19 @@ async fn replay(fault: &[&str], seed: &str) -> (common::TestGateway, u64) {
         c.alerting.lateness = Duration::from_secs(10);
     })
     .await;
-    let bin = demo_bin();
-    assert!(
-        bin.exists(),
-        "{} is missing (cargo test builds examples)",
-        bin.display()
-    );
     let began = SystemTime::now();
-    let out = tokio::process::Command::new(&bin)
-        .args([
-            "--endpoint",
-            &gw.otlp,
-            "--replay",
-            "--duration",
-            "1h",
-            "--rate",
-            "2",
-        ])
-        .args(["--seed", seed, "--fault-after", "30m", "--fault-for", "15m"])
-        .args(fault)
-        .output()
-        .await
-        .expect("run demo");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec![
+        "--replay",
+        "--duration",
+        "1h",
+        "--rate",
+        "2",
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(&["--fault-after", "30m", "--fault-for", "15m"]);
+    args.extend_from_slice(fault);
+    common::run_demo(&gw.otlp, &args).await;
     let replayed = began.elapsed().unwrap_or_default();
     // The data ends when the replay began (its hour ends "now"); evaluation reaches it once
     // the watermark, moving with the wall clock after the data stops, gets there. ListAlerts
@@ -116,6 +92,20 @@ async fn the_incident(q: &mut QueryServiceClient<Channel>) -> GetIncidentRespons
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Prints an incident's figures; returns its start and end, in minutes into the hour.
+fn report(name: &str, s: &sieve::proto::IncidentSummary, t0: u64) -> (f64, f64) {
+    let minutes = |ns: u64| ns.saturating_sub(t0) as f64 / 60e9;
+    println!(
+        "{name}: incident started at minute {:.1}, resolved at {:.1}, MTTR {:.1} min, {} alerts, {} suppressed",
+        minutes(s.started_unix_nano),
+        minutes(s.resolved_unix_nano),
+        s.mttr_nanos as f64 / 60e9,
+        s.alerts,
+        s.suppressed
+    );
+    (minutes(s.started_unix_nano), minutes(s.resolved_unix_nano))
 }
 
 /// Inventory first; every alert outside inventory suppressed (by an inventory alert), and
@@ -190,24 +180,10 @@ async fn a_slow_dependency_deep_in_the_graph_is_one_incident() {
         inc.root_causes
     );
     let s = inc.incident.unwrap();
-    let minutes = |ns: u64| (ns - t0) as f64 / 60e9;
-    println!(
-        "slow inventory: incident started at minute {:.1}, resolved at {:.1}, MTTR {:.1} min, {} alerts, {} suppressed",
-        minutes(s.started_unix_nano),
-        minutes(s.resolved_unix_nano),
-        s.mttr_nanos as f64 / 60e9,
-        s.alerts,
-        s.suppressed
-    );
+    let (started, resolved) = report("slow inventory", &s, t0);
     // The fault ran from minute 30 to 45.
-    assert!(
-        (30.0..35.0).contains(&minutes(s.started_unix_nano)),
-        "{s:#?}"
-    );
-    assert!(
-        (45.0..55.0).contains(&minutes(s.resolved_unix_nano)),
-        "{s:#?}"
-    );
+    assert!((30.0..35.0).contains(&started), "{s:#?}");
+    assert!((45.0..55.0).contains(&resolved), "{s:#?}");
     // The CLI shows the same.
     let (ok, out, err) = common::run_sieve(
         &["query", "incident", &s.id.to_string(), "--addr", &gw.query],
@@ -253,19 +229,8 @@ async fn a_failing_service_is_one_incident() {
         "{rc:#?}"
     );
     let s = inc.incident.unwrap();
-    let minutes = |ns: u64| (ns - t0) as f64 / 60e9;
-    println!(
-        "failing inventory: incident started at minute {:.1}, resolved at {:.1}, MTTR {:.1} min, {} alerts, {} suppressed",
-        minutes(s.started_unix_nano),
-        minutes(s.resolved_unix_nano),
-        s.mttr_nanos as f64 / 60e9,
-        s.alerts,
-        s.suppressed
-    );
-    assert!(
-        (30.0..33.0).contains(&minutes(s.started_unix_nano)),
-        "{s:#?}"
-    );
+    let (started, _) = report("failing inventory", &s, t0);
+    assert!((30.0..33.0).contains(&started), "{s:#?}");
     gw.stop().await;
 }
 

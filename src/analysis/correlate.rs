@@ -112,61 +112,67 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
         return 0.0;
     }
     let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
-    let ma = a.iter().sum::<f64>() / n as f64;
-    let mb = b.iter().sum::<f64>() / n as f64;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    if saa == 0.0 || sbb == 0.0 {
-        0.0
-    } else {
-        sab / (saa.sqrt() * sbb.sqrt())
-    }
+    pearson_of(|| a.iter().copied().zip(b.iter().copied()))
 }
 
-/// Calls `f` with the values of `a` and `b` at each time both have (both in time order).
-fn for_each_common(a: &[(u64, f64)], b: &[(u64, f64)], mut f: impl FnMut(f64, f64)) {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                f(a[i].1, b[j].1);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-}
-
-/// Pearson correlation of two timed series over the times both have, as [`pearson`] of those
-/// values (two passes over the join, nothing allocated: it runs for every pair of alerts).
-pub fn pearson_timed(a: &[(u64, f64)], b: &[(u64, f64)]) -> f64 {
+/// Pearson correlation of the pairs `pairs()` yields (two passes, nothing allocated); 0 for
+/// fewer than 3 pairs or a flat side.
+fn pearson_of<I: Iterator<Item = (f64, f64)>>(pairs: impl Fn() -> I) -> f64 {
     let (mut n, mut sa, mut sb) = (0usize, 0.0, 0.0);
-    for_each_common(a, b, |x, y| {
+    for (x, y) in pairs() {
         n += 1;
         sa += x;
         sb += y;
-    });
+    }
     if n < 3 {
         return 0.0;
     }
     let (ma, mb) = (sa / n as f64, sb / n as f64);
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for_each_common(a, b, |x, y| {
+    for (x, y) in pairs() {
         sab += (x - ma) * (y - mb);
         saa += (x - ma) * (x - ma);
         sbb += (y - mb) * (y - mb);
-    });
+    }
     if saa == 0.0 || sbb == 0.0 {
         0.0
     } else {
         sab / (saa.sqrt() * sbb.sqrt())
     }
+}
+
+/// The values of two timed series (both in time order) at the times both have.
+struct Common<'a> {
+    a: &'a [(u64, f64)],
+    b: &'a [(u64, f64)],
+    i: usize,
+    j: usize,
+}
+
+impl Iterator for Common<'_> {
+    type Item = (f64, f64);
+
+    fn next(&mut self) -> Option<(f64, f64)> {
+        while self.i < self.a.len() && self.j < self.b.len() {
+            let ((ta, x), (tb, y)) = (self.a[self.i], self.b[self.j]);
+            match ta.cmp(&tb) {
+                std::cmp::Ordering::Less => self.i += 1,
+                std::cmp::Ordering::Greater => self.j += 1,
+                std::cmp::Ordering::Equal => {
+                    self.i += 1;
+                    self.j += 1;
+                    return Some((x, y));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Pearson correlation of two timed series over the times both have, as [`pearson`] of those
+/// values (nothing allocated: it runs for every pair of alerts).
+pub fn pearson_timed(a: &[(u64, f64)], b: &[(u64, f64)]) -> f64 {
+    pearson_of(|| Common { a, b, i: 0, j: 0 })
 }
 
 /// Service graph adjacency (caller → callees), and the services found together on critical

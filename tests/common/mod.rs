@@ -334,3 +334,32 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the demo shop (`target/<profile>/examples/demo`, next to this test's own binary in
+/// `deps/`; `cargo test` builds examples) against `otlp` with `args`, and checks it
+/// succeeded.
+pub async fn run_demo(otlp: &str, args: &[&str]) {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .join("examples")
+        .join("demo");
+    assert!(
+        bin.exists(),
+        "{} is missing (cargo test builds examples)",
+        bin.display()
+    );
+    let out = tokio::process::Command::new(&bin)
+        .args(["--endpoint", otlp])
+        .args(args)
+        .output()
+        .await
+        .expect("run demo");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
