@@ -186,6 +186,9 @@ enum QueryCommand {
         /// open or resolved.
         #[arg(long)]
         state: Option<String>,
+        /// Only incidents active in the window (default: all kept).
+        #[command(flatten)]
+        window: Window,
     },
     /// One incident: its alerts, the suppressed ones, the root-cause ranking with evidence.
     Incident {
@@ -761,10 +764,13 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 || cli::logs::cluster_text(&r),
             )
         }
-        QueryCommand::Incidents { state } => {
+        QueryCommand::Incidents { state, window } => {
+            let (start, end) = window.bounds()?;
             let r = client
                 .list_incidents(sieve::proto::ListIncidentsRequest {
                     state: state.unwrap_or_default(),
+                    start_unix_nano: start,
+                    end_unix_nano: end,
                 })
                 .await
                 .map_err(status_error)?

@@ -126,10 +126,40 @@ async fn replayed_errors_fire_the_error_rate_rule() {
             .any(|e| e.contains("deepest failing dependency")),
         "{one:?}"
     );
+    // A window: the open incident is active from its start on, not before.
+    for (start, end, want) in [
+        (0, i.started_unix_nano, 0),
+        (0, i.started_unix_nano + 1, 1),
+        (i.started_unix_nano + 3_600_000_000_000, 0, 1),
+    ] {
+        let got = q
+            .list_incidents(ListIncidentsRequest {
+                start_unix_nano: start,
+                end_unix_nano: end,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .incidents
+            .len();
+        assert_eq!(got, want, "[{start}, {end})");
+    }
     for (e, code) in [
         (
             q.list_incidents(ListIncidentsRequest {
                 state: "closed".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+        ),
+        (
+            q.list_incidents(ListIncidentsRequest {
+                start_unix_nano: 20,
+                end_unix_nano: 10,
+                ..Default::default()
             })
             .await
             .unwrap_err(),
@@ -158,6 +188,28 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     assert!(
         out.contains("1. cart") && out.contains("deepest failing dependency"),
         "{out}"
+    );
+    let (ok, _, err) = common::run_sieve(
+        &[
+            "query",
+            "incidents",
+            "--start",
+            "20",
+            "--end",
+            "10",
+            "--addr",
+            &gw.query,
+        ],
+        b"",
+    );
+    assert!(!ok && err.contains("--start is after --end"), "{err}");
+    let (ok, out, err) = common::run_sieve(
+        &["query", "incidents", "--since", "2h", "--addr", &gw.query],
+        b"",
+    );
+    assert!(
+        ok && out.lines().nth(1).is_some_and(|l| l.contains("cart")),
+        "{out}{err}"
     );
 
     // A restart keeps the firing alert with its start time.

@@ -483,14 +483,24 @@ impl QueryService for Query {
                 );
             }
         };
+        let (start, end) = (r.start_unix_nano, r.end_unix_nano);
+        if end != 0 && start >= end {
+            return Err(invalid(format!(
+                "start_unix_nano ({start}) must be before end_unix_nano ({end})"
+            ))
+            .into());
+        }
+        let active = |i: &&crate::alerting::incidents::Incident| {
+            (end == 0 || i.started < end) && i.resolved_at.is_none_or(|r| r >= start)
+        };
         let engine = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         let inc = &engine.incidents;
         let mut incidents: Vec<crate::proto::IncidentSummary> = Vec::new();
         if open {
-            incidents.extend(inc.open.iter().map(incident_summary));
+            incidents.extend(inc.open.iter().filter(active).map(incident_summary));
         }
         if resolved {
-            incidents.extend(inc.resolved.iter().map(incident_summary));
+            incidents.extend(inc.resolved.iter().filter(active).map(incident_summary));
         }
         incidents.sort_by_key(|i| std::cmp::Reverse(i.started_unix_nano));
         Ok(Response::new(crate::proto::ListIncidentsResponse {
