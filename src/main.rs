@@ -537,6 +537,17 @@ fn print_out(
     Ok(())
 }
 
+/// Prints a query's answer as JSON or text, or fails with its status.
+fn answer<T>(
+    json: bool,
+    reply: Result<tonic::Response<T>, tonic::Status>,
+    value: impl FnOnce(&T) -> Value,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    let r = reply.map_err(status_error)?.into_inner();
+    print_out(json, || value(&r), || text(&r))
+}
+
 async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
     let endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())
         .with_context(|| format!("invalid --addr {:?}", args.addr))?
@@ -549,15 +560,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
     let json = args.json;
     match args.what {
         QueryCommand::Services => {
-            let r = client
-                .get_services(GetServicesRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+            let r = client.get_services(GetServicesRequest {}).await;
+            answer(
                 json,
-                || serde_json::json!(r.services),
-                || cli::services_text(&r.services),
+                r,
+                |r| serde_json::json!(r.services),
+                |r| cli::services_text(&r.services),
             )
         }
         QueryCommand::Operations { service } => {
@@ -565,13 +573,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 .get_operations(GetOperationsRequest {
                     service_name: service,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::operations_json(&r.operations),
-                || cli::operations_text(&r.operations),
+                r,
+                |r| cli::operations_json(&r.operations),
+                |r| cli::operations_text(&r.operations),
             )
         }
         QueryCommand::Traces(t) => {
@@ -587,22 +594,17 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     duration_max_nanos: t.max_duration.map(nanos).unwrap_or(0),
                     limit: t.limit,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::traces_json(&r.traces),
-                || cli::traces_text(&r.traces),
+                r,
+                |r| cli::traces_json(&r.traces),
+                |r| cli::traces_text(&r.traces),
             )
         }
         QueryCommand::Trace { trace_id } => {
-            let r = client
-                .get_trace(GetTraceRequest { trace_id })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(json, || cli::trace_json(&r), || cli::trace_tree_text(&r))
+            let r = client.get_trace(GetTraceRequest { trace_id }).await;
+            answer(json, r, cli::trace_json, cli::trace_tree_text)
         }
         QueryCommand::Logs(l) => {
             let (start, end) = l.window.bounds()?;
@@ -616,18 +618,17 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     start_time_max_unix_nano: end,
                     limit: l.limit,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(json, || cli::logs_json(&r.logs), || cli::logs_text(&r.logs))
+                .await;
+            answer(
+                json,
+                r,
+                |r| cli::logs_json(&r.logs),
+                |r| cli::logs_text(&r.logs),
+            )
         }
         QueryCommand::Stats => {
-            let r = client
-                .get_stats(GetStatsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(json, || cli::stats_json(&r), || cli::stats_text(&r))
+            let r = client.get_stats(GetStatsRequest {}).await;
+            answer(json, r, cli::stats_json, cli::stats_text)
         }
         QueryCommand::CriticalPath {
             trace_id,
@@ -638,13 +639,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     trace_id,
                     tolerance,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::critical_path_response_json(&r),
-                || cli::critical_path_response_text(&r),
+                r,
+                cli::critical_path_response_json,
+                cli::critical_path_response_text,
             )
         }
         QueryCommand::Bottlenecks(b) => {
@@ -664,13 +664,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     top_k: b.top,
                     by_call_path: b.by_call_path,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::bottlenecks_json(&r),
-                || cli::analysis::bottlenecks_text(&r),
+                r,
+                cli::analysis::bottlenecks_json,
+                cli::analysis::bottlenecks_text,
             )
         }
         QueryCommand::WhatIf(w) => {
@@ -683,14 +682,10 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     start_unix_nano: start,
                     end_unix_nano: end,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
-                json,
-                || cli::analysis::what_if_json(&r),
-                || cli::analysis::what_if_text(&w.service, &w.operation, w.speedup, &r),
-            )
+                .await;
+            answer(json, r, cli::analysis::what_if_json, |r| {
+                cli::analysis::what_if_text(&w.service, &w.operation, w.speedup, &r)
+            })
         }
         QueryCommand::Graph { window } => {
             let (start, end) = window.resolve(Duration::from_secs(15 * 60))?;
@@ -699,13 +694,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     start_unix_nano: start,
                     end_unix_nano: end,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::graph_json(&r),
-                || cli::analysis::graph_text(&r),
+                r,
+                cli::analysis::graph_json,
+                cli::analysis::graph_text,
             )
         }
         QueryCommand::Metrics(m) => {
@@ -718,13 +712,12 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     end_unix_nano: end,
                     step_nanos: m.step.map(nanos).unwrap_or(0),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::metrics_json(&r),
-                || cli::analysis::metrics_text(&r),
+                r,
+                cli::analysis::metrics_json,
+                cli::analysis::metrics_text,
             )
         }
         QueryCommand::Clusters(c) => {
@@ -737,14 +730,8 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     order: c.order,
                     limit: c.limit,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
-                json,
-                || cli::logs::clusters_json(&r),
-                || cli::logs::clusters_text(&r),
-            )
+                .await;
+            answer(json, r, cli::logs::clusters_json, cli::logs::clusters_text)
         }
         QueryCommand::Cluster { id, step, window } => {
             let (start, end) = window.resolve(Duration::from_secs(3600))?;
@@ -755,14 +742,8 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     end_unix_nano: end,
                     step_nanos: step.map(nanos).unwrap_or(0),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
-                json,
-                || cli::logs::cluster_json(&r),
-                || cli::logs::cluster_text(&r),
-            )
+                .await;
+            answer(json, r, cli::logs::cluster_json, cli::logs::cluster_text)
         }
         QueryCommand::Incidents { state, window } => {
             let (start, end) = window.bounds()?;
@@ -772,25 +753,23 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     start_unix_nano: start,
                     end_unix_nano: end,
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::incidents_json(&r),
-                || cli::analysis::incidents_text(&r),
+                r,
+                cli::analysis::incidents_json,
+                cli::analysis::incidents_text,
             )
         }
         QueryCommand::Incident { id } => {
             let r = client
                 .get_incident(sieve::proto::GetIncidentRequest { id })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::incident_json(&r),
-                || cli::analysis::incident_text(&r),
+                r,
+                cli::analysis::incident_json,
+                cli::analysis::incident_text,
             )
         }
         QueryCommand::Alerts { state, service } => {
@@ -799,22 +778,19 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     state: state.unwrap_or_default(),
                     service: service.unwrap_or_default(),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(
+                .await;
+            answer(
                 json,
-                || cli::analysis::alerts_json(&r),
-                || cli::analysis::alerts_text(&r),
+                r,
+                cli::analysis::alerts_json,
+                cli::analysis::alerts_text,
             )
         }
         QueryCommand::Sampling => {
             let r = client
                 .get_sampling_stats(sieve::proto::GetSamplingStatsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_out(json, || cli::sampling_json(&r), || cli::sampling_text(&r))
+                .await;
+            answer(json, r, cli::sampling_json, cli::sampling_text)
         }
     }
 }
