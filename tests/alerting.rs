@@ -39,6 +39,19 @@ async fn replay(endpoint: &str) -> SystemTime {
     t0
 }
 
+/// The firing alerts, as ListAlerts lists them.
+async fn firing(
+    q: &mut sieve::proto::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+) -> sieve::proto::ListAlertsResponse {
+    q.list_alerts(ListAlertsRequest {
+        state: "firing".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_errors_fire_the_error_rate_rule() {
     let gw = common::start(|_| {}).await;
@@ -46,14 +59,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     let mut q = gw.query_client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let firing = loop {
-        let r = q
-            .list_alerts(ListAlertsRequest {
-                state: "firing".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let r = firing(&mut q).await;
         if !r.alerts.is_empty() {
             break r;
         }
@@ -216,14 +222,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     let dir = gw.stop_keep_dir().await;
     let gw = common::start_in(dir, |_| {}).await;
     let mut q = gw.query_client().await;
-    let again = q
-        .list_alerts(ListAlertsRequest {
-            state: "firing".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = firing(&mut q).await;
     assert_eq!(again.alerts.len(), 1, "{again:?}");
     assert_eq!(
         (
@@ -323,14 +322,7 @@ async fn a_webhook_gets_alertmanagers_payload() {
         "cart: 0.3000 of its spans fail"
     );
     let mut q = gw.query_client().await;
-    let listed = q
-        .list_alerts(ListAlertsRequest {
-            state: "firing".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = firing(&mut q).await;
     assert_eq!(alert["fingerprint"], listed.alerts[0].fingerprint.as_str());
     for k in ["startsAt", "generatorURL", "commonAnnotations"] {
         assert!(!alert[k].is_null() || !payload[k].is_null(), "{k}");
@@ -448,14 +440,7 @@ async fn a_real_alertmanager_receives_the_alert() {
         "cart: 0.3000 of its spans fail"
     );
     let mut q = gw.query_client().await;
-    let listed = q
-        .list_alerts(ListAlertsRequest {
-            state: "firing".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = firing(&mut q).await;
     assert_eq!(
         alert["fingerprint"],
         listed.alerts[0].fingerprint.as_str(),

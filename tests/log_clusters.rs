@@ -150,6 +150,19 @@ fn attr<'a>(
         .and_then(|v| v.value.as_ref())
 }
 
+/// The "mail" service's clusters, as ListLogClusters lists them by default.
+async fn mail_clusters(
+    q: &mut sieve::proto::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+) -> sieve::proto::ListLogClustersResponse {
+    q.list_log_clusters(ListLogClustersRequest {
+        service: "mail".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 /// Logs sent with the official SDK come back grouped: clusters with counts, samples and the
 /// trace they belong to; stored records carry their cluster's id and template; a restart
 /// keeps the ids; malformed queries are refused.
@@ -158,14 +171,7 @@ async fn server_clusters_logs_and_keeps_ids() {
     let gw = common::start(|_| {}).await;
     let trace_id = send_logs(&gw.otlp, lines(0)).await;
     let mut q = gw.query_client().await;
-    let list = q
-        .list_log_clusters(ListLogClustersRequest {
-            service: "mail".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = mail_clusters(&mut q).await;
     let got: Vec<(String, u64)> = list
         .clusters
         .iter()
@@ -287,14 +293,7 @@ async fn server_clusters_logs_and_keeps_ids() {
     let gw = common::start_in(dir, |_| {}).await;
     send_logs(&gw.otlp, lines(7)).await;
     let mut q = gw.query_client().await;
-    let list = q
-        .list_log_clusters(ListLogClustersRequest {
-            service: "mail".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = mail_clusters(&mut q).await;
     let again: Vec<(u64, u64, u64)> = list
         .clusters
         .iter()

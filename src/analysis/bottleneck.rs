@@ -432,15 +432,7 @@ mod tests {
         );
         // A 100,000-span chain: linear, and the deepest path keeps its root end.
         let n = 100_000u64;
-        let spans: Vec<SpanInput> = (0..n)
-            .map(|i| SpanInput {
-                span_id: (i + 1).to_be_bytes(),
-                parent_id: (i > 0).then(|| i.to_be_bytes()),
-                start: i,
-                end: 2 * n - i,
-                kind: Kind::Other,
-            })
-            .collect();
+        let spans = crate::analysis::critical_path::chain(n);
         let names: Vec<(String, String)> =
             (0..n).map(|i| ("s".to_string(), format!("o{i}"))).collect();
         let f = fold(&spans, &names, &critical_path(&spans, 0.0));

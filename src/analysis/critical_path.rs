@@ -384,6 +384,21 @@ pub fn critical_paths(
         .collect()
 }
 
+/// A chain of `n` spans, each the only child of the one before and nested inside it (test
+/// input for deep traces).
+#[cfg(test)]
+pub(crate) fn chain(n: u64) -> Vec<SpanInput> {
+    (0..n)
+        .map(|i| SpanInput {
+            span_id: (i + 1).to_be_bytes(),
+            parent_id: (i > 0).then(|| i.to_be_bytes()),
+            start: i,
+            end: 2 * n - i,
+            kind: Kind::Other,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,15 +605,7 @@ mod tests {
     #[test]
     fn a_million_span_chain_does_not_overflow() {
         let n = 1_000_000u64;
-        let spans: Vec<SpanInput> = (0..n)
-            .map(|i| SpanInput {
-                span_id: (i + 1).to_be_bytes(),
-                parent_id: (i > 0).then(|| i.to_be_bytes()),
-                start: i,
-                end: 2 * n - i,
-                kind: Kind::Other,
-            })
-            .collect();
+        let spans = chain(n);
         let cp = critical_path(&spans, 0.0);
         assert!(cp.warnings.is_empty());
         assert_eq!(cp.exclusive.iter().sum::<u64>(), 2 * n);

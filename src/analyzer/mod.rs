@@ -1211,6 +1211,14 @@ mod tests {
         (db, a)
     }
 
+    /// The default analysis with traces complete after 1 ms idle.
+    fn quick() -> config::Analysis {
+        config::Analysis {
+            trace_idle: Duration::from_millis(1),
+            ..config::Analysis::default()
+        }
+    }
+
     const MS: u64 = 1_000_000;
 
     /// A minute boundary an hour ago: inside every retention.
@@ -1267,11 +1275,7 @@ mod tests {
     #[test]
     fn spans_become_red_cells_graph_edges_and_bottlenecks() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config::Analysis {
-            trace_idle: Duration::from_millis(1),
-            ..config::Analysis::default()
-        };
-        let (_db, a) = analyzer(dir.path(), cfg);
+        let (_db, a) = analyzer(dir.path(), quick());
         let t0 = t0();
         for t in 1..=3u8 {
             a.observe(&trace(t, t0 + u64::from(t) * 1000 * MS));
@@ -1477,11 +1481,7 @@ mod tests {
     #[test]
     fn baselines_stop_where_the_window_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config::Analysis {
-            trace_idle: Duration::from_millis(1),
-            ..config::Analysis::default()
-        };
-        let (_db, a) = analyzer(dir.path(), cfg);
+        let (_db, a) = analyzer(dir.path(), quick());
         let t0 = t0();
         a.observe(&trace(1, t0 + 5_000 * MS)); // in the bucket [t0, t0 + 10 s)
         a.observe(&trace(2, t0 + 15_000 * MS));
