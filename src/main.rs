@@ -684,7 +684,7 @@ async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                 })
                 .await;
             answer(json, r, cli::analysis::what_if_json, |r| {
-                cli::analysis::what_if_text(&w.service, &w.operation, w.speedup, &r)
+                cli::analysis::what_if_text(&w.service, &w.operation, w.speedup, r)
             })
         }
         QueryCommand::Graph { window } => {
