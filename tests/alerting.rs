@@ -40,7 +40,7 @@ async fn replay(endpoint: &str) -> SystemTime {
 }
 
 /// The firing alerts, as ListAlerts lists them.
-async fn firing(
+async fn list_firing(
     q: &mut sieve::proto::query_service_client::QueryServiceClient<tonic::transport::Channel>,
 ) -> sieve::proto::ListAlertsResponse {
     q.list_alerts(ListAlertsRequest {
@@ -59,7 +59,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     let mut q = gw.query_client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let firing = loop {
-        let r = firing(&mut q).await;
+        let r = list_firing(&mut q).await;
         if !r.alerts.is_empty() {
             break r;
         }
@@ -222,7 +222,7 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     let dir = gw.stop_keep_dir().await;
     let gw = common::start_in(dir, |_| {}).await;
     let mut q = gw.query_client().await;
-    let again = firing(&mut q).await;
+    let again = list_firing(&mut q).await;
     assert_eq!(again.alerts.len(), 1, "{again:?}");
     assert_eq!(
         (
@@ -322,7 +322,7 @@ async fn a_webhook_gets_alertmanagers_payload() {
         "cart: 0.3000 of its spans fail"
     );
     let mut q = gw.query_client().await;
-    let listed = firing(&mut q).await;
+    let listed = list_firing(&mut q).await;
     assert_eq!(alert["fingerprint"], listed.alerts[0].fingerprint.as_str());
     for k in ["startsAt", "generatorURL", "commonAnnotations"] {
         assert!(!alert[k].is_null() || !payload[k].is_null(), "{k}");
@@ -440,7 +440,7 @@ async fn a_real_alertmanager_receives_the_alert() {
         "cart: 0.3000 of its spans fail"
     );
     let mut q = gw.query_client().await;
-    let listed = firing(&mut q).await;
+    let listed = list_firing(&mut q).await;
     assert_eq!(
         alert["fingerprint"],
         listed.alerts[0].fingerprint.as_str(),
