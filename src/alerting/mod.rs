@@ -440,23 +440,38 @@ impl Engine {
             | Signal::SpanCalls
             | Signal::Apdex
             | Signal::SloBurnRate => {
-                let read = analyzer.read(Family::Red, 0, range, &|_| true)?;
-                let mut merged: BTreeMap<Labels, Cell> = BTreeMap::new();
-                for (l, c) in read.cells {
-                    let (svc, op) = (
-                        l.first().cloned().unwrap_or_default(),
-                        l.get(1).cloned().unwrap_or_default(),
-                    );
-                    merged
-                        .entry(group(&svc, ("operation", &op)))
-                        .or_default()
-                        .merge(&c);
-                }
                 let p = params(r);
-                for (g, c) in merged {
+                for (g, c) in red_groups(analyzer, 0, range, &group)? {
                     if let Some(v) = signal::span_value(sig, &c, secs, &p) {
                         out.insert(g, v);
                     }
+                }
+            }
+            Signal::SloBurnMultiWindow => {
+                // Burn rates over the four windows ending at t (6 h read by the minute).
+                let p = params(r);
+                let mut burns: BTreeMap<Labels, [f64; 4]> = BTreeMap::new();
+                let minute = 60_000_000_000;
+                for (k, (mins, res)) in [(60, 0), (5, 0), (360, 1), (30, 0)].into_iter().enumerate()
+                {
+                    let w = mins * minute;
+                    for (g, c) in red_groups(analyzer, res, (t.saturating_sub(w), t), &group)? {
+                        if let Some(b) =
+                            signal::span_value(Signal::SloBurnRate, &c, w as f64 / 1e9, &p)
+                        {
+                            burns.entry(g).or_default()[k] = b;
+                        }
+                    }
+                }
+                for (g, [h1, m5, h6, m30]) in burns {
+                    let level =
+                        crate::analysis::detect::burn_level(crate::analysis::detect::BurnWindows {
+                            h1,
+                            m5,
+                            h6,
+                            m30,
+                        });
+                    out.insert(g, level);
                 }
             }
             Signal::LogClusterRate | Signal::LogNewCluster => {
@@ -641,6 +656,28 @@ pub async fn run(
             Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
         }
     }
+}
+
+/// RED cells over `range` at resolution `res`, merged per label group (`group(service,
+/// ("operation", op))`).
+fn red_groups(
+    analyzer: &Analyzer,
+    res: usize,
+    range: (u64, u64),
+    group: &dyn Fn(&str, (&str, &str)) -> Labels,
+) -> Result<BTreeMap<Labels, Cell>, AnalyzerError> {
+    let mut merged: BTreeMap<Labels, Cell> = BTreeMap::new();
+    for (l, c) in analyzer.read(Family::Red, res, range, &|_| true)?.cells {
+        let (svc, op) = (
+            l.first().map(String::as_str).unwrap_or_default(),
+            l.get(1).map(String::as_str).unwrap_or_default(),
+        );
+        merged
+            .entry(group(svc, ("operation", op)))
+            .or_default()
+            .merge(&c);
+    }
+    Ok(merged)
 }
 
 /// The service graph's edges and the services on each critical call path, over the hour
@@ -890,6 +927,29 @@ mod tests {
         );
         assert_eq!(cart.life.fired_at, Some(started + 60 * S));
         assert_eq!(cart.value, Some(0.3));
+    }
+
+    /// The multi-window burn signal by hand: 30% errors for the last 5 of 10 minutes.
+    #[test]
+    fn multiwindow_burn_level_by_hand() {
+        let (_dir, _db, analyzer, t0) = analyzer();
+        for sec in (0..600u64).step_by(5) {
+            let t = t0 + sec * S;
+            analyzer.observe(&spans("db", t, 10, 0));
+            analyzer.observe(&spans("cart", t, 10, if sec >= 300 { 3 } else { 0 }));
+        }
+        let mut cfg = Alerting::default();
+        let mut rule = cfg.rules[0].clone();
+        rule.name = "ErrorBudgetBurn".into();
+        rule.signal = "slo.burn_multiwindow".into();
+        cfg.rules = vec![rule];
+        let engine = Engine::new(&cfg, None);
+        let v = engine.values(&analyzer, 0, t0 + 600 * S).unwrap();
+        let of = |svc: &str| v[&Labels::from([("service".to_string(), svc.to_string())])];
+        // cart against 99.9%: 30% bad over the last 5 min → 300×; 180 bad of 1,200 over
+        // 30 min, 1 h and 6 h → 150×. max(min(150, 300) / 14.4, min(150, 150) / 6) = 25.
+        assert!((of("cart") - 25.0).abs() < 1e-9, "{v:?}");
+        assert_eq!(of("db"), 0.0);
     }
 
     /// Records counted under cluster ids that later merged count for the live cluster.

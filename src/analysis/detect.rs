@@ -20,7 +20,8 @@
 //!
 //! Derived signals: [`apdex`] `(satisfied + tolerating/2) / total`, and the error-budget
 //! [`burn_rate`] `error_ratio / (1 − objective)` with the SRE workbook's multi-window rules
-//! ([`burn_alert`]: 1 h and 5 min above 14.4 pages, 6 h and 30 min above 6 pages).
+//! ([`burn_alert`]: 1 h and 5 min above 14.4 pages, 6 h and 30 min above 6 pages;
+//! [`burn_level`] puts both in one number, the `slo.burn_multiwindow` signal).
 
 use std::collections::VecDeque;
 
@@ -539,16 +540,28 @@ pub struct BurnWindows {
     pub m30: f64,
 }
 
-/// Which multi-window rule fires, if any: 14.4× over both 1 h and 5 min (2% of a 30-day
-/// budget in an hour), else 6× over both 6 h and 30 min (5% in six hours).
+/// The fast pair's threshold: 2% of a 30-day budget in an hour.
+pub const BURN_FAST: f64 = 14.4;
+/// The slow pair's threshold: 5% of a 30-day budget in six hours.
+pub const BURN_SLOW: f64 = 6.0;
+
+/// Which multi-window rule fires, if any: [`BURN_FAST`]× over both 1 h and 5 min, else
+/// [`BURN_SLOW`]× over both 6 h and 30 min.
 pub fn burn_alert(b: BurnWindows) -> Option<(&'static str, f64)> {
-    if b.h1 > 14.4 && b.m5 > 14.4 {
-        Some(("1h/5m", 14.4))
-    } else if b.h6 > 6.0 && b.m30 > 6.0 {
+    if b.h1 > BURN_FAST && b.m5 > BURN_FAST {
+        Some(("1h/5m", BURN_FAST))
+    } else if b.h6 > BURN_SLOW && b.m30 > BURN_SLOW {
         Some(("6h/30m", 6.0))
     } else {
         None
     }
+}
+
+/// How close the multi-window rules are to paging, as one number:
+/// `max(min(1h, 5m) / 14.4, min(6h, 30m) / 6)`. Above 1 exactly when [`burn_alert`] fires,
+/// so a static detector `above: 1` on it is the SRE workbook's page.
+pub fn burn_level(b: BurnWindows) -> f64 {
+    (b.h1.min(b.m5) / BURN_FAST).max(b.h6.min(b.m30) / BURN_SLOW)
 }
 
 /// Apdex of a latency histogram with target `t`: satisfied at most `t`, tolerating at most
@@ -826,5 +839,10 @@ mod tests {
             m30: 8.0,
         };
         assert_eq!(burn_alert(slow), Some(("6h/30m", 6.0)));
+        // The level: min(15, 20) / 14.4 = 1.0417 for the page; min(6.5, 8) / 6 = 1.0833 for
+        // the slow burn; the spike min(15, 3) / 14.4 and min(2, 2) / 6 stay under 1.
+        assert!(close(burn_level(page), 15.0 / 14.4));
+        assert!(close(burn_level(slow), 6.5 / 6.0));
+        assert!(burn_level(BurnWindows { m5: 3.0, ..page }) < 1.0);
     }
 }

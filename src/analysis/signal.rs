@@ -7,6 +7,7 @@
 //! | `span.calls` | RED cells | calls per second of the window |
 //! | `apdex` | RED cells | Apdex with target `apdex_target` (satisfied ≤ T, tolerating ≤ 4T) |
 //! | `slo.burn_rate` | RED cells | error-budget burn rate against `objective`: bad / total / (1 − objective), bad = errors, or calls slower than `latency_threshold` when set |
+//! | `slo.burn_multiwindow` | RED cells | the SRE workbook's multi-window rules as one number, [`super::detect::burn_level`] of the burn rates over 1 h, 5 min, 6 h and 30 min (the rule's window is not used): above 1 when 1 h and 5 min both burn over 14.4×, or 6 h and 30 min over 6× |
 //! | `log.cluster_rate` | log-cluster cells | records per second |
 //! | `log.new_cluster` | log clusters | 1 when the cluster was first seen within the window, else 0 |
 //! | `bottleneck.share_change` | operation cells | share of end-to-end time now minus in the baseline, in points |
@@ -26,19 +27,21 @@ pub enum Signal {
     SpanCalls,
     Apdex,
     SloBurnRate,
+    SloBurnMultiWindow,
     LogClusterRate,
     LogNewCluster,
     BottleneckShareChange,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 9] = [
+    pub const ALL: [Signal; 10] = [
         Signal::SpanErrorRate,
         Signal::SpanLatencyP95,
         Signal::SpanLatencyP99,
         Signal::SpanCalls,
         Signal::Apdex,
         Signal::SloBurnRate,
+        Signal::SloBurnMultiWindow,
         Signal::LogClusterRate,
         Signal::LogNewCluster,
         Signal::BottleneckShareChange,
@@ -52,6 +55,7 @@ impl Signal {
             Signal::SpanCalls => "span.calls",
             Signal::Apdex => "apdex",
             Signal::SloBurnRate => "slo.burn_rate",
+            Signal::SloBurnMultiWindow => "slo.burn_multiwindow",
             Signal::LogClusterRate => "log.cluster_rate",
             Signal::LogNewCluster => "log.new_cluster",
             Signal::BottleneckShareChange => "bottleneck.share_change",

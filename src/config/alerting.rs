@@ -207,7 +207,8 @@ pub struct Rule {
     /// The alert's `alertname`.
     pub name: String,
     /// span.error_rate, span.latency_p95, span.latency_p99, span.calls, apdex,
-    /// slo.burn_rate, log.cluster_rate, log.new_cluster or bottleneck.share_change.
+    /// slo.burn_rate, slo.burn_multiwindow, log.cluster_rate, log.new_cluster or
+    /// bottleneck.share_change.
     pub signal: String,
     /// Labels an alert is kept per: `service`, `operation` (span and bottleneck signals) or
     /// `cluster` (log signals). Default `[service]`.
@@ -234,10 +235,11 @@ pub struct Rule {
     /// For `apdex`: the target T. Default 500ms.
     #[serde(default = "default_apdex", with = "duration")]
     pub apdex_target: Duration,
-    /// For `slo.burn_rate`: the objective. Default 0.999.
+    /// For `slo.burn_rate` and `slo.burn_multiwindow`: the objective. Default 0.999.
     #[serde(default = "default_objective")]
     pub objective: f64,
-    /// For a latency `slo.burn_rate`: calls slower than this are bad (errors otherwise).
+    /// For a latency SLO (`slo.burn_rate`, `slo.burn_multiwindow`): calls slower than this
+    /// are bad (errors otherwise).
     #[serde(default, with = "duration::option")]
     pub latency_threshold: Option<Duration>,
     /// For log signals: only clusters whose records reach this severity (`error`, `warn`...).
