@@ -449,8 +449,8 @@ async fn analysis_cli_tables() {
     assert_eq!(second[..4], ["2", "20.0%", "-35.0pp", "0.36×"], "{out}");
     let r = q
         .get_bottlenecks(GetBottlenecksRequest {
-            baseline_start_unix_nano: sieve::analyzer::unix_now() - 2 * 3600 * 1_000_000_000,
-            baseline_end_unix_nano: sieve::analyzer::unix_now() - 20 * 60 * 1_000_000_000,
+            baseline_start_unix_nano: sieve::store::now_ns() - 2 * 3600 * 1_000_000_000,
+            baseline_end_unix_nano: sieve::store::now_ns() - 20 * 60 * 1_000_000_000,
             ..Default::default()
         })
         .await

@@ -161,7 +161,7 @@ impl Engine {
                     if next > 0 {
                         e.next_eval = Some(next);
                     }
-                    e.watermark.observe(max_event, crate::analyzer::unix_now());
+                    e.watermark.observe(max_event, crate::store::now_ns());
                 }
                 continue;
             }
@@ -516,7 +516,9 @@ impl Engine {
                         }
                     }
                     for (g, n) in counts {
-                        out.insert(g, n as f64 / secs);
+                        if let Some(v) = signal::log_rate(n, secs) {
+                            out.insert(g, v);
+                        }
                     }
                 }
             }
@@ -630,7 +632,7 @@ pub async fn run(
         let (e, a) = (engine.clone(), analyzer.clone());
         let r = tokio::task::spawn_blocking(move || {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
-            let changes = e.run_until(&a, crate::analyzer::unix_now(), 360)?;
+            let changes = e.run_until(&a, crate::store::now_ns(), 360)?;
             let outbox = std::mem::take(&mut e.outbox);
             let named: Vec<(String, crate::analysis::alert::State)> = changes
                 .iter()
@@ -695,7 +697,6 @@ fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
             topo.add(c, s);
         }
     }
-    // Call paths read `svc: op > svc: op > …` from the root down.
     for (l, _) in analyzer
         .read(Family::CallPath, 0, range, &|_| true)
         .map(|r| r.cells)
@@ -703,8 +704,7 @@ fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
     {
         if let Some(path) = l.first() {
             topo.add_critical_path(
-                path.split(" > ")
-                    .filter_map(|part| part.split_once(": ").map(|(svc, _)| svc)),
+                crate::analysis::bottleneck::call_path_steps(path).map(|(svc, _)| svc),
             );
         }
     }
@@ -837,7 +837,7 @@ fn params(r: &Rule) -> SignalParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::unix_now;
+    use crate::store::now_ns;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
@@ -881,7 +881,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
-        let t = unix_now() - 3600 * S;
+        let t = now_ns() - 3600 * S;
         (dir, db, analyzer, t - t % (60 * S))
     }
 
@@ -900,7 +900,7 @@ mod tests {
         // Rules wait for traces still being analysed.
         assert!(
             engine
-                .run_until(&analyzer, unix_now(), 10_000)
+                .run_until(&analyzer, now_ns(), 10_000)
                 .unwrap()
                 .is_empty()
         );
@@ -908,7 +908,7 @@ mod tests {
         assert_eq!(engine.next_eval, Some(t0 + 10 * S));
         analyzer.tick(true);
         assert_eq!(analyzer.pending_floor(), None);
-        let changes = engine.run_until(&analyzer, unix_now(), 10_000).unwrap();
+        let changes = engine.run_until(&analyzer, now_ns(), 10_000).unwrap();
         let fired: Vec<&Change> = changes
             .iter()
             .filter(|c| c.state == State::Firing)
@@ -1015,7 +1015,7 @@ mod tests {
         }
         assert_eq!(analyzer.pending_floor(), Some(t0));
         let mut engine = Engine::new(&Alerting::default(), Some(t0));
-        let wall = unix_now();
+        let wall = now_ns();
         engine.run_until(&analyzer, wall, 10_000).unwrap();
         assert_eq!(engine.next_eval, Some(t0 + 10 * S));
         engine.run_until(&analyzer, wall + 6 * S, 10_000).unwrap();
@@ -1044,7 +1044,7 @@ mod tests {
         let fired = {
             let mut e = Engine::open(&cfg, &db).unwrap();
             analyzer.tick(true);
-            e.run_until(&analyzer, unix_now(), 10_000).unwrap();
+            e.run_until(&analyzer, now_ns(), 10_000).unwrap();
             let firing = e.alerts(Some(State::Firing), None);
             assert_eq!(firing.len(), 1);
             assert_eq!(e.incidents.open.len(), 1);

@@ -236,8 +236,26 @@ impl<'a, S: AsRef<str>> CallPaths<'a, S> {
             parts.push("…".into());
         }
         parts.extend(c.tail.iter().map(name));
-        parts.join(" > ")
+        parts.join(CALL_PATH_SEPARATOR)
     }
+}
+
+/// Between the steps of a call path label.
+const CALL_PATH_SEPARATOR: &str = " > ";
+
+/// The (service, operation) steps of a call path label, from the root down; the `…` of an
+/// elided middle is skipped.
+pub fn call_path_steps(label: &str) -> impl Iterator<Item = (&str, &str)> {
+    label
+        .split(CALL_PATH_SEPARATOR)
+        .filter_map(|step| step.split_once(": "))
+}
+
+/// The last step of a call path label (the operation the time was spent in): (service,
+/// operation), or (the step, "") if it does not name both.
+pub fn call_path_last(label: &str) -> (&str, &str) {
+    let last = label.rsplit(CALL_PATH_SEPARATOR).next().unwrap_or("");
+    last.split_once(": ").unwrap_or((last, ""))
 }
 
 /// An operation (or call path) ranked over a window.
@@ -364,6 +382,15 @@ mod tests {
                 ("db", "SELECT"),
             ],
         )
+    }
+
+    #[test]
+    fn call_path_labels_parse_back() {
+        let label = "web: GET / > … > db: SELECT x: y";
+        let steps: Vec<(&str, &str)> = call_path_steps(label).collect();
+        assert_eq!(steps, [("web", "GET /"), ("db", "SELECT x: y")]);
+        assert_eq!(call_path_last(label), ("db", "SELECT x: y"));
+        assert_eq!(call_path_last("odd"), ("odd", ""));
     }
 
     #[test]

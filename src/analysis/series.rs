@@ -313,7 +313,8 @@ impl Series {
             .merge(cell);
     }
 
-    /// The same data at a wider step.
+    /// The same data at a wider step (the oracle the stored resolutions are tested against).
+    #[cfg(test)]
     pub fn downsample(&self, step: u64) -> Series {
         let mut out = Series::new(step);
         for (t, c) in &self.points {

@@ -115,9 +115,9 @@ pub fn span_value(signal: Signal, c: &Cell, seconds: f64, p: &SignalParams) -> O
     }
 }
 
-/// Records per second of a log cluster over a window of `seconds`.
-pub fn log_rate(c: &Cell, seconds: f64) -> Option<f64> {
-    (seconds > 0.0).then(|| c.count as f64 / seconds)
+/// Records per second of a log cluster with `count` records over a window of `seconds`.
+pub fn log_rate(count: u64, seconds: f64) -> Option<f64> {
+    (seconds > 0.0).then(|| count as f64 / seconds)
 }
 
 /// 1 when `first_seen` falls in `[from, to)`, else 0.
@@ -190,7 +190,7 @@ mod tests {
             count: 30,
             ..Cell::default()
         };
-        assert_eq!(log_rate(&c, 60.0), Some(0.5));
+        assert_eq!(log_rate(c.count, 60.0), Some(0.5));
         assert_eq!(new_cluster(5, (0, 10)), 1.0);
         assert_eq!(new_cluster(10, (0, 10)), 0.0);
         let cell = |time| Cell {

@@ -204,11 +204,13 @@ impl LogState {
             for sl in rl.scope_logs.iter_mut() {
                 for rec in sl.log_records.iter_mut() {
                     let text = body_text(rec.body.as_ref());
-                    let t = [rec.time_unix_nano, rec.observed_time_unix_nano, now]
-                        .into_iter()
-                        .find(|t| *t != 0)
-                        .unwrap_or(now)
-                        .min(now.saturating_add(super::MAX_FUTURE));
+                    // The time the store files it under, bounded as the analysis is.
+                    let t = crate::store::write::record_time(
+                        rec.time_unix_nano,
+                        rec.observed_time_unix_nano,
+                        now,
+                    )
+                    .min(now.saturating_add(super::MAX_FUTURE));
                     let severity =
                         crate::otlp::effective_severity(rec.severity_number, &rec.severity_text);
                     let (id, template, key) =
@@ -354,7 +356,9 @@ impl LogState {
         self.dirty.extend(ids);
     }
 
-    /// Writes the clusters changed since the last call.
+    /// Writes the clusters changed since the last call, under the caller's lock (tests; the
+    /// analyzer's checkpoint writes outside the lock with the two calls above).
+    #[cfg(test)]
     pub fn checkpoint(&mut self, tree: &sled::Tree) -> Result<(), sled::Error> {
         let (ids, batch) = self.take_dirty();
         if let Err(e) = tree.apply_batch(batch) {
@@ -547,7 +551,7 @@ impl super::Analyzer {
             Some(r) => r.clone(),
             None => return Ok(None),
         };
-        let res = self.resolution(from, from, super::unix_now(), u64::MAX);
+        let res = self.resolution(from, from, crate::store::now_ns(), u64::MAX);
         if step == 0 || !step.is_multiple_of(STEPS[res]) {
             return Err(AnalyzerError::Invalid(format!(
                 "step {step} is not a multiple of {}, the resolution data from {from} on is kept at",

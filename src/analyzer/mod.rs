@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
@@ -203,14 +203,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Now as Unix nanoseconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn floor(t: u64, step: u64) -> u64 {
     t - t % step
 }
@@ -277,7 +269,7 @@ impl Analyzer {
         let Some(logs) = &self.logs else {
             return false;
         };
-        let wall = unix_now();
+        let wall = crate::store::now_ns();
         let assigned = lock(logs).observe(resource_logs, wall);
         if assigned.is_empty() {
             return false;
@@ -321,7 +313,7 @@ impl Analyzer {
             return;
         }
         let now = self.now();
-        let wall = unix_now();
+        let wall = crate::store::now_ns();
         let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
         let newest = wall.saturating_add(MAX_FUTURE);
         let (mut spans, mut late, mut out_of_range) = (0u64, 0u64, 0u64);
@@ -826,7 +818,7 @@ impl Analyzer {
                 }
                 if sweep {
                     me.forget_idle_keys();
-                    me.sweep(unix_now())?;
+                    me.sweep(crate::store::now_ns())?;
                 }
                 Ok::<(), AnalyzerError>(())
             })
@@ -987,7 +979,7 @@ impl Analyzer {
         (from, to): (u64, u64),
         keep: &dyn Fn(&[String]) -> bool,
     ) -> Result<Read, AnalyzerError> {
-        let res = self.resolution(from, to, unix_now(), MAX_SCAN_BUCKETS);
+        let res = self.resolution(from, to, crate::store::now_ns(), MAX_SCAN_BUCKETS);
         self.read(family, res, (from, to), keep)
     }
 
@@ -995,7 +987,7 @@ impl Analyzer {
     /// resolution (the coarser either needs), and the baseline stops where the window's first
     /// bucket starts, so no bucket counts in both.
     pub fn bottlenecks(&self, q: &BottleneckQuery) -> Result<Bottlenecks, AnalyzerError> {
-        let now = unix_now();
+        let now = crate::store::now_ns();
         let family = if q.by_call_path {
             Family::CallPath
         } else {
@@ -1049,7 +1041,7 @@ impl Analyzer {
         speedup: f64,
         (from, to): (u64, u64),
     ) -> Result<(Projection, Cell, (u64, u64)), AnalyzerError> {
-        let res = self.resolution(from, to, unix_now(), MAX_SCAN_BUCKETS);
+        let res = self.resolution(from, to, crate::store::now_ns(), MAX_SCAN_BUCKETS);
         let key = vec![service.to_string(), operation.to_string()];
         let op = self
             .read(Family::Operation, res, (from, to), &|l| l == key.as_slice())?
@@ -1077,7 +1069,7 @@ impl Analyzer {
         (from, to): (u64, u64),
         step: u64,
     ) -> Result<BTreeMap<Vec<String>, series::Series>, AnalyzerError> {
-        let res = self.resolution(from, from, unix_now(), u64::MAX);
+        let res = self.resolution(from, from, crate::store::now_ns(), u64::MAX);
         if step == 0 || !step.is_multiple_of(STEPS[res]) {
             return Err(AnalyzerError::Invalid(format!(
                 "step {} is not a multiple of {}, the resolution data from {} on is kept at",
@@ -1127,14 +1119,8 @@ impl BottleneckQuery {
     /// Operation labels are (service, operation); a call path matches on its last element.
     fn matches(&self, labels: &[String], call_path: bool) -> bool {
         let (svc, op) = if call_path {
-            let last = labels
-                .first()
-                .and_then(|p| p.rsplit(" > ").next())
-                .unwrap_or("");
-            match last.split_once(": ") {
-                Some((s, o)) => (s.to_string(), o.to_string()),
-                None => (last.to_string(), String::new()),
-            }
+            let (s, o) = bottleneck::call_path_last(labels.first().map_or("", String::as_str));
+            (s.to_string(), o.to_string())
         } else {
             (
                 labels.first().cloned().unwrap_or_default(),
@@ -1223,7 +1209,7 @@ mod tests {
 
     /// A minute boundary an hour ago: inside every retention.
     fn t0() -> u64 {
-        floor(unix_now() - 3_600_000 * MS, STEPS[1])
+        floor(crate::store::now_ns() - 3_600_000 * MS, STEPS[1])
     }
 
     /// Every cell of `family` in `[from, to)` at `res`, merged per label set.
@@ -1385,7 +1371,7 @@ mod tests {
     fn figures_survive_a_reopen_and_retention_sweeps_by_resolution() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config::Analysis::default();
-        let now = unix_now();
+        let now = crate::store::now_ns();
         let old = now - 48 * 3600 * 1_000_000_000; // past the 10 s retention (24 h)
         {
             let (_db, a) = analyzer(dir.path(), cfg.clone());

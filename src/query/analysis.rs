@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::analysis::histogram::Histogram;
 use crate::analysis::series::{Cell, Exemplar, Family};
 use crate::analyzer::logs::{Listed, Order};
-use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery, unix_now};
+use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery};
 use crate::proto::{
     AnalysisStats, Bottleneck, GetBottlenecksRequest, GetBottlenecksResponse,
     GetServiceGraphRequest, GetServiceGraphResponse, GetSpanMetricsRequest, GetSpanMetricsResponse,
@@ -17,6 +17,7 @@ use crate::proto::{
     CountPoint, GetLogClusterRequest, GetLogClusterResponse, ListLogClustersRequest,
     ListLogClustersResponse, LogCluster,
 };
+use crate::store::now_ns;
 
 use super::{MAX_LIMIT, QueryError, invalid};
 
@@ -112,7 +113,7 @@ pub async fn get_bottlenecks(
     analyzer: Arc<Analyzer>,
     r: GetBottlenecksRequest,
 ) -> Result<GetBottlenecksResponse, QueryError> {
-    let query = bottleneck_query(&r, unix_now())?;
+    let query = bottleneck_query(&r, now_ns())?;
     let b = blocking(move || analyzer.bottlenecks(&query)).await?;
     Ok(GetBottlenecksResponse {
         start_unix_nano: b.window.0,
@@ -132,8 +133,7 @@ pub async fn get_bottlenecks(
             .map(|row| {
                 let (service, operation, call_path) = if r.by_call_path {
                     let path = row.labels.first().cloned().unwrap_or_default();
-                    let last = path.rsplit(" > ").next().unwrap_or("").to_string();
-                    let (s, o) = last.split_once(": ").unwrap_or((&last, ""));
+                    let (s, o) = crate::analysis::bottleneck::call_path_last(&path);
                     (s.to_string(), o.to_string(), path)
                 } else {
                     let mut l = row.labels.into_iter();
@@ -180,7 +180,7 @@ pub async fn what_if(
             r.speedup
         )));
     }
-    let w = window(r.start_unix_nano, r.end_unix_nano, unix_now())?;
+    let w = window(r.start_unix_nano, r.end_unix_nano, now_ns())?;
     let (p, op, read) =
         blocking(move || analyzer.what_if(&r.service, &r.operation, r.speedup, w)).await?;
     Ok(WhatIfResponse {
@@ -199,7 +199,7 @@ pub async fn get_service_graph(
     analyzer: Arc<Analyzer>,
     r: GetServiceGraphRequest,
 ) -> Result<GetServiceGraphResponse, QueryError> {
-    let (start, end) = window(r.start_unix_nano, r.end_unix_nano, unix_now())?;
+    let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now_ns())?;
     let (edges, unpaired) = blocking(move || {
         Ok((
             analyzer.window(Family::Edge, (start, end), &|_| true)?,
@@ -293,7 +293,7 @@ pub async fn get_span_metrics(
     analyzer: Arc<Analyzer>,
     r: GetSpanMetricsRequest,
 ) -> Result<GetSpanMetricsResponse, QueryError> {
-    let now = unix_now();
+    let now = now_ns();
     let ((start, end), step) = span_metrics_args(&r, now, |from| analyzer.finest_step(from, now))?;
     let series = blocking(move || {
         let op = (!r.operation.is_empty()).then_some(r.operation.as_str());
@@ -368,7 +368,7 @@ pub async fn list_log_clusters(
     analyzer: Arc<Analyzer>,
     r: ListLogClustersRequest,
 ) -> Result<ListLogClustersResponse, QueryError> {
-    let (w, order, limit) = list_args(&r, unix_now())?;
+    let (w, order, limit) = list_args(&r, now_ns())?;
     let service = (!r.service.is_empty()).then_some(r.service);
     let listed =
         blocking(move || analyzer.list_log_clusters(service.as_deref(), w, order, limit)).await?;
@@ -386,7 +386,7 @@ pub async fn get_log_cluster(
     if r.id == 0 {
         return Err(invalid("id is required"));
     }
-    let now = unix_now();
+    let now = now_ns();
     let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now)?;
     let unit = analyzer.finest_step(start, now);
     let step = if r.step_nanos == 0 {

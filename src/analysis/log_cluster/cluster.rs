@@ -83,7 +83,6 @@ pub struct Clusterer {
     overflow: Option<usize>,
     /// Word → clusters whose template has it (may hold merged ones; resolved on use).
     words: HashMap<String, Vec<usize>>,
-    lines: u64,
     tokens: Vec<String>,
 }
 
@@ -99,7 +98,6 @@ impl Clusterer {
             live: 0,
             overflow: None,
             words: HashMap::new(),
-            lines: 0,
             tokens: Vec::new(),
         }
     }
@@ -116,7 +114,6 @@ impl Clusterer {
     pub fn add(&mut self, message: &str) -> usize {
         let mut tokens = std::mem::take(&mut self.tokens);
         self.masker.mask(message, &mut tokens);
-        self.lines += 1;
         let sig = signature(&tokens);
         let i = match self.exact.get(&sig) {
             Some(&i) => self.resolve(i),
