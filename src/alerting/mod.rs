@@ -51,7 +51,19 @@ pub struct Engine {
     /// (wall time, newest event time) as the newest event time grew, over the last
     /// `trace_idle` + [`FLOOR_SLACK`].
     seen: std::collections::VecDeque<(u64, u64)>,
+    /// The topology for correlation and the evaluation time it was read at.
+    topology: Option<(u64, Topology)>,
 }
+
+/// Event time after which the topology is read again.
+const TOPOLOGY_REFRESH: u64 = 300_000_000_000;
+
+/// Evaluation steps per hold of the engine's lock: a catch-up runs in short turns, so
+/// queries waiting for the engine (ListAlerts, ListIncidents) wait for one turn at most.
+const STEPS_PER_TURN: usize = 30;
+
+/// Evaluation steps per round (one round a second).
+const STEPS_PER_ROUND: usize = 360;
 
 /// Wall time beyond `trace_idle` within which a trace is analysed (the analysis task's tick
 /// and the work itself).
@@ -124,6 +136,7 @@ impl Engine {
             tree: None,
             incident_tree: None,
             seen: std::collections::VecDeque::new(),
+            topology: None,
         }
     }
 
@@ -242,12 +255,7 @@ impl Engine {
     /// Correlates the firing alerts at `t` into incidents: topology from the service graph
     /// and the critical call paths of the last hour; each group's evidence (first alerts,
     /// critical-path shift, new or surging error-level log clusters) around its own onset.
-    fn correlate(
-        &mut self,
-        analyzer: &Analyzer,
-        t: u64,
-        topology: &mut Option<Topology>,
-    ) -> Result<(), AnalyzerError> {
+    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AnalyzerError> {
         let firing: Vec<FiringAlert> = self
             .rules
             .alerts
@@ -261,9 +269,18 @@ impl Engine {
                 series: a.correlation_series(),
             })
             .collect();
-        // The service graph changes slowly: read once per round (the hour before its
-        // first correlated step), not once per step.
-        let topology = topology.get_or_insert_with(|| read_topology(analyzer, t));
+        // The service graph changes slowly: read again once evaluation has moved on by
+        // [`TOPOLOGY_REFRESH`] of event time (or back, after a restart).
+        let stale = self
+            .topology
+            .as_ref()
+            .is_none_or(|(at, _)| t < *at || t - at >= TOPOLOGY_REFRESH);
+        if stale {
+            self.topology = Some((t, read_topology(analyzer, t)));
+        }
+        let Some((_, topology)) = &self.topology else {
+            return Ok(());
+        };
         let c = &self.cfg.correlation;
         let params = crate::analysis::correlate::Params {
             window: c.window.as_nanos() as u64,
@@ -307,7 +324,7 @@ impl Engine {
         self.next_eval.map_or(0, |t| t.saturating_sub(step))
     }
 
-    /// Writes where evaluation stands (once per round).
+    /// Writes where evaluation stands (once per call).
     fn persist_position(&self) -> Result<(), AnalyzerError> {
         let (Some(tree), Some(next)) = (&self.tree, self.next_eval) else {
             return Ok(());
@@ -369,10 +386,12 @@ impl Engine {
         };
         let mut changes = Vec::new();
         let mut steps = 0;
-        let mut topology = None;
         while t <= mark && steps < max_steps {
+            // Rules over the same RED window (the default error-rate and latency rules)
+            // share one read per step.
+            let mut reds = RedReads::new();
             for i in 0..self.rules.rules().len() {
-                let values = self.values(analyzer, i, t)?;
+                let values = self.values_reading(analyzer, i, t, &mut reds)?;
                 changes.extend(self.rules.evaluate(i, t, &values));
             }
             // Incidents follow every step while anything fires or is open.
@@ -382,7 +401,7 @@ impl Engine {
                 .values()
                 .any(|a| a.life.state == State::Firing);
             if firing || !self.incidents.open.is_empty() {
-                self.correlate(analyzer, t, &mut topology)?;
+                self.correlate(analyzer, t)?;
             }
             if self.notifier.active() {
                 let views = self.alerts(None, None);
@@ -414,6 +433,17 @@ impl Engine {
         i: usize,
         t: u64,
     ) -> Result<BTreeMap<Labels, f64>, AnalyzerError> {
+        self.values_reading(analyzer, i, t, &mut RedReads::new())
+    }
+
+    /// [`Engine::values`], with the RED reads of this evaluation time shared in `reds`.
+    fn values_reading(
+        &self,
+        analyzer: &Analyzer,
+        i: usize,
+        t: u64,
+        reds: &mut RedReads,
+    ) -> Result<BTreeMap<Labels, f64>, AnalyzerError> {
         let r = &self.rules.rules()[i];
         let Some(sig) = Signal::parse(&r.signal) else {
             return Ok(BTreeMap::new());
@@ -441,7 +471,7 @@ impl Engine {
             | Signal::Apdex
             | Signal::SloBurnRate => {
                 let p = params(r);
-                for (g, c) in red_groups(analyzer, 0, range, &group)? {
+                for (g, c) in red_groups(analyzer, reds, 0, range, &group)? {
                     if let Some(v) = signal::span_value(sig, &c, secs, &p) {
                         out.insert(g, v);
                     }
@@ -455,7 +485,8 @@ impl Engine {
                 for (k, (mins, res)) in [(60, 0), (5, 0), (360, 1), (30, 0)].into_iter().enumerate()
                 {
                     let w = mins * minute;
-                    for (g, c) in red_groups(analyzer, res, (t.saturating_sub(w), t), &group)? {
+                    let range = (t.saturating_sub(w), t);
+                    for (g, c) in red_groups(analyzer, reds, res, range, &group)? {
                         if let Some(b) =
                             signal::span_value(Signal::SloBurnRate, &c, w as f64 / 1e9, &p)
                         {
@@ -631,17 +662,23 @@ pub async fn run(
         }
         let (e, a) = (engine.clone(), analyzer.clone());
         let r = tokio::task::spawn_blocking(move || {
-            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
-            let changes = e.run_until(&a, crate::store::now_ns(), 360)?;
-            let outbox = std::mem::take(&mut e.outbox);
-            let named: Vec<(String, crate::analysis::alert::State)> = changes
-                .iter()
-                .filter_map(|c| {
+            let (mut named, mut outbox) = (Vec::new(), Vec::new());
+            let mut steps = 0;
+            while steps < STEPS_PER_ROUND {
+                let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+                let before = e.next_eval;
+                let changes = e.run_until(&a, crate::store::now_ns(), STEPS_PER_TURN)?;
+                outbox.append(&mut e.outbox);
+                named.extend(changes.iter().filter_map(|c| {
                     e.rules
                         .get(c.fingerprint)
                         .map(|a| (format!("{:?}", a.labels), c.state))
-                })
-                .collect();
+                }));
+                if e.next_eval == before {
+                    break;
+                }
+                steps += STEPS_PER_TURN;
+            }
             Ok::<_, AnalyzerError>((named, outbox))
         })
         .await;
@@ -660,16 +697,26 @@ pub async fn run(
     }
 }
 
-/// RED cells over `range` at resolution `res`, merged per label group (`group(service,
-/// ("operation", op))`).
+/// RED cells read in one evaluation step, by (resolution, from, to).
+type RedReads = HashMap<(usize, u64, u64), HashMap<Vec<String>, Cell>>;
+
+/// RED cells over `range` at resolution `res` (read once per step through `reads`), merged
+/// per label group (`group(service, ("operation", op))`).
 fn red_groups(
     analyzer: &Analyzer,
+    reads: &mut RedReads,
     res: usize,
     range: (u64, u64),
     group: &dyn Fn(&str, (&str, &str)) -> Labels,
 ) -> Result<BTreeMap<Labels, Cell>, AnalyzerError> {
+    let cells = match reads.entry((res, range.0, range.1)) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(analyzer.read(Family::Red, res, range, &|_| true)?.cells)
+        }
+    };
     let mut merged: BTreeMap<Labels, Cell> = BTreeMap::new();
-    for (l, c) in analyzer.read(Family::Red, res, range, &|_| true)?.cells {
+    for (l, c) in cells.iter() {
         let (svc, op) = (
             l.first().map(String::as_str).unwrap_or_default(),
             l.get(1).map(String::as_str).unwrap_or_default(),
@@ -677,7 +724,7 @@ fn red_groups(
         merged
             .entry(group(svc, ("operation", op)))
             .or_default()
-            .merge(&c);
+            .merge(c);
     }
     Ok(merged)
 }
