@@ -53,7 +53,13 @@ pub struct Engine {
     seen: std::collections::VecDeque<(u64, u64)>,
     /// The topology for correlation and the evaluation time it was read at.
     topology: Option<(u64, Topology)>,
+    /// Critical-path shares by range, read during one [`Engine::run_until`]: an incident's
+    /// baseline hour, and its onset window once complete, are the same every step.
+    shares: Shares,
 }
+
+/// Each service's critical-path share, by the range it was read over.
+type Shares = HashMap<(u64, u64), HashMap<String, f64>>;
 
 /// Event time after which the topology is read again.
 const TOPOLOGY_REFRESH: u64 = 300_000_000_000;
@@ -137,6 +143,7 @@ impl Engine {
             incident_tree: None,
             seen: std::collections::VecDeque::new(),
             topology: None,
+            shares: Shares::new(),
         }
     }
 
@@ -288,9 +295,15 @@ impl Engine {
             tau: c.tau,
         };
         let rules = &self.rules;
+        let shares = &mut self.shares;
         let mut evidence =
             |members: &[&FiringAlert], start: u64, open: Option<&incidents::Incident>| {
-                group_evidence(analyzer, rules, t, params.window, members, start, open)
+                let group = Group {
+                    members,
+                    start,
+                    open,
+                };
+                group_evidence(analyzer, rules, shares, t, params.window, group)
             };
         self.incidents
             .update(t, &firing, topology, &mut evidence, &params);
@@ -385,6 +398,7 @@ impl Engine {
             None => return Ok(Vec::new()),
         };
         let mut changes = Vec::new();
+        self.shares.clear();
         let mut steps = 0;
         while t <= mark && steps < max_steps {
             // Rules over the same RED window (the default error-rate and latency rules)
@@ -769,11 +783,14 @@ fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
 fn group_evidence(
     analyzer: &Analyzer,
     rules: &RuleSet,
+    shares: &mut Shares,
     t: u64,
     window: u64,
-    members: &[&FiringAlert],
-    start: u64,
-    open: Option<&incidents::Incident>,
+    Group {
+        members,
+        start,
+        open,
+    }: Group<'_>,
 ) -> HashMap<String, ServiceEvidence> {
     let mut evidence: HashMap<String, ServiceEvidence> = HashMap::new();
     let anchor = open.map_or(start, |i| i.started.min(start));
@@ -789,8 +806,8 @@ fn group_evidence(
     let to = t.min(anchor.saturating_add(window / 2)).max(from + 1);
     let hour = 3_600_000_000_000;
     match (
-        critical_path_shares(analyzer, (from, to)),
-        critical_path_shares(analyzer, (from.saturating_sub(hour), from)),
+        cached_shares(analyzer, shares, (from, to)),
+        cached_shares(analyzer, shares, (from.saturating_sub(hour), from)),
     ) {
         (Ok(now), Ok(base)) if !now.is_empty() && !base.is_empty() => {
             for (svc, share) in now {
@@ -847,6 +864,28 @@ fn group_evidence(
         }
     }
     evidence
+}
+
+/// A correlated group as evidence sees it: its alerts, its start, the open incident it
+/// continues.
+struct Group<'a> {
+    members: &'a [&'a FiringAlert],
+    start: u64,
+    open: Option<&'a incidents::Incident>,
+}
+
+/// [`critical_path_shares`] through `shares`.
+fn cached_shares(
+    analyzer: &Analyzer,
+    shares: &mut Shares,
+    range: (u64, u64),
+) -> Result<HashMap<String, f64>, AnalyzerError> {
+    if let Some(s) = shares.get(&range) {
+        return Ok(s.clone());
+    }
+    let s = critical_path_shares(analyzer, range)?;
+    shares.insert(range, s.clone());
+    Ok(s)
 }
 
 /// Each service's share of the end-to-end time of the traces analysed in `range`, from the

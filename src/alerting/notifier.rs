@@ -212,10 +212,7 @@ impl Notifier {
     }
 }
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<Bytes>,
->;
+use crate::export::sink::{HttpClient as Client, Outcome, classify_http};
 
 /// An HTTP client for notifications.
 pub fn client() -> Client {
@@ -225,37 +222,60 @@ pub fn client() -> Client {
         .build(connector)
 }
 
-/// POSTs one notification, retrying three times with backoff; logs the outcome.
+/// POSTs one notification; logs the outcome. Answers are classified as the HTTP exporters
+/// classify them ([`classify_http`]): 429 and 502–504 (honouring `Retry-After`), connection
+/// failures and timeouts are retried three times with backoff (1, 2, 4 s, or the
+/// `Retry-After` up to a minute); any other
+/// answer is final.
 pub async fn send(client: Client, out: Outgoing) {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=4 {
         let req = http::Request::post(out.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(http_body_util::Full::new(out.body.clone()));
-        let result = match req {
+        let outcome = match req {
             Ok(req) => {
                 match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-                    Ok(Ok(resp)) if resp.status().is_success() => Ok(()),
-                    Ok(Ok(resp)) => Err(format!("answered {}", resp.status())),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out".into()),
+                    Ok(Ok(resp)) if resp.status().is_success() => None,
+                    Ok(Ok(resp)) => {
+                        let after = resp
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok());
+                        Some(classify_http(resp.status().as_u16(), after, b""))
+                    }
+                    Ok(Err(e)) => Some(Outcome::Retry {
+                        reason: e.to_string(),
+                        after: None,
+                    }),
+                    Err(_) => Some(Outcome::Retry {
+                        reason: "timed out".into(),
+                        after: None,
+                    }),
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Some(Outcome::Permanent {
+                reason: e.to_string(),
+            }),
         };
-        match result {
-            Ok(()) => {
+        match outcome {
+            None | Some(Outcome::Sent { .. }) => {
                 tracing::debug!(receiver = %out.receiver, url = %out.url, "notification sent");
                 return;
             }
-            Err(e) if attempt == 4 => {
-                tracing::error!(receiver = %out.receiver, url = %out.url, error = %e, "notification dropped after 4 attempts");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(receiver = %out.receiver, url = %out.url, error = %e, attempt, "notification failed; retrying");
-                tokio::time::sleep(delay).await;
+            Some(Outcome::Retry { reason, after }) if attempt < 4 => {
+                tracing::warn!(receiver = %out.receiver, url = %out.url, error = %reason, attempt, "notification failed; retrying");
+                tokio::time::sleep(after.unwrap_or(delay).clamp(delay, Duration::from_secs(60)))
+                    .await;
                 delay *= 2;
+            }
+            Some(
+                Outcome::Retry { reason, .. }
+                | Outcome::TooLarge { reason }
+                | Outcome::Permanent { reason },
+            ) => {
+                tracing::error!(receiver = %out.receiver, url = %out.url, error = %reason, attempt, "notification dropped");
+                return;
             }
         }
     }
@@ -267,6 +287,8 @@ mod tests {
     use crate::config::alerting::{
         Endpoint, InhibitRule as InhibitConfig, Receiver, SilenceConfig,
     };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const S: u64 = 1_000_000_000;
 
@@ -306,6 +328,44 @@ mod tests {
         out.iter()
             .map(|o| serde_json::from_slice(&o.body).unwrap())
             .collect()
+    }
+
+    /// A loopback HTTP server answering `statuses` in turn (then 200); counts requests.
+    async fn answering(statuses: &'static [u16]) -> (http::Uri, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let status = statuses.get(n).copied().unwrap_or(200);
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nretry-after: 0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url.parse().unwrap(), seen)
+    }
+
+    /// 503 is retried (after 1 s, then 2 s); 400 is final.
+    #[tokio::test]
+    async fn sends_retry_what_the_exporters_retry() {
+        let out = |url: http::Uri| Outgoing {
+            receiver: "ops".into(),
+            url,
+            body: Bytes::from_static(b"{}"),
+        };
+        let (url, seen) = answering(&[503, 503]).await;
+        send(client(), out(url)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let (url, seen) = answering(&[400, 400]).await;
+        send(client(), out(url)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 
     #[test]

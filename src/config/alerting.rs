@@ -487,11 +487,8 @@ impl Alerting {
                     return invalid(key, "needs exactly one of webhook and alertmanager".into());
                 }
             };
-            if !url.starts_with("http://") || url.parse::<http::Uri>().is_err() {
-                return invalid(
-                    format!("{key}.url"),
-                    format!("{url:?} is not an http:// URL"),
-                );
+            if let Err(e) = super::http_url(url) {
+                return invalid(format!("{key}.url"), e);
             }
         }
         match &self.route.receiver {

@@ -250,7 +250,8 @@ impl GrpcSink {
     }
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
+/// The HTTP/1 client of the HTTP sinks (and of alert notifications).
+pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Full<Bytes>,
 >;
