@@ -52,6 +52,12 @@ pub fn spans(
 
 /// Groups spans by trace, keeping each span under a copy of its resource and scope.
 ///
+/// A hash map with a fast, randomly seeded hasher, for keys from one request (trace ids,
+/// names) on the intake and analysis paths.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set like [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Used by the store (one chunk per trace per request) and the tail sampler (one buffer entry
 /// per trace per request). Traces come out in order of first appearance. Spans whose trace id
 /// is not 16 bytes are left out (validation has removed them before either runs).
@@ -59,8 +65,7 @@ pub fn by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<([u8; 16], Vec<Resour
     let mut out: Vec<([u8; 16], Vec<ResourceSpans>)> = Vec::new();
     // Per group: the (resource, scope) position its last container came from.
     let mut last: Vec<(usize, usize)> = Vec::new();
-    let mut index: std::collections::HashMap<[u8; 16], usize, foldhash::fast::RandomState> =
-        Default::default();
+    let mut index: FastMap<[u8; 16], usize> = Default::default();
     for (ri, mut rs) in resource_spans.into_iter().enumerate() {
         for (si, mut ss) in std::mem::take(&mut rs.scope_spans).into_iter().enumerate() {
             for span in std::mem::take(&mut ss.spans) {

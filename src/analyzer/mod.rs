@@ -27,7 +27,9 @@
 //! a copy of every request until its commit would cost more than that rare error does. Bounds on distinct keys (`max_series`, `max_operations`) hold
 //! since start; past them, keys are counted under `*`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::otlp::{FastMap, FastSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -134,7 +136,7 @@ const KEY_IDLE: Duration = Duration::from_secs(3600);
 
 /// Strings shared by the spans that carry them.
 #[derive(Default)]
-struct Interner(HashSet<Arc<str>>);
+struct Interner(FastSet<Arc<str>>);
 
 impl Interner {
     const MAX: usize = 100_000;
@@ -157,19 +159,19 @@ impl Interner {
 
 struct State {
     names: Interner,
-    traces: HashMap<[u8; 16], Assembling>,
+    traces: FastMap<[u8; 16], Assembling>,
     /// (last arrival, trace) in arrival order; an entry is stale once the trace saw a later
     /// span or left.
     order: VecDeque<(u64, [u8; 16])>,
     spans: usize,
-    decided: HashSet<[u8; 16]>,
+    decided: FastSet<[u8; 16]>,
     decided_order: VecDeque<[u8; 16]>,
     graph: ServiceGraph,
     /// Cells not yet merged into sled, by 10 s bucket.
-    red: HashMap<(u64, RedKey), Cell>,
+    red: FastMap<(u64, RedKey), Cell>,
     folds: HashMap<(Family, u64, Vec<String>), Cell>,
     /// Tracked keys with when they were last seen (monotonic), for the bounds.
-    red_keys: HashMap<RedKey, u64>,
+    red_keys: FastMap<RedKey, u64>,
     op_keys: HashMap<Vec<String>, u64>,
     path_keys: HashMap<Vec<String>, u64>,
     overflow_warned: [bool; 3],
@@ -225,19 +227,19 @@ impl Analyzer {
             tree,
             state: Mutex::new(State {
                 names: Interner::default(),
-                traces: HashMap::new(),
+                traces: FastMap::default(),
                 order: VecDeque::new(),
                 spans: 0,
-                decided: HashSet::new(),
+                decided: FastSet::default(),
                 decided_order: VecDeque::new(),
                 graph: ServiceGraph::new(
                     cfg.graph_wait.as_nanos() as u64,
                     cfg.graph_max_pending,
                     STEPS[0],
                 ),
-                red: HashMap::new(),
+                red: FastMap::default(),
                 folds: HashMap::new(),
-                red_keys: HashMap::new(),
+                red_keys: FastMap::default(),
                 op_keys: HashMap::new(),
                 path_keys: HashMap::new(),
                 overflow_warned: [false; 3],
@@ -358,7 +360,8 @@ impl Analyzer {
                 );
                 st.graph.observe(
                     &SpanEdge {
-                        service: svc,
+                        // The interned name, cut as the span metrics cut it.
+                        service: &service,
                         trace_id,
                         span_id,
                         parent_id,

@@ -145,7 +145,7 @@ impl Agg {
 
 /// A fast hasher for the per-request maps (their keys come from one request, so HashDoS
 /// resistance buys nothing here).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use crate::otlp::FastMap;
 
 impl Store {
     /// Prepares the spans of one request (already validated: ids have their lengths).
