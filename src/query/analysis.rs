@@ -256,12 +256,18 @@ pub fn span_metrics_args(
         return Err(invalid("service is required"));
     }
     let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now)?;
-    let unit = finest(start);
-    let step = if r.step_nanos == 0 {
-        // About 60 points, a whole number of buckets.
+    let step = points_step((start, end), r.step_nanos, finest(start))?;
+    Ok(((start, end), step))
+}
+
+/// The step of a series over `[start, end)`: `requested`, or about 60 points when 0; a
+/// whole number of `unit` (the buckets data from `start` on is kept in), at most
+/// [`MAX_POINTS`] points.
+fn points_step((start, end): (u64, u64), requested: u64, unit: u64) -> Result<u64, QueryError> {
+    let step = if requested == 0 {
         ((end - start) / 60).div_ceil(unit).max(1) * unit
     } else {
-        r.step_nanos
+        requested
     };
     if !step.is_multiple_of(unit) {
         return Err(invalid(format!(
@@ -275,7 +281,7 @@ pub fn span_metrics_args(
             "the window holds more than {MAX_POINTS} steps of {step} ns; use a wider step"
         )));
     }
-    Ok(((start, end), step))
+    Ok(step)
 }
 
 fn point(start: u64, c: &Cell) -> MetricPoint {
@@ -388,18 +394,7 @@ pub async fn get_log_cluster(
     }
     let now = now_ns();
     let (start, end) = window(r.start_unix_nano, r.end_unix_nano, now)?;
-    let unit = analyzer.finest_step(start, now);
-    let step = if r.step_nanos == 0 {
-        ((end - start) / 60).div_ceil(unit).max(1) * unit
-    } else {
-        r.step_nanos
-    };
-    if !step.is_multiple_of(unit) || (end - start) / step > MAX_POINTS {
-        return Err(invalid(format!(
-            "step_nanos must be a multiple of {} s giving at most {MAX_POINTS} points, got {step}",
-            unit / 1_000_000_000
-        )));
-    }
+    let step = points_step((start, end), r.step_nanos, analyzer.finest_step(start, now))?;
     let id = r.id;
     let found = blocking(move || analyzer.log_cluster(id, (start, end), step)).await?;
     let Some((listed, series)) = found else {
