@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
@@ -87,7 +88,7 @@ struct Service {
 pub struct LogState {
     cfg: LogClustering,
     masker: Masker,
-    services: HashMap<String, Service>,
+    services: HashMap<Arc<str>, Service>,
     records: HashMap<u64, ClusterRecord>,
     dirty: HashSet<u64>,
     next_id: u64,
@@ -99,7 +100,7 @@ pub struct LogState {
 }
 
 /// What one record was assigned: (service, cluster id, time).
-pub type Assigned = (String, u64, u64);
+pub type Assigned = (Arc<str>, u64, u64);
 
 impl LogState {
     /// Rebuilds the state from the stored clusters.
@@ -137,7 +138,10 @@ impl LogState {
         for r in loaded {
             st.next_id = st.next_id.max(r.id + 1);
             if r.merged_into == 0 {
-                let svc = st.service(&r.service).1;
+                let name = st.kept_name(&r.service);
+                let Some(svc) = st.services.get_mut(&name) else {
+                    continue;
+                };
                 let i = svc
                     .clusterer
                     .seed(r.template.clone(), r.generalised, r.overflow);
@@ -172,18 +176,20 @@ impl LogState {
         id
     }
 
-    /// The clustering of a service (or of `*` once `max_services` are clustered), and the
-    /// name it is kept under.
-    fn service(&mut self, name: &str) -> (String, &mut Service) {
-        let name =
-            if self.services.contains_key(name) || self.services.len() < self.cfg.max_services {
-                name
-            } else {
-                "*"
-            };
-        let key = name.to_string();
+    /// The name a service's records are clustered under: its own, or `*` once
+    /// `max_services` are clustered (looked up once per resource, not per record).
+    fn kept_name(&mut self, name: &str) -> Arc<str> {
+        if let Some((k, _)) = self.services.get_key_value(name) {
+            return k.clone();
+        }
+        let name = if self.services.len() < self.cfg.max_services {
+            name
+        } else {
+            "*"
+        };
+        let key: Arc<str> = Arc::from(name);
         let (cfg, masker) = (&self.cfg, &self.masker);
-        let svc = self.services.entry(key.clone()).or_insert_with(|| Service {
+        self.services.entry(key.clone()).or_insert_with(|| Service {
             clusterer: Clusterer::new(
                 Params {
                     max_clusters: cfg.max_clusters,
@@ -193,14 +199,14 @@ impl LogState {
             ),
             ids: Vec::new(),
         });
-        (key, svc)
+        key
     }
 
     /// Clusters every record, adds the attributes; returns what each was assigned.
     pub fn observe(&mut self, resource_logs: &mut [ResourceLogs], now: u64) -> Vec<Assigned> {
         let mut out = Vec::new();
         for rl in resource_logs.iter_mut() {
-            let service = crate::otlp::service_name(rl.resource.as_ref()).to_string();
+            let service = self.kept_name(crate::otlp::service_name(rl.resource.as_ref()));
             for sl in rl.scope_logs.iter_mut() {
                 for rec in sl.log_records.iter_mut() {
                     let text = body_text(rec.body.as_ref());
@@ -213,8 +219,7 @@ impl LogState {
                     .min(now.saturating_add(super::MAX_FUTURE));
                     let severity =
                         crate::otlp::effective_severity(rec.severity_number, &rec.severity_text);
-                    let (id, template, key) =
-                        self.assign(&service, &text, &rec.trace_id, t, severity);
+                    let (id, template) = self.assign(&service, &text, &rec.trace_id, t, severity);
                     set_attr(
                         &mut rec.attributes,
                         &self.cfg.template_id_attribute,
@@ -225,7 +230,7 @@ impl LogState {
                         &self.cfg.template_attribute,
                         any_value::Value::StringValue(template),
                     );
-                    out.push((key, id, t));
+                    out.push((service.clone(), id, t));
                 }
             }
         }
@@ -233,37 +238,40 @@ impl LogState {
         out
     }
 
-    /// The cluster of one message: (id, template, the service it is kept under).
+    /// The cluster of one message of `service` (a name from [`LogState::kept_name`]): (id,
+    /// template).
     fn assign(
         &mut self,
-        service: &str,
+        service: &Arc<str>,
         text: &str,
         trace_id: &[u8],
         t: u64,
         severity: i32,
-    ) -> (u64, String, String) {
-        let (service, svc) = self.service(service);
+    ) -> (u64, String) {
+        let Some(svc) = self.services.get_mut(service) else {
+            return (0, String::new());
+        };
         let before = svc.clusterer.live();
         let i = svc.clusterer.add(text);
         let i = svc.clusterer.resolve(i);
         if svc.ids.len() < svc.clusterer.clusters.len() {
             svc.ids.resize(svc.clusterer.clusters.len(), 0);
         }
-        let template = svc.clusterer.clusters[i].template.clone();
         let generalised = svc.clusterer.clusters[i].generalised;
         let overflow = svc.clusterer.is_overflow(i);
         let fresh = svc.ids[i] == 0;
         let merges = svc.clusterer.live() < before + usize::from(fresh);
         if fresh {
             let id = self.take_id();
-            if let Some(svc) = self.services.get_mut(&service) {
+            if let Some(svc) = self.services.get_mut(service) {
                 svc.ids[i] = id;
             }
         }
-        let Some(svc) = self.services.get_mut(&service) else {
-            return (0, String::new(), service);
+        let Some(svc) = self.services.get_mut(service) else {
+            return (0, String::new());
         };
         let id = svc.ids[i];
+        let template = &svc.clusterer.clusters[i].template;
         // Clusters that merged since: their records point at the one they joined.
         let merged: Vec<u64> = if merges {
             (0..svc.clusterer.clusters.len())
@@ -305,7 +313,7 @@ impl LogState {
         if fresh {
             self.new_clusters += 1;
             events::LogClusterNew {
-                service: &service,
+                service,
                 id,
                 template: &template.join(" "),
             }
@@ -313,11 +321,14 @@ impl LogState {
         }
         let r = self.records.entry(id).or_insert_with(|| ClusterRecord {
             id,
-            service: service.clone(),
+            service: service.to_string(),
             first_seen: t,
             ..ClusterRecord::default()
         });
-        r.template = template;
+        // Copied only when it changed (a template is learnt rarely, matched often).
+        if r.template != *template {
+            r.template = template.clone();
+        }
         r.generalised = generalised;
         r.overflow = overflow;
         r.max_severity = r.max_severity.max(severity);
@@ -335,7 +346,7 @@ impl LogState {
             r.trace_ids.push(trace_id.to_vec());
         }
         self.dirty.insert(id);
-        (id, r.template_text(), service)
+        (id, r.template_text())
     }
 
     /// The clusters changed since the last call, encoded, and their ids (written by the

@@ -278,21 +278,32 @@ impl Analyzer {
         }
         let oldest = wall.saturating_sub(self.cfg.retention_1h.as_nanos() as u64);
         let newest = wall.saturating_add(MAX_FUTURE);
-        let mut st = lock(&self.state);
+        // Counted per (service, cluster, bucket) here; a cell key is built once for each.
+        let mut counts: FastMap<(Arc<str>, u64, u64), u64> = FastMap::default();
+        let (mut min_t, mut max_t) = (u64::MAX, 0);
         for (service, id, t) in assigned {
             if t < oldest || t > newest {
                 continue;
             }
-            self.counters.max_event_time.fetch_max(t, Ordering::Relaxed);
-            self.note_min_event(t);
+            (min_t, max_t) = (min_t.min(t), max_t.max(t));
+            *counts.entry((service, id, floor(t, STEPS[0]))).or_default() += 1;
+        }
+        if max_t > 0 {
+            self.counters
+                .max_event_time
+                .fetch_max(max_t, Ordering::Relaxed);
+            self.note_min_event(min_t);
+        }
+        let mut st = lock(&self.state);
+        for ((service, id, bucket), n) in counts {
             st.folds
                 .entry((
                     Family::LogCluster,
-                    floor(t, STEPS[0]),
-                    vec![service, id.to_string()],
+                    bucket,
+                    vec![service.to_string(), id.to_string()],
                 ))
                 .or_default()
-                .count += 1;
+                .count += n;
         }
         true
     }
