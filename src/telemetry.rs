@@ -499,6 +499,30 @@ pub mod events {
     }
 
     /// The retention sweep failed; it is tried again at the next interval.
+    /// An index run file could not be read at start-up: it is set aside as `.corrupt` and
+    /// its entries are rebuilt from the value log.
+    pub struct StoreRunUnreadable<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreRunUnreadable<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "index run unreadable; rebuilding it from the value log");
+        }
+    }
+
+    /// Writing a frozen memtable out as an index run failed; it stays in memory (and in the
+    /// value log) and the next sweep tick retries.
+    pub struct StoreRunWriteFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreRunWriteFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "writing an index run failed; will retry");
+        }
+    }
+
     pub struct StoreSweepFailed<'a> {
         pub error: &'a dyn Display,
     }

@@ -250,6 +250,11 @@ pub struct Storage {
     /// use is a few times this (measured under the loadgen: 64 gave a 380 MiB process, 16 a
     /// 184 MiB one at the same throughput); chunk bodies are read from the OS page cache anyway.
     pub cache_capacity_mib: u64,
+    /// Index entries (chunk keys, posting lists, log index keys) of a partition held in memory
+    /// before they are written out as a sorted, compressed run file, MiB. Default 4. The value
+    /// log holds the same entries, so a restart rebuilds this much from it. Larger means fewer
+    /// run files for a search to merge, and more memory per partition written to.
+    pub memtable_mib: u64,
     /// Attribute index bounds.
     pub attribute_index: AttributeIndex,
 }
@@ -264,6 +269,7 @@ impl Default for Storage {
             partition: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(60),
             cache_capacity_mib: 16,
+            memtable_mib: 4,
             attribute_index: AttributeIndex::default(),
         }
     }
@@ -1981,6 +1987,9 @@ impl Config {
         }
         if s.cache_capacity_mib == 0 {
             return invalid("storage.cache_capacity_mib", "must be at least 1".into());
+        }
+        if s.memtable_mib == 0 {
+            return invalid("storage.memtable_mib", "must be at least 1".into());
         }
         if self.intake.max_inflight_mib == 0 {
             return invalid("intake.max_inflight_mib", "must be at least 1".into());

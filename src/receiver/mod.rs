@@ -241,8 +241,13 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn sample(_req: &mut Self::Request, _sampling: &Sampling) -> Result<Sampled, StoreError> {
         Ok(Sampled::default())
     }
-    /// Turns the request into a store write.
-    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError>;
+    /// Turns the request into a store write. `received` is the body as it came when nothing
+    /// was removed from or added to the request, so it can be stored without encoding again.
+    fn prepare(
+        store: &Store,
+        req: Self::Request,
+        received: Option<&[u8]>,
+    ) -> Result<Write, StoreError>;
     /// The answer, with `partial_success` when items were rejected.
     fn respond(rejected: &validate::Rejections, message: String) -> Self::Response;
 }
@@ -267,13 +272,10 @@ impl<S: OtlpSignal> Export for Service<S> {
         rx.reject(S::KIND, &rejected);
         let analysed = S::analyse(&mut req, &rx.analyzer);
         let sampled = S::sample(&mut req, &rx.sampling).map_err(prepare_failed)?;
-        rx.enqueue(
-            S::KIND,
-            body,
-            &req,
-            analysed || sampled.changed || rejected.count > 0,
-        )?;
-        let write = S::prepare(rx.intake.store(), req).map_err(prepare_failed)?;
+        let modified = analysed || sampled.changed || rejected.count > 0;
+        rx.enqueue(S::KIND, body.clone(), &req, modified)?;
+        let received = (!modified).then_some(&body[..]);
+        let write = S::prepare(rx.intake.store(), req, received).map_err(prepare_failed)?;
         let expired = rx.commit(S::KIND, write, sampled).await?;
         rx.exporters.notify(S::KIND);
         if expired > 0 {
@@ -317,8 +319,12 @@ impl OtlpSignal for Traces {
         sampling.traces(&mut req.resource_spans)
     }
 
-    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
-        store.prepare_spans(req.resource_spans)
+    fn prepare(
+        store: &Store,
+        req: Self::Request,
+        received: Option<&[u8]>,
+    ) -> Result<Write, StoreError> {
+        store.prepare_spans_received(req.resource_spans, received)
     }
 
     fn respond(rejected: &validate::Rejections, message: String) -> Self::Response {
@@ -364,7 +370,7 @@ impl OtlpSignal for Logs {
         })
     }
 
-    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
+    fn prepare(store: &Store, req: Self::Request, _: Option<&[u8]>) -> Result<Write, StoreError> {
         store.prepare_logs(req.resource_logs)
     }
 
@@ -400,7 +406,7 @@ impl OtlpSignal for Metrics {
         validate::Rejections::default()
     }
 
-    fn prepare(store: &Store, req: Self::Request) -> Result<Write, StoreError> {
+    fn prepare(store: &Store, req: Self::Request, _: Option<&[u8]>) -> Result<Write, StoreError> {
         store.prepare_metrics(req.resource_metrics)
     }
 

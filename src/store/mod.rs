@@ -22,6 +22,8 @@
 pub mod keys;
 pub mod read;
 pub mod retention;
+pub mod run;
+pub(crate) mod table;
 pub mod vlog;
 pub mod write;
 
@@ -34,6 +36,7 @@ pub use read::{LogQuery, TraceQuery, TraceSummary};
 pub use write::Write;
 
 use crate::config;
+use crate::telemetry::events;
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,12 @@ pub enum StoreError {
         found_secs: u64,
         configured_secs: u64,
     },
+    /// The data directory was written by an older sieve whose store layout this one does not
+    /// read.
+    #[error(
+        "the data directory {path} holds data in an older store format (sled trees per partition); this sieve keeps partitions as value-log files and index runs. Move the directory away (or delete it) to start afresh"
+    )]
+    OldFormat { path: String },
     /// A value log file operation failed.
     #[error("cannot {what} {path}: {source}")]
     Io {
@@ -73,12 +82,12 @@ pub(crate) fn tree_prefix(signal: Signal) -> &'static str {
     }
 }
 
-/// One open partition tree.
+/// One open partition: its index (memtable and runs); its bodies are in the value log.
 #[derive(Clone)]
 pub(crate) struct Partition {
     /// Exclusive end of the data time this partition holds.
     pub end: u64,
-    pub tree: sled::Tree,
+    pub table: Arc<table::Table>,
 }
 
 /// What the store knows about services, operations and indexed attribute values.
@@ -119,6 +128,12 @@ pub(crate) struct Inner {
     pub partition_ns: u64,
     pub retention: Duration,
     pub attribute_index: config::AttributeIndex,
+    /// Where partitions keep their index runs (`runs/<signal>-<start>-<end>/`).
+    pub runs_dir: std::path::PathBuf,
+    /// The data directory (for its size on disk).
+    pub path: std::path::PathBuf,
+    /// `storage.memtable_mib` in bytes.
+    pub memtable_bytes: usize,
     /// Data time from which the attribute index is complete under the current bounds: 0 for
     /// a store that always had them, the time of the change when they were changed (values
     /// may then have been skipped before). Earlier time ranges are searched by scanning.
@@ -168,34 +183,55 @@ impl Store {
         queue_log: vlog::ValueLog,
         cfg: &config::Storage,
     ) -> Result<Store, StoreError> {
-        let catalog_tree = db.open_tree("catalog")?;
-        let mut partitions = BTreeMap::new();
-        for name in db.tree_names() {
-            let Ok(name) = std::str::from_utf8(&name) else {
-                continue;
-            };
-            for signal in Signal::ALL {
-                if let Some((start, end)) = parse_partition_name(name, signal) {
-                    let tree = db.open_tree(name)?;
-                    partitions.insert((signal, start), Partition { end, tree });
-                }
-            }
+        // Store format 1 kept a sled tree per partition; this one keeps none.
+        if db.tree_names().iter().any(|n| {
+            Signal::ALL
+                .iter()
+                .any(|s| n.starts_with(tree_prefix(*s).as_bytes()))
+        }) {
+            return Err(StoreError::OldFormat {
+                path: cfg.path.display().to_string(),
+            });
         }
+        let catalog_tree = db.open_tree("catalog")?;
         let partition_ns = (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1);
-        if let Some(((_, start), p)) = partitions
+        let found = vlog.list()?;
+        if let Some((_, start, end)) = found
             .iter()
-            .find(|((_, start), p)| p.end.saturating_sub(*start) != partition_ns)
+            .find(|(_, start, end)| end.saturating_sub(*start) != partition_ns)
         {
             return Err(StoreError::PartitionWidthChanged {
-                found_secs: p.end.saturating_sub(*start) / 1_000_000_000,
+                found_secs: end.saturating_sub(*start) / 1_000_000_000,
                 configured_secs: partition_ns / 1_000_000_000,
             });
         }
-        vlog.remove_orphans(|signal, start, end| {
-            partitions
-                .get(&(signal, start))
-                .is_some_and(|p| p.end == end)
+        let runs_dir = cfg.path.join("runs");
+        std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::Io {
+            what: "create run directory",
+            path: runs_dir.display().to_string(),
+            source: e,
         })?;
+        remove_orphan_run_dirs(&runs_dir, &found)?;
+        let memtable_bytes = (cfg.memtable_mib as usize).saturating_mul(1024 * 1024);
+        let mut partitions = BTreeMap::new();
+        for (signal, start, end) in found {
+            let t = table::Table::open(
+                &vlog,
+                signal,
+                start,
+                end,
+                runs_dir.join(partition_dir_name(signal, start, end)),
+                memtable_bytes,
+            )?;
+            t.seal(&vlog)?;
+            partitions.insert(
+                (signal, start),
+                Partition {
+                    end,
+                    table: Arc::new(t),
+                },
+            );
+        }
         let catalog = load_catalog(&catalog_tree)?;
         let attribute_index_since = attribute_index_since(&catalog_tree, &cfg.attribute_index)?;
         Ok(Store {
@@ -207,6 +243,9 @@ impl Store {
                 partition_ns,
                 retention: cfg.retention,
                 attribute_index: cfg.attribute_index.clone(),
+                runs_dir,
+                path: cfg.path.clone(),
+                memtable_bytes,
                 attribute_index_since,
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
@@ -239,6 +278,10 @@ impl Store {
     /// Applies a prepared write. Not durable until [`Store::flush`] returns. Parts whose
     /// partition is already past retention are not written (a replay of data older than the
     /// retention is expired on arrival); returns how many items that left out.
+    ///
+    /// No sled operation happens here (see `table`): each part is one append to its
+    /// partition's value log and some memtable inserts. A memtable that fills is written out
+    /// as a run on a background thread.
     pub fn apply(&self, write: Write) -> Result<u64, StoreError> {
         let _held = self.hold_partitions();
         let horizon = self.live_horizon();
@@ -250,27 +293,54 @@ impl Store {
                 expired += part.items;
                 continue;
             }
-            let p = self.partition_tree(part.signal, part.start)?;
-            let mut batch = part.batch;
-            if !part.chunks.is_empty() {
-                let bodies: Vec<&[u8]> = part.chunks.iter().map(|c| c.body.as_slice()).collect();
-                let pointers = self
-                    .inner
-                    .vlog
-                    .append(part.signal, part.start, p.end, &bodies)?;
-                for (chunk, ptr) in part.chunks.iter().zip(pointers) {
-                    let mut v = Vec::with_capacity(chunk.meta.len() + vlog::Pointer::LEN);
-                    v.extend_from_slice(&chunk.meta);
-                    v.extend_from_slice(&ptr.encode());
-                    batch.insert(chunk.key.as_slice(), v);
-                }
+            let p = self.partition(part.signal, part.start)?;
+            if p.table.apply(&self.inner.vlog, part.entries, part.chunks)? {
+                self.seal_in_background(p.table);
             }
-            p.tree.apply_batch(batch)?;
         }
         if let Some(batch) = write.catalog {
             self.inner.catalog_tree.apply_batch(batch)?;
         }
         Ok(expired)
+    }
+
+    /// Writes a table's frozen memtables out as runs on a thread of their own, so the request
+    /// that filled the memtable does not wait for it. A failure leaves them in memory for the
+    /// next [`Store::seal_idle`] to retry.
+    fn seal_in_background(&self, table: Arc<table::Table>) {
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sieve-seal".into())
+            .spawn(move || {
+                if let Err(e) = table.seal(&store.inner.vlog) {
+                    events::StoreRunWriteFailed { error: &e }.emit();
+                }
+            });
+        if let Err(e) = spawned {
+            events::StoreRunWriteFailed { error: &e }.emit();
+        }
+    }
+
+    /// Freezes the memtables of partitions not written to for `idle`, and writes every
+    /// frozen memtable out as a run (retrying failed ones). The sweeper calls it.
+    pub fn seal_idle(&self, idle: Duration) -> Result<usize, StoreError> {
+        let since = now_ns().saturating_sub(idle.as_nanos().min(u64::MAX as u128) as u64);
+        let tables: Vec<Arc<table::Table>> = {
+            let parts = self
+                .inner
+                .partitions
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            parts.values().map(|p| p.table.clone()).collect()
+        };
+        let mut written = 0;
+        for t in tables {
+            t.freeze_if_idle(&self.inner.vlog, since)?;
+            if t.has_frozen() {
+                written += t.seal(&self.inner.vlog)?;
+            }
+        }
+        Ok(written)
     }
 
     /// Makes everything applied so far durable: the value log files first, then sled's log,
@@ -319,9 +389,10 @@ impl Store {
         &self.inner.queue_log
     }
 
-    /// Bytes the database occupies on disk.
+    /// Bytes the data directory occupies on disk, as `du` counts them (allocated blocks of
+    /// every file under it: sled, value logs, index runs, queues).
     pub fn size_on_disk(&self) -> u64 {
-        self.inner.db.size_on_disk().unwrap_or(0)
+        disk_usage(&self.inner.path)
     }
 
     /// A unique, increasing sequence number (sled persists its counter).
@@ -335,23 +406,35 @@ impl Store {
     }
 
     /// A partition, opened (and created) on first use.
-    fn partition_tree(&self, signal: Signal, start: u64) -> Result<Partition, StoreError> {
+    fn partition(&self, signal: Signal, start: u64) -> Result<Partition, StoreError> {
         if let Ok(parts) = self.inner.partitions.read()
             && let Some(p) = parts.get(&(signal, start))
         {
             return Ok(p.clone());
         }
-        let end = start.saturating_add(self.inner.partition_ns);
-        let tree = self
-            .inner
-            .db
-            .open_tree(partition_name(signal, start, end))?;
         let mut parts = self
             .inner
             .partitions
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let p = Partition { end, tree };
+        if let Some(p) = parts.get(&(signal, start)) {
+            return Ok(p.clone());
+        }
+        let end = start.saturating_add(self.inner.partition_ns);
+        let table = table::Table::open(
+            &self.inner.vlog,
+            signal,
+            start,
+            end,
+            self.inner
+                .runs_dir
+                .join(partition_dir_name(signal, start, end)),
+            self.inner.memtable_bytes,
+        )?;
+        let p = Partition {
+            end,
+            table: Arc::new(table),
+        };
         parts.insert((signal, start), p.clone());
         Ok(p)
     }
@@ -383,15 +466,56 @@ impl Store {
     }
 }
 
-/// `spans/<start>-<end>`, zero-padded so names sort by time.
-pub(crate) fn partition_name(signal: Signal, start: u64, end: u64) -> String {
-    format!("{}{start:020}-{end:020}", tree_prefix(signal))
+/// `spans-<start>-<end>`, zero-padded so names sort by time: a partition's run directory.
+pub(crate) fn partition_dir_name(signal: Signal, start: u64, end: u64) -> String {
+    format!(
+        "{}-{start:020}-{end:020}",
+        tree_prefix(signal).trim_end_matches('/')
+    )
 }
 
-pub(crate) fn parse_partition_name(name: &str, signal: Signal) -> Option<(u64, u64)> {
-    let rest = name.strip_prefix(tree_prefix(signal))?;
-    let (a, b) = rest.split_once('-')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+/// Removes run directories whose partition has no value log (a crash between deleting the
+/// value log and the runs of an expired partition).
+fn remove_orphan_run_dirs(
+    runs_dir: &std::path::Path,
+    found: &[(Signal, u64, u64)],
+) -> Result<(), StoreError> {
+    let keep: HashSet<String> = found
+        .iter()
+        .map(|(s, a, b)| partition_dir_name(*s, *a, *b))
+        .collect();
+    let entries = std::fs::read_dir(runs_dir).map_err(|e| StoreError::Io {
+        what: "list run directory",
+        path: runs_dir.display().to_string(),
+        source: e,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep.contains(&name) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Allocated bytes of every file under `path` (what `du` reports).
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+            total += meta.blocks() * 512;
+        }
+    }
+    total
 }
 
 /// Catalog key of the attribute index bounds the store was written with.
@@ -485,7 +609,8 @@ mod tests {
     use super::*;
 
     /// Reopening a store with another partition width is refused with a message that says
-    /// what to do; the same width reopens, and value-log files without a tree are removed.
+    /// what to do; the same width reopens, and run directories without a value log (a crash
+    /// in the middle of dropping an expired partition) are removed.
     #[test]
     fn partition_width_is_fixed_per_store_and_orphans_are_removed() {
         let mut cfg = config::Storage::default();
@@ -495,11 +620,12 @@ mod tests {
             .expect("prepare");
         store.apply(w).expect("apply");
         drop(store);
-        let orphan = cfg
-            .path
-            .join("values")
-            .join("logs-00000000000000000001-00000000000000000002.vlog");
-        std::fs::write(&orphan, b"").unwrap();
+        let orphan = cfg.path.join("runs").join(partition_dir_name(
+            Signal::Logs,
+            3600_000_000_000,
+            7200_000_000_000,
+        ));
+        std::fs::create_dir_all(&orphan).unwrap();
 
         let narrow = config::Storage {
             partition: Duration::from_secs(10),
@@ -524,5 +650,41 @@ mod tests {
         assert!(!orphan.exists());
         drop(store);
         drop(dir);
+    }
+
+    /// A data directory of the previous store format (a sled tree per partition) is refused
+    /// with a message saying what to do, not read as empty or half understood.
+    #[test]
+    fn old_store_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Storage {
+            path: dir.path().join("db"),
+            ..config::Storage::default()
+        };
+        {
+            let db = sled::open(&cfg.path).unwrap();
+            db.open_tree("spans/00000000000000000000-00000000003600000000")
+                .unwrap()
+                .insert(b"c", b"x")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let mut e = None;
+        for _ in 0..100 {
+            match Store::open(&cfg) {
+                Err(StoreError::Sled(x)) if x.to_string().contains("lock") => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                other => {
+                    e = other.err();
+                    break;
+                }
+            }
+        }
+        let e = e.expect("refused").to_string();
+        assert!(
+            e.contains("older store format") && e.contains("Move the directory away"),
+            "{e}"
+        );
     }
 }

@@ -4,8 +4,9 @@
 //! trace search merges the entries of all partitions into one stream. Index entries only
 //! nominate candidates; each candidate is checked exactly against the stored data before it is
 //! returned, so an index coarser than the query (per request, with ranges) never yields a
-//! wrong answer. Reads take no lock: a partition dropped by the sweeper under a scan ends that
-//! scan, and an unreadable chunk is skipped and reported. Arguments are assumed checked by
+//! wrong answer. Reads take no lock on the sweeper: a partition dropped under a scan keeps its
+//! open run files readable until the scan ends, and an unreadable chunk is skipped and
+//! reported. Arguments are assumed checked by
 //! the caller (the query layer).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -17,6 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::{TracesData, status::StatusCode};
 use prost::Message;
 
 use super::keys;
+use super::table::MergeRev;
 use super::{Signal, Store, StoreError};
 use crate::otlp;
 use crate::telemetry::events;
@@ -85,11 +87,17 @@ impl Store {
         for (start, part) in self.partitions_newest_first(Signal::Traces, 0, u64::MAX) {
             let mut prefix = vec![keys::CHUNK];
             prefix.extend_from_slice(trace_id);
-            let mut it = part.tree.scan_prefix(&prefix);
-            while let Some((k, v)) = live(it.next())? {
+            let mut hi = prefix.clone();
+            hi.extend_from_slice(&[0xff; 8]);
+            for kv in part.table.range_rev(&prefix, &hi) {
+                let (k, v) = kv?;
                 let seq = keys::read_u64(k.get(17..).unwrap_or_default());
                 match self.decode_chunk::<TracesData>(Signal::Traces, start, &part, &v) {
-                    Some(data) => chunks.push((seq, data)),
+                    Some(mut data) => {
+                        // A body is a whole request: keep this trace's spans.
+                        retain_trace(&mut data, trace_id);
+                        chunks.push((seq, data));
+                    }
                     None => continue,
                 }
             }
@@ -145,13 +153,13 @@ impl Store {
         let parts = self.partitions_newest_first(Signal::Traces, 0, tmax);
 
         // Heads of the per-partition list streams, newest list first.
-        let mut streams: Vec<sled::Iter> = parts
+        let mut streams: Vec<MergeRev> = parts
             .iter()
-            .map(|(_, p)| p.tree.range(lo.as_slice()..=hi.as_slice()))
+            .map(|(_, p)| p.table.range_rev(&lo, &hi))
             .collect();
-        let mut heads: BinaryHeap<(u64, usize, sled::IVec)> = BinaryHeap::new();
+        let mut heads: BinaryHeap<(u64, usize, Vec<u8>)> = BinaryHeap::new();
         for (i, it) in streams.iter_mut().enumerate() {
-            if let Some((k, v)) = live(it.next_back())? {
+            if let Some((k, v)) = it.next().transpose()? {
                 heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
             }
         }
@@ -220,7 +228,7 @@ impl Store {
                     Err(e) => events::StoreChunkUnreadable { error: &e }.emit(),
                 }
             }
-            if let Some((k, v)) = live(streams[i].next_back())? {
+            if let Some((k, v)) = streams[i].next().transpose()? {
                 heads.push((keys::parse_span_index_key(&k).unwrap_or(0), i, v));
             }
         }
@@ -326,8 +334,8 @@ impl Store {
         let mut best: BTreeMap<(u64, u64), LogHit> = BTreeMap::new();
         let mut order = 0u64;
         for (start, part) in self.partitions_newest_first(Signal::Logs, tmin, tmax) {
-            let mut it = part.tree.range(lo.as_slice()..=hi.as_slice()).rev();
-            while let Some((k, v)) = live(it.next())? {
+            for kv in part.table.range_rev(&lo, &hi) {
+                let (k, v) = kv?;
                 let Some(chunk_key) = keys::log_chunk_key_of_index(&k) else {
                     continue;
                 };
@@ -341,7 +349,7 @@ impl Store {
                 let value = if prefix[0] == keys::CHUNK {
                     v
                 } else {
-                    match live_get(part.tree.get(chunk_key))? {
+                    match part.table.get(&chunk_key)? {
                         Some(v) => v,
                         None => continue,
                     }
@@ -365,26 +373,15 @@ impl Store {
     }
 }
 
-/// An item of a partition scan. Readers do not lock partitions against the sweeper, so a
-/// partition may be dropped under a scan: sled then reports the tree gone, which ends the
-/// scan of that (expired) partition rather than failing the query.
-fn live(
-    item: Option<sled::Result<(sled::IVec, sled::IVec)>>,
-) -> Result<Option<(sled::IVec, sled::IVec)>, StoreError> {
-    match item {
-        Some(Ok(kv)) => Ok(Some(kv)),
-        Some(Err(sled::Error::CollectionNotFound(_))) | None => Ok(None),
-        Some(Err(e)) => Err(e.into()),
+/// Keeps the spans of one trace (and the resources and scopes that hold them).
+fn retain_trace(data: &mut TracesData, trace_id: &[u8; 16]) {
+    for rs in &mut data.resource_spans {
+        for ss in &mut rs.scope_spans {
+            ss.spans.retain(|s| s.trace_id.as_slice() == trace_id);
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
     }
-}
-
-/// A point read in a partition, with the same treatment of a dropped tree as [`live`].
-fn live_get(r: sled::Result<Option<sled::IVec>>) -> Result<Option<sled::IVec>, StoreError> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(sled::Error::CollectionNotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    data.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
 }
 
 fn into_newest_first(best: BTreeMap<(u64, u64), LogHit>) -> Vec<LogHit> {

@@ -1,8 +1,8 @@
 //! The retention sweeper: drops partition trees whose data is older than `storage.retention`.
 //!
 //! Time is data time: a partition holds data whose own timestamps fall in [start, end), so it
-//! expires when `end <= now - retention`. Dropping a tree whole is one sled operation and lets
-//! sled reuse the space, unlike deleting key by key. Retention is therefore exact to one
+//! expires when `end <= now - retention`. Dropping a partition deletes its value-log file and
+//! its run directory, which gives the space back to the file system at once. Retention is therefore exact to one
 //! partition width. The catalog forgets nothing; queries hide services and operations whose
 //! newest data is past the horizon.
 
@@ -10,8 +10,11 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Signal, Store, StoreError, partition_name};
+use super::{Signal, Store, StoreError, partition_dir_name};
 use crate::telemetry::events;
+
+/// A partition not written to for this long has its memtable written out as a run.
+const IDLE_PARTITION: Duration = Duration::from_secs(60);
 
 impl Store {
     /// Drops every expired partition; returns how many were dropped.
@@ -52,12 +55,23 @@ impl Store {
         let mut first_error = None;
         for (signal, start, end) in to_drop {
             let began = std::time::Instant::now();
-            let result = self
+            // The value log first: a partition is found at open by its value log, and runs
+            // without one are removed then.
+            let dir = self
                 .inner()
-                .db
-                .drop_tree(partition_name(signal, start, end))
-                .map_err(StoreError::from)
-                .and_then(|_| self.inner().vlog.remove(signal, start, end));
+                .runs_dir
+                .join(partition_dir_name(signal, start, end));
+            let result = self.inner().vlog.remove(signal, start, end).and_then(|_| {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(StoreError::Io {
+                        what: "remove run directory",
+                        path: dir.display().to_string(),
+                        source: e,
+                    }),
+                }
+            });
             match result {
                 Ok(()) => {
                     dropped += 1;
@@ -88,7 +102,8 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs [`Store::sweep_expired`] every `interval` until `shutdown` completes.
+    /// Runs [`Store::sweep_expired`] every `interval` until `shutdown` completes, and writes
+    /// out the memtables of partitions idle for a minute ([`Store::seal_idle`]).
     pub async fn run_sweeper(self, interval: Duration, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(interval);
@@ -98,7 +113,15 @@ impl Store {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
                     let store = self.clone();
-                    match tokio::task::spawn_blocking(move || store.sweep_expired()).await {
+                    let swept = tokio::task::spawn_blocking(move || {
+                        let swept = store.sweep_expired();
+                        if let Err(e) = store.seal_idle(IDLE_PARTITION) {
+                            events::StoreRunWriteFailed { error: &e }.emit();
+                        }
+                        swept
+                    })
+                    .await;
+                    match swept {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => events::StoreSweepFailed { error: &e }.emit(),
                         Err(e) => events::StoreSweepFailed { error: &e }.emit(),

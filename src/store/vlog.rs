@@ -7,10 +7,14 @@
 //! of the tree is what WiscKey and Badger (Jaeger's local store) do; appending to a file is a
 //! memcpy into the page cache, and retention deletes the file with its partition.
 //!
-//! File `values/<signal>-<start>-<end>.vlog` holds records `len u32 | crc32 u32 | bytes`
-//! (big-endian). A [`Pointer`] is the record's offset and length. Writers reserve a range
-//! under a short lock and write it with `pwrite` outside the lock, so concurrent requests
-//! append in parallel. Durability: [`ValueLog::sync`] fsyncs every file written since the
+//! File `values/<signal>-<start>-<end>.vlog` holds records `len u32 | crc32 u32 | kind u8 |
+//! bytes` (big-endian; the crc covers kind and bytes). A [`Pointer`] is the record's offset
+//! and the length of its bytes. Kinds: [`BODY`] (a chunk body or queue entry) and [`FRAME`]
+//! (the index entries of one request, see `table`: they let a restart rebuild the in-memory
+//! index from the file). Writers reserve a range under a short lock and write it with
+//! `pwrite` outside the lock; a partition's writers are serialized by its table, so its file
+//! is written in order and a crash can only tear its tail, which [`ValueLog::scan`] cuts
+//! off. Durability: [`ValueLog::sync`] fsyncs every file written since the
 //! last sync, and the directory when a file was created; intake calls it before sled's
 //! flush, so a pointer is never durable before its bytes. A file is marked written only
 //! after its bytes are in it, so a sync that runs between a writer's reservation and its
@@ -53,7 +57,17 @@ impl Pointer {
     }
 }
 
-const HEADER: usize = 8;
+/// Record header: len u32, crc32 u32, kind u8.
+const HEADER: usize = 9;
+/// A chunk body or a queue entry.
+pub const BODY: u8 = 1;
+/// The index entries of one request (see `table`).
+pub const FRAME: u8 = 2;
+
+/// The offset just past a record.
+pub fn record_end(p: Pointer) -> u64 {
+    p.offset + HEADER as u64 + u64::from(p.len)
+}
 
 struct Segment {
     file: Arc<File>,
@@ -73,6 +87,9 @@ pub struct ValueLog {
     dir_dirty: AtomicBool,
     /// An fsync failed once; no later sync may claim durability.
     failed: AtomicBool,
+    /// Held for a whole sync: a sync that finds a file clean because another sync took it
+    /// must not return before that one's fsync is done.
+    syncing: Mutex<()>,
 }
 
 fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
@@ -92,6 +109,7 @@ impl ValueLog {
             // The directory itself may be new.
             dir_dirty: AtomicBool::new(true),
             failed: AtomicBool::new(false),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -107,7 +125,8 @@ impl ValueLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends `values` to the partition's file as consecutive records; returns their pointers.
+    /// Appends `values` to the partition's file as consecutive [`BODY`] records; returns their
+    /// pointers.
     pub fn append(
         &self,
         signal: Signal,
@@ -115,17 +134,33 @@ impl ValueLog {
         end: u64,
         values: &[&[u8]],
     ) -> Result<Vec<Pointer>, StoreError> {
-        let total: usize = values.iter().map(|v| v.len() + HEADER).sum();
+        let records: Vec<(u8, &[u8])> = values.iter().map(|v| (BODY, *v)).collect();
+        self.append_records(signal, start, end, &records)
+    }
+
+    /// Appends records of the given kinds in one write; returns their pointers.
+    pub fn append_records(
+        &self,
+        signal: Signal,
+        start: u64,
+        end: u64,
+        records: &[(u8, &[u8])],
+    ) -> Result<Vec<Pointer>, StoreError> {
+        let total: usize = records.iter().map(|(_, v)| v.len() + HEADER).sum();
         let mut buf = Vec::with_capacity(total);
-        let mut pointers = Vec::with_capacity(values.len());
+        let mut pointers = Vec::with_capacity(records.len());
         let mut rel = 0u64;
-        for v in values {
+        for (kind, v) in records {
             let len = u32::try_from(v.len()).map_err(|_| StoreError::Corrupt {
                 what: "value",
                 reason: format!("{} bytes is over the 4 GiB record limit", v.len()),
             })?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&[*kind]);
+            crc.update(v);
             buf.extend_from_slice(&len.to_be_bytes());
-            buf.extend_from_slice(&crc32fast::hash(v).to_be_bytes());
+            buf.extend_from_slice(&crc.finalize().to_be_bytes());
+            buf.push(*kind);
             buf.extend_from_slice(v);
             pointers.push(Pointer { offset: rel, len });
             rel += (v.len() + HEADER) as u64;
@@ -133,30 +168,7 @@ impl ValueLog {
         let path = self.path(signal, start, end);
         let (file, base) = {
             let mut segs = self.lock();
-            let seg = match segs.entry((signal, start)) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let file = OpenOptions::new()
-                        .create(true)
-                        .read(true)
-                        .write(true)
-                        .truncate(false)
-                        .open(&path)
-                        .map_err(|e| io("open value log", &path, e))?;
-                    let len = file
-                        .metadata()
-                        .map_err(|e| io("stat value log", &path, e))?
-                        .len();
-                    if len == 0 {
-                        self.dir_dirty.store(true, Ordering::SeqCst);
-                    }
-                    v.insert(Segment {
-                        file: Arc::new(file),
-                        len,
-                        dirty: false,
-                    })
-                }
-            };
+            let seg = self.segment(&mut segs, signal, start, &path)?;
             let base = seg.len;
             seg.len += buf.len() as u64;
             (seg.file.clone(), base)
@@ -171,6 +183,104 @@ impl ValueLog {
             p.offset += base;
         }
         Ok(pointers)
+    }
+
+    /// The open segment of a partition, opened (and created) on first use.
+    fn segment<'a>(
+        &self,
+        segs: &'a mut HashMap<(Signal, u64), Segment>,
+        signal: Signal,
+        start: u64,
+        path: &Path,
+    ) -> Result<&'a mut Segment, StoreError> {
+        Ok(match segs.entry((signal, start)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|e| io("open value log", path, e))?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| io("stat value log", path, e))?
+                    .len();
+                if len == 0 {
+                    self.dir_dirty.store(true, Ordering::SeqCst);
+                }
+                v.insert(Segment {
+                    file: Arc::new(file),
+                    len,
+                    dirty: false,
+                })
+            }
+        })
+    }
+
+    /// Bytes in a partition's file (0 when it has none).
+    pub fn len(&self, signal: Signal, start: u64, end: u64) -> Result<u64, StoreError> {
+        let path = self.path(signal, start, end);
+        let mut segs = self.lock();
+        Ok(self.segment(&mut segs, signal, start, &path)?.len)
+    }
+
+    /// Reads the records of a partition's file from offset `from` in order, calling `each`
+    /// with (pointer, kind, bytes). The first record that is short or fails its checksum is
+    /// a tail torn by a crash (the file is written in order, so nothing after it was
+    /// acknowledged): the file is cut there. Returns the end of the last good record.
+    pub fn scan(
+        &self,
+        signal: Signal,
+        start: u64,
+        end: u64,
+        from: u64,
+        mut each: impl FnMut(Pointer, u8, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        use std::io::{BufReader, Read, Seek, SeekFrom};
+        let path = self.path(signal, start, end);
+        let mut segs = self.lock();
+        let seg = self.segment(&mut segs, signal, start, &path)?;
+        let file_len = seg.len;
+        let mut reader = BufReader::with_capacity(1 << 20, &*seg.file);
+        reader
+            .seek(SeekFrom::Start(from))
+            .map_err(|e| io("read value log", &path, e))?;
+        let mut at = from;
+        let mut body = Vec::new();
+        while at + HEADER as u64 <= file_len {
+            let mut h = [0u8; HEADER];
+            if reader.read_exact(&mut h).is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+            let crc = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+            let kind = h[8];
+            if at + HEADER as u64 + u64::from(len) > file_len {
+                break;
+            }
+            body.resize(len as usize, 0);
+            if reader.read_exact(&mut body).is_err() {
+                break;
+            }
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&[kind]);
+            hasher.update(&body);
+            if hasher.finalize() != crc {
+                break;
+            }
+            each(Pointer { offset: at, len }, kind, &body)?;
+            at += HEADER as u64 + u64::from(len);
+        }
+        if at < file_len {
+            seg.file
+                .set_len(at)
+                .map_err(|e| io("cut the torn tail of value log", &path, e))?;
+            seg.len = at;
+            seg.dirty = true;
+        }
+        Ok(at)
     }
 
     /// Reads one record, checking its length and checksum.
@@ -195,8 +305,11 @@ impl ValueLog {
             .map_err(|e| io("read value log", &path, e))?;
         let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let crc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&buf[8..HEADER]);
         let body = buf.split_off(HEADER);
-        if len != p.len || crc32fast::hash(&body) != crc {
+        hasher.update(&body);
+        if len != p.len || hasher.finalize() != crc {
             return Err(StoreError::Corrupt {
                 what: "value log record",
                 reason: format!(
@@ -212,6 +325,7 @@ impl ValueLog {
     /// fsyncs every file written since the last sync, and the directory if a file was
     /// created. After one failure every call fails.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         if self.failed.load(Ordering::SeqCst) {
             return Err(StoreError::Io {
                 what: "sync value log (an earlier fsync failed; restart sieve)",
@@ -242,6 +356,21 @@ impl ValueLog {
         })
     }
 
+    /// The partitions that have a file here: (signal, start, end).
+    pub fn list(&self) -> Result<Vec<(Signal, u64, u64)>, StoreError> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| io("list value log directory", &self.dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io("list value log directory", &self.dir, e))?;
+            if let Some(p) = entry.file_name().to_str().and_then(parse_file_name) {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Deletes the files for which `keep(signal, start, end)` is false and returns how many:
     /// at start-up, files whose partition tree is gone (a crash between dropping the tree and
     /// deleting its file).
@@ -254,16 +383,7 @@ impl ValueLog {
         let mut removed = 0;
         for entry in entries {
             let entry = entry.map_err(|e| io("list value log directory", &self.dir, e))?;
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".vlog")) else {
-                continue;
-            };
-            let parsed = Signal::ALL.into_iter().find_map(|signal| {
-                let prefix = super::tree_prefix(signal).trim_end_matches('/');
-                let rest = stem.strip_prefix(prefix)?.strip_prefix('-')?;
-                let (a, b) = rest.split_once('-')?;
-                Some((signal, a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
-            });
+            let parsed = entry.file_name().to_str().and_then(parse_file_name);
             if let Some((signal, start, end)) = parsed
                 && !keep(signal, start, end)
             {
@@ -284,6 +404,17 @@ impl ValueLog {
             Err(e) => Err(io("remove value log", &path, e)),
         }
     }
+}
+
+/// (signal, start, end) of a value log file name.
+fn parse_file_name(name: &str) -> Option<(Signal, u64, u64)> {
+    let stem = name.strip_suffix(".vlog")?;
+    Signal::ALL.into_iter().find_map(|signal| {
+        let prefix = super::tree_prefix(signal).trim_end_matches('/');
+        let rest = stem.strip_prefix(prefix)?.strip_prefix('-')?;
+        let (a, b) = rest.split_once('-')?;
+        Some((signal, a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+    })
 }
 
 #[cfg(test)]

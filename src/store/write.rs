@@ -1,5 +1,5 @@
 //! Turning one validated OTLP request into one [`Write`]: the chunks, index entries and catalog
-//! updates it adds, grouped per partition tree into `sled::Batch`es.
+//! updates it adds, grouped per partition (applied by `table` as one value-log append each).
 //!
 //! Write amplification decides throughput, so a request becomes:
 //! - spans: one chunk per (trace, partition) — the trace's spans from this request, resource
@@ -41,19 +41,14 @@ pub(crate) struct PartWrite {
     pub signal: Signal,
     pub start: u64,
     /// Index entries, written as they are.
-    pub batch: sled::Batch,
-    /// Chunks: their bodies go to the value log, and `key → meta ++ pointer` to sled.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Chunks: their bodies go to the value log, and `key → meta ++ pointer` to the index.
     pub chunks: Vec<Chunk>,
     /// Items (spans, records, points) in this part's chunks.
     pub items: u64,
 }
 
-pub(crate) struct Chunk {
-    pub key: Vec<u8>,
-    /// Bytes stored in sled in front of the pointer (a log chunk's header).
-    pub meta: Vec<u8>,
-    pub body: Vec<u8>,
-}
+pub(crate) use super::table::Chunk;
 
 impl Write {
     /// Nothing to write.
@@ -72,7 +67,7 @@ impl Write {
                 self.parts.push(PartWrite {
                     signal,
                     start,
-                    batch: sled::Batch::default(),
+                    entries: Vec::new(),
                     chunks: Vec::new(),
                     items: 0,
                 });
@@ -84,7 +79,9 @@ impl Write {
 
     fn insert(&mut self, signal: Signal, start: u64, key: &[u8], value: &[u8]) {
         self.bytes += (key.len() + value.len()) as u64;
-        self.part(signal, start).batch.insert(key, value);
+        self.part(signal, start)
+            .entries
+            .push((key.to_vec(), value.to_vec()));
     }
 
     /// Adds a chunk holding `items` items (0 for an index list).
@@ -97,10 +94,14 @@ impl Write {
         body: Vec<u8>,
         items: u64,
     ) {
+        debug_assert!(meta.len() <= super::table::MAX_META);
         self.bytes += (key.len() + meta.len() + body.len()) as u64;
         let part = self.part(signal, start);
         part.items += items;
-        part.chunks.push(Chunk { key, meta, body });
+        part.chunks.push(Chunk {
+            keys: vec![(key, meta)],
+            body,
+        });
     }
 
     fn catalog_insert(&mut self, key: Vec<u8>, value: &[u8]) {
@@ -148,41 +149,73 @@ impl Agg {
 use crate::otlp::FastMap;
 
 impl Store {
-    /// Prepares the spans of one request (already validated: ids have their lengths).
-    ///
-    /// Two passes: the first reads the request in place and derives everything the indexes
-    /// and the catalog need (borrowing names and values, so no per-span allocation); the second
-    /// moves the spans into per-trace chunks and encodes them.
+    /// Prepares the spans of one request (already validated: ids have their lengths),
+    /// encoding them once as the stored body.
     pub fn prepare_spans(&self, resource_spans: Vec<ResourceSpans>) -> Result<Write, StoreError> {
-        let mut write = Write::default();
-        self.index_spans(&resource_spans, &mut write)?;
+        self.prepare_spans_received(resource_spans, None)
+    }
 
-        let chunks = otlp::by_trace(resource_spans);
-        for (tid, resource_spans) in chunks {
-            let data = TracesData { resource_spans };
-            let spans = || otlp::spans(&data.resource_spans).map(|(_, s)| s);
-            let min_start = spans().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
-            let count = spans().count() as u64;
-            write.items += count;
+    /// Prepares the spans of one request. `received` is the request's body as it came, when
+    /// nothing was removed from it: it is stored as it is, so the spans are not encoded again
+    /// (an `ExportTraceServiceRequest` is a `TracesData` on the wire). Otherwise what is left
+    /// is encoded once.
+    ///
+    /// A request is stored as one body per partition its traces start in (one, but for
+    /// requests across a partition boundary), and every trace gets a chunk key pointing at
+    /// it; reads pick the trace's spans out of the body.
+    pub fn prepare_spans_received(
+        &self,
+        resource_spans: Vec<ResourceSpans>,
+        received: Option<&[u8]>,
+    ) -> Result<Write, StoreError> {
+        let mut write = Write::default();
+        let trace_start = self.index_spans(&resource_spans, &mut write)?;
+        if trace_start.is_empty() {
+            return Ok(write);
+        }
+        let count = otlp::spans(&resource_spans).count() as u64;
+        let body = match received {
+            Some(b) => b.to_vec(),
+            None => TracesData { resource_spans }.encode_to_vec(),
+        };
+        let mut parts: Vec<(u64, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+        for (tid, start) in &trace_start {
+            let part = self.partition_start(*start);
             let seq = self.next_seq()?;
-            write.chunk(
-                Signal::Traces,
-                self.partition_start(min_start),
-                keys::span_chunk_key(&tid, seq).to_vec(),
-                Vec::new(),
-                data.encode_to_vec(),
-                count,
-            );
+            let key = keys::span_chunk_key(tid, seq).to_vec();
+            match parts.iter_mut().find(|(p, _)| *p == part) {
+                Some((_, keys)) => keys.push((key, Vec::new())),
+                None => parts.push((part, vec![(key, Vec::new())])),
+            }
+        }
+        write.items += count;
+        let mut body = Some(body);
+        let n_parts = parts.len();
+        for (i, (part, keys)) in parts.into_iter().enumerate() {
+            // The spans count once, in the first partition written.
+            let items = if i == 0 { count } else { 0 };
+            // The last partition takes the body; earlier ones (a request across a boundary)
+            // get copies.
+            let body = if i + 1 == n_parts {
+                body.take().unwrap_or_default()
+            } else {
+                body.clone().unwrap_or_default()
+            };
+            write.bytes += (body.len() + keys.iter().map(|(k, _)| k.len()).sum::<usize>()) as u64;
+            let p = write.part(Signal::Traces, part);
+            p.items += items;
+            p.chunks.push(Chunk { keys, body });
         }
         Ok(write)
     }
 
-    /// The first pass of [`Store::prepare_spans`]: catalog updates and posting lists.
+    /// The index of [`Store::prepare_spans`]: catalog updates and posting lists. Returns each
+    /// trace's earliest start in the request.
     fn index_spans(
         &self,
         resource_spans: &[ResourceSpans],
         write: &mut Write,
-    ) -> Result<(), StoreError> {
+    ) -> Result<FastMap<[u8; 16], u64>, StoreError> {
         use opentelemetry_proto::tonic::common::v1::any_value::Value;
         let max_value_len = self.inner().attribute_index.max_value_length;
         let services: Vec<&str> = resource_spans
@@ -291,7 +324,7 @@ impl Store {
                 write.chunk(Signal::Traces, part, key, meta, body, 0);
             }
         }
-        Ok(())
+        Ok(trace_start)
     }
 
     /// Records new services, operations and attribute values in the in-memory catalog and in
