@@ -622,8 +622,8 @@ mod tests {
         drop(store);
         let orphan = cfg.path.join("runs").join(partition_dir_name(
             Signal::Logs,
-            3600_000_000_000,
-            7200_000_000_000,
+            3_600_000_000_000,
+            7_200_000_000_000,
         ));
         std::fs::create_dir_all(&orphan).unwrap();
 

@@ -35,6 +35,9 @@ use std::sync::Arc;
 
 use super::StoreError;
 
+/// One index entry: (key, value).
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 const MAGIC: &[u8; 8] = b"SVRUN001";
 const FOOTER: usize = 52;
 /// Raw bytes of entries per block before it is compressed.
@@ -326,7 +329,7 @@ impl Run {
     }
 
     /// The entries of block `i`, in key order.
-    fn block(&self, i: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn block(&self, i: usize) -> Result<Vec<Entry>, StoreError> {
         let b = &self.blocks[i];
         let mut comp = vec![0u8; b.len as usize];
         self.file
@@ -374,12 +377,12 @@ pub struct RunRevIter {
     /// Blocks below this index are still to read (0: none left).
     next_block: usize,
     /// Entries of the current block in range, in key order; popped from the end.
-    buf: Vec<(Vec<u8>, Vec<u8>)>,
+    buf: Vec<Entry>,
     failed: bool,
 }
 
 impl Iterator for RunRevIter {
-    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
+    type Item = Result<Entry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::run::{Run, RunRevIter};
+use super::run::{Entry, Run, RunRevIter};
 use super::vlog::{self, Pointer, ValueLog};
 use super::{Signal, StoreError, keys};
 
@@ -75,7 +75,7 @@ impl Mem {
     }
 
     /// Entries with `lo <= key <= hi`, highest key first.
-    fn range_rev(&self, bloom: Option<&[u8]>, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range_rev(&self, bloom: Option<&[u8]>, lo: &[u8], hi: &[u8]) -> Vec<Entry> {
         let in_range = |i: &u32| {
             let (k, _) = self.entry(*i);
             k >= lo && k <= hi
@@ -176,7 +176,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Encodes a frame: `n u32 | (klen u16 | vlen u32 | body u32 | key | value)*`, where `body`
 /// is the position of the chunk body in the same append (`u32::MAX`: none).
-fn encode_frame(entries: &[(Vec<u8>, Vec<u8>)], chunks: &[Chunk]) -> Vec<u8> {
+fn encode_frame(entries: &[Entry], chunks: &[Chunk]) -> Vec<u8> {
     let size: usize = entries
         .iter()
         .map(|(k, v)| k.len() + v.len() + 10)
@@ -211,7 +211,7 @@ fn encode_frame(entries: &[(Vec<u8>, Vec<u8>)], chunks: &[Chunk]) -> Vec<u8> {
 /// Decodes a frame into (key, value) entries, resolving body positions with `bodies` (the
 /// pointers of the body records appended with it). A malformed frame yields what it holds
 /// up to the damage.
-fn decode_frame(frame: &[u8], bodies: &[Pointer]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn decode_frame(frame: &[u8], bodies: &[Pointer]) -> Vec<Entry> {
     let mut out = Vec::new();
     let Some(n) = frame.get(..4) else {
         return out;
@@ -364,7 +364,7 @@ impl Table {
     pub fn apply(
         &self,
         vlog: &ValueLog,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        entries: Vec<Entry>,
         chunks: Vec<Chunk>,
     ) -> Result<bool, StoreError> {
         if entries.is_empty() && chunks.is_empty() {
@@ -486,12 +486,12 @@ fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
 }
 
 enum Source {
-    Mem(std::vec::IntoIter<(Vec<u8>, Vec<u8>)>),
+    Mem(std::vec::IntoIter<Entry>),
     Run(RunRevIter),
 }
 
 impl Source {
-    fn next(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>), StoreError>> {
+    fn next(&mut self) -> Option<Result<Entry, StoreError>> {
         match self {
             Source::Mem(it) => it.next().map(Ok),
             Source::Run(it) => it.next(),
@@ -529,7 +529,7 @@ impl MergeRev {
 }
 
 impl Iterator for MergeRev {
-    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
+    type Item = Result<Entry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if !self.started {

@@ -178,7 +178,7 @@ impl Store {
             Some(b) => b.to_vec(),
             None => TracesData { resource_spans }.encode_to_vec(),
         };
-        let mut parts: Vec<(u64, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+        let mut parts: Vec<(u64, Vec<super::run::Entry>)> = Vec::new();
         for (tid, start) in &trace_start {
             let part = self.partition_start(*start);
             let seq = self.next_seq()?;
