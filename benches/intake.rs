@@ -1,32 +1,55 @@
-//! The write path of one export request of 500 realistic spans (`sieve::synth`), stage by
-//! stage, against bare protobuf decoding of the same bytes:
+//! The write path of one export request of realistic spans (`sieve::synth`), at 100 and 512
+//! spans (real SDK batches are at most 512), stage by stage, against bare protobuf decoding of
+//! the same bytes:
 //!
 //! - `decode`: prost decode only (the baseline the write path is measured against);
-//! - `decode+validate`: plus per-span validation;
-//! - `decode+validate+prepare`: plus grouping into trace chunks, encoding them, postings;
-//! - `decode+validate+prepare+apply`: plus the value-log append and the sled batch;
-//! - `...+flush`: plus the fsyncs of a durable acknowledgement (one request per flush, so
-//!   without the grouping that concurrent requests get).
+//! - `+validate`: plus per-span validation;
+//! - `+analyse`: plus the analysis stage's intake of every span (RED cells, service-graph
+//!   pairing, trace assembly; critical paths run when traces complete, in the same thread
+//!   when the stage falls behind);
+//! - `+prepare`: plus the index (posting lists, catalog) over the received bytes;
+//! - `+apply`: plus the value-log append and the memtable inserts (runs are written by a
+//!   background thread when the memtable fills);
+//! - `+flush`: plus the fsync of a durable acknowledgement (one request per flush, so without
+//!   the grouping that concurrent requests get).
+//!
+//! Every iteration gives the request fresh trace ids, as real traffic has.
 //!
 //! `cargo bench --bench intake`
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use sieve::config::{Limits, Storage};
+use sieve::config::{Analysis, Limits, Storage};
 use sieve::receiver::validate::validate_spans;
 use sieve::store::Store;
-
-const SPANS: usize = 500;
 
 /// The allocator of the `sieve` binary, so the numbers are the gateway's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+static FRESH: AtomicU64 = AtomicU64::new(1);
+
+/// Decodes the request and gives its traces new ids (the first 8 bytes of each id).
+fn decode_fresh(bytes: &[u8]) -> ExportTraceServiceRequest {
+    let mut req = ExportTraceServiceRequest::decode(bytes).expect("decode");
+    let n = FRESH.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    for rs in &mut req.resource_spans {
+        for ss in &mut rs.scope_spans {
+            for s in &mut ss.spans {
+                if s.trace_id.len() == 16 {
+                    s.trace_id[..8].copy_from_slice(&n);
+                }
+            }
+        }
+    }
+    req
+}
+
 fn bench(c: &mut Criterion) {
     let mut rng = rand::rng();
-    let bytes =
-        sieve::synth::trace_request(&mut rng, SPANS, sieve::store::now_ns()).encode_to_vec();
     let limits = Limits::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&Storage {
@@ -34,49 +57,67 @@ fn bench(c: &mut Criterion) {
         ..Storage::default()
     })
     .expect("store");
+    let analyzer =
+        sieve::analyzer::Analyzer::open(&Analysis::default(), store.db()).expect("analyzer");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
-    let mut g = c.benchmark_group("intake_500_spans");
-    g.throughput(Throughput::Elements(SPANS as u64));
-    g.bench_function("decode", |b| {
-        b.iter(|| ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode"))
-    });
-    g.bench_function("decode+validate", |b| {
-        b.iter(|| {
-            let mut req = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode");
-            validate_spans(&mut req.resource_spans, &limits)
-        })
-    });
-    g.bench_function("decode+validate+prepare", |b| {
-        b.iter_batched(
-            || (),
-            |_| {
-                let mut req = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode");
+    for spans in [100usize, 512] {
+        let bytes =
+            sieve::synth::trace_request(&mut rng, spans, sieve::store::now_ns()).encode_to_vec();
+        let mut g = c.benchmark_group(format!("intake_{spans}_spans"));
+        g.throughput(Throughput::Elements(spans as u64));
+        g.bench_function("decode", |b| {
+            b.iter(|| ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode"))
+        });
+        g.bench_function("+validate", |b| {
+            b.iter(|| {
+                let mut req = decode_fresh(&bytes);
+                validate_spans(&mut req.resource_spans, &limits)
+            })
+        });
+        g.bench_function("+analyse", |b| {
+            b.iter(|| {
+                let mut req = decode_fresh(&bytes);
                 validate_spans(&mut req.resource_spans, &limits);
-                store.prepare_spans(req.resource_spans).expect("prepare")
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.bench_function("decode+validate+prepare+apply", |b| {
-        b.iter(|| {
-            let mut req = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode");
-            validate_spans(&mut req.resource_spans, &limits);
-            let w = store.prepare_spans(req.resource_spans).expect("prepare");
-            store.apply(w).expect("apply")
-        })
-    });
-    g.sample_size(20);
-    g.bench_function("decode+validate+prepare+apply+flush", |b| {
-        b.iter(|| {
-            let mut req = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode");
-            validate_spans(&mut req.resource_spans, &limits);
-            let w = store.prepare_spans(req.resource_spans).expect("prepare");
-            store.apply(w).expect("apply");
-            runtime.block_on(store.flush()).expect("flush")
-        })
-    });
-    g.finish();
+                analyzer.observe(&req.resource_spans);
+            })
+        });
+        g.bench_function("+prepare", |b| {
+            b.iter(|| {
+                let mut req = decode_fresh(&bytes);
+                validate_spans(&mut req.resource_spans, &limits);
+                analyzer.observe(&req.resource_spans);
+                store
+                    .prepare_spans_received(req.resource_spans, Some(&bytes))
+                    .expect("prepare")
+            })
+        });
+        g.bench_function("+apply", |b| {
+            b.iter(|| {
+                let mut req = decode_fresh(&bytes);
+                validate_spans(&mut req.resource_spans, &limits);
+                analyzer.observe(&req.resource_spans);
+                let w = store
+                    .prepare_spans_received(req.resource_spans, Some(&bytes))
+                    .expect("prepare");
+                store.apply(w).expect("apply")
+            })
+        });
+        g.sample_size(20);
+        g.bench_function("+flush", |b| {
+            b.iter(|| {
+                let mut req = decode_fresh(&bytes);
+                validate_spans(&mut req.resource_spans, &limits);
+                analyzer.observe(&req.resource_spans);
+                let w = store
+                    .prepare_spans_received(req.resource_spans, Some(&bytes))
+                    .expect("prepare");
+                store.apply(w).expect("apply");
+                runtime.block_on(store.flush()).expect("flush")
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

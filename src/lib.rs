@@ -23,7 +23,8 @@
 //!   (acknowledged means on disk).
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
 //!   batching, retry and a circuit breaker each.
-//! - [`store`]: sled trees per time partition, key layout, indexes, reads, retention.
+//! - [`store`]: time partitions (value-log files, an LSM index of memtable and sorted runs),
+//!   key layout, reads, retention; the sled database the stages keep their state in.
 //! - [`query`]: the query gRPC service (`proto/sieve/v1/query.proto`).
 //! - [`server`]: wiring and the one shutdown sequence.
 //! - [`telemetry`]: counters and named self-telemetry events; logging set-up.

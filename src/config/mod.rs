@@ -239,8 +239,8 @@ pub struct Storage {
     /// How long data is kept, measured from its own timestamps. Default 72h.
     #[serde(with = "duration")]
     pub retention: Duration,
-    /// Width of the time partitions data is written into (one set of sled trees per partition,
-    /// dropped whole when it expires). Default 1h. Retention is exact to one partition.
+    /// Width of the time partitions data is written into (one value-log file and index per
+    /// partition, dropped whole when it expires). Default 1h. Retention is exact to one partition.
     #[serde(with = "duration")]
     pub partition: Duration,
     /// How often the retention sweeper looks for expired partitions. Default 1m.

@@ -1,29 +1,28 @@
-//! Byte layout of every sled key and value sieve writes. Pure functions, no I/O.
+//! Byte layout of every index key and value, and of the sled catalog. Pure functions, no I/O.
 //!
 //! Integers are big-endian so byte order is numeric order; strings are length-prefixed
 //! (u16 big-endian, cut at 65535 bytes) so a prefix scan over `service` never matches
 //! `service-2`. Index keys end with a fixed-length suffix (time, trace id, seq) that is read
 //! back from the end of the key.
 //!
-//! Span partition tree (`spans/<start>-<end>`):
+//! Span partition index (`spans-<start>-<end>`, memtable and runs, see `table`):
 //!
 //! | key | value |
 //! |---|---|
-//! | `c` trace_id(16) seq(8) | pointer (value log) to OTLP `TracesData`: this trace's spans from one request |
+//! | `c` trace_id(16) seq(8) | pointer (value log) to OTLP `TracesData`: the request holding this trace's spans (as received) |
 //! | `s` str(service) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
 //! | `o` str(service) str(operation) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
 //! | `a` str(service) str(key) str(value) max_start(8) seq(8) | min_start(8), pointer to a [`Posting`] list |
 //!
 //! An index entry is a *posting list*: one per (index key, request), listing every trace of
 //! the request that has matching spans, with the earliest start and the shortest and longest
-//! duration of those spans. Per request, not per trace or span, because every sled insert
-//! copies the leaf it lands in: with one entry per (trace, key) the loadgen spent most of its
-//! CPU in sled. The key's `max_start` is the newest start in the list, so a reverse scan
-//! visits lists newest first and a k-way merge yields traces exactly newest first. The lists
-//! themselves live in the value log: sled re-serialises a whole leaf when it rewrites a page,
-//! so every byte kept inside it is written many times over.
+//! duration of those spans. Per request, not per trace or span, so the index grows by a few
+//! entries per request whatever the number of traces in it. The key's `max_start` is the
+//! newest start in the list, so a reverse scan visits lists newest first and a k-way merge
+//! yields traces exactly newest first. The lists themselves live in the value log, so the
+//! memtable and the runs hold only small keys and pointers.
 //!
-//! Log partition tree (`logs/<start>-<end>`):
+//! Log partition index (`logs-<start>-<end>`):
 //!
 //! | key | value |
 //! |---|---|
@@ -33,7 +32,7 @@
 //!
 //! `time` is the newest record time in the chunk, so a reverse scan reads newest first.
 //!
-//! Metric partition tree (`metrics/<start>-<end>`): `c` time(8) seq(8) → pointer to OTLP
+//! Metric partition index (`metrics-<start>-<end>`): `c` time(8) seq(8) → pointer to OTLP
 //! `ResourceMetrics`. Pointers are 12 bytes (see `vlog`).
 //!
 //! Catalog tree (`catalog`), small and never partitioned:

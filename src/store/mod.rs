@@ -1,20 +1,26 @@
-//! The sled store: what is on disk, in which tree, under which key.
+//! The store: what is on disk, in which file, under which key.
 //!
-//! [`Store`] is a cheap handle (an `Arc`) over one `sled::Db`. It owns:
-//! - **time partitions**: data is written into one tree per signal per `storage.partition` of
-//!   *data* time (span start, log record time, metric point time), named
-//!   `spans/<start>-<end>`, `logs/<start>-<end>`, `metrics/<start>-<end>` (unix nanoseconds,
-//!   zero-padded), each with a value-log file beside it ([`vlog`]) holding the chunk bodies
-//!   and posting lists that sled points at. Retention drops a partition's tree and file whole
-//!   once its end is older than `storage.retention` ([`retention`]); sled does not give back
-//!   the space of deleted keys, but it does reuse the space of dropped trees.
+//! [`Store`] is a cheap handle (an `Arc`) over the data directory. It owns:
+//! - **time partitions**: data is written into one partition per signal per
+//!   `storage.partition` of *data* time (span start, log record time, metric point time). A
+//!   partition is a value-log file ([`vlog`], `values/<signal>-<start>-<end>.vlog`: bodies and
+//!   the index frame of every request) and an index ([`table`]: a memtable plus sorted runs
+//!   in `runs/<signal>-<start>-<end>/`, see [`run`]). The ack path does no sled operation
+//!   for the data. Retention deletes a partition's file and runs whole once its end is older
+//!   than `storage.retention` ([`retention`]).
 //! - **the catalog**: services, operations and indexed attribute values, kept in memory and
-//!   mirrored in the `catalog` tree so a restart knows them.
+//!   mirrored in the sled tree `catalog` so a restart knows them (written only when something
+//!   is new).
+//! - the sled database the other stages keep their state in (analysis series, alerts, queues,
+//!   the tail buffer), and the queue log of the exporters' bodies.
 //!
-//! The key layout of every tree is in [`keys`]. Writes are prepared off-line into a
-//! [`Write`] (per touched partition: chunk bodies for the value log and a `sled::Batch`, see
-//! [`write`]), applied, and made durable by [`Store::flush`], which `intake` groups across
-//! requests. Reads are in [`read`].
+//! The key layout of the index is in [`keys`]. Writes are prepared off-line into a
+//! [`Write`] (per touched partition: bodies and index entries, see [`write`]), applied, and
+//! made durable by [`Store::flush`], which `intake` groups across requests. Reads are in
+//! [`read`].
+//!
+//! Store format 2. A data directory of format 1 (a sled tree per partition) is refused at open
+//! with [`StoreError::OldFormat`].
 //!
 //! What it does not own: deciding when to flush (intake), validation (receiver), query
 //! argument checking (query).
@@ -143,7 +149,7 @@ pub(crate) struct Inner {
     pub partitions: RwLock<BTreeMap<(Signal, u64), Partition>>,
     /// A std lock for the same reason: one short critical section per request.
     pub catalog: Mutex<Catalog>,
-    /// Writers hold it shared while they look up partition trees and apply to them (about a
+    /// Writers hold it shared while they look up partitions and apply to them (about a
     /// millisecond). The sweeper holds it exclusively only to unlink expired partitions from
     /// `partitions`; once it lets go no writer holds their handles or can get them again, so
     /// it drops trees and files without the lock. Readers do not take it (a long query must

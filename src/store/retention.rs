@@ -1,4 +1,4 @@
-//! The retention sweeper: drops partition trees whose data is older than `storage.retention`.
+//! The retention sweeper: drops partitions whose data is older than `storage.retention`.
 //!
 //! Time is data time: a partition holds data whose own timestamps fall in [start, end), so it
 //! expires when `end <= now - retention`. Dropping a partition deletes its value-log file and

@@ -371,9 +371,8 @@ impl ValueLog {
         Ok(out)
     }
 
-    /// Deletes the files for which `keep(signal, start, end)` is false and returns how many:
-    /// at start-up, files whose partition tree is gone (a crash between dropping the tree and
-    /// deleting its file).
+    /// Deletes the files for which `keep(signal, start, end)` is false and returns how many
+    /// (at start-up, the export queues' segments that no queue entry points into any more).
     pub fn remove_orphans(
         &self,
         keep: impl Fn(Signal, u64, u64) -> bool,

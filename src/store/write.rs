@@ -23,14 +23,14 @@ use super::keys;
 use super::{MAX_OPERATIONS_PER_SERVICE, MAX_SERVICES, Signal, Store, StoreError};
 use crate::otlp;
 
-/// A prepared write: per partition, the chunk bodies for the value log and the sled entries,
+/// A prepared write: per partition, the bodies for the value log and the index entries,
 /// plus catalog updates. Built by the `prepare_*` methods of [`Store`], applied by
 /// [`Store::apply`].
 #[derive(Default)]
 pub struct Write {
     pub(crate) parts: Vec<PartWrite>,
     pub(crate) catalog: Option<sled::Batch>,
-    /// Bytes of keys and values written (sled entries and chunk bodies).
+    /// Bytes of keys and values written (index entries and bodies).
     pub bytes: u64,
     /// Items (spans, log records, metric data points) written.
     pub items: u64,
@@ -265,7 +265,7 @@ impl Store {
         seen_attrs.dedup();
         let indexable = self.update_catalog(&services, &seen_ops, &seen_attrs, write);
 
-        // Posting lists per (partition, index key): one sled entry per key per request.
+        // Posting lists per (partition, index key): one index entry per key per request.
         let mut postings: FastMap<(u64, Vec<u8>), Vec<keys::Posting>> = FastMap::default();
         let mut post = |tid: [u8; 16], prefix: Vec<u8>, agg: &Agg| {
             let part =
@@ -317,7 +317,7 @@ impl Store {
                 list.sort_unstable_by_key(|p| std::cmp::Reverse(p.max_start));
                 let max_start = list.first().map(|p| p.max_start).unwrap_or(0);
                 let key = keys::span_index_key(&prefix, max_start, seq);
-                // The list goes to the value log like a chunk; sled keeps its earliest start
+                // The list goes to the value log like a chunk; the index keeps its earliest start
                 // (so a scan skips lists that are too new without reading them) and a pointer.
                 let body = keys::Posting::encode_list(&list);
                 let meta = body[..8].to_vec();
