@@ -75,44 +75,26 @@ fn bench(c: &mut Criterion) {
                 validate_spans(&mut req.resource_spans, &limits)
             })
         });
-        g.bench_function("+analyse", |b| {
-            b.iter(|| {
-                let mut req = decode_fresh(&bytes);
-                validate_spans(&mut req.resource_spans, &limits);
-                analyzer.observe(&req.resource_spans);
-            })
-        });
-        g.bench_function("+prepare", |b| {
-            b.iter(|| {
-                let mut req = decode_fresh(&bytes);
-                validate_spans(&mut req.resource_spans, &limits);
-                analyzer.observe(&req.resource_spans);
-                store
-                    .prepare_spans_received(req.resource_spans, Some(&bytes))
-                    .expect("prepare")
-            })
-        });
-        g.bench_function("+apply", |b| {
-            b.iter(|| {
-                let mut req = decode_fresh(&bytes);
-                validate_spans(&mut req.resource_spans, &limits);
-                analyzer.observe(&req.resource_spans);
-                let w = store
-                    .prepare_spans_received(req.resource_spans, Some(&bytes))
-                    .expect("prepare");
-                store.apply(w).expect("apply")
-            })
-        });
+        // Each stage runs every stage before it, then its own.
+        let analysed = || {
+            let mut req = decode_fresh(&bytes);
+            validate_spans(&mut req.resource_spans, &limits);
+            analyzer.observe(&req.resource_spans);
+            req
+        };
+        let prepared = || {
+            store
+                .prepare_spans_received(analysed().resource_spans, Some(&bytes))
+                .expect("prepare")
+        };
+        let applied = || store.apply(prepared()).expect("apply");
+        g.bench_function("+analyse", |b| b.iter(analysed));
+        g.bench_function("+prepare", |b| b.iter(prepared));
+        g.bench_function("+apply", |b| b.iter(applied));
         g.sample_size(20);
         g.bench_function("+flush", |b| {
             b.iter(|| {
-                let mut req = decode_fresh(&bytes);
-                validate_spans(&mut req.resource_spans, &limits);
-                analyzer.observe(&req.resource_spans);
-                let w = store
-                    .prepare_spans_received(req.resource_spans, Some(&bytes))
-                    .expect("prepare");
-                store.apply(w).expect("apply");
+                applied();
                 runtime.block_on(store.flush()).expect("flush")
             })
         });

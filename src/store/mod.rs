@@ -342,9 +342,7 @@ impl Store {
         let mut written = 0;
         for t in tables {
             t.freeze_if_idle(&self.inner.vlog, since)?;
-            if t.has_frozen() {
-                written += t.seal(&self.inner.vlog)?;
-            }
+            written += t.seal(&self.inner.vlog)?;
         }
         Ok(written)
     }

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::StoreError;
+use super::vlog::io;
 
 /// One index entry: (key, value).
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -44,14 +45,6 @@ const FOOTER: usize = 52;
 const BLOCK_BYTES: usize = 16 * 1024;
 const BLOOM_BITS_PER_KEY: usize = 10;
 const BLOOM_PROBES: u32 = 7;
-
-fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Io {
-        what,
-        path: path.display().to_string(),
-        source: e,
-    }
-}
 
 fn corrupt(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {

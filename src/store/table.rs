@@ -26,12 +26,12 @@
 //!   nothing to overwrite.
 
 use std::collections::{BinaryHeap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::run::{Entry, Run, RunRevIter};
-use super::vlog::{self, Pointer, ValueLog};
+use super::vlog::{self, Pointer, ValueLog, io};
 use super::{Signal, StoreError, keys};
 
 /// Memory charged per memtable entry beyond its key and value (its slot in `Mem::idx`, and
@@ -126,7 +126,6 @@ struct Frozen {
 }
 
 struct State {
-    signal: Signal,
     mem: Mem,
     mem_bytes: usize,
     /// Frozen memtables waiting for their run, oldest first.
@@ -246,9 +245,9 @@ fn decode_frame(frame: &[u8], bodies: &[Pointer]) -> Vec<Entry> {
 }
 
 impl State {
-    fn insert(&mut self, k: &[u8], v: &[u8]) {
+    fn insert(&mut self, signal: Signal, k: &[u8], v: &[u8]) {
         self.mem_bytes += k.len() + v.len() + ENTRY_OVERHEAD;
-        self.mem.push(self.signal, k, v);
+        self.mem.push(signal, k, v);
     }
 
     fn freeze(&mut self, covered: u64) {
@@ -318,7 +317,6 @@ impl Table {
             mem_limit,
             append: Mutex::new(()),
             state: RwLock::new(State {
-                signal,
                 mem: Mem::default(),
                 mem_bytes: 0,
                 frozen: VecDeque::new(),
@@ -335,7 +333,7 @@ impl Table {
                     vlog::BODY => bodies.push(ptr),
                     vlog::FRAME => {
                         for (k, v) in decode_frame(bytes, &bodies) {
-                            st.insert(&k, &v);
+                            st.insert(signal, &k, &v);
                         }
                         bodies.clear();
                         if st.mem_bytes >= mem_limit {
@@ -387,11 +385,11 @@ impl Table {
                 let n = meta.len().min(MAX_META);
                 v[..n].copy_from_slice(&meta[..n]);
                 v[n..n + Pointer::LEN].copy_from_slice(&p.encode());
-                st.insert(k, &v[..n + Pointer::LEN]);
+                st.insert(self.signal, k, &v[..n + Pointer::LEN]);
             }
         }
         for (k, v) in &entries {
-            st.insert(k, v);
+            st.insert(self.signal, k, v);
         }
         self.last_write.store(super::now_ns(), Ordering::Relaxed);
         if st.mem_bytes >= self.mem_limit {
@@ -415,11 +413,6 @@ impl Table {
         }
         st.freeze(covered);
         Ok(true)
-    }
-
-    /// Whether frozen memtables wait for their run.
-    pub fn has_frozen(&self) -> bool {
-        !self.read_state().frozen.is_empty()
     }
 
     /// Writes every frozen memtable out as a run, oldest first; returns how many.
@@ -474,14 +467,6 @@ impl Table {
             .next()
             .transpose()
             .map(|kv| kv.map(|(_, v)| v))
-    }
-}
-
-fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Io {
-        what,
-        path: path.display().to_string(),
-        source: e,
     }
 }
 
@@ -551,6 +536,7 @@ impl Iterator for MergeRev {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::path::Path;
 
     fn open(dir: &Path, vlog: &ValueLog, limit: usize) -> Table {
         Table::open(vlog, Signal::Traces, 0, 10, dir.join("runs"), limit).unwrap()

@@ -92,7 +92,8 @@ pub struct ValueLog {
     syncing: Mutex<()>,
 }
 
-fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
+/// A file operation's error, naming the operation and the path (the store's files share it).
+pub(crate) fn io(what: &'static str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io {
         what,
         path: path.display().to_string(),
