@@ -523,6 +523,111 @@ pub mod events {
         }
     }
 
+    /// A range of a partition's value log was rewritten compressed.
+    pub struct StoreCompacted {
+        pub signal: Signal,
+        pub start: u64,
+        pub raw_bytes: u64,
+        pub compressed_bytes: u64,
+        pub took: std::time::Duration,
+    }
+
+    impl StoreCompacted {
+        pub fn emit(self) {
+            tracing::debug!(
+                signal = ?self.signal,
+                start = self.start,
+                raw_bytes = self.raw_bytes,
+                compressed_bytes = self.compressed_bytes,
+                took_ms = self.took.as_millis() as u64,
+                "value log range compacted"
+            );
+        }
+    }
+
+    /// Compacting a value-log range failed; the raw range stays and the next seal retries.
+    pub struct StoreCompactionFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreCompactionFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "compacting the value log failed; will retry");
+        }
+    }
+
+    /// A compaction a crash interrupted was found at start-up; its raw range is intact and
+    /// is compacted again.
+    pub struct StoreCompactionUnfinished<'a> {
+        pub path: &'a std::path::Path,
+    }
+
+    impl StoreCompactionUnfinished<'_> {
+        pub fn emit(self) {
+            tracing::info!(path = %self.path.display(), "removed an unfinished compressed segment; its range is compacted again");
+        }
+    }
+
+    /// A compressed segment could not be opened at start-up: it is set aside as `.corrupt`.
+    pub struct StoreSegmentUnreadable<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreSegmentUnreadable<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "compressed segment unreadable; set aside, reads fall back to the raw value log");
+        }
+    }
+
+    /// The file system cannot punch holes: compacted ranges keep their raw bytes too.
+    pub struct StoreHolePunchUnsupported<'a> {
+        pub path: &'a std::path::Path,
+    }
+
+    impl StoreHolePunchUnsupported<'_> {
+        pub fn emit(self) {
+            tracing::warn!(path = %self.path.display(), "this file system cannot punch holes; compaction writes compressed segments but the raw value log keeps its size");
+        }
+    }
+
+    /// Partitions were dropped because the data directory passed `storage.max_disk_size`.
+    pub struct StorePartitionDroppedForSize {
+        pub signal: Signal,
+        pub start: u64,
+        pub end: u64,
+        pub disk_bytes: u64,
+        pub max_disk_bytes: u64,
+    }
+
+    impl StorePartitionDroppedForSize {
+        pub fn emit(self) {
+            tracing::warn!(
+                signal = ?self.signal,
+                start = self.start,
+                end = self.end,
+                disk_bytes = self.disk_bytes,
+                max_disk_bytes = self.max_disk_bytes,
+                "oldest partition dropped: the data directory is over storage.max_disk_size"
+            );
+        }
+    }
+
+    /// Over `storage.max_disk_size` with nothing left to drop but the newest partitions.
+    pub struct StoreOverDiskSize {
+        pub disk_bytes: u64,
+        pub max_disk_bytes: u64,
+    }
+
+    impl StoreOverDiskSize {
+        pub fn emit(self) {
+            tracing::warn!(
+                disk_bytes = self.disk_bytes,
+                max_disk_bytes = self.max_disk_bytes,
+                "the data directory is over storage.max_disk_size but only the partitions being written are left"
+            );
+        }
+    }
+
     pub struct StoreSweepFailed<'a> {
         pub error: &'a dyn Display,
     }

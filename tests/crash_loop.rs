@@ -1,5 +1,6 @@
 //! Durability under load: the gateway is killed with SIGKILL twenty times while clients send
-//! traffic, and after every restart every span acknowledged before the kill is there.
+//! traffic, and after every restart every span acknowledged before the kill is there. Half the
+//! kills aim at a compaction in progress (a compressed segment being written).
 
 mod common;
 
@@ -22,6 +23,8 @@ const CLIENTS: usize = 4;
 /// requests (fresh trace and span ids), and SIGKILL the gateway at a random moment while
 /// requests are in flight. The memtable bound is tiny, so the kills land before, during and
 /// after index runs are written, and recovery crosses runs and value-log replay every time.
+/// In odd rounds the kill waits for a compaction to start (a `.zseg.tmp` in the value-log
+/// directory) and lands while it writes; a `.tmp` still there after the kill shows it did.
 /// At the end every span acknowledged in any round is checked once more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_acknowledged() {
@@ -33,6 +36,8 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let mut all: HashMap<[u8; 16], Vec<[u8; 8]>> = HashMap::new();
     let mut previous: HashMap<[u8; 16], Vec<[u8; 8]>> = HashMap::new();
     let (mut total_acked, mut total_failed) = (0usize, 0usize);
+    let mut mid_compaction = 0usize;
+    let values = data.join("values");
     let t0 = std::time::Instant::now();
     for round in 0..ROUNDS {
         let mut proc = common::spawn_sieve(&["serve", "--config", &config_arg], dir.path());
@@ -90,8 +95,18 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
+        if round % 2 == 1 {
+            // Aim at a compaction: kill as soon as a segment is being written (or after 5 s).
+            let began = std::time::Instant::now();
+            while !compacting(&values) && began.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        }
         let status = proc.signal_and_wait("KILL");
         assert!(!status.success());
+        if compacting(&values) {
+            mid_compaction += 1;
+        }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!("{:?} round {round}: killed", t0.elapsed());
         for c in clients {
@@ -115,9 +130,22 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let mut q = common::query_client(&proc.query).await;
     check(&mut q, &all, ROUNDS).await;
     eprintln!(
-        "{ROUNDS} kills: {total_acked} spans in {} traces acknowledged, all found; {total_failed} requests cut by the kills",
+        "{ROUNDS} kills: {total_acked} spans in {} traces acknowledged, all found; {total_failed} requests cut by the kills; {mid_compaction} kills landed mid-compaction",
         all.len()
     );
+    assert!(
+        mid_compaction >= 1,
+        "no kill landed while a compressed segment was being written"
+    );
+}
+
+/// A compressed segment is being written (its `.tmp` exists).
+fn compacting(values: &std::path::Path) -> bool {
+    std::fs::read_dir(values).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".zseg.tmp"))
+    })
 }
 
 /// Every acknowledged span of `expected` is stored.

@@ -371,6 +371,32 @@ pub fn stats_text(s: &GetStatsResponse) -> String {
         "\ndisk bytes: {}\nundecodable requests: {}\nuptime: {}s",
         s.disk_bytes, s.undecodable_requests, s.uptime_seconds
     );
+    if let Some(g) = &s.storage {
+        let ratio = if g.compacted_bytes > 0 {
+            format!(
+                " ({:.1}x smaller)",
+                g.compacted_raw_bytes as f64 / g.compacted_bytes as f64
+            )
+        } else {
+            String::new()
+        };
+        let bound = if g.max_disk_bytes > 0 {
+            format!(
+                "max disk size {} bytes, {} partitions dropped for size",
+                g.max_disk_bytes, g.dropped_for_size
+            )
+        } else {
+            "no max disk size".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "compaction: {} ranges, {} raw bytes -> {} bytes{ratio}, {:.1}s; {bound}",
+            g.compactions,
+            g.compacted_raw_bytes,
+            g.compacted_bytes,
+            g.compaction_micros as f64 / 1e6,
+        );
+    }
     if let Some(a) = &s.analysis {
         let _ = writeln!(
             out,
@@ -604,6 +630,14 @@ pub fn stats_json(s: &GetStatsResponse) -> Value {
         "disk_bytes": s.disk_bytes,
         "undecodable_requests": s.undecodable_requests,
         "uptime_seconds": s.uptime_seconds,
+        "storage": s.storage.as_ref().map(|g| json!({
+            "compactions": g.compactions,
+            "compacted_raw_bytes": g.compacted_raw_bytes,
+            "compacted_bytes": g.compacted_bytes,
+            "compaction_seconds": g.compaction_micros as f64 / 1e6,
+            "dropped_for_size": g.dropped_for_size,
+            "max_disk_bytes": g.max_disk_bytes,
+        })),
         "analysis": s.analysis.as_ref().map(|a| json!({
             "spans": a.spans,
             "traces": a.traces,

@@ -425,6 +425,17 @@ impl QueryService for Query {
                 .load(std::sync::atomic::Ordering::Relaxed),
             exporters: self.exporters.stats(),
             analysis: analysis::stats(&self.analyzer),
+            storage: Some({
+                let (compactions, raw, compressed, micros, dropped) = self.store.background_stats();
+                crate::proto::StorageStats {
+                    compactions,
+                    compacted_raw_bytes: raw,
+                    compacted_bytes: compressed,
+                    compaction_micros: micros,
+                    dropped_for_size: dropped,
+                    max_disk_bytes: self.store.max_disk_size().unwrap_or(0),
+                }
+            }),
         }))
     }
 

@@ -6,8 +6,10 @@
 //!   partition is a value-log file ([`vlog`], `values/<signal>-<start>-<end>.vlog`: bodies and
 //!   the index frame of every request) and an index ([`table`]: a memtable plus sorted runs
 //!   in `runs/<signal>-<start>-<end>/`, see [`run`]). The ack path does no sled operation
-//!   for the data. Retention deletes a partition's file and runs whole once its end is older
-//!   than `storage.retention` ([`retention`]).
+//!   for the data. Once a run covers part of the value log, that part is rewritten as
+//!   compressed segments beside it ([`zseg`]) and freed. Retention deletes a partition's
+//!   files and runs whole once its end is older than `storage.retention`, or oldest first
+//!   while the directory is over `storage.max_disk_size` ([`retention`]).
 //! - **the catalog**: services, operations and indexed attribute values, kept in memory and
 //!   mirrored in the sled tree `catalog` so a restart knows them (written only when something
 //!   is new).
@@ -32,6 +34,7 @@ pub mod run;
 pub(crate) mod table;
 pub mod vlog;
 pub mod write;
+pub mod zseg;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,6 +143,12 @@ pub(crate) struct Inner {
     pub path: std::path::PathBuf,
     /// `storage.memtable_mib` in bytes.
     pub memtable_bytes: usize,
+    /// `storage.compression` is zstd: sealed ranges of the value log are compacted.
+    pub compress: bool,
+    /// `storage.max_disk_size`.
+    pub max_disk_size: Option<u64>,
+    /// Partitions dropped because the directory was over `max_disk_size`, since start.
+    pub dropped_for_size: AtomicU64,
     /// Data time from which the attribute index is complete under the current bounds: 0 for
     /// a store that always had them, the time of the change when they were changed (values
     /// may then have been skipped before). Earlier time ranges are searched by scanning.
@@ -230,6 +239,9 @@ impl Store {
                 memtable_bytes,
             )?;
             t.seal(&vlog)?;
+            if cfg.compression == config::StorageCompression::Zstd {
+                compact(&t, &vlog);
+            }
             partitions.insert(
                 (signal, start),
                 Partition {
@@ -252,6 +264,9 @@ impl Store {
                 runs_dir,
                 path: cfg.path.clone(),
                 memtable_bytes,
+                compress: cfg.compression == config::StorageCompression::Zstd,
+                max_disk_size: cfg.max_disk_size,
+                dropped_for_size: AtomicU64::new(0),
                 attribute_index_since,
                 partitions: RwLock::new(partitions),
                 catalog: Mutex::new(catalog),
@@ -317,10 +332,10 @@ impl Store {
         let store = self.clone();
         let spawned = std::thread::Builder::new()
             .name("sieve-seal".into())
-            .spawn(move || {
-                if let Err(e) = table.seal(&store.inner.vlog) {
-                    events::StoreRunWriteFailed { error: &e }.emit();
-                }
+            .spawn(move || match table.seal(&store.inner.vlog) {
+                Ok(_) if store.inner.compress => compact(&table, &store.inner.vlog),
+                Ok(_) => {}
+                Err(e) => events::StoreRunWriteFailed { error: &e }.emit(),
             });
         if let Err(e) = spawned {
             events::StoreRunWriteFailed { error: &e }.emit();
@@ -343,6 +358,10 @@ impl Store {
         for t in tables {
             t.freeze_if_idle(&self.inner.vlog, since)?;
             written += t.seal(&self.inner.vlog)?;
+            if self.inner.compress {
+                // Also retries a compaction that failed after its seal.
+                compact(&t, &self.inner.vlog);
+            }
         }
         Ok(written)
     }
@@ -397,6 +416,24 @@ impl Store {
     /// every file under it: sled, value logs, index runs, queues).
     pub fn size_on_disk(&self) -> u64 {
         disk_usage(&self.inner.path)
+    }
+
+    /// Compaction and size-bound counters since start: (compactions, raw bytes, compressed
+    /// bytes, microseconds, partitions dropped for size).
+    pub fn background_stats(&self) -> (u64, u64, u64, u64, u64) {
+        let c = &self.inner.vlog.compaction;
+        (
+            c.segments.load(Ordering::Relaxed),
+            c.raw_bytes.load(Ordering::Relaxed),
+            c.compressed_bytes.load(Ordering::Relaxed),
+            c.micros.load(Ordering::Relaxed),
+            self.inner.dropped_for_size.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `storage.max_disk_size`, if set.
+    pub fn max_disk_size(&self) -> Option<u64> {
+        self.inner.max_disk_size
     }
 
     /// A unique, increasing sequence number (sled persists its counter).
@@ -500,6 +537,24 @@ fn remove_orphan_run_dirs(
         }
     }
     Ok(())
+}
+
+/// Compacts what a table's runs cover (see [`zseg`]); a failure is logged and the next seal
+/// or sweep tick tries again (the raw range is untouched).
+fn compact(table: &table::Table, vlog: &vlog::ValueLog) {
+    let began = std::time::Instant::now();
+    match table.compact(vlog) {
+        Ok(Some(w)) => events::StoreCompacted {
+            signal: table.signal,
+            start: table.start,
+            raw_bytes: w.raw_bytes,
+            compressed_bytes: w.file_bytes,
+            took: began.elapsed(),
+        }
+        .emit(),
+        Ok(None) => {}
+        Err(e) => events::StoreCompactionFailed { error: &e }.emit(),
+    }
 }
 
 /// Allocated bytes of every file under `path` (what `du` reports).

@@ -1,4 +1,5 @@
-//! The retention sweeper: drops partitions whose data is older than `storage.retention`.
+//! The retention sweeper: drops partitions whose data is older than `storage.retention`, and
+//! the oldest partitions while the data directory is over `storage.max_disk_size`.
 //!
 //! Time is data time: a partition holds data whose own timestamps fall in [start, end), so it
 //! expires when `end <= now - retention`. Dropping a partition deletes its value-log file and
@@ -95,6 +96,88 @@ impl Store {
         }
     }
 
+    /// Enforces `storage.max_disk_size`: while the data directory is over it, drops the
+    /// partitions holding the oldest data. It does that by raising the sweep horizon to the
+    /// oldest partition's end and sweeping, so a size drop is an early expiry: data that
+    /// arrives later for that time is expired on arrival, as after a retention sweep, and
+    /// no writer can bring a dropped partition back. The newest partition of each signal is
+    /// never dropped (intake keeps working; a warning says the bound cannot be kept).
+    /// Returns how many partitions were dropped.
+    pub fn enforce_disk_size(&self) -> Result<usize, StoreError> {
+        let Some(max) = self.inner().max_disk_size else {
+            return Ok(0);
+        };
+        let mut dropped = 0;
+        loop {
+            let usage = self.size_on_disk();
+            if usage <= max {
+                return Ok(dropped);
+            }
+            let (oldest_end, newest_start) = {
+                let parts = self
+                    .inner()
+                    .partitions
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let oldest = parts.values().map(|p| p.end).min();
+                let newest = Signal::ALL
+                    .iter()
+                    .filter_map(|s| {
+                        parts
+                            .range((*s, 0)..=(*s, u64::MAX))
+                            .next_back()
+                            .map(|((_, start), _)| *start)
+                    })
+                    .min();
+                (oldest, newest)
+            };
+            let (Some(end), Some(limit)) = (oldest_end, newest_start) else {
+                events::StoreOverDiskSize {
+                    disk_bytes: usage,
+                    max_disk_bytes: max,
+                }
+                .emit();
+                return Ok(dropped);
+            };
+            if end > limit {
+                events::StoreOverDiskSize {
+                    disk_bytes: usage,
+                    max_disk_bytes: max,
+                }
+                .emit();
+                return Ok(dropped);
+            }
+            let going: Vec<(Signal, u64, u64)> = self
+                .inner()
+                .partitions
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .filter(|(_, p)| p.end <= end)
+                .map(|((signal, start), p)| (*signal, *start, p.end))
+                .collect();
+            self.inner().swept_upto.fetch_max(end, Ordering::SeqCst);
+            let n = self.sweep_expired()?;
+            for (signal, start, end) in going {
+                events::StorePartitionDroppedForSize {
+                    signal,
+                    start,
+                    end,
+                    disk_bytes: usage,
+                    max_disk_bytes: max,
+                }
+                .emit();
+            }
+            self.inner()
+                .dropped_for_size
+                .fetch_add(n as u64, Ordering::Relaxed);
+            dropped += n;
+            if n == 0 {
+                return Ok(dropped);
+            }
+        }
+    }
+
     fn lock_pending_drops(&self) -> std::sync::MutexGuard<'_, Vec<(Signal, u64, u64)>> {
         self.inner()
             .pending_drops
@@ -114,7 +197,9 @@ impl Store {
                 _ = tick.tick() => {
                     let store = self.clone();
                     let swept = tokio::task::spawn_blocking(move || {
-                        let swept = store.sweep_expired();
+                        let swept = store
+                            .sweep_expired()
+                            .and_then(|n| Ok(n + store.enforce_disk_size()?));
                         if let Err(e) = store.seal_idle(IDLE_PARTITION) {
                             events::StoreRunWriteFailed { error: &e }.emit();
                         }
@@ -225,5 +310,82 @@ mod tests {
             t.join().expect("no thread panicked");
         }
         assert!(dropped >= 1, "a partition expired and was dropped");
+    }
+
+    /// Four hourly partitions of about 2 MB each; a bound of 60% of what they take drops the
+    /// oldest ones first, never the newest, and data for the dropped time is expired on
+    /// arrival afterwards.
+    #[test]
+    fn max_disk_size_drops_the_oldest_partitions() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        let hour = 3_600_000_000_000u64;
+        let mut cfg = config::Storage {
+            compression: config::StorageCompression::None,
+            ..config::Storage::default()
+        };
+        let (dir, store) = temp_store(&mut cfg);
+        let now = now_ns();
+        let tid = |h: u64, i: u64| {
+            let mut t = [0u8; 16];
+            t[..8].copy_from_slice(&h.to_be_bytes());
+            t[8..].copy_from_slice(&i.to_be_bytes());
+            t
+        };
+        for h in 0..4u64 {
+            let at = now - (3 - h) * hour;
+            for i in 0..400u64 {
+                let mut rs = spans(tid(h, i), at);
+                // An attribute that does not compress: about 5 KB of pseudo-random hex.
+                let mut x = h * 1_000_003 + i;
+                let noise: String = (0..5000)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        char::from(b"0123456789abcdef"[(x >> 60) as usize])
+                    })
+                    .collect();
+                rs[0].scope_spans[0].spans[0].attributes.push(KeyValue {
+                    key: "noise".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(noise)),
+                    }),
+                    ..Default::default()
+                });
+                store.apply(store.prepare_spans(rs).unwrap()).unwrap();
+            }
+        }
+        store.inner().vlog.sync().unwrap();
+        let usage = store.size_on_disk();
+        assert!(usage > 8_000_000, "{usage}");
+        drop(store);
+
+        let mut cfg = config::Storage {
+            max_disk_size: Some(usage * 6 / 10),
+            ..cfg
+        };
+        cfg.path = dir.path().join("db");
+        let store = crate::store::Store::open(&cfg).unwrap();
+        let dropped = store.enforce_disk_size().unwrap();
+        assert!((1..=3).contains(&dropped), "{dropped}");
+        assert!(store.size_on_disk() <= usage * 6 / 10);
+        assert_eq!(store.background_stats().4, dropped as u64);
+        // The oldest hour is gone, the newest is whole.
+        assert!(store.get_trace(&tid(0, 7)).unwrap().is_none());
+        assert!(store.get_trace(&tid(3, 7)).unwrap().is_some());
+        // Late data for the dropped hour is expired on arrival, not written back.
+        let late = store
+            .prepare_spans(spans(tid(0, 999), now - 3 * hour))
+            .unwrap();
+        assert_eq!(store.apply(late).unwrap(), 1);
+
+        // A bound nothing can meet keeps the newest partition and goes on taking writes.
+        drop(store);
+        cfg.max_disk_size = Some(1);
+        let store = crate::store::Store::open(&cfg).unwrap();
+        store.enforce_disk_size().unwrap();
+        assert!(store.get_trace(&tid(3, 7)).unwrap().is_some());
+        let w = store.prepare_spans(spans(tid(3, 1000), now)).unwrap();
+        assert_eq!(store.apply(w).unwrap(), 0);
     }
 }

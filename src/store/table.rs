@@ -439,6 +439,20 @@ impl Table {
         }
     }
 
+    /// Compresses the partition's value log up to what its newest run covers (see
+    /// [`super::zseg`]); `None` when there was nothing new. Serialised with [`Table::seal`],
+    /// so one partition never has two compactions at once.
+    pub fn compact(&self, vlog: &ValueLog) -> Result<Option<super::zseg::Written>, StoreError> {
+        let _one_at_a_time = lock(&self.seal);
+        let covered = self
+            .read_state()
+            .runs
+            .last()
+            .map(|r| r.covered)
+            .unwrap_or(0);
+        vlog.compress(self.signal, self.start, self.end, covered)
+    }
+
     /// Entries with `lo <= key <= hi`, highest key first, merged over the memtable, the
     /// frozen memtables and the runs. A range inside one bloom key (one trace id) skips the
     /// runs whose filter rules it out.
