@@ -455,7 +455,6 @@ impl ValueLog {
         // is deleted and the raw range stays as it is).
         let mut writer = zseg::Writer::create(&zpath, from)?;
         let mut block: Vec<u8> = Vec::with_capacity(zseg::BLOCK_BYTES + 64 * 1024);
-        let mut failed = None;
         let got = self.scan_raw(signal, start, end, from, Some(to), &mut |_, kind, body| {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&[kind]);
@@ -465,21 +464,11 @@ impl ValueLog {
             block.push(kind);
             block.extend_from_slice(body);
             if block.len() >= zseg::BLOCK_BYTES {
-                if let Err(e) = writer.push(&block) {
-                    failed = Some(e);
-                    return Err(StoreError::Corrupt {
-                        what: "compaction",
-                        reason: "stopped".into(),
-                    });
-                }
+                writer.push(&block)?;
                 block.clear();
             }
             Ok(())
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let got = got?;
+        })?;
         if got != to {
             return Err(StoreError::Corrupt {
                 what: "value log",
