@@ -568,6 +568,25 @@ pub mod events {
         }
     }
 
+    /// Start-up found whole body records after a partition's last frame (an append a crash
+    /// cut short, never acknowledged) and cut them off.
+    pub struct StoreUnframedTailCut {
+        pub signal: Signal,
+        pub start: u64,
+        pub bytes: u64,
+    }
+
+    impl StoreUnframedTailCut {
+        pub fn emit(self) {
+            tracing::info!(
+                signal = self.signal.as_str(),
+                partition = self.start,
+                bytes = self.bytes,
+                "cut the unacknowledged tail of an append a crash interrupted"
+            );
+        }
+    }
+
     /// A compressed segment could not be opened at start-up: it is set aside as `.corrupt`.
     pub struct StoreSegmentUnreadable<'a> {
         pub error: &'a dyn Display,

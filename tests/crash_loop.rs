@@ -32,12 +32,19 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let data = dir.path().join("data");
     let config = common::write_config(dir.path(), &data, "  memtable_mib: 1\n");
     let config_arg = config.to_str().unwrap().to_string();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    // SIEVE_CRASH_SEED varies the kill moments (to hunt a failure seen once).
+    let seed = std::env::var("SIEVE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7u64);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut all: HashMap<[u8; 16], Vec<[u8; 8]>> = HashMap::new();
     let mut previous: HashMap<[u8; 16], Vec<[u8; 8]>> = HashMap::new();
     let (mut total_acked, mut total_failed) = (0usize, 0usize);
     let mut mid_compaction = 0usize;
     let values = data.join("values");
+    // The log of the gateway killed last, shown when a check fails.
+    let mut last_log: Vec<String> = Vec::new();
     let t0 = std::time::Instant::now();
     for round in 0..ROUNDS {
         let mut proc = common::spawn_sieve(&["serve", "--config", &config_arg], dir.path());
@@ -47,7 +54,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
             t0.elapsed(),
             previous.len()
         );
-        check(&mut q, &previous, round).await;
+        check(&mut q, &previous, round, (&last_log, &proc.stderr)).await;
         eprintln!("{:?} round {round}: checked", t0.elapsed());
 
         let acked: Acked = Arc::default();
@@ -116,6 +123,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
                 .unwrap();
         }
         eprintln!("{:?} round {round}: clients done", t0.elapsed());
+        last_log = std::mem::take(&mut *proc.stderr.lock().unwrap());
         drop(proc);
         let acked = std::mem::take(&mut *acked.lock().unwrap());
         assert!(!acked.is_empty(), "round {round}: nothing was acknowledged");
@@ -128,7 +136,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     }
     let proc = common::spawn_sieve(&["serve", "--config", &config_arg], dir.path());
     let mut q = common::query_client(&proc.query).await;
-    check(&mut q, &all, ROUNDS).await;
+    check(&mut q, &all, ROUNDS, (&last_log, &proc.stderr)).await;
     eprintln!(
         "{ROUNDS} kills: {total_acked} spans in {} traces acknowledged, all found; {total_failed} requests cut by the kills; {mid_compaction} kills landed mid-compaction",
         all.len()
@@ -148,12 +156,23 @@ fn compacting(values: &std::path::Path) -> bool {
     })
 }
 
-/// Every acknowledged span of `expected` is stored.
+/// Every acknowledged span of `expected` is stored. On a failure the warnings and errors of
+/// `logs` (the killed gateway's, then the checked one's) are printed.
 async fn check(
     q: &mut sieve::proto::query_service_client::QueryServiceClient<tonic::transport::Channel>,
     expected: &HashMap<[u8; 16], Vec<[u8; 8]>>,
     round: usize,
+    logs: (&[String], &Mutex<Vec<String>>),
 ) {
+    let show = || {
+        let current = logs.1.lock().unwrap();
+        for (name, log) in [("killed", logs.0), ("checked", &current[..])] {
+            eprintln!("--- the {name} gateway's warnings and errors");
+            for line in log.iter().filter(|l| !l.contains(" INFO ")) {
+                eprintln!("{line}");
+            }
+        }
+    };
     for (tid, span_ids) in expected {
         let t = tokio::time::timeout(
             Duration::from_secs(20),
@@ -162,13 +181,22 @@ async fn check(
             }),
         )
         .await
-        .unwrap_or_else(|_| panic!("round {round}: GetTrace {} hung", hex::encode(tid)))
-        .unwrap_or_else(|e| panic!("round {round}: trace {} lost: {e}", hex::encode(tid)))
+        .unwrap_or_else(|_| {
+            show();
+            panic!("round {round}: GetTrace {} hung", hex::encode(tid))
+        })
+        .unwrap_or_else(|e| {
+            show();
+            panic!("round {round}: trace {} lost: {e}", hex::encode(tid))
+        })
         .into_inner();
         let stored: std::collections::HashSet<&[u8]> = sieve::otlp::spans(&t.resource_spans)
             .map(|(_, s)| s.span_id.as_slice())
             .collect();
         for s in span_ids {
+            if !stored.contains(&s[..]) {
+                show();
+            }
             assert!(
                 stored.contains(&s[..]),
                 "round {round}: span {} of trace {} lost",

@@ -193,12 +193,16 @@ impl ValueLog {
                     list.push(z);
                     list.sort_by_key(|z| z.from);
                 }
-                Err(e) => {
+                Err(e @ StoreError::Corrupt { .. }) => {
                     // Its raw range may still be in the value-log file (if the punch never
                     // happened); reads fall back to it.
                     crate::telemetry::events::StoreSegmentUnreadable { error: &e }.emit();
                     let _ = std::fs::rename(&path, path.with_extension("corrupt"));
                 }
+                // A segment that could not be read (out of file descriptors, an I/O error)
+                // is not damaged, and its raw range is gone: refuse to start rather than
+                // set it aside.
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -268,8 +272,20 @@ impl ValueLog {
             seg.len += buf.len() as u64;
             (seg.file.clone(), base)
         };
-        file.write_all_at(&buf, base)
-            .map_err(|e| io("write value log", &path, e))?;
+        if let Err(e) = file.write_all_at(&buf, base) {
+            // The request fails, and its range must not stay behind as a gap: a restart cuts
+            // the file at its first bad record, which would take every later (acknowledged)
+            // record with it. A partition's writers are serialized by its table, so nothing
+            // was reserved after this range: give it back and cut what was written of it.
+            let mut segs = self.lock();
+            if let Some(seg) = segs.get_mut(&(signal, start))
+                && seg.len == base + buf.len() as u64
+            {
+                seg.len = base;
+                let _ = seg.file.set_len(base);
+            }
+            return Err(io("write value log", &path, e));
+        }
         // Only now are there bytes for a sync to cover.
         if let Some(seg) = self.lock().get_mut(&(signal, start)) {
             seg.dirty = true;
@@ -419,6 +435,29 @@ impl ValueLog {
             }
         }
         Ok(at)
+    }
+
+    /// Cuts a partition's file at `at` (a record boundary past every compressed segment),
+    /// dropping the records after it; the next append goes there.
+    pub fn cut(&self, signal: Signal, start: u64, end: u64, at: u64) -> Result<(), StoreError> {
+        let path = self.path(signal, start, end);
+        if at < self.compressed_upto(signal, start) {
+            return Err(StoreError::Corrupt {
+                what: "value log",
+                reason: format!(
+                    "{}: a cut at {at} would fall inside a compressed segment",
+                    path.display()
+                ),
+            });
+        }
+        let mut segs = self.lock();
+        let seg = self.segment(&mut segs, signal, start, &path)?;
+        seg.file
+            .set_len(at)
+            .map_err(|e| io("cut value log", &path, e))?;
+        seg.len = at;
+        seg.dirty = true;
+        Ok(())
     }
 
     /// Where compression has reached in a partition's file: the end of its last compressed
