@@ -4,22 +4,23 @@
 //! durably to sled before it answers, forwards it to other backends through persistent
 //! queues, and serves queries over its own gRPC API. It samples traces, analyses every span
 //! and log record before sampling (critical paths, bottlenecks, RED metrics, service graph, log
-//! templates); alerting plugs into the same intake next.
+//! templates), turns those signals into alerts and incidents, and notifies Alertmanager.
 //!
 //! # Layout
 //!
 //! Modules follow the data flow (see the README's diagram):
 //!
 //! - [`config`]: the YAML configuration, its defaults, `${env:NAME}` expansion, validation.
-//! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService; per-item validation
-//!   and `partial_success`.
+//! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService: decode, per-item
+//!   validation, the answer with `partial_success`.
 //! - [`analyzer`]: the analysis stage: every span before sampling into RED metrics, the service
 //!   graph and (once its trace is complete) critical-path bottleneck aggregates, and every log
 //!   record into a template cluster, as time series in sled. The algorithms are the pure
 //!   modules of [`analysis`].
 //! - [`alerting`]: the alerting engine: rules evaluated at the event-time watermark over the
-//!   analysis series (work in progress: not started by the gateway yet).
-//! - [`intake`]: the in-flight byte budget (backpressure) and group-committed flushes
+//!   analysis series, incidents, notifications.
+//! - [`intake`]: the stage sequence every receiver shares (admit, analyse, sample, enqueue,
+//!   write, commit), the in-flight byte budget (backpressure) and group-committed flushes
 //!   (acknowledged means on disk).
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
 //!   batching, retry and a circuit breaker each.

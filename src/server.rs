@@ -20,6 +20,7 @@ use crate::analyzer::Analyzer;
 use crate::config::Config;
 use crate::export::Exporters;
 use crate::intake::Intake;
+use crate::intake::pipeline::Pipeline;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
@@ -121,14 +122,14 @@ pub async fn start(
                 .local_addr()
                 .map_err(|source| ServeError::Bind { addr, source })?;
             let max = grpc.max_recv_msg_size_mib as usize * 1024 * 1024;
-            let receiver = Receiver::new(
+            let pipeline = Pipeline::new(
                 intake.clone(),
                 stats.clone(),
-                otlp_cfg.limits.clone(),
                 exporters.clone(),
                 sampling.clone(),
                 analyzer.clone(),
             );
+            let receiver = Receiver::new(pipeline, otlp_cfg.limits.clone());
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(Some(256))
                 .add_service(receiver.service::<Traces>(max))

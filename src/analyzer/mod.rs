@@ -1206,7 +1206,19 @@ mod tests {
     }
 
     fn analyzer(dir: &std::path::Path, cfg: config::Analysis) -> (sled::Db, Arc<Analyzer>) {
-        let db = sled::open(dir).unwrap();
+        // sled's flusher thread lets go of the previous handle's file lock a moment after
+        // the handle is dropped: a reopen waits for it (up to 10 s).
+        let began = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir) {
+                Ok(db) => break db,
+                Err(e) if began.elapsed() < std::time::Duration::from_secs(10) => {
+                    assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let a = Analyzer::open(&cfg, &db).unwrap();
         (db, a)
     }

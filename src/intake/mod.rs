@@ -1,4 +1,6 @@
-//! Durable intake: the step between a receiver and its OK.
+//! Intake: what happens to a request between the receiver that decoded it and its OK.
+//! [`pipeline`] owns the stage sequence (admit, analyse, sample, enqueue, write, commit) that
+//! every receiver shares; this file owns its last, durable step.
 //!
 //! [`Intake`] is a cheap handle (mini-redis `Db` style) over:
 //! - a **byte budget** (`intake.max_inflight_mib`): a request holds a [`Reservation`] of its
@@ -13,6 +15,8 @@
 //!
 //! With `storage.sync: false`, [`Intake::commit`] returns once the batches are applied (sled
 //! flushes on its own timer), which is only there to measure what durability costs.
+
+pub mod pipeline;
 
 use std::future::Future;
 use std::sync::Arc;
