@@ -7,7 +7,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sieve::config::{ProbabilisticSampler, SamplerMode};
-use sieve::sampling::HeadSampler;
+use sieve::intake::sampling::HeadSampler;
 use sieve::sampling::head::{self, Consistent};
 
 #[global_allocator]

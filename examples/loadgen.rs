@@ -16,8 +16,9 @@
 //!
 //! Prints accepted spans/s, request latency percentiles, refusals (UNAVAILABLE under
 //! backpressure) and, with `--server-pid`, the gateway's CPU seconds over the run, spans per
-//! server CPU-second (the figure the README quotes) and peak RSS. `--json` prints one JSON
-//! object instead.
+//! server CPU-second (the figure the README quotes) and peak RSS; with `--data-dir`, the data
+//! directory's size on disk per accepted span against the wire size. `--json` prints one
+//! JSON object instead.
 //!
 //! ```sh
 //! cargo run --release -- &                                  # the gateway
@@ -75,6 +76,14 @@ struct Args {
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
+    /// The gateway's data directory: report its size on disk (as `du` counts it) and bytes
+    /// per item accepted in this run (meaningful for a store this run filled). Waits
+    /// `--settle` first, so the last memtables are sealed and compacted.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// How long to wait after the run before measuring `--data-dir`.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// The gateway's query API: print its exporters' queue depth every second, and after the
     /// send phase wait (up to 5 minutes) until every queue is empty.
     #[arg(long)]
@@ -319,6 +328,15 @@ async fn main() -> anyhow::Result<()> {
         Some(w) => Some(w.await??),
         None => None,
     };
+    let disk_bytes = match &args.data_dir {
+        Some(dir) => {
+            tokio::time::sleep(args.settle).await;
+            Some(sieve::store::disk_usage(dir))
+        }
+        None => None,
+    };
+    let per_item_on_disk = disk_bytes.filter(|_| n > 0).map(|b| b as f64 / n as f64);
+    let wire_per_item = (bytes / batches.len()) as f64 / per_request as f64;
     if args.json {
         let mut out = serde_json::json!({
             "shape": if args.logs { "logs" } else if args.shape == Shape::Sdk { "sdk" } else { "synth" },
@@ -336,6 +354,9 @@ async fn main() -> anyhow::Result<()> {
             "server_cpu_seconds": server_cpu,
             "per_server_cpu_second": server_cpu.filter(|c| *c > 0.0).map(|c| n as f64 / c),
             "server_peak_rss_mib": peak_rss_mib,
+            "disk_bytes": disk_bytes,
+            "disk_bytes_per_item": per_item_on_disk,
+            "wire_bytes_per_item": wire_per_item,
         });
         if let Some((down_start, down_end, t)) = drained {
             out["queues_empty_after_seconds"] = serde_json::json!(t.map(|t| t.as_secs_f64()));
@@ -384,6 +405,12 @@ async fn main() -> anyhow::Result<()> {
             Some(m) => println!("server peak RSS:  {m:.1} MiB"),
             None => println!("server peak RSS:  unknown (no /proc/{pid}/status)"),
         }
+    }
+    if let (Some(b), Some(per)) = (disk_bytes, per_item_on_disk) {
+        println!(
+            "on disk:          {b} bytes, {per:.0} per accepted item ({:.2}x the {wire_per_item:.0} bytes on the wire)",
+            per / wire_per_item
+        );
     }
     Ok(())
 }

@@ -20,8 +20,11 @@
 //! - [`alerting`]: the alerting engine: rules evaluated at the event-time watermark over the
 //!   analysis series, incidents, notifications.
 //! - [`intake`]: the stage sequence every receiver shares (admit, analyse, sample, enqueue,
-//!   write, commit), the in-flight byte budget (backpressure) and group-committed flushes
-//!   (acknowledged means on disk).
+//!   write, commit), the samplers applied to requests and the durable tail-sampling buffer,
+//!   the in-flight byte budget (backpressure) and group-committed flushes (acknowledged means
+//!   on disk).
+//! - [`sampling`]: the sampling decisions, pure: head (consistent, from the trace id),
+//!   adaptive rates, tail-sampling policies.
 //! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
 //!   batching, retry and a circuit breaker each.
 //! - [`store`]: time partitions (value-log files, an LSM index of memtable and sorted runs),

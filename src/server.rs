@@ -21,10 +21,10 @@ use crate::config::Config;
 use crate::export::Exporters;
 use crate::intake::Intake;
 use crate::intake::pipeline::Pipeline;
+use crate::intake::sampling::Sampling;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
-use crate::sampling::Sampling;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
 

@@ -17,6 +17,8 @@
 //! flushes on its own timer), which is only there to measure what durability costs.
 
 pub mod pipeline;
+pub mod sampling;
+pub mod tail_buffer;
 
 use std::future::Future;
 use std::sync::Arc;

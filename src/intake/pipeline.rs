@@ -22,11 +22,11 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use super::sampling::{Sampled, Sampling};
 use super::{Intake, IntakeError, Reservation};
 use crate::analyzer::Analyzer;
 use crate::export::Exporters;
 use crate::otlp::Signal;
-use crate::sampling::{Sampled, Sampling};
 use crate::store::{Store, StoreError, Write};
 use crate::telemetry::{Stats, events};
 use std::sync::Arc;
