@@ -97,7 +97,13 @@ fn demo_trace(t: u64) -> Vec<ResourceSpans> {
 
 fn analyzer(dir: &std::path::Path) -> (sled::Db, std::sync::Arc<Analyzer>) {
     let db = sled::open(dir).expect("sled");
-    let a = Analyzer::open(&Analysis::default(), &db).expect("analyzer");
+    let tree = |t: sieve::store::keys::StateTree| db.open_tree(t.name()).expect("tree");
+    let a = Analyzer::open(
+        &Analysis::default(),
+        tree(sieve::store::keys::StateTree::Analysis),
+        tree(sieve::store::keys::StateTree::LogClusters),
+    )
+    .expect("analyzer");
     (db, a)
 }
 

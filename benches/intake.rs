@@ -25,6 +25,7 @@ use prost::Message;
 use sieve::config::{Analysis, Limits, Storage};
 use sieve::receiver::validate::validate_spans;
 use sieve::store::Store;
+use sieve::store::keys::StateTree;
 
 /// The allocator of the `sieve` binary, so the numbers are the gateway's.
 #[global_allocator]
@@ -57,8 +58,12 @@ fn bench(c: &mut Criterion) {
         ..Storage::default()
     })
     .expect("store");
-    let analyzer =
-        sieve::analyzer::Analyzer::open(&Analysis::default(), store.db()).expect("analyzer");
+    let analyzer = sieve::analyzer::Analyzer::open(
+        &Analysis::default(),
+        store.state_tree(StateTree::Analysis).expect("tree"),
+        store.state_tree(StateTree::LogClusters).expect("tree"),
+    )
+    .expect("analyzer");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
     for spans in [100usize, 512] {

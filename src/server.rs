@@ -25,6 +25,7 @@ use crate::intake::sampling::Sampling;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
+use crate::store::keys::StateTree;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
 
@@ -95,16 +96,27 @@ pub async fn start(
 
     let sampling =
         Arc::new(
-            Sampling::open(&config, store.db()).map_err(|source| ServeError::Store {
+            Sampling::open(&config, &store).map_err(|source| ServeError::Store {
                 path: config.storage.path.display().to_string(),
                 source,
             })?,
         );
 
-    let analyzer = Analyzer::open(&config.analysis, store.db())?;
+    let state_tree = |tree: StateTree| {
+        store.state_tree(tree).map_err(|source| ServeError::Store {
+            path: config.storage.path.display().to_string(),
+            source,
+        })
+    };
+    let analyzer = Analyzer::open(
+        &config.analysis,
+        state_tree(StateTree::Analysis)?,
+        state_tree(StateTree::LogClusters)?,
+    )?;
     let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::open(
         &config.alerting,
-        store.db(),
+        state_tree(StateTree::Alerts)?,
+        state_tree(StateTree::Incidents)?,
     )?));
 
     let stop_listeners = CancellationToken::new();

@@ -147,13 +147,16 @@ impl Engine {
         }
     }
 
-    /// An engine keeping its alerts in the tree `alerts` of `db` and its incidents in the
-    /// tree `incidents`, with what is stored there restored: a restart keeps firing alerts
-    /// with their start times, and open and resolved incidents. Records that do not decode,
-    /// or whose rule is gone, are skipped (and logged).
-    pub fn open(cfg: &Alerting, db: &sled::Db) -> Result<Engine, AnalyzerError> {
-        let tree = db.open_tree("alerts")?;
-        let incident_tree = db.open_tree("incidents")?;
+    /// An engine keeping its alerts in `tree` and its incidents in `incident_tree` (the
+    /// store's `StateTree::Alerts` and `StateTree::Incidents`), with what is stored there
+    /// restored: a restart keeps firing alerts with their start times, and open and
+    /// resolved incidents. Records that do not decode, or whose rule is gone, are skipped
+    /// (and logged).
+    pub fn open(
+        cfg: &Alerting,
+        tree: sled::Tree,
+        incident_tree: sled::Tree,
+    ) -> Result<Engine, AnalyzerError> {
         let mut e = Engine::new(cfg, None);
         for kv in incident_tree.iter() {
             let (k, v) = kv?;
@@ -963,10 +966,22 @@ mod tests {
     }
 
     /// A fresh analyzer, and a minute boundary an hour ago to replay from.
+    /// An engine over its two trees in `db`.
+    fn engine(cfg: &Alerting, db: &sled::Db) -> Engine {
+        use crate::store::keys::StateTree;
+        Engine::open(
+            cfg,
+            db.open_tree(StateTree::Alerts.name()).unwrap(),
+            db.open_tree(StateTree::Incidents.name()).unwrap(),
+        )
+        .unwrap()
+    }
+
     fn analyzer() -> (tempfile::TempDir, sled::Db, std::sync::Arc<Analyzer>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let analyzer = Analyzer::open(&crate::config::Analysis::default(), &db).unwrap();
+        let (series, logs) = crate::analyzer::tests::trees(&db);
+        let analyzer = Analyzer::open(&crate::config::Analysis::default(), series, logs).unwrap();
         let t = now_ns() - 3600 * S;
         (dir, db, analyzer, t - t % (60 * S))
     }
@@ -1128,7 +1143,7 @@ mod tests {
         }
         let cfg = Alerting::default();
         let fired = {
-            let mut e = Engine::open(&cfg, &db).unwrap();
+            let mut e = engine(&cfg, &db);
             analyzer.tick(true);
             e.run_until(&analyzer, now_ns(), 10_000).unwrap();
             let firing = e.alerts(Some(State::Firing), None);
@@ -1141,7 +1156,7 @@ mod tests {
         // A new engine over the same trees: the alert is firing, with its times, and its
         // incident is open.
         let mut cfg2 = cfg.clone();
-        let e = Engine::open(&cfg2, &db).unwrap();
+        let e = engine(&cfg2, &db);
         assert_eq!(e.incidents.open, vec![incident.clone()]);
         // Its onset series (for correlation) too: the minute of pending and what came before.
         // (stored as it grew after firing, not only when the state changed).
@@ -1160,14 +1175,16 @@ mod tests {
         );
         // A rule no longer configured drops its stored alerts.
         cfg2.rules.retain(|r| r.name != "HighErrorRate");
-        let e = Engine::open(&cfg2, &db).unwrap();
+        let e = engine(&cfg2, &db);
         assert!(e.alerts(None, None).is_empty());
         // Damaged records are skipped.
-        db.open_tree("alerts")
+        db.open_tree(crate::store::keys::StateTree::Alerts.name())
             .unwrap()
             .insert(b"bad", &b"\xff\xff"[..])
             .unwrap();
-        let incidents = db.open_tree("incidents").unwrap();
+        let incidents = db
+            .open_tree(crate::store::keys::StateTree::Incidents.name())
+            .unwrap();
         incidents.insert(b"bad", &b"\xff\xff"[..]).unwrap();
         // Decodable, but not an incident stored under its id.
         incidents.insert(b"", &b""[..]).unwrap();
@@ -1178,7 +1195,7 @@ mod tests {
                 moved.encode()
             })
             .unwrap();
-        let e = Engine::open(&cfg, &db).unwrap();
+        let e = engine(&cfg, &db);
         assert_eq!(e.alerts(Some(State::Firing), None).len(), 1);
         assert_eq!(e.incidents.open.len(), 1);
     }

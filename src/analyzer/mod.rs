@@ -210,11 +210,14 @@ fn floor(t: u64, step: u64) -> u64 {
 }
 
 impl Analyzer {
-    /// Opens the stage over the tree `analysis` of `db`.
-    pub fn open(cfg: &config::Analysis, db: &sled::Db) -> Result<Arc<Analyzer>, AnalyzerError> {
-        let tree = db.open_tree("analysis")?;
+    /// Opens the stage over its series tree and its log-cluster tree (the store's
+    /// `StateTree::Analysis` and `StateTree::LogClusters`).
+    pub fn open(
+        cfg: &config::Analysis,
+        tree: sled::Tree,
+        log_tree: sled::Tree,
+    ) -> Result<Arc<Analyzer>, AnalyzerError> {
         tree.set_merge_operator(series::merge_operator);
-        let log_tree = db.open_tree("log_clusters")?;
         let logs = if cfg.enabled && cfg.logs.enabled {
             Some(Mutex::new(
                 logs::LogState::load(&cfg.logs, &log_tree).map_err(AnalyzerError::Invalid)?,
@@ -1159,7 +1162,7 @@ pub struct Bottlenecks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span, Status};
@@ -1205,6 +1208,15 @@ mod tests {
         }
     }
 
+    /// The analysis stage's two trees in `db`.
+    pub(crate) fn trees(db: &sled::Db) -> (sled::Tree, sled::Tree) {
+        use crate::store::keys::StateTree;
+        (
+            db.open_tree(StateTree::Analysis.name()).unwrap(),
+            db.open_tree(StateTree::LogClusters.name()).unwrap(),
+        )
+    }
+
     fn analyzer(dir: &std::path::Path, cfg: config::Analysis) -> (sled::Db, Arc<Analyzer>) {
         // sled's flusher thread lets go of the previous handle's file lock a moment after
         // the handle is dropped: a reopen waits for it (up to 10 s).
@@ -1219,7 +1231,7 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         };
-        let a = Analyzer::open(&cfg, &db).unwrap();
+        let a = Analyzer::open(&cfg, trees(&db).0, trees(&db).1).unwrap();
         (db, a)
     }
 

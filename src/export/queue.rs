@@ -33,8 +33,6 @@ use crate::store::{Store, StoreError};
 /// Size at which a new segment file starts.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
-const TREE_PREFIX: &str = "queue/";
-
 /// What a queue entry's sled value holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryMeta {
@@ -152,11 +150,7 @@ impl Queues {
         let mut refs: HashMap<(Signal, u64), u64> = HashMap::new();
         let mut max_key = 0u64;
         let mut max_segment = 0u64;
-        for name in store.db().tree_names() {
-            if !name.starts_with(TREE_PREFIX.as_bytes()) {
-                continue;
-            }
-            let tree = store.db().open_tree(&name)?;
+        for (_, tree) in store.export_queue_trees()? {
             for item in tree.iter() {
                 let (k, v) = item?;
                 if let Some(m) = EntryMeta::decode(&k, &v) {
@@ -194,7 +188,9 @@ impl Queues {
         limit_bytes: u64,
         when_full: WhenFull,
     ) -> Result<Arc<Queue>, StoreError> {
-        let tree = self.store.db().open_tree(format!("{TREE_PREFIX}{name}"))?;
+        let tree = self
+            .store
+            .state_tree(crate::store::keys::StateTree::ExportQueue(name))?;
         let (mut bytes, mut items) = (0u64, 0u64);
         for item in tree.iter() {
             let (k, v) = item?;
@@ -219,14 +215,12 @@ impl Queues {
 
     /// Names of queues on disk (exporters with entries, configured or not) and their entries.
     pub fn on_disk(&self) -> Result<Vec<(String, usize)>, StoreError> {
-        let mut out = Vec::new();
-        for name in self.store.db().tree_names() {
-            if let Some(n) = name.strip_prefix(TREE_PREFIX.as_bytes()) {
-                let tree = self.store.db().open_tree(&name)?;
-                out.push((String::from_utf8_lossy(n).into_owned(), tree.len()));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .store
+            .export_queue_trees()?
+            .into_iter()
+            .map(|(name, tree)| (name, tree.len()))
+            .collect())
     }
 
     /// Appends `body` to the queue log once and enters it into every queue in `queues`. Not
@@ -308,7 +302,7 @@ impl Queues {
 
     /// Makes removals durable (sled's flush; bodies are never rewritten).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.store.db().flush_async().await?;
+        self.store.flush_state().await?;
         Ok(())
     }
 
@@ -327,7 +321,7 @@ impl Queues {
         if candidates.is_empty() {
             return Ok(0);
         }
-        self.store.db().flush_async().await?;
+        self.store.flush_state().await?;
         let mut removed = 0;
         for (signal, seg) in candidates {
             // Only inactive segments are candidates and they gain no references, so zero

@@ -23,6 +23,7 @@ use crate::config::{self, Config, SamplerMode};
 use crate::otlp::Signal;
 use crate::sampling::adaptive;
 use crate::sampling::head::{self, Consistent, Threshold};
+use crate::store::keys::StateTree;
 
 /// One sampler's counters since start.
 #[derive(Debug, Default)]
@@ -338,7 +339,10 @@ pub use super::tail_buffer::Routed as Sampled;
 
 impl Sampling {
     /// Builds the pipelines' samplers; a tail sampler opens its buffer in the store.
-    pub fn open(config: &Config, db: &sled::Db) -> Result<Sampling, crate::store::StoreError> {
+    pub fn open(
+        config: &Config,
+        store: &crate::store::Store,
+    ) -> Result<Sampling, crate::store::StoreError> {
         let mut s = Sampling::default();
         for (signal, pipeline) in &config.service.pipelines {
             for name in &pipeline.processors {
@@ -346,8 +350,9 @@ impl Sampling {
                     Some(config::Processor::ProbabilisticSampler(cfg)) => cfg,
                     Some(config::Processor::TailSampling(cfg)) => {
                         if signal == "traces" && s.tail.is_none() {
+                            let tree = store.state_tree(StateTree::TailBuffer(name))?;
                             s.tail = Some(Arc::new(super::tail_buffer::TailSampler::open(
-                                name, cfg, db,
+                                name, cfg, tree,
                             )?));
                         }
                         continue;

@@ -171,13 +171,13 @@ fn now_second() -> u64 {
 }
 
 impl TailSampler {
-    /// Opens the buffer tree and makes every trace in it pending again.
+    /// Opens the buffer (the store's `StateTree::TailBuffer(name)`) and makes every trace in
+    /// it pending again.
     pub fn open(
         name: &str,
         cfg: &config::TailSampling,
-        db: &sled::Db,
+        tree: sled::Tree,
     ) -> Result<TailSampler, StoreError> {
-        let tree = db.open_tree(format!("tail/{name}"))?;
         let mut state = State::default();
         let now = Instant::now();
         let mut max_seq = 0u64;

@@ -43,6 +43,51 @@
 //! | `O` str(service) str(operation) kind(1) | last seen data time (8) |
 //! | `V` str(service) str(key) str(value) | empty: this attribute value is indexed |
 
+/// The sled trees of the database, by what they hold. Every tree name is written here and
+/// nowhere else; the stages get their trees from `Store::state_tree`, never the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateTree<'a> {
+    /// Services, operations and indexed attribute values (the table above).
+    Catalog,
+    /// The analysis stage's series cells and checkpoints.
+    Analysis,
+    /// Log template clusters per service.
+    LogClusters,
+    /// Alert rule states.
+    Alerts,
+    /// Incidents.
+    Incidents,
+    /// The buffer of the `tail_sampling` processor of this name.
+    TailBuffer(&'a str),
+    /// The persistent queue of the exporter of this name.
+    ExportQueue(&'a str),
+}
+
+/// The prefix of the export queues' tree names.
+const EXPORT_QUEUE_PREFIX: &str = "queue/";
+
+impl StateTree<'_> {
+    /// The sled tree name.
+    pub fn name(&self) -> String {
+        match self {
+            StateTree::Catalog => "catalog".into(),
+            StateTree::Analysis => "analysis".into(),
+            StateTree::LogClusters => "log_clusters".into(),
+            StateTree::Alerts => "alerts".into(),
+            StateTree::Incidents => "incidents".into(),
+            StateTree::TailBuffer(name) => format!("tail/{name}"),
+            StateTree::ExportQueue(name) => format!("{EXPORT_QUEUE_PREFIX}{name}"),
+        }
+    }
+
+    /// The exporter whose queue a tree name is, if it is one.
+    pub fn export_queue_of(tree_name: &[u8]) -> Option<String> {
+        tree_name
+            .strip_prefix(EXPORT_QUEUE_PREFIX.as_bytes())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+    }
+}
+
 /// Chunk records.
 pub const CHUNK: u8 = b'c';
 /// Service index (spans and logs).

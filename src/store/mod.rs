@@ -208,7 +208,7 @@ impl Store {
                 path: cfg.path.display().to_string(),
             });
         }
-        let catalog_tree = db.open_tree("catalog")?;
+        let catalog_tree = db.open_tree(keys::StateTree::Catalog.name())?;
         let partition_ns = (cfg.partition.as_nanos().min(u64::MAX as u128) as u64).max(1);
         let found = vlog.list()?;
         if let Some((_, start, end)) = found
@@ -402,9 +402,26 @@ impl Store {
         self.inner.vlog.read(signal, start, part.end, ptr)
     }
 
-    /// The sled database (the export queues keep their trees in it).
-    pub fn db(&self) -> &sled::Db {
-        &self.inner.db
+    /// A stage's state tree (see [`keys::StateTree`]).
+    pub fn state_tree(&self, tree: keys::StateTree) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(tree.name())?)
+    }
+
+    /// Every export queue on disk (configured or not): exporter name and tree.
+    pub fn export_queue_trees(&self) -> Result<Vec<(String, sled::Tree)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.inner.db.tree_names() {
+            if let Some(exporter) = keys::StateTree::export_queue_of(&name) {
+                out.push((exporter, self.inner.db.open_tree(&name)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes every state tree's changes durable (sled's flush).
+    pub async fn flush_state(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_async().await?;
+        Ok(())
     }
 
     /// The value log of the export queues' bodies.
