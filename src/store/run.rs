@@ -331,7 +331,7 @@ impl Run {
         if crc32fast::hash(&comp) != b.crc {
             return Err(corrupt(&self.path, format!("block {i} checksum mismatch")));
         }
-        let raw = zstd::bulk::decompress(&comp, b.raw_len as usize)
+        let raw = super::zseg::decompress(&comp, b.raw_len as usize)
             .map_err(|e| corrupt(&self.path, format!("block {i}: {e}")))?;
         let mut out = Vec::new();
         let mut rest = raw.as_slice();
