@@ -587,6 +587,35 @@ pub mod events {
         }
     }
 
+    /// Merging index runs failed; the inputs stay and the next seal retries.
+    pub struct StoreRunMergeFailed<'a> {
+        pub error: &'a dyn Display,
+    }
+
+    impl StoreRunMergeFailed<'_> {
+        pub fn emit(self) {
+            tracing::error!(error = %self.error, "merging index runs failed; will retry");
+        }
+    }
+
+    /// Index runs of a partition were merged (fewer runs for a read to visit).
+    pub struct StoreRunsMerged {
+        pub signal: Signal,
+        pub start: u64,
+        pub merges: usize,
+    }
+
+    impl StoreRunsMerged {
+        pub fn emit(self) {
+            tracing::debug!(
+                signal = self.signal.as_str(),
+                partition = self.start,
+                merges = self.merges,
+                "merged index runs"
+            );
+        }
+    }
+
     /// A compressed segment could not be opened at start-up: it is set aside as `.corrupt`.
     pub struct StoreSegmentUnreadable<'a> {
         pub error: &'a dyn Display,

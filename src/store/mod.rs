@@ -239,9 +239,6 @@ impl Store {
                 memtable_bytes,
             )?;
             t.seal(&vlog)?;
-            if cfg.compression == config::StorageCompression::Zstd {
-                compact(&t, &vlog);
-            }
             partitions.insert(
                 (signal, start),
                 Partition {
@@ -252,7 +249,7 @@ impl Store {
         }
         let catalog = load_catalog(&catalog_tree)?;
         let attribute_index_since = attribute_index_since(&catalog_tree, &cfg.attribute_index)?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 vlog,
@@ -274,7 +271,11 @@ impl Store {
                 swept_upto: AtomicU64::new(0),
                 pending_drops: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        // Upkeep a crash or an older version left undone (merges, compaction) is not done
+        // here, so the gateway is ready without waiting for it: the sweeper's first tick,
+        // at start, does it (`seal_idle`).
+        Ok(store)
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -333,8 +334,7 @@ impl Store {
         let spawned = std::thread::Builder::new()
             .name("sieve-seal".into())
             .spawn(move || match table.seal(&store.inner.vlog) {
-                Ok(_) if store.inner.compress => compact(&table, &store.inner.vlog),
-                Ok(_) => {}
+                Ok(_) => maintain(&table, &store.inner.vlog, store.inner.compress),
                 Err(e) => events::StoreRunWriteFailed { error: &e }.emit(),
             });
         if let Err(e) = spawned {
@@ -358,10 +358,8 @@ impl Store {
         for t in tables {
             t.freeze_if_idle(&self.inner.vlog, since)?;
             written += t.seal(&self.inner.vlog)?;
-            if self.inner.compress {
-                // Also retries a compaction that failed after its seal.
-                compact(&t, &self.inner.vlog);
-            }
+            // Also retries upkeep that failed after its seal.
+            maintain(&t, &self.inner.vlog, self.inner.compress);
         }
         Ok(written)
     }
@@ -556,21 +554,35 @@ fn remove_orphan_run_dirs(
     Ok(())
 }
 
-/// Compacts what a table's runs cover (see [`zseg`]); a failure is logged and the next seal
-/// or sweep tick tries again (the raw range is untouched).
-fn compact(table: &table::Table, vlog: &vlog::ValueLog) {
-    let began = std::time::Instant::now();
-    match table.compact(vlog) {
-        Ok(Some(w)) => events::StoreCompacted {
+/// A table's background upkeep after a seal: merges its runs (see `Table::merge_runs`),
+/// and with `compress`, compacts what its runs cover (see [`zseg`]). A failure is logged and
+/// the next seal or sweep tick tries again (nothing is removed before its replacement is
+/// durable).
+fn maintain(table: &table::Table, vlog: &vlog::ValueLog, compress: bool) {
+    if compress {
+        let began = std::time::Instant::now();
+        match table.compact(vlog) {
+            Ok(Some(w)) => events::StoreCompacted {
+                signal: table.signal,
+                start: table.start,
+                raw_bytes: w.raw_bytes,
+                compressed_bytes: w.file_bytes,
+                took: began.elapsed(),
+            }
+            .emit(),
+            Ok(None) => {}
+            Err(e) => events::StoreCompactionFailed { error: &e }.emit(),
+        }
+    }
+    match table.merge_runs() {
+        Ok(0) => {}
+        Ok(merges) => events::StoreRunsMerged {
             signal: table.signal,
             start: table.start,
-            raw_bytes: w.raw_bytes,
-            compressed_bytes: w.file_bytes,
-            took: began.elapsed(),
+            merges,
         }
         .emit(),
-        Ok(None) => {}
-        Err(e) => events::StoreCompactionFailed { error: &e }.emit(),
+        Err(e) => events::StoreRunMergeFailed { error: &e }.emit(),
     }
 }
 

@@ -7,7 +7,10 @@
 //! Keys are unique across runs (every key ends with a sequence number), so reading a range
 //! is a k-way merge with nothing to overwrite or delete.
 //!
-//! File `runs/<signal>-<start>-<end>/<covered>.run`:
+//! File `runs/<signal>-<start>-<end>/<covered>.run` (a memtable's run, level 0), or
+//! `<covered>.<level>.<from>.run` for a run merged from the consecutive runs covering
+//! `(from, covered]` (see `Table::merge_runs`: eight runs of one level make one of the
+//! next, so a read visits a few runs, not one per memtable ever written):
 //!
 //! ```text
 //! block*   zstd( (klen u16 | vlen u32 | key | value)* )     ~16 KiB of entries each
@@ -20,13 +23,16 @@
 //! `covered` is the value-log offset up to which the partition's request frames are in this
 //! run or an earlier one: a restart rebuilds the memtable from the frames after the newest
 //! run's `covered`. A run is written to `<name>.tmp`, fsynced and renamed, so a crash leaves
-//! either the whole run or a `.tmp` that the next open deletes.
+//! either the whole run or a `.tmp` that the next open deletes. A merge's inputs are deleted
+//! only after its output is in place; if a crash comes between, the next open deletes the
+//! lower-level runs inside a merged run's range.
 //!
 //! In memory per run: the block index (first key per block) and the bloom filter (10 bits
 //! per bloom key, 7 probes: about 1% false positives). A point lookup by trace id reads one
 //! block at most when the filter says yes; a range scan reads the blocks it overlaps, newest
 //! (highest key) first, one at a time.
 
+use std::collections::BinaryHeap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt;
@@ -154,11 +160,33 @@ pub struct Run {
     pub entries: u64,
     /// Bytes of the file.
     pub file_bytes: u64,
+    /// 0 for a memtable's run; a run merged from runs of level L is at L + 1.
+    pub level: u32,
+    /// For a merged run: the `covered` of the run before its first input (what it covers
+    /// starts after it). 0 for level 0.
+    pub from: u64,
 }
 
-/// File name of the run covering up to `covered`.
+/// File name of the run covering up to `covered` (a memtable's, level 0).
 pub fn file_name(covered: u64) -> String {
     format!("{covered:020}.run")
+}
+
+/// File name of a run merged from the runs covering `(from, covered]`, at `level` (1 and up).
+pub fn merged_file_name(covered: u64, level: u32, from: u64) -> String {
+    format!("{covered:020}.{level}.{from:020}.run")
+}
+
+/// (covered, level, from) of a run's file stem: `<covered>` (level 0; `from` unknown, 0) or
+/// `<covered>.<level>.<from>`.
+pub fn parse_stem(stem: &str) -> Option<(u64, u32, u64)> {
+    let mut parts = stem.split('.');
+    let covered = parts.next()?.parse().ok()?;
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => Some((covered, 0, 0)),
+        (Some(level), Some(from), None) => Some((covered, level.parse().ok()?, from.parse().ok()?)),
+        _ => None,
+    }
 }
 
 impl Run {
@@ -170,32 +198,75 @@ impl Run {
         entries: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
         bloom_key: impl Fn(&[u8]) -> Option<&[u8]>,
     ) -> Result<Run, StoreError> {
-        let path = dir.join(file_name(covered));
+        let n = entries.len();
+        Run::write_to(
+            &dir.join(file_name(covered)),
+            covered,
+            n,
+            entries,
+            bloom_key,
+        )
+    }
+
+    /// Writes `entries` (in key order; about `count` of them, for the bloom filter's size)
+    /// to `path` through `<path>.tmp`, streaming: memory holds one block, the bloom filter
+    /// and the block index, not the run.
+    fn write_to<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        path: &Path,
+        covered: u64,
+        count: usize,
+        entries: impl Iterator<Item = (K, V)>,
+        bloom_key: impl Fn(&[u8]) -> Option<&[u8]>,
+    ) -> Result<Run, StoreError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = path.with_extension("tmp");
-        let mut out = Vec::new();
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| io("create index run", &tmp, e))?;
+        // Deletes the `.tmp` unless the rename below happened.
+        struct Unfinished<'p>(&'p Path, bool);
+        impl Drop for Unfinished<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    let _ = std::fs::remove_file(self.0);
+                }
+            }
+        }
+        let mut guard = Unfinished(&tmp, false);
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut written = 0u64;
         let mut index = Vec::new();
-        let mut bloom = Bloom::with_capacity(entries.len());
+        let mut bloom = Bloom::with_capacity(count);
         let mut raw = Vec::with_capacity(BLOCK_BYTES * 2);
         let mut first: Option<Vec<u8>> = None;
-        let mut count = 0u64;
-        let mut cut = |raw: &mut Vec<u8>, first: &mut Option<Vec<u8>>, out: &mut Vec<u8>| {
+        let mut n = 0u64;
+        let mut cut = |raw: &mut Vec<u8>,
+                       first: &mut Option<Vec<u8>>,
+                       out: &mut std::io::BufWriter<File>,
+                       written: &mut u64| {
             let Some(key) = first.take() else {
                 return Ok(());
             };
             let compressed = zstd::bulk::compress(raw, 1).map_err(|e| io("compress", dir, e))?;
             index.extend_from_slice(&(key.len() as u16).to_be_bytes());
             index.extend_from_slice(&key);
-            index.extend_from_slice(&(out.len() as u64).to_be_bytes());
+            index.extend_from_slice(&written.to_be_bytes());
             index.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
             index.extend_from_slice(&(raw.len() as u32).to_be_bytes());
             index.extend_from_slice(&crc32fast::hash(&compressed).to_be_bytes());
-            out.extend_from_slice(&compressed);
+            out.write_all(&compressed)
+                .map_err(|e| io("write index run", &tmp, e))?;
+            *written += compressed.len() as u64;
             raw.clear();
             Ok::<(), StoreError>(())
         };
         for (k, v) in entries {
-            let klen = u16::try_from(k.len()).map_err(|_| corrupt(&path, "key over 64 KiB"))?;
-            let vlen = u32::try_from(v.len()).map_err(|_| corrupt(&path, "value over 4 GiB"))?;
+            let (k, v) = (k.as_ref(), v.as_ref());
+            let klen = u16::try_from(k.len()).map_err(|_| corrupt(path, "key over 64 KiB"))?;
+            let vlen = u32::try_from(v.len()).map_err(|_| corrupt(path, "value over 4 GiB"))?;
             if first.is_none() {
                 first = Some(k.to_vec());
             }
@@ -206,43 +277,88 @@ impl Run {
             if let Some(b) = bloom_key(k) {
                 bloom.insert(b);
             }
-            count += 1;
+            n += 1;
             if raw.len() >= BLOCK_BYTES {
-                cut(&mut raw, &mut first, &mut out)?;
+                cut(&mut raw, &mut first, &mut out, &mut written)?;
             }
         }
-        cut(&mut raw, &mut first, &mut out)?;
-        let bloom_offset = out.len() as u64;
+        cut(&mut raw, &mut first, &mut out, &mut written)?;
+        let bloom_offset = written;
         let mut meta = Vec::new();
         bloom.encode(&mut meta);
         let bloom_len = meta.len() as u32;
         let index_offset = bloom_offset + u64::from(bloom_len);
         meta.extend_from_slice(&index);
-        out.extend_from_slice(&meta);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&covered.to_be_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&index_offset.to_be_bytes());
-        out.extend_from_slice(&(index.len() as u32).to_be_bytes());
-        out.extend_from_slice(&bloom_offset.to_be_bytes());
-        out.extend_from_slice(&bloom_len.to_be_bytes());
-        out.extend_from_slice(&crc32fast::hash(&meta).to_be_bytes());
-        {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| io("create index run", &tmp, e))?;
-            f.write_all(&out)
-                .and_then(|_| f.sync_data())
-                .map_err(|e| io("write index run", &tmp, e))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename index run", &path, e))?;
+        let mut tail = meta.clone();
+        tail.extend_from_slice(MAGIC);
+        tail.extend_from_slice(&covered.to_be_bytes());
+        tail.extend_from_slice(&n.to_be_bytes());
+        tail.extend_from_slice(&index_offset.to_be_bytes());
+        tail.extend_from_slice(&(index.len() as u32).to_be_bytes());
+        tail.extend_from_slice(&bloom_offset.to_be_bytes());
+        tail.extend_from_slice(&bloom_len.to_be_bytes());
+        tail.extend_from_slice(&crc32fast::hash(&meta).to_be_bytes());
+        out.write_all(&tail)
+            .map_err(|e| io("write index run", &tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io("write index run", &tmp, e.into_error()))?;
+        file.sync_data()
+            .map_err(|e| io("write index run", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("rename index run", path, e))?;
+        guard.1 = true;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io("sync index run directory", dir, e))?;
-        Run::open(&path)
+        Run::open(path)
+    }
+
+    /// Merges consecutive runs (oldest first) into one at `level`, written beside them: it
+    /// covers what the newest covers, and `from` is the `covered` of the run before the
+    /// first (see [`merged_file_name`]). Entries are streamed in key order (keys are unique
+    /// across runs). The inputs are left for the caller to delete.
+    pub fn merge(
+        dir: &Path,
+        inputs: &[Arc<Run>],
+        from: u64,
+        level: u32,
+        bloom_key: impl Fn(&[u8]) -> Option<&[u8]>,
+    ) -> Result<Run, StoreError> {
+        let covered = inputs.iter().map(|r| r.covered).max().unwrap_or(from);
+        let count: u64 = inputs.iter().map(|r| r.entries).sum();
+        let path = dir.join(merged_file_name(covered, level, from));
+        let mut streams: Vec<Forward> = inputs.iter().map(|r| Forward::new(r.clone())).collect();
+        let mut heads: BinaryHeap<std::cmp::Reverse<(Vec<u8>, usize)>> = BinaryHeap::new();
+        let mut values: Vec<Vec<u8>> = vec![Vec::new(); streams.len()];
+        for (i, s) in streams.iter_mut().enumerate() {
+            if let Some((k, v)) = s.next().transpose()? {
+                values[i] = v;
+                heads.push(std::cmp::Reverse((k, i)));
+            }
+        }
+        let mut failed: Option<StoreError> = None;
+        let merged = std::iter::from_fn(|| {
+            let std::cmp::Reverse((k, i)) = heads.pop()?;
+            let v = std::mem::take(&mut values[i]);
+            match streams[i].next().transpose() {
+                Ok(Some((nk, nv))) => {
+                    values[i] = nv;
+                    heads.push(std::cmp::Reverse((nk, i)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    heads.clear();
+                }
+            }
+            Some((k, v))
+        });
+        let run = Run::write_to(&path, covered, count as usize, merged, bloom_key);
+        if let Some(e) = failed {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        run
     }
 
     /// Opens a run: reads its footer, bloom filter and block index.
@@ -305,6 +421,12 @@ impl Run {
             });
             rest = &rest[2 + klen + 20..];
         }
+        let (level, from) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(parse_stem)
+            .map(|(_, level, from)| (level, from))
+            .unwrap_or((0, 0));
         Ok(Run {
             path: path.to_path_buf(),
             file,
@@ -313,7 +435,13 @@ impl Run {
             covered,
             entries,
             file_bytes,
+            level,
+            from,
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// May the run hold a key starting with this bloom key?
@@ -358,6 +486,47 @@ impl Run {
             next_block: n,
             buf: Vec::new(),
             failed: false,
+        }
+    }
+}
+
+/// Every entry of a run in key order, block by block (for merging).
+struct Forward {
+    run: Arc<Run>,
+    next_block: usize,
+    buf: std::collections::VecDeque<Entry>,
+}
+
+impl Forward {
+    fn new(run: Arc<Run>) -> Forward {
+        Forward {
+            run,
+            next_block: 0,
+            buf: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl Iterator for Forward {
+    type Item = Result<Entry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.buf.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.next_block >= self.run.blocks.len() {
+                return None;
+            }
+            let i = self.next_block;
+            self.next_block += 1;
+            match self.run.block(i) {
+                Ok(entries) => self.buf = entries.into(),
+                Err(e) => {
+                    self.next_block = self.run.blocks.len();
+                    return Some(Err(e));
+                }
+            }
         }
     }
 }
