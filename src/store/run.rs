@@ -203,19 +203,20 @@ impl Run {
             &dir.join(file_name(covered)),
             covered,
             n,
-            entries,
+            entries.map(Ok),
             bloom_key,
         )
     }
 
     /// Writes `entries` (in key order; about `count` of them, for the bloom filter's size)
     /// to `path` through `<path>.tmp`, streaming: memory holds one block, the bloom filter
-    /// and the block index, not the run.
+    /// and the block index, not the run. An entry that is an error stops the write before
+    /// anything is renamed into place.
     fn write_to<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         path: &Path,
         covered: u64,
         count: usize,
-        entries: impl Iterator<Item = (K, V)>,
+        entries: impl Iterator<Item = Result<(K, V), StoreError>>,
         bloom_key: impl Fn(&[u8]) -> Option<&[u8]>,
     ) -> Result<Run, StoreError> {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -263,7 +264,8 @@ impl Run {
             raw.clear();
             Ok::<(), StoreError>(())
         };
-        for (k, v) in entries {
+        for entry in entries {
+            let (k, v) = entry?;
             let (k, v) = (k.as_ref(), v.as_ref());
             let klen = u16::try_from(k.len()).map_err(|_| corrupt(path, "key over 64 KiB"))?;
             let vlen = u32::try_from(v.len()).map_err(|_| corrupt(path, "value over 4 GiB"))?;
@@ -336,7 +338,8 @@ impl Run {
                 heads.push(std::cmp::Reverse((k, i)));
             }
         }
-        let mut failed: Option<StoreError> = None;
+        // A block of an input that cannot be read ends the stream with its error, so the
+        // write stops before the merged run is renamed into place (the inputs stay).
         let merged = std::iter::from_fn(|| {
             let std::cmp::Reverse((k, i)) = heads.pop()?;
             let v = std::mem::take(&mut values[i]);
@@ -347,18 +350,13 @@ impl Run {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    failed = Some(e);
                     heads.clear();
+                    return Some(Err(e));
                 }
             }
-            Some((k, v))
+            Some(Ok((k, v)))
         });
-        let run = Run::write_to(&path, covered, count as usize, merged, bloom_key);
-        if let Some(e) = failed {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        run
+        Run::write_to(&path, covered, count as usize, merged, bloom_key)
     }
 
     /// Opens a run: reads its footer, bloom filter and block index.
@@ -662,6 +660,56 @@ mod tests {
         assert!(Run::open(&path).is_err());
         std::fs::write(&path, b"short").unwrap();
         assert!(Run::open(&path).is_err());
+    }
+
+    /// A merge over an input with a damaged block fails without leaving a merged run (or
+    /// its `.tmp`) behind: a merged run in place would make the next open delete the inputs.
+    /// A merge of good inputs holds every entry once, in order.
+    #[test]
+    fn merges_stream_in_key_order_and_a_damaged_input_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Vec::new();
+        for r in 0u32..3 {
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = (0u32..3000)
+                .map(|i| ((i * 3 + r).to_be_bytes().to_vec(), vec![r as u8; 20]))
+                .collect();
+            runs.push(Arc::new(
+                Run::write(
+                    dir.path(),
+                    u64::from(r) + 1,
+                    entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                    |_| None,
+                )
+                .unwrap(),
+            ));
+        }
+        let merged = Arc::new(Run::merge(dir.path(), &runs, 0, 1, |_| None).unwrap());
+        assert_eq!((merged.covered, merged.level, merged.from), (3, 1, 0));
+        let keys: Vec<Vec<u8>> = merged
+            .range_rev(&[], &[0xff; 4])
+            .map(|e| e.unwrap().0)
+            .collect();
+        let want: Vec<Vec<u8>> = (0u32..9000)
+            .rev()
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        assert_eq!(keys, want);
+        std::fs::remove_file(merged.path()).unwrap();
+        // Damage a block of the second input.
+        let path = runs[1].path().to_path_buf();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let runs: Vec<Arc<Run>> = (1..=3)
+            .map(|c| Arc::new(Run::open(&dir.path().join(file_name(c))).unwrap()))
+            .collect();
+        assert!(Run::merge(dir.path(), &runs, 0, 1, |_| None).is_err());
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![file_name(1), file_name(2), file_name(3)]);
     }
 
     #[test]
