@@ -25,7 +25,8 @@ const CLIENTS: usize = 4;
 /// after index runs are written, and recovery crosses runs and value-log replay every time.
 /// In odd rounds the kill waits for a compaction to start (a `.zseg.tmp` in the value-log
 /// directory) and lands while it writes; a `.tmp` still there after the kill shows it did.
-/// At the end every span acknowledged in any round is checked once more.
+/// At the end every span acknowledged in any round is checked once more, and the index
+/// runs must have been merged along the way (so the kills crossed merges too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,10 +138,22 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let proc = common::spawn_sieve(&["serve", "--config", &config_arg], dir.path());
     let mut q = common::query_client(&proc.query).await;
     check(&mut q, &all, ROUNDS, (&last_log, &proc.stderr)).await;
+    // Runs merged from others (`<covered>.<level>.<from>.run`): the kills also crossed merges.
+    let merged_runs = std::fs::read_dir(data.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .filter(|f| {
+            let name = f.file_name().to_string_lossy().into_owned();
+            name.ends_with(".run") && name.matches('.').count() == 3
+        })
+        .count();
     eprintln!(
-        "{ROUNDS} kills: {total_acked} spans in {} traces acknowledged, all found; {total_failed} requests cut by the kills; {mid_compaction} kills landed mid-compaction",
+        "{ROUNDS} kills: {total_acked} spans in {} traces acknowledged, all found; {total_failed} requests cut by the kills; {mid_compaction} kills landed mid-compaction; {merged_runs} merged index runs at the end",
         all.len()
     );
+    assert!(merged_runs >= 1, "no index runs were merged");
     assert!(
         mid_compaction >= 1,
         "no kill landed while a compressed segment was being written"
