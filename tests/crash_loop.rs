@@ -146,7 +146,9 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
         .filter(|f| {
             let name = f.file_name().to_string_lossy().into_owned();
-            name.ends_with(".run") && name.matches('.').count() == 3
+            name.strip_suffix(".run")
+                .and_then(sieve::store::run::parse_stem)
+                .is_some_and(|(_, level, _)| level > 0)
         })
         .count();
     eprintln!(

@@ -427,12 +427,7 @@ impl ValueLog {
             at += HEADER as u64 + u64::from(len);
         }
         if limit.is_none() && at < file_len {
-            file.set_len(at)
-                .map_err(|e| io("cut the torn tail of value log", &path, e))?;
-            if let Some(seg) = self.lock().get_mut(&(signal, start)) {
-                seg.len = at;
-                seg.dirty = true;
-            }
+            self.cut(signal, start, end, at)?;
         }
         Ok(at)
     }
