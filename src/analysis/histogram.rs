@@ -7,9 +7,9 @@
 //! bucket's midpoint is within 1/64 (1.6%) of a value in that bucket. Buckets have fixed
 //! boundaries, so histograms of different time buckets, services or instances merge by adding
 //! counts, and downsampling 10 s → 1 min → 1 h is a merge. Storage is sparse (only buckets that
-//! were hit), a few dozen entries for a typical latency distribution.
-
-use std::collections::BTreeMap;
+//! were hit), a few dozen entries for a typical latency distribution, kept as a sorted vector:
+//! recording is a binary search over those few dozen and rarely an insert (a `BTreeMap` here
+//! was 3-4% of intake CPU under load, measured with `perf`).
 
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
@@ -45,22 +45,61 @@ pub fn bounds(b: u16) -> (u64, u64) {
 /// Counts per bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
-    buckets: BTreeMap<u16, u64>,
+    /// (bucket, count), sorted by bucket, counts above zero.
+    buckets: Vec<(u16, u64)>,
     count: u64,
     sum: u128,
 }
 
 impl Histogram {
     pub fn record(&mut self, v: u64) {
-        *self.buckets.entry(bucket(v)).or_default() += 1;
+        self.add(bucket(v), 1);
         self.count += 1;
         self.sum += u128::from(v);
     }
 
+    /// Adds `n` to bucket `b`'s count.
+    fn add(&mut self, b: u16, n: u64) {
+        match self.buckets.binary_search_by_key(&b, |&(b, _)| b) {
+            Ok(i) => self.buckets[i].1 = self.buckets[i].1.saturating_add(n),
+            Err(i) => self.buckets.insert(i, (b, n)),
+        }
+    }
+
     pub fn merge(&mut self, other: &Histogram) {
-        for (b, n) in &other.buckets {
-            let c = self.buckets.entry(*b).or_default();
-            *c = c.saturating_add(*n);
+        if self.buckets.is_empty() {
+            self.buckets.clone_from(&other.buckets);
+        } else if !other.buckets.is_empty() {
+            // Both sorted: one linear merge.
+            let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+            let (mut a, mut b) = (
+                self.buckets.iter().peekable(),
+                other.buckets.iter().peekable(),
+            );
+            loop {
+                match (a.peek(), b.peek()) {
+                    (Some(&&(x, m)), Some(&&(y, n))) => {
+                        if x == y {
+                            merged.push((x, m.saturating_add(n)));
+                            a.next();
+                            b.next();
+                        } else if x < y {
+                            merged.push((x, m));
+                            a.next();
+                        } else {
+                            merged.push((y, n));
+                            b.next();
+                        }
+                    }
+                    (Some(&&e), None) | (None, Some(&&e)) => {
+                        merged.push(e);
+                        a.next();
+                        b.next();
+                    }
+                    (None, None) => break,
+                }
+            }
+            self.buckets = merged;
         }
         self.count = self.count.saturating_add(other.count);
         self.sum = self.sum.saturating_add(other.sum);
@@ -75,7 +114,7 @@ impl Histogram {
     pub fn count_le(&self, v: u64) -> u64 {
         self.buckets
             .iter()
-            .take_while(|(b, _)| bounds(**b).1 <= v)
+            .take_while(|(b, _)| bounds(*b).1 <= v)
             .map(|(_, n)| *n)
             .sum()
     }
@@ -87,7 +126,7 @@ impl Histogram {
 
     /// The non-empty buckets, by index, with their counts.
     pub fn buckets(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.buckets.iter().map(|(b, n)| (*b, *n))
+        self.buckets.iter().copied()
     }
 
     /// Rebuilds a histogram from [`Histogram::buckets`] and [`Histogram::sum`] (the count is
@@ -99,8 +138,7 @@ impl Histogram {
         };
         for (b, n) in buckets {
             if n > 0 {
-                let c = h.buckets.entry(b.min(MAX_BUCKET)).or_default();
-                *c = c.saturating_add(n);
+                h.add(b.min(MAX_BUCKET), n);
                 h.count = h.count.saturating_add(n);
             }
         }

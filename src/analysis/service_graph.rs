@@ -15,9 +15,12 @@
 //! kept per time bucket of `step` by the caller's start time (the unpaired half's own start),
 //! so the wiring can drain them into time series.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use super::histogram::Histogram;
+use crate::otlp::FastMap;
 
 /// The span kinds that make edges (OTLP numbering).
 pub const SERVER: i32 = 2;
@@ -31,7 +34,7 @@ type PairKey = ([u8; 16], [u8; 8]);
 /// One half of a pair.
 #[derive(Debug, Clone)]
 struct Half {
-    service: String,
+    service: Arc<str>,
     duration: u64,
     failed: bool,
     /// When it was observed (the caller's clock).
@@ -41,7 +44,7 @@ struct Half {
     /// The span's start (data time): picks the time bucket.
     start: u64,
     /// A caller's peer, when its span names one.
-    peer: Option<String>,
+    peer: Option<Arc<str>>,
 }
 
 /// What connects the two services of an edge.
@@ -88,20 +91,21 @@ pub struct ServiceGraph {
     max_pending: usize,
     step: u64,
     /// Caller halves (CLIENT, PRODUCER) by (trace id, span id).
-    callers: HashMap<PairKey, Half>,
+    callers: FastMap<PairKey, Half>,
     /// Callee halves (SERVER, CONSUMER) by (trace id, parent span id).
-    callees: HashMap<PairKey, Half>,
+    callees: FastMap<PairKey, Half>,
     /// Arrival order of pending keys: (at, is caller, key).
     order: VecDeque<(u64, bool, PairKey)>,
     /// By (bucket start, client service, server service, kind).
-    pub edges: BTreeMap<(u64, String, String, EdgeKind), Edge>,
+    pub edges: FastMap<(u64, Arc<str>, Arc<str>, EdgeKind), Edge>,
     /// By (bucket start, service of the half).
-    pub unpaired: BTreeMap<(u64, String), Unpaired>,
+    pub unpaired: FastMap<(u64, Arc<str>), Unpaired>,
 }
 
-/// A span as the graph needs it.
-pub struct SpanEdge<'a> {
-    pub service: &'a str,
+/// A span as the graph needs it. Names are shared (the caller interns them), so a pending
+/// half costs no allocation of its own.
+pub struct SpanEdge {
+    pub service: Arc<str>,
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub parent_id: Option<[u8; 8]>,
@@ -110,7 +114,7 @@ pub struct SpanEdge<'a> {
     pub duration: u64,
     pub failed: bool,
     /// For a caller: the peer it names (`peer.service`, `db.name` or `db.system`).
-    pub peer: Option<&'a str>,
+    pub peer: Option<Arc<str>>,
 }
 
 impl ServiceGraph {
@@ -119,11 +123,11 @@ impl ServiceGraph {
             max_wait,
             max_pending: max_pending.max(1),
             step: step.max(1),
-            callers: HashMap::new(),
-            callees: HashMap::new(),
+            callers: FastMap::default(),
+            callees: FastMap::default(),
             order: VecDeque::new(),
-            edges: BTreeMap::new(),
-            unpaired: BTreeMap::new(),
+            edges: FastMap::default(),
+            unpaired: FastMap::default(),
         }
     }
 
@@ -133,15 +137,15 @@ impl ServiceGraph {
     }
 
     /// Takes in one span observed at `now`.
-    pub fn observe(&mut self, s: &SpanEdge, now: u64) {
+    pub fn observe(&mut self, s: SpanEdge, now: u64) {
         let half = |messaging| Half {
-            service: s.service.to_string(),
+            service: s.service,
             duration: s.duration,
             failed: s.failed,
             at: now,
             messaging,
             start: s.start,
-            peer: s.peer.map(str::to_string),
+            peer: s.peer,
         };
         match s.kind {
             CLIENT | PRODUCER => {
@@ -199,31 +203,34 @@ impl ServiceGraph {
                 &mut self.callees
             };
             // Entries already paired (or replaced by a newer half) are stale.
-            if table.get(&key).is_some_and(|h| h.at == at) {
-                if let Some(mut h) = table.remove(&key) {
-                    if caller && let Some(peer) = h.peer.take() {
-                        let bucket = h.start - h.start % self.step;
-                        let e = self
-                            .edges
-                            .entry((bucket, h.service, peer, EdgeKind::Virtual))
-                            .or_default();
-                        e.requests += 1;
-                        e.failed += u64::from(h.failed);
-                        e.client_latency.record(h.duration);
-                        return true;
-                    }
-                    let u = self
-                        .unpaired
-                        .entry((h.start - h.start % self.step, h.service))
+            let Entry::Occupied(e) = table.entry(key) else {
+                continue;
+            };
+            if e.get().at != at {
+                continue;
+            }
+            let h = e.remove();
+            let bucket = h.start - h.start % self.step;
+            match h.peer {
+                Some(peer) if caller => {
+                    let e = self
+                        .edges
+                        .entry((bucket, h.service, peer, EdgeKind::Virtual))
                         .or_default();
+                    e.requests += 1;
+                    e.failed += u64::from(h.failed);
+                    e.client_latency.record(h.duration);
+                }
+                _ => {
+                    let u = self.unpaired.entry((bucket, h.service)).or_default();
                     if caller {
                         u.client += 1;
                     } else {
                         u.server += 1;
                     }
                 }
-                return true;
             }
+            return true;
         }
         false
     }
@@ -262,6 +269,10 @@ impl ServiceGraph {
 mod tests {
     use super::*;
 
+    fn name(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
     fn span(
         service: &str,
         trace: u8,
@@ -270,9 +281,9 @@ mod tests {
         kind: i32,
         dur: u64,
         failed: bool,
-    ) -> SpanEdge<'_> {
+    ) -> SpanEdge {
         SpanEdge {
-            service,
+            service: service.into(),
             trace_id: [trace; 16],
             span_id: [id; 8],
             parent_id: parent.map(|p| [p; 8]),
@@ -288,25 +299,20 @@ mod tests {
     fn pairs_in_either_order_and_counts_failures() {
         let mut g = ServiceGraph::new(10, 100, 1);
         // client first
-        g.observe(&span("web", 1, 1, None, CLIENT, 100, false), 0);
-        g.observe(&span("cart", 1, 2, Some(1), SERVER, 80, false), 1);
+        g.observe(span("web", 1, 1, None, CLIENT, 100, false), 0);
+        g.observe(span("cart", 1, 2, Some(1), SERVER, 80, false), 1);
         // server first, failed
-        g.observe(&span("cart", 2, 4, Some(3), SERVER, 50, true), 2);
-        g.observe(&span("web", 2, 3, None, CLIENT, 60, false), 3);
+        g.observe(span("cart", 2, 4, Some(3), SERVER, 50, true), 2);
+        g.observe(span("web", 2, 3, None, CLIENT, 60, false), 3);
         // messaging
-        g.observe(&span("cart", 3, 5, None, PRODUCER, 5, false), 4);
-        g.observe(&span("mailer", 3, 6, Some(5), CONSUMER, 500, false), 5);
+        g.observe(span("cart", 3, 5, None, PRODUCER, 5, false), 4);
+        g.observe(span("mailer", 3, 6, Some(5), CONSUMER, 500, false), 5);
         // internal spans make no edge
-        g.observe(&span("web", 4, 7, None, 1, 5, false), 6);
-        let web_cart = &g.edges[&(0, "web".to_string(), "cart".to_string(), EdgeKind::Request)];
+        g.observe(span("web", 4, 7, None, 1, 5, false), 6);
+        let web_cart = &g.edges[&(0, name("web"), name("cart"), EdgeKind::Request)];
         assert_eq!((web_cart.requests, web_cart.failed), (2, 1));
         assert_eq!(web_cart.client_latency.count(), 2);
-        let msg = &g.edges[&(
-            0,
-            "cart".to_string(),
-            "mailer".to_string(),
-            EdgeKind::Messaging,
-        )];
+        let msg = &g.edges[&(0, name("cart"), name("mailer"), EdgeKind::Messaging)];
         assert_eq!(msg.requests, 1);
         assert_eq!(g.pending(), 0);
         assert!(g.unpaired.is_empty());
@@ -316,26 +322,21 @@ mod tests {
     fn a_caller_naming_its_peer_makes_a_virtual_node() {
         let mut g = ServiceGraph::new(10, 100, 1);
         let mut db = span("catalog", 1, 1, None, CLIENT, 12, true);
-        db.peer = Some("postgresql");
-        g.observe(&db, 0);
+        db.peer = Some("postgresql".into());
+        g.observe(db, 0);
         // A peer attribute does not stop a real server half from pairing.
         let mut api = span("web", 2, 2, None, CLIENT, 30, false);
-        api.peer = Some("cart-svc");
-        g.observe(&api, 0);
-        g.observe(&span("cart", 2, 3, Some(2), SERVER, 20, false), 1);
+        api.peer = Some("cart-svc".into());
+        g.observe(api, 0);
+        g.observe(span("cart", 2, 3, Some(2), SERVER, 20, false), 1);
         g.expire(20);
-        let e = &g.edges[&(
-            0,
-            "catalog".to_string(),
-            "postgresql".to_string(),
-            EdgeKind::Virtual,
-        )];
+        let e = &g.edges[&(0, name("catalog"), name("postgresql"), EdgeKind::Virtual)];
         assert_eq!((e.requests, e.failed), (1, 1));
         assert_eq!(e.client_latency.count(), 1);
         assert_eq!(e.server_latency.count(), 0);
         assert!(
             g.edges
-                .contains_key(&(0, "web".into(), "cart".into(), EdgeKind::Request))
+                .contains_key(&(0, name("web"), name("cart"), EdgeKind::Request))
         );
         assert_eq!(g.edges.len(), 2);
         assert!(g.unpaired.is_empty());
@@ -349,10 +350,10 @@ mod tests {
             let id = (i / 250) as u8;
             let mut c = span("web", t, id, None, CLIENT, 1, false);
             c.trace_id[..4].copy_from_slice(&i.to_be_bytes());
-            g.observe(&c, u64::from(i));
+            g.observe(c, u64::from(i));
             let mut sv = span("api", t, id.wrapping_add(1), Some(id), SERVER, 1, false);
             sv.trace_id[..4].copy_from_slice(&i.to_be_bytes());
-            g.observe(&sv, u64::from(i));
+            g.observe(sv, u64::from(i));
         }
         assert_eq!(g.pending(), 0);
         assert!(g.order.len() <= 1024 + 1, "{}", g.order.len());
@@ -363,13 +364,13 @@ mod tests {
     #[test]
     fn unpaired_halves_expire_and_the_table_is_bounded() {
         let mut g = ServiceGraph::new(10, 3, 1);
-        g.observe(&span("web", 1, 1, None, CLIENT, 1, false), 0);
-        g.observe(&span("db", 2, 9, Some(8), SERVER, 1, false), 5);
+        g.observe(span("web", 1, 1, None, CLIENT, 1, false), 0);
+        g.observe(span("db", 2, 9, Some(8), SERVER, 1, false), 5);
         g.expire(10);
         assert_eq!(g.pending(), 2);
         g.expire(11);
-        let web = (0, "web".to_string());
-        let db = (0, "db".to_string());
+        let web = (0, name("web"));
+        let db = (0, name("db"));
         assert_eq!(
             g.unpaired[&web],
             Unpaired {
@@ -388,12 +389,12 @@ mod tests {
         );
         // Bounded: the fourth pending half pushes out the oldest.
         for i in 0..4u8 {
-            g.observe(&span("web", 10 + i, i, None, CLIENT, 1, false), 20);
+            g.observe(span("web", 10 + i, i, None, CLIENT, 1, false), 20);
         }
         assert_eq!(g.pending(), 3);
         assert_eq!(g.unpaired[&web].client, 2);
         // A late server half of the evicted one does not pair.
-        g.observe(&span("api", 10, 50, Some(0), SERVER, 1, false), 21);
+        g.observe(span("api", 10, 50, Some(0), SERVER, 1, false), 21);
         assert!(g.edges.is_empty());
     }
 }

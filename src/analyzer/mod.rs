@@ -372,10 +372,18 @@ impl Analyzer {
                     duration,
                     now,
                 );
+                let peer = if matches!(span.kind, 3 | 4) {
+                    PEER_ATTRIBUTES
+                        .iter()
+                        .find_map(|k| crate::otlp::string_attr(&span.attributes, k))
+                        .map(|p| st.names.get(p))
+                } else {
+                    None
+                };
                 st.graph.observe(
-                    &SpanEdge {
+                    SpanEdge {
                         // The interned name, cut as the span metrics cut it.
-                        service: &service,
+                        service: service.clone(),
                         trace_id,
                         span_id,
                         parent_id,
@@ -383,13 +391,7 @@ impl Analyzer {
                         start,
                         duration,
                         failed: status == 2,
-                        peer: if matches!(span.kind, 3 | 4) {
-                            PEER_ATTRIBUTES
-                                .iter()
-                                .find_map(|k| crate::otlp::string_attr(&span.attributes, k))
-                        } else {
-                            None
-                        },
+                        peer,
                     },
                     now,
                 );
@@ -686,7 +688,7 @@ impl Analyzer {
                     .entry((
                         Family::Edge,
                         bucket,
-                        vec![client, server, kind.as_str().into()],
+                        vec![client.to_string(), server.to_string(), kind.as_str().into()],
                     ))
                     .or_default();
                 c.merge(&Cell {
@@ -700,7 +702,7 @@ impl Analyzer {
             for ((bucket, service), u) in std::mem::take(&mut st.graph.unpaired) {
                 let c = st
                     .folds
-                    .entry((Family::Unpaired, bucket, vec![service]))
+                    .entry((Family::Unpaired, bucket, vec![service.to_string()]))
                     .or_default();
                 c.count += u.client;
                 c.errors += u.server;
