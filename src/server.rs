@@ -24,6 +24,7 @@ use crate::intake::pipeline::Pipeline;
 use crate::intake::sampling::Sampling;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
+use crate::query::metrics::{self, Health};
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
 use crate::store::keys::StateTree;
 use crate::store::{Store, StoreError};
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub otlp_addr: Option<SocketAddr>,
     /// Where the query API listens.
     pub query_addr: SocketAddr,
+    /// Where `/metrics` and the health endpoints are served, when on.
+    pub metrics_addr: Option<SocketAddr>,
     /// The intake (tests use it to hold the budget).
     pub intake: Intake,
     /// The counters behind GetStats.
@@ -79,6 +82,31 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Gateway, ServeError> {
+    // Health answers from here on: live now, ready once every stage runs.
+    let health = Arc::new(Health::default());
+    // Stops the endpoint if starting fails below; disarmed once the gateway runs.
+    let stop_metrics = CancellationToken::new();
+    let metrics_guard = stop_metrics.clone().drop_guard();
+    let metrics_addr = match config.metrics_addr() {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            events::ServerListenerStarted {
+                name: "metrics http",
+                addr: local,
+            }
+            .emit();
+            tokio::spawn(metrics::serve(
+                listener,
+                health.clone(),
+                stop_metrics.clone(),
+            ));
+            Some(local)
+        }
+        None => None,
+    };
     let store = Store::open(&config.storage).map_err(|source| ServeError::Store {
         path: config.storage.path.display().to_string(),
         source,
@@ -190,6 +218,7 @@ pub async fn start(
         config.query.search_depth,
     );
     let token = stop_listeners.clone();
+    let metrics_query = query.clone();
     events::ServerListenerStarted {
         name: "query grpc",
         addr: query_local,
@@ -235,10 +264,14 @@ pub async fn start(
         stop_background.clone().cancelled_owned(),
     ));
 
+    health.started(metrics_query);
+    metrics_guard.disarm();
     let trigger = stop_listeners.clone();
+    let stopping = health.clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: closing listeners, finishing requests in flight");
+        stopping.stopping();
         trigger.cancel();
     });
 
@@ -273,6 +306,9 @@ pub async fn start(
             events::IntakeWriteFailed { error: &e }.emit();
         }
         drop(store);
+        // Health answered "not ready" through the drain; now it goes too.
+        health.stopping();
+        stop_metrics.cancel();
         tracing::info!("stopped");
         result
     });
@@ -280,6 +316,7 @@ pub async fn start(
     Ok(Gateway {
         otlp_addr,
         query_addr: query_local,
+        metrics_addr,
         intake,
         stats,
         done,

@@ -139,7 +139,7 @@ async fn sigterm_and_sigint_exit_zero() {
         let lines = proc.stderr.lock().unwrap().clone();
         assert_eq!(
             lines.iter().filter(|l| l.contains("listening on")).count(),
-            2,
+            3, // otlp grpc, query grpc, metrics http
             "{lines:?}"
         );
         assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
@@ -156,6 +156,12 @@ async fn no_arguments_serves_embedded_defaults() {
     assert_eq!(proc.otlp, "http://127.0.0.1:4317");
     assert_eq!(proc.query, "http://127.0.0.1:4320");
     assert!(dir.path().join("sieve-data").is_dir());
+    // The own-telemetry port of the Collector: health and metrics.
+    let (status, _) = common::http("GET", "http://127.0.0.1:8888/health/ready").await;
+    assert_eq!(status, 200);
+    let (status, text) = common::http("GET", "http://127.0.0.1:8888/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("# TYPE sieve_receiver_accepted_items_total counter"));
     assert!(proc.signal_and_wait("TERM").success());
 }
 
@@ -308,8 +314,9 @@ async fn busy_directory_or_port_is_a_clear_error() {
     std::fs::write(
         &path,
         format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n",
-            other.path().join("data").display()
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\nservice:\n{}",
+            other.path().join("data").display(),
+            common::TEST_TELEMETRY
         ),
     )
     .unwrap();

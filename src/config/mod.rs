@@ -189,6 +189,26 @@ pub struct Pipeline {
 pub struct Telemetry {
     /// Log settings.
     pub logs: LogSettings,
+    /// The gateway's own metrics and health endpoints.
+    pub metrics: MetricsSettings,
+}
+
+/// `service.telemetry.metrics` (the Collector's `service.telemetry.metrics.address`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Where `/metrics` (Prometheus text exposition), `/health/live` and `/health/ready` are
+    /// served, as `host:port`. Default `127.0.0.1:8888`, the Collector's own-telemetry port.
+    /// `null` turns the endpoint off.
+    pub address: Option<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            address: Some("127.0.0.1:8888".into()),
+        }
+    }
 }
 
 /// `service.telemetry.logs`.
@@ -2017,6 +2037,9 @@ impl Config {
             return invalid("intake.max_inflight_mib", "must be at least 1".into());
         }
         parse_addr("query.endpoint", &self.query.endpoint)?;
+        if let Some(a) = &self.service.telemetry.metrics.address {
+            parse_addr("service.telemetry.metrics.address", a)?;
+        }
         if self.query.search_depth == 0 {
             return invalid("query.search_depth", "must be at least 1".into());
         }
@@ -2036,6 +2059,18 @@ impl Config {
     /// The OTLP/gRPC listen address, if that receiver is enabled.
     pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
         self.otlp_grpc()?.endpoint.parse().ok()
+    }
+
+    /// The metrics and health endpoint's address, when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        // validate() has checked it.
+        self.service
+            .telemetry
+            .metrics
+            .address
+            .as_ref()?
+            .parse()
+            .ok()
     }
 
     /// The query API listen address.

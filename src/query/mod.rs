@@ -6,6 +6,7 @@
 //! `tonic::Status` happens in one place, [`QueryError`]'s `From` impl.
 
 pub mod analysis;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ impl From<QueryError> for Status {
 }
 
 /// The query service over a store and the gateway's counters.
+#[derive(Clone)]
 pub struct Query {
     store: Store,
     stats: Arc<Stats>,
@@ -88,6 +90,38 @@ impl Query {
             analyzer,
             alerts,
             search_depth,
+        }
+    }
+
+    /// What GetStats answers, and `/metrics` shows.
+    pub async fn stats(&self) -> GetStatsResponse {
+        let st = &self.stats;
+        let store = self.store.clone();
+        let disk_bytes = tokio::task::spawn_blocking(move || store.size_on_disk())
+            .await
+            .unwrap_or(0);
+        GetStatsResponse {
+            spans: Some(signal_stats(&st.spans)),
+            log_records: Some(signal_stats(&st.logs)),
+            metric_points: Some(signal_stats(&st.metrics)),
+            disk_bytes,
+            uptime_seconds: st.started.elapsed().as_secs(),
+            undecodable_requests: st
+                .undecodable_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            exporters: self.exporters.stats(),
+            analysis: analysis::stats(&self.analyzer),
+            storage: Some({
+                let b = self.store.background_stats();
+                crate::proto::StorageStats {
+                    compactions: b.compactions,
+                    compacted_raw_bytes: b.compacted_raw_bytes,
+                    compacted_bytes: b.compacted_bytes,
+                    compaction_micros: b.compaction_micros,
+                    dropped_for_size: b.dropped_for_size,
+                    max_disk_bytes: self.store.max_disk_size().unwrap_or(0),
+                }
+            }),
         }
     }
 
@@ -409,34 +443,7 @@ impl QueryService for Query {
         &self,
         _request: Request<GetStatsRequest>,
     ) -> Result<Response<GetStatsResponse>, Status> {
-        let st = &self.stats;
-        let store = self.store.clone();
-        let disk_bytes = tokio::task::spawn_blocking(move || store.size_on_disk())
-            .await
-            .unwrap_or(0);
-        Ok(Response::new(GetStatsResponse {
-            spans: Some(signal_stats(&st.spans)),
-            log_records: Some(signal_stats(&st.logs)),
-            metric_points: Some(signal_stats(&st.metrics)),
-            disk_bytes,
-            uptime_seconds: st.started.elapsed().as_secs(),
-            undecodable_requests: st
-                .undecodable_requests
-                .load(std::sync::atomic::Ordering::Relaxed),
-            exporters: self.exporters.stats(),
-            analysis: analysis::stats(&self.analyzer),
-            storage: Some({
-                let (compactions, raw, compressed, micros, dropped) = self.store.background_stats();
-                crate::proto::StorageStats {
-                    compactions,
-                    compacted_raw_bytes: raw,
-                    compacted_bytes: compressed,
-                    compaction_micros: micros,
-                    dropped_for_size: dropped,
-                    max_disk_bytes: self.store.max_disk_size().unwrap_or(0),
-                }
-            }),
-        }))
+        Ok(Response::new(self.stats().await))
     }
 
     async fn get_bottlenecks(

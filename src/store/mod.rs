@@ -435,15 +435,15 @@ impl Store {
 
     /// Compaction and size-bound counters since start: (compactions, raw bytes, compressed
     /// bytes, microseconds, partitions dropped for size).
-    pub fn background_stats(&self) -> (u64, u64, u64, u64, u64) {
+    pub fn background_stats(&self) -> BackgroundStats {
         let c = &self.inner.vlog.compaction;
-        (
-            c.segments.load(Ordering::Relaxed),
-            c.raw_bytes.load(Ordering::Relaxed),
-            c.compressed_bytes.load(Ordering::Relaxed),
-            c.micros.load(Ordering::Relaxed),
-            self.inner.dropped_for_size.load(Ordering::Relaxed),
-        )
+        BackgroundStats {
+            compactions: c.segments.load(Ordering::Relaxed),
+            compacted_raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
+            compacted_bytes: c.compressed_bytes.load(Ordering::Relaxed),
+            compaction_micros: c.micros.load(Ordering::Relaxed),
+            dropped_for_size: self.inner.dropped_for_size.load(Ordering::Relaxed),
+        }
     }
 
     /// `storage.max_disk_size`, if set.
@@ -584,6 +584,20 @@ fn maintain(table: &table::Table, vlog: &vlog::ValueLog, compress: bool) {
         .emit(),
         Err(e) => events::StoreRunMergeFailed { error: &e }.emit(),
     }
+}
+
+/// The store's background work since start ([`Store::background_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackgroundStats {
+    /// Value-log ranges rewritten as compressed segments.
+    pub compactions: u64,
+    /// Raw bytes those ranges held, and bytes of the segments written for them.
+    pub compacted_raw_bytes: u64,
+    pub compacted_bytes: u64,
+    /// Time spent compressing, microseconds.
+    pub compaction_micros: u64,
+    /// Partitions dropped because the data directory was over `storage.max_disk_size`.
+    pub dropped_for_size: u64,
 }
 
 /// Allocated bytes of every file under `path` (what `du` reports).

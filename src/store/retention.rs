@@ -369,7 +369,7 @@ mod tests {
         let dropped = store.enforce_disk_size().unwrap();
         assert!((1..=3).contains(&dropped), "{dropped}");
         assert!(store.size_on_disk() <= usage * 6 / 10);
-        assert_eq!(store.background_stats().4, dropped as u64);
+        assert_eq!(store.background_stats().dropped_for_size, dropped as u64);
         // The oldest hour is gone, the newest is whole.
         assert!(store.get_trace(&tid(0, 7)).unwrap().is_none());
         assert!(store.get_trace(&tid(3, 7)).unwrap().is_some());

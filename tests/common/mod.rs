@@ -28,6 +28,8 @@ pub struct TestGateway {
     pub otlp: String,
     /// `http://127.0.0.1:PORT` of the query API.
     pub query: String,
+    /// `http://127.0.0.1:PORT` of `/metrics` and the health endpoints.
+    pub metrics: String,
     stop: Option<oneshot::Sender<()>>,
     pub dir: tempfile::TempDir,
 }
@@ -39,6 +41,7 @@ pub fn test_config(dir: &Path) -> Config {
         g.endpoint = "127.0.0.1:0".into();
     }
     c.query.endpoint = "127.0.0.1:0".into();
+    c.service.telemetry.metrics.address = Some("127.0.0.1:0".into());
     c.storage.path = dir.join("data");
     c
 }
@@ -70,6 +73,10 @@ pub async fn start_in(dir: tempfile::TempDir, mutate: impl FnOnce(&mut Config)) 
     TestGateway {
         otlp: format!("http://{}", gateway.otlp_addr.expect("otlp receiver")),
         query: format!("http://{}", gateway.query_addr),
+        metrics: gateway
+            .metrics_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default(),
         gateway: Some(gateway),
         stop: Some(tx),
         dir,
@@ -235,10 +242,18 @@ pub fn run_sieve(args: &[&str], stdin: &[u8]) -> (bool, String, String) {
     )
 }
 
+/// YAML of `service.telemetry` for tests: the metrics endpoint on an ephemeral port.
+pub const TEST_TELEMETRY: &str = "  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n";
+
 /// Writes a config file for a child gateway: ephemeral ports, data in `data`, plus `extra`
-/// YAML appended (top-level sections).
+/// YAML appended (top-level sections; a `service:` section in it gets [`TEST_TELEMETRY`]).
 pub fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
     let path = dir.join("sieve.yaml");
+    let extra = if extra.starts_with("service:\n") || extra.contains("\nservice:\n") {
+        extra.replacen("service:\n", &format!("service:\n{TEST_TELEMETRY}"), 1)
+    } else {
+        format!("{extra}service:\n{TEST_TELEMETRY}")
+    };
     let text = format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
         data.display()
@@ -362,4 +377,22 @@ pub async fn run_demo(otlp: &str, args: &[&str]) {
         "demo failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `method` `url` over HTTP/1.1 with hyper's client: (status, body).
+pub async fn http(method: &str, url: &str) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(http_body_util::Empty::new())
+        .expect("request");
+    let resp = client.request(req).await.expect("http answer");
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
