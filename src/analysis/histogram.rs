@@ -6,10 +6,10 @@
 //! So every bucket spans at most 1/32 of its lower bound, and a quantile read back as the
 //! bucket's midpoint is within 1/64 (1.6%) of a value in that bucket. Buckets have fixed
 //! boundaries, so histograms of different time buckets, services or instances merge by adding
-//! counts, and downsampling 10 s → 1 min → 1 h is a merge. Storage is sparse (only buckets that
-//! were hit), a few dozen entries for a typical latency distribution, kept as a sorted vector:
-//! recording is a binary search over those few dozen and rarely an insert (a `BTreeMap` here
-//! was 3-4% of intake CPU under load, measured with `perf`).
+//! counts, and downsampling 10 s → 1 min → 1 h is a merge. Storage covers only the range of
+//! buckets that were hit, densely, so recording is an index (a
+//! `BTreeMap`, then a binary search over sorted pairs, were 3-5% of intake CPU under load,
+//! measured with `perf`; in isolation both cost 20-25 ns a record, the index 3.5).
 
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
@@ -43,13 +43,25 @@ pub fn bounds(b: u16) -> (u64, u64) {
 }
 
 /// Counts per bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Histogram {
-    /// (bucket, count), sorted by bucket, counts above zero.
-    buckets: Vec<(u16, u64)>,
+    /// Counts of buckets `lo`, `lo + 1`, …: dense over the range that was hit, so recording is
+    /// an index (a latency distribution hits most buckets of its few octaves, and a dense
+    /// slot costs 8 bytes where a sparse (bucket, count) pair cost 16).
+    counts: Vec<u64>,
+    lo: u16,
     count: u64,
     sum: u128,
 }
+
+/// Equal when the non-empty buckets, the count and the sum are (however wide the range).
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Histogram) -> bool {
+        self.count == other.count && self.sum == other.sum && self.buckets().eq(other.buckets())
+    }
+}
+
+impl Eq for Histogram {}
 
 impl Histogram {
     pub fn record(&mut self, v: u64) {
@@ -58,48 +70,38 @@ impl Histogram {
         self.sum += u128::from(v);
     }
 
-    /// Adds `n` to bucket `b`'s count.
+    /// Adds `n` to bucket `b`'s count, widening the range to hold it.
     fn add(&mut self, b: u16, n: u64) {
-        match self.buckets.binary_search_by_key(&b, |&(b, _)| b) {
-            Ok(i) => self.buckets[i].1 = self.buckets[i].1.saturating_add(n),
-            Err(i) => self.buckets.insert(i, (b, n)),
+        if let Some(c) = b
+            .checked_sub(self.lo)
+            .and_then(|i| self.counts.get_mut(usize::from(i)))
+        {
+            *c = c.saturating_add(n);
+            return;
+        }
+        if self.counts.is_empty() {
+            self.lo = b;
+            self.counts.push(n);
+        } else if b < self.lo {
+            let grow = usize::from(self.lo - b);
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lo = b;
+            self.counts[0] = n;
+        } else {
+            let i = usize::from(b - self.lo);
+            self.counts.resize(i + 1, 0);
+            self.counts[i] = n;
         }
     }
 
     pub fn merge(&mut self, other: &Histogram) {
-        if self.buckets.is_empty() {
-            self.buckets.clone_from(&other.buckets);
-        } else if !other.buckets.is_empty() {
-            // Both sorted: one linear merge.
-            let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-            let (mut a, mut b) = (
-                self.buckets.iter().peekable(),
-                other.buckets.iter().peekable(),
-            );
-            loop {
-                match (a.peek(), b.peek()) {
-                    (Some(&&(x, m)), Some(&&(y, n))) => {
-                        if x == y {
-                            merged.push((x, m.saturating_add(n)));
-                            a.next();
-                            b.next();
-                        } else if x < y {
-                            merged.push((x, m));
-                            a.next();
-                        } else {
-                            merged.push((y, n));
-                            b.next();
-                        }
-                    }
-                    (Some(&&e), None) | (None, Some(&&e)) => {
-                        merged.push(e);
-                        a.next();
-                        b.next();
-                    }
-                    (None, None) => break,
-                }
+        if self.counts.is_empty() {
+            self.counts.clone_from(&other.counts);
+            self.lo = other.lo;
+        } else {
+            for (b, n) in other.buckets() {
+                self.add(b, n);
             }
-            self.buckets = merged;
         }
         self.count = self.count.saturating_add(other.count);
         self.sum = self.sum.saturating_add(other.sum);
@@ -112,10 +114,9 @@ impl Histogram {
     /// Values recorded in buckets whose upper bound is at most `v` (exact for values below
     /// 32, within a bucket's width above).
     pub fn count_le(&self, v: u64) -> u64 {
-        self.buckets
-            .iter()
+        self.buckets()
             .take_while(|(b, _)| bounds(*b).1 <= v)
-            .map(|(_, n)| *n)
+            .map(|(_, n)| n)
             .sum()
     }
 
@@ -126,7 +127,12 @@ impl Histogram {
 
     /// The non-empty buckets, by index, with their counts.
     pub fn buckets(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.buckets.iter().copied()
+        let lo = self.lo;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(move |(i, n)| (lo + i as u16, *n))
     }
 
     /// Rebuilds a histogram from [`Histogram::buckets`] and [`Histogram::sum`] (the count is
@@ -158,10 +164,10 @@ impl Histogram {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (b, n) in &self.buckets {
+        for (b, n) in self.buckets() {
             seen += n;
             if seen >= rank {
-                let (lo, hi) = bounds(*b);
+                let (lo, hi) = bounds(b);
                 return Some(lo + (hi - lo) / 2);
             }
         }
