@@ -211,9 +211,9 @@ impl Store {
 
     /// The index of [`Store::prepare_spans`]: catalog updates and posting lists. Returns each
     /// trace's earliest start in the request.
-    fn index_spans(
+    fn index_spans<'r>(
         &self,
-        resource_spans: &[ResourceSpans],
+        resource_spans: &'r [ResourceSpans],
         write: &mut Write,
     ) -> Result<FastMap<[u8; 16], u64>, StoreError> {
         use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -270,14 +270,15 @@ impl Store {
         seen_attrs.extend(attrs.keys().map(|&(_, ri, k, v)| (ri, k, v)));
         let indexable = self.update_catalog(&services, &seen_ops, &seen_attrs, write);
 
-        // Posting lists per (partition, index key): one index entry per key per request.
-        let mut postings: FastMap<(u64, Vec<u8>), Vec<keys::Posting>> =
+        // Posting lists per (partition, index key): one index entry per key per request. Keyed
+        // by the borrowed names; a key's bytes are built once per list, not once per trace.
+        let mut postings: FastMap<(u64, IndexKey<'r>), Vec<keys::Posting>> =
             sized(seen_ops.len() + seen_attrs.len() + services.len());
-        let mut post = |tid: [u8; 16], prefix: Vec<u8>, agg: &Agg| {
+        let mut post = |tid: [u8; 16], key: IndexKey<'r>, agg: &Agg| {
             let part =
                 self.partition_start(trace_start.get(&tid).copied().unwrap_or(agg.min_start));
             postings
-                .entry((part, prefix))
+                .entry((part, key))
                 .or_default()
                 .push(keys::Posting {
                     trace_id: tid,
@@ -287,41 +288,39 @@ impl Store {
                     max_duration: agg.max_duration,
                 });
         };
-        let mut per_service: FastMap<([u8; 16], &str), Agg> = FastMap::default();
+        let mut per_service: FastMap<([u8; 16], &str), Agg> = sized(trace_start.len());
         for (&(tid, ri, name, _kind), agg) in &ops {
             let svc = services[ri];
             per_service
                 .entry((tid, svc))
                 .or_insert(EMPTY_AGG)
                 .merge(agg);
-            post(
-                tid,
-                keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()]),
-                agg,
-            );
+            post(tid, IndexKey::Operation(svc, name), agg);
         }
         for (&(tid, svc), agg) in &per_service {
-            post(tid, keys::prefix(keys::SERVICE, &[svc.as_bytes()]), agg);
+            post(tid, IndexKey::Service(svc), agg);
         }
         for (&(tid, ri, k, v), agg) in &attrs {
             if indexable.contains(&(ri, k, v)) {
-                let svc = services[ri];
-                post(
-                    tid,
-                    keys::prefix(
-                        keys::ATTRIBUTE,
-                        &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
-                    ),
-                    agg,
-                );
+                post(tid, IndexKey::Attribute(services[ri], k, v), agg);
             }
         }
         if !postings.is_empty() {
             let seq = self.next_seq()?;
-            for ((part, prefix), mut list) in postings {
+            for ((part, index_key), mut list) in postings {
                 // Newest first inside a list, as the merge in `read` expects.
                 list.sort_unstable_by_key(|p| std::cmp::Reverse(p.max_start));
                 let max_start = list.first().map(|p| p.max_start).unwrap_or(0);
+                let prefix = match index_key {
+                    IndexKey::Service(svc) => keys::prefix(keys::SERVICE, &[svc.as_bytes()]),
+                    IndexKey::Operation(svc, name) => {
+                        keys::prefix(keys::OPERATION, &[svc.as_bytes(), name.as_bytes()])
+                    }
+                    IndexKey::Attribute(svc, k, v) => keys::prefix(
+                        keys::ATTRIBUTE,
+                        &[svc.as_bytes(), k.as_bytes(), v.as_bytes()],
+                    ),
+                };
                 let key = keys::span_index_key(&prefix, max_start, seq);
                 // The list goes to the value log like a chunk; the index keeps its earliest start
                 // (so a scan skips lists that are too new without reading them) and a pointer.
@@ -584,6 +583,17 @@ pub fn count_points(rm: &ResourceMetrics) -> (u64, u64) {
     }
     (n, newest)
 }
+/// A span index a posting list belongs to, by borrowed names (see `keys` for its bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum IndexKey<'a> {
+    /// (service)
+    Service(&'a str),
+    /// (service, span name)
+    Operation(&'a str, &'a str),
+    /// (service, attribute key, string value)
+    Attribute(&'a str, &'a str, &'a str),
+}
+
 /// An empty map with room for `n` entries.
 fn sized<K, V>(n: usize) -> FastMap<K, V> {
     FastMap::with_capacity_and_hasher(n, Default::default())
