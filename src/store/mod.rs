@@ -104,13 +104,93 @@ pub(crate) struct Partition {
 pub(crate) struct Catalog {
     /// service → newest data time seen.
     pub services: HashMap<String, u64>,
-    /// (service, operation, span kind) → newest data time seen.
-    pub operations: HashMap<(String, String, i32), u64>,
-    /// service → number of its entries in `operations`.
+    /// service → operation → (span kind, newest data time seen). Nested by name so intake
+    /// looks names up as borrowed strings, allocating only for what is new.
+    pub operations: HashMap<String, HashMap<String, Vec<(i32, u64)>>>,
+    /// service → number of its (operation, kind) entries in `operations`.
     pub operations_per_service: HashMap<String, usize>,
-    /// (service, attribute key) → the values indexed so far (at most
+    /// service → attribute key → the values indexed so far (at most
     /// `storage.attribute_index.max_values_per_key`).
-    pub indexed_values: HashMap<(String, String), HashSet<String>>,
+    pub indexed_values: HashMap<String, HashMap<String, HashSet<String>>>,
+    /// (service, attribute key) pairs in `indexed_values` (at most
+    /// `storage.attribute_index.max_keys`).
+    pub indexed_keys: usize,
+}
+
+impl Catalog {
+    /// The newest data time of (service, operation, kind), if known.
+    pub fn operation(&self, service: &str, name: &str, kind: i32) -> Option<u64> {
+        let kinds = self.operations.get(service)?.get(name)?;
+        kinds.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t)
+    }
+
+    /// Records (service, operation, kind) at `t`; true when it was new.
+    pub fn set_operation(&mut self, service: &str, name: &str, kind: i32, t: u64) -> bool {
+        let names = match self.operations.get_mut(service) {
+            Some(n) => n,
+            None => self.operations.entry(service.to_string()).or_default(),
+        };
+        let kinds = match names.get_mut(name) {
+            Some(k) => k,
+            None => names.entry(name.to_string()).or_default(),
+        };
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some(entry) => {
+                entry.1 = t;
+                false
+            }
+            None => {
+                kinds.push((kind, t));
+                *self
+                    .operations_per_service
+                    .entry(service.to_string())
+                    .or_default() += 1;
+                true
+            }
+        }
+    }
+
+    /// Whether `value` of (service, key) is indexed.
+    pub fn is_indexed(&self, service: &str, key: &str, value: &str) -> bool {
+        self.indexed_values
+            .get(service)
+            .and_then(|keys| keys.get(key))
+            .is_some_and(|values| values.contains(value))
+    }
+
+    /// Indexes `value` of (service, key) if the bounds allow: `Some(true)` when it was added,
+    /// `Some(false)` when it already was indexed, `None` when a bound stops it.
+    pub fn index_value(
+        &mut self,
+        service: &str,
+        key: &str,
+        value: &str,
+        max_keys: usize,
+        max_values_per_key: usize,
+    ) -> Option<bool> {
+        let at_key_bound = self.indexed_keys >= max_keys;
+        let keys = match self.indexed_values.get_mut(service) {
+            Some(k) => k,
+            None if at_key_bound => return None,
+            None => self.indexed_values.entry(service.to_string()).or_default(),
+        };
+        let values = match keys.get_mut(key) {
+            Some(v) => v,
+            None if at_key_bound => return None,
+            None => {
+                self.indexed_keys += 1;
+                keys.entry(key.to_string()).or_default()
+            }
+        };
+        if values.contains(value) {
+            Some(false)
+        } else if values.len() < max_values_per_key {
+            values.insert(value.to_string());
+            Some(true)
+        } else {
+            None
+        }
+    }
 }
 
 /// Operations recorded per service; span names past this (a cardinality explosion, usually an
@@ -674,13 +754,13 @@ fn load_catalog(tree: &sled::Tree) -> Result<Catalog, StoreError> {
                 // The kind byte follows the two strings.
                 let kind = rest.last().copied().unwrap_or(0) as i32;
                 if let (Some(svc), Some(op)) = (text(0), text(1)) {
-                    *c.operations_per_service.entry(svc.clone()).or_default() += 1;
-                    c.operations.insert((svc, op, kind), keys::read_u64(&v));
+                    c.set_operation(&svc, &op, kind, keys::read_u64(&v));
                 }
             }
             keys::CAT_VALUE => {
                 if let (Some(svc), Some(key), Some(val)) = (text(0), text(1), text(2)) {
-                    c.indexed_values.entry((svc, key)).or_default().insert(val);
+                    // No bounds at load: what was indexed stays indexed.
+                    c.index_value(&svc, &key, &val, usize::MAX, usize::MAX);
                 }
             }
             _ => {}
@@ -709,6 +789,56 @@ pub(crate) fn temp_store(cfg: &mut config::Storage) -> (tempfile::TempDir, Store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The catalog's bounded value index against a flat oracle keyed by (service, key):
+        /// the same values end up indexed, and each call answers as the oracle does.
+        #[test]
+        fn catalog_value_index_matches_a_flat_oracle(
+            calls in prop::collection::vec((0u8..3, 0u8..3, 0u8..4), 0..200),
+            max_keys in 1usize..6,
+            max_values in 1usize..4,
+        ) {
+            let mut cat = Catalog::default();
+            let mut oracle: HashMap<(String, String), HashSet<String>> = HashMap::new();
+            for (s, k, v) in calls {
+                let (s, k, v) = (format!("s{s}"), format!("k{k}"), format!("v{v}"));
+                let pair = (s.clone(), k.clone());
+                let n_keys = oracle.len();
+                let expected = match oracle.get_mut(&pair) {
+                    Some(values) if values.contains(&v) => Some(false),
+                    Some(values) if values.len() < max_values => {
+                        values.insert(v.clone());
+                        Some(true)
+                    }
+                    Some(_) => None,
+                    None if n_keys < max_keys => {
+                        oracle.insert(pair, std::iter::once(v.clone()).collect());
+                        Some(true)
+                    }
+                    None => None,
+                };
+                prop_assert_eq!(cat.index_value(&s, &k, &v, max_keys, max_values), expected);
+                prop_assert_eq!(cat.is_indexed(&s, &k, &v), expected.is_some());
+            }
+            prop_assert_eq!(cat.indexed_keys, oracle.len());
+        }
+    }
+
+    #[test]
+    fn catalog_operations_count_each_name_and_kind_once() {
+        let mut cat = Catalog::default();
+        assert!(cat.set_operation("web", "GET /", 2, 10));
+        assert!(!cat.set_operation("web", "GET /", 2, 20));
+        assert!(cat.set_operation("web", "GET /", 3, 5));
+        assert!(cat.set_operation("db", "GET /", 2, 1));
+        assert_eq!(cat.operation("web", "GET /", 2), Some(20));
+        assert_eq!(cat.operation("web", "GET /", 3), Some(5));
+        assert_eq!(cat.operation("web", "POST /", 2), None);
+        assert_eq!(cat.operations_per_service["web"], 2);
+        assert_eq!(cat.operations_per_service["db"], 1);
+    }
 
     /// Reopening a store with another partition width is refused with a message that says
     /// what to do; the same width reopens, and run directories without a value log (a crash

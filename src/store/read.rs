@@ -269,9 +269,7 @@ impl Store {
             .catalog
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cat.indexed_values
-            .get(&(service.to_string(), key.to_string()))
-            .is_some_and(|values| values.contains(value))
+        cat.is_indexed(service, key, value)
     }
 
     /// Services with data newer than the retention horizon, sorted.
@@ -302,9 +300,15 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out: Vec<(String, i32)> = cat
             .operations
-            .iter()
-            .filter(|((s, _, _), t)| s == service && **t >= horizon)
-            .map(|((_, op, kind), _)| (op.clone(), *kind))
+            .get(service)
+            .into_iter()
+            .flatten()
+            .flat_map(|(op, kinds)| {
+                kinds
+                    .iter()
+                    .filter(|(_, t)| *t >= horizon)
+                    .map(move |(kind, _)| (op.clone(), *kind))
+            })
             .collect();
         out.sort();
         out

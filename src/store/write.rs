@@ -362,47 +362,26 @@ impl Store {
                     &t.to_be_bytes(),
                 );
             }
-            let op_key = (svc.to_string(), name.to_string(), kind);
-            let known = cat.operations.get(&op_key).copied();
+            let known = cat.operation(svc, name, kind);
             let per_service = cat.operations_per_service.get(svc).copied().unwrap_or(0);
             if known.is_none() && per_service >= MAX_OPERATIONS_PER_SERVICE {
                 continue;
-            }
-            if known.is_none() {
-                *cat.operations_per_service
-                    .entry(svc.to_string())
-                    .or_default() += 1;
             }
             if known.is_none_or(|old| self.partition_start(old) < part) {
                 let mut key = keys::prefix(keys::CAT_OPERATION, &[svc.as_bytes(), name.as_bytes()]);
                 key.push(kind.clamp(0, 255) as u8);
                 write.catalog_insert(key, &t.to_be_bytes());
-                cat.operations.insert(op_key, t);
+                cat.set_operation(svc, name, kind, t);
             }
         }
         for &(ri, key, value) in attrs {
             let svc: &str = services[ri];
-            let pair = (svc.to_string(), key.to_string());
-            let n_keys = cat.indexed_values.len();
-            let known = match cat.indexed_values.get_mut(&pair) {
-                Some(values) => {
-                    if values.contains(value) {
-                        true
-                    } else if values.len() < limits.max_values_per_key {
-                        values.insert(value.to_string());
-                        false
-                    } else {
-                        continue;
-                    }
-                }
-                None if n_keys < limits.max_keys => {
-                    cat.indexed_values
-                        .insert(pair, std::iter::once(value.to_string()).collect());
-                    false
-                }
-                None => continue,
+            let Some(added) =
+                cat.index_value(svc, key, value, limits.max_keys, limits.max_values_per_key)
+            else {
+                continue;
             };
-            if !known {
+            if added {
                 write.catalog_insert(
                     keys::prefix(
                         keys::CAT_VALUE,
