@@ -1,0 +1,497 @@
+//! `exporters:` — `otlp`, `otlphttp`, `debug` and `file`, with the persistent queue, batching,
+//! retry and circuit breaker every exporter has.
+
+use super::*;
+
+/// `exporters.otlp[/name]` etc.: one exporter. Each has its own persistent queue, batching,
+/// retry and circuit breaker (the shared sections below), so one dead backend holds up only
+/// its own queue.
+#[derive(Debug, Clone)]
+pub enum Exporter {
+    /// OTLP/gRPC.
+    Otlp(OtlpExporter),
+    /// OTLP/HTTP with protobuf bodies.
+    OtlpHttp(OtlpHttpExporter),
+    /// Batches to sieve's log (stderr).
+    Debug(DebugExporter),
+    /// OTLP JSON lines to a file.
+    File(FileExporter),
+}
+
+/// What every exporter shares: queue, batching, retry and circuit breaker.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub sending_queue: &'a SendingQueue,
+    pub batch: &'a Batch,
+    pub retry_on_failure: &'a RetryOnFailure,
+    pub circuit_breaker: &'a CircuitBreaker,
+}
+
+impl Exporter {
+    /// The type part of a `type/name` key.
+    pub const TYPES: [&'static str; 4] = ["otlp", "otlphttp", "debug", "file"];
+
+    pub fn delivery(&self) -> Delivery<'_> {
+        macro_rules! d {
+            ($e:expr) => {
+                Delivery {
+                    sending_queue: &$e.sending_queue,
+                    batch: &$e.batch,
+                    retry_on_failure: &$e.retry_on_failure,
+                    circuit_breaker: &$e.circuit_breaker,
+                }
+            };
+        }
+        match self {
+            Exporter::Otlp(e) => d!(e),
+            Exporter::OtlpHttp(e) => d!(e),
+            Exporter::Debug(e) => d!(e),
+            Exporter::File(e) => d!(e),
+        }
+    }
+
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{sub}"),
+                reason,
+            })
+        };
+        match self {
+            Exporter::Otlp(e) => {
+                grpc_endpoint_uri(&e.endpoint).map_err(|reason| ConfigError::Invalid {
+                    key: format!("{key}.endpoint"),
+                    reason,
+                })?;
+                check_headers(key, &e.headers)?;
+                if e.timeout.is_zero() {
+                    return invalid("timeout", "must be greater than zero".into());
+                }
+            }
+            Exporter::OtlpHttp(e) => {
+                if e.endpoint.is_empty()
+                    && [&e.traces_endpoint, &e.logs_endpoint, &e.metrics_endpoint]
+                        .iter()
+                        .any(|x| x.is_none())
+                {
+                    return invalid(
+                        "endpoint",
+                        "required (or all of traces_endpoint, logs_endpoint, metrics_endpoint)"
+                            .into(),
+                    );
+                }
+                for (sub, url) in [
+                    ("endpoint", Some(&e.endpoint).filter(|u| !u.is_empty())),
+                    ("traces_endpoint", e.traces_endpoint.as_ref()),
+                    ("logs_endpoint", e.logs_endpoint.as_ref()),
+                    ("metrics_endpoint", e.metrics_endpoint.as_ref()),
+                ] {
+                    if let Some(url) = url {
+                        http_url(url).map_err(|reason| ConfigError::Invalid {
+                            key: format!("{key}.{sub}"),
+                            reason,
+                        })?;
+                    }
+                }
+                check_headers(key, &e.headers)?;
+                if e.timeout.is_zero() {
+                    return invalid("timeout", "must be greater than zero".into());
+                }
+            }
+            Exporter::Debug(_) => {}
+            Exporter::File(e) => {
+                if e.path.as_os_str().is_empty() {
+                    return invalid("path", "required".into());
+                }
+                if e.rotation.max_megabytes == 0 {
+                    return invalid("rotation.max_megabytes", "must be at least 1".into());
+                }
+            }
+        }
+        let d = self.delivery();
+        if d.sending_queue.queue_size_mib == 0 {
+            return invalid("sending_queue.queue_size_mib", "must be at least 1".into());
+        }
+        if !(1..=64).contains(&d.sending_queue.num_consumers) {
+            return invalid(
+                "sending_queue.num_consumers",
+                format!("{} is outside 1..=64", d.sending_queue.num_consumers),
+            );
+        }
+        if d.batch.send_batch_size == 0 {
+            return invalid("batch.send_batch_size", "must be at least 1".into());
+        }
+        if d.batch.max_request_bytes < 1024 {
+            return invalid("batch.max_request_bytes", "must be at least 1024".into());
+        }
+        let r = d.retry_on_failure;
+        if r.initial_interval.is_zero() {
+            return invalid(
+                "retry_on_failure.initial_interval",
+                "must be greater than zero".into(),
+            );
+        }
+        if r.max_interval < r.initial_interval {
+            return invalid(
+                "retry_on_failure.max_interval",
+                "must be at least initial_interval".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&r.randomization_factor) {
+            return invalid(
+                "retry_on_failure.randomization_factor",
+                format!("{} is outside 0..=1", r.randomization_factor),
+            );
+        }
+        let b = d.circuit_breaker;
+        if b.window == 0 {
+            return invalid("circuit_breaker.window", "must be at least 1".into());
+        }
+        if b.min_requests == 0 || b.min_requests > b.window {
+            return invalid(
+                "circuit_breaker.min_requests",
+                format!("{} is outside 1..=window ({})", b.min_requests, b.window),
+            );
+        }
+        if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+            return invalid(
+                "circuit_breaker.failure_rate",
+                format!("{} is outside (0, 1]", b.failure_rate),
+            );
+        }
+        if b.cool_down.is_zero() {
+            return invalid(
+                "circuit_breaker.cool_down",
+                "must be greater than zero".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn check_headers(key: &str, headers: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        let bad_name = http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || name.bytes().any(|b| b.is_ascii_uppercase());
+        if bad_name || http::HeaderValue::from_str(value).is_err() {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}.headers.{name}"),
+                reason: "not a valid lowercase HTTP header name and value".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An OTLP/gRPC endpoint as a URI: `host:port` means `http://host:port`.
+pub fn grpc_endpoint_uri(endpoint: &str) -> Result<http::Uri, String> {
+    let text = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("{endpoint:?} is not host:port or a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{endpoint:?}: TLS is not supported by this version; use http:// (a local \
+                 TLS-terminating proxy can carry it the rest of the way)"
+            ));
+        }
+        _ => return Err(format!("{endpoint:?}: the scheme must be http")),
+    }
+    if uri.port_u16().is_none() {
+        return Err(format!("{endpoint:?} needs a port"));
+    }
+    Ok(uri)
+}
+
+/// An OTLP/HTTP URL.
+pub fn http_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{url:?}: TLS is not supported by this version; use http:// (a local \
+                 TLS-terminating proxy can carry it the rest of the way)"
+            ));
+        }
+        _ => return Err(format!("{url:?} must start with http://")),
+    }
+    if uri.host().is_none() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(uri)
+}
+
+/// Request compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip (the Collector's default).
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// `exporters.otlp[/name]`: OTLP/gRPC to another gateway, a Collector or a backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporter {
+    /// `host:port` or `http://host:port`. Required.
+    pub endpoint: String,
+    /// gRPC metadata sent with every request (lowercase names), e.g. an API key.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default), `zstd` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Deadline of one attempt (sent as grpc-timeout too). Default 5s.
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub sending_queue: SendingQueue,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub retry_on_failure: RetryOnFailure,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// `exporters.otlphttp[/name]`: OTLP/HTTP, protobuf bodies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpHttpExporter {
+    /// Base URL; `/v1/traces`, `/v1/logs` and `/v1/metrics` are appended per signal.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Full URL for traces, used as is (overrides `endpoint`).
+    #[serde(default)]
+    pub traces_endpoint: Option<String>,
+    /// Full URL for logs.
+    #[serde(default)]
+    pub logs_endpoint: Option<String>,
+    /// Full URL for metrics.
+    #[serde(default)]
+    pub metrics_endpoint: Option<String>,
+    /// HTTP headers sent with every request (lowercase names).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default), `zstd` or `none` (Content-Encoding).
+    #[serde(default)]
+    pub compression: Compression,
+    /// Deadline of one attempt. Default 5s.
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub sending_queue: SendingQueue,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub retry_on_failure: RetryOnFailure,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// How much the debug exporter writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    /// One summary line per batch (the Collector's default).
+    #[default]
+    Basic,
+    /// One line per span, log record or metric.
+    Normal,
+    /// Every item in full, as OTLP JSON.
+    Detailed,
+}
+
+/// `exporters.debug[/name]`: batches to sieve's own log on stderr, for trying a pipeline out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugExporter {
+    /// `basic` (default), `normal` or `detailed`.
+    #[serde(default)]
+    pub verbosity: Verbosity,
+    #[serde(default)]
+    pub sending_queue: SendingQueue,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub retry_on_failure: RetryOnFailure,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// `exporters.file[/name]`: one OTLP JSON object (`{"resourceSpans": [...]}` and so on) per
+/// line per batch, as the Collector's file exporter writes; fsynced before the batch leaves
+/// the queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExporter {
+    /// The file. Required. Rotated files sit beside it as `<stem>-<unix millis>.<ext>`.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub rotation: Rotation,
+    #[serde(default)]
+    pub sending_queue: SendingQueue,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub retry_on_failure: RetryOnFailure,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// `exporters.file.rotation`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rotation {
+    /// Rotate when the file reaches this size. Default 100.
+    pub max_megabytes: u64,
+    /// Rotated files kept; older ones are deleted. 0 keeps all. Default 10.
+    pub max_backups: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_megabytes: 100,
+            max_backups: 10,
+        }
+    }
+}
+
+/// What to do with a new item when an exporter's queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Refuse the request at the receiver with UNAVAILABLE and RetryInfo, so the client keeps
+    /// it and retries (the default: nothing is lost).
+    #[default]
+    Refuse,
+    /// Accept it and drop the oldest queued items not being sent (counted and logged).
+    DropOldest,
+}
+
+/// `exporters.<name>.sending_queue`: the exporter's persistent queue in the store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendingQueue {
+    /// Most bytes of encoded OTLP queued, MiB. Default 256. A soft bound: requests admitted
+    /// at the same moment may pass it by up to `intake.max_inflight_mib`.
+    pub queue_size_mib: u64,
+    /// `refuse` (default) or `drop_oldest`.
+    pub when_full: WhenFull,
+    /// Batches in flight at once. Default 4.
+    pub num_consumers: usize,
+    /// On shutdown, how long to keep sending; what is left stays queued on disk. Default 5s.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for SendingQueue {
+    fn default() -> Self {
+        SendingQueue {
+            queue_size_mib: 256,
+            when_full: WhenFull::Refuse,
+            num_consumers: 4,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `exporters.<name>.batch`: queued requests are sent together (their bytes concatenated,
+/// resource and scope grouping kept) once this many items are waiting or the oldest has
+/// waited `timeout`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Batch {
+    /// Items (spans, log records or metrics) per batch. Default 8192.
+    pub send_batch_size: u64,
+    /// Longest wait for a batch to fill. Default 200ms.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Largest request sent, in bytes before compression. Default 4194304 (4 MiB, gRPC's
+    /// usual receive limit). A larger queued request is split at item boundaries, not
+    /// dropped; a downstream that still answers "too large" gets halves.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            send_batch_size: 8192,
+            timeout: Duration::from_millis(200),
+            max_request_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// `exporters.<name>.retry_on_failure`: retryable failures (UNAVAILABLE, DEADLINE_EXCEEDED,
+/// RESOURCE_EXHAUSTED with RetryInfo...; HTTP 429, 502, 503, 504) are retried after
+/// `min(max_interval, initial_interval · 2^attempt)` plus a random jitter of up to
+/// `randomization_factor` of that, or after the server's RetryInfo / Retry-After delay.
+/// There is no elapsed-time limit: the queue on disk holds what waits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryOnFailure {
+    /// Default 5s.
+    #[serde(with = "duration")]
+    pub initial_interval: Duration,
+    /// Default 30s.
+    #[serde(with = "duration")]
+    pub max_interval: Duration,
+    /// Jitter as a fraction of the delay, 0..=1. Default 0.2.
+    pub randomization_factor: f64,
+}
+
+impl Default for RetryOnFailure {
+    fn default() -> Self {
+        RetryOnFailure {
+            initial_interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(30),
+            randomization_factor: 0.2,
+        }
+    }
+}
+
+/// `exporters.<name>.circuit_breaker`: after `min_requests` of the last `window` attempts,
+/// a failure rate of `failure_rate` or more opens the breaker: nothing is sent for
+/// `cool_down`, then one probe goes; its success closes the breaker, its failure opens it again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreaker {
+    /// Attempts remembered. Default 20.
+    pub window: usize,
+    /// Attempts needed before the rate counts. Default 5.
+    pub min_requests: usize,
+    /// Default 0.5.
+    pub failure_rate: f64,
+    /// Default 30s.
+    #[serde(with = "duration")]
+    pub cool_down: Duration,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            window: 20,
+            min_requests: 5,
+            failure_rate: 0.5,
+            cool_down: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(super) fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}

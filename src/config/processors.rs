@@ -1,0 +1,658 @@
+//! `processors:` — head sampling (`probabilistic_sampler`, adaptive) and `tail_sampling`
+//! with its policies.
+
+use super::*;
+
+/// `processors.<type>[/name]`: one processor.
+#[derive(Debug, Clone)]
+pub enum Processor {
+    /// Consistent head sampling by trace id.
+    ProbabilisticSampler(ProbabilisticSampler),
+    /// Whole-trace decisions from a durable assembly buffer.
+    TailSampling(TailSampling),
+    /// Per (service, operation) probabilities steered to a target rate.
+    AdaptiveSampler(AdaptiveSampler),
+}
+
+impl Processor {
+    pub const TYPES: [&'static str; 3] =
+        ["probabilistic_sampler", "tail_sampling", "adaptive_sampler"];
+
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{sub}"),
+                reason,
+            })
+        };
+        match self {
+            Processor::TailSampling(t) => t.validate(key)?,
+            Processor::AdaptiveSampler(a) => {
+                if !(a.target_traces_per_second.is_finite() && a.target_traces_per_second > 0.0) {
+                    return invalid(
+                        "target_traces_per_second",
+                        format!("{} must be a positive number", a.target_traces_per_second),
+                    );
+                }
+                if a.interval.is_zero() {
+                    return invalid("interval", "must be greater than zero".into());
+                }
+                if !(a.min_probability >= 1e-5 && a.min_probability <= 1.0) {
+                    return invalid(
+                        "min_probability",
+                        format!("{} is outside [0.00001, 1]", a.min_probability),
+                    );
+                }
+                if !(a.initial_probability >= a.min_probability && a.initial_probability <= 1.0) {
+                    return invalid(
+                        "initial_probability",
+                        format!("{} is outside [min_probability, 1]", a.initial_probability),
+                    );
+                }
+            }
+            Processor::ProbabilisticSampler(p) => {
+                let pct_ok = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+                if !pct_ok(p.sampling_percentage) {
+                    return invalid(
+                        "sampling_percentage",
+                        format!("{} is outside [0, 100]", p.sampling_percentage),
+                    );
+                }
+                if let Some(l) = p.logs.sampling_percentage
+                    && !pct_ok(l)
+                {
+                    return invalid(
+                        "logs.sampling_percentage",
+                        format!("{l} is outside [0, 100]"),
+                    );
+                }
+                if !(1..=14).contains(&p.sampling_precision) {
+                    return invalid(
+                        "sampling_precision",
+                        format!("{} is outside 1..=14", p.sampling_precision),
+                    );
+                }
+                if p.mode() != SamplerMode::HashSeed
+                    && p.sampling_percentage > 0.0
+                    && p.sampling_percentage < 100.0 / (1u64 << 56) as f64
+                {
+                    return invalid(
+                        "sampling_percentage",
+                        "below the smallest probability a 56-bit threshold can express".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How `probabilistic_sampler` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerMode {
+    /// The Collector's legacy mode: FNV-1a of seed and trace id into 16384 buckets.
+    HashSeed,
+    /// OpenTelemetry consistent probability sampling (threshold vs. 56-bit randomness); an
+    /// incoming `th` is sampled again (probabilities multiply).
+    Proportional,
+    /// As proportional, but an incoming `th` that is already stricter is kept unchanged.
+    Equalizing,
+}
+
+/// `processors.probabilistic_sampler[/name]`: keeps a fixed share of traces, decided from the
+/// trace id alone so that every instance with this configuration keeps the same traces. In a
+/// logs pipeline, records with a trace id follow their trace's decision; records without one
+/// are sampled by a hash of `logs.from_attribute` (or the body).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticSampler {
+    /// Share of traces kept, 0–100. Required.
+    pub sampling_percentage: f64,
+    /// `hash_seed`, `proportional` or `equalizing`. Default as in the Collector: hash_seed
+    /// when `hash_seed` is set, else proportional.
+    #[serde(default)]
+    pub mode: Option<SamplerMode>,
+    /// Seed of the hash_seed mode (and of the hash of log records without a trace id).
+    /// Instances that must agree need the same seed. Default 0.
+    #[serde(default)]
+    pub hash_seed: Option<u32>,
+    /// Significant hex digits of the threshold written as `th` (proportional modes), 1–14.
+    /// Default 4.
+    #[serde(default = "default_precision")]
+    pub sampling_precision: u8,
+    /// Drop items whose tracestate `ot` entry is malformed (default true); false keeps them
+    /// unsampled.
+    #[serde(default = "default_true")]
+    pub fail_closed: bool,
+    /// Log records without a trace id.
+    #[serde(default)]
+    pub logs: LogSampling,
+}
+
+/// `processors.probabilistic_sampler.logs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSampling {
+    /// Share of records without a trace id kept, 0–100. Default: `sampling_percentage`.
+    pub sampling_percentage: Option<f64>,
+    /// Attribute whose value is hashed (record attributes, then resource attributes); when
+    /// absent, or the record lacks it, the body is hashed.
+    pub from_attribute: Option<String>,
+}
+
+/// `processors.tail_sampling[/name]`: spans wait in a buffer on disk until their trace is
+/// decided, then the whole trace is kept (stored and forwarded) or dropped. Acknowledged spans
+/// are in the buffer durably, so a restart resumes every pending decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSampling {
+    /// Decide this long after a trace's first span. Default 10s.
+    #[serde(default = "default_decision_wait", with = "duration")]
+    pub decision_wait: Duration,
+    /// Decide early once the root span has arrived and no span came for this long. 0
+    /// disables. Default 2s.
+    #[serde(default = "default_quiet_period", with = "duration")]
+    pub quiet_period: Duration,
+    /// Most traces pending at once; past it the oldest is decided early. Default 50000.
+    #[serde(default = "default_num_traces")]
+    pub num_traces: usize,
+    /// Most bytes of spans pending, MiB; past it the oldest is decided early. Default 256.
+    #[serde(default = "default_buffer_mib")]
+    pub max_buffer_mib: u64,
+    /// Decided traces remembered so late spans follow the decision. Default 100000.
+    #[serde(default = "default_decision_cache")]
+    pub decision_cache: usize,
+    /// Add `sampling.policy` = the deciding policy's name to the kept spans. Default false.
+    #[serde(default)]
+    pub record_policy: bool,
+    /// Evaluated in order; the first that keeps decides. A trace none keeps is dropped.
+    pub policies: Vec<TailPolicy>,
+}
+
+pub(super) fn default_decision_wait() -> Duration {
+    Duration::from_secs(10)
+}
+pub(super) fn default_quiet_period() -> Duration {
+    Duration::from_secs(2)
+}
+pub(super) fn default_num_traces() -> usize {
+    50_000
+}
+pub(super) fn default_buffer_mib() -> u64 {
+    256
+}
+pub(super) fn default_decision_cache() -> usize {
+    100_000
+}
+
+/// The type of a tail policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailPolicyType {
+    AlwaysSample,
+    Latency,
+    StatusCode,
+    StringAttribute,
+    NumericAttribute,
+    Probabilistic,
+    RateLimiting,
+    SpanCount,
+    And,
+    Composite,
+}
+
+/// One tail policy, in the Collector's shape: `name`, `type`, and the settings under a key
+/// named like the type (`latency: {threshold_ms: 500}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailPolicy {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: TailPolicyType,
+    pub latency: Option<LatencyPolicy>,
+    pub status_code: Option<StatusCodePolicy>,
+    pub string_attribute: Option<StringAttributePolicy>,
+    pub numeric_attribute: Option<NumericAttributePolicy>,
+    pub probabilistic: Option<ProbabilisticPolicy>,
+    pub rate_limiting: Option<RateLimitingPolicy>,
+    pub span_count: Option<SpanCountPolicy>,
+    pub and: Option<AndPolicy>,
+    pub composite: Option<CompositePolicy>,
+}
+
+/// Keep traces whose duration (last end − first start) is at least `threshold_ms`, and
+/// below `upper_threshold_ms` when set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyPolicy {
+    pub threshold_ms: u64,
+    #[serde(default)]
+    pub upper_threshold_ms: Option<u64>,
+}
+
+/// Keep traces with a span whose status is one of `status_codes` (OK, ERROR, UNSET).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusCodePolicy {
+    pub status_codes: Vec<String>,
+}
+
+/// Keep traces with a span (or resource) whose string attribute `key` is one of `values`
+/// (or, with `invert_match`, traces where none is).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringAttributePolicy {
+    pub key: String,
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub invert_match: bool,
+}
+
+/// Keep traces with a span whose numeric attribute `key` lies in [min_value, max_value].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericAttributePolicy {
+    pub key: String,
+    pub min_value: f64,
+    pub max_value: f64,
+}
+
+/// Keep a share of traces by the hash_seed rule of the probabilistic sampler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticPolicy {
+    pub sampling_percentage: f64,
+    #[serde(default)]
+    pub hash_seed: u32,
+}
+
+/// Keep traces while the spans kept by this policy in the current second stay under
+/// `spans_per_second`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitingPolicy {
+    pub spans_per_second: u64,
+}
+
+/// Keep traces with at least `min_spans` (and at most `max_spans`) spans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanCountPolicy {
+    pub min_spans: u64,
+    #[serde(default)]
+    pub max_spans: Option<u64>,
+}
+
+/// Keep traces every sub-policy keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AndPolicy {
+    pub and_sub_policy: Vec<TailPolicy>,
+}
+
+/// Sub-policies tried in `policy_order`, each allowed `percent` of
+/// `max_total_spans_per_second`; a trace is kept by the first that keeps it within its share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositePolicy {
+    pub max_total_spans_per_second: u64,
+    pub policy_order: Vec<String>,
+    pub composite_sub_policy: Vec<TailPolicy>,
+    pub rate_allocation: Vec<RateAllocation>,
+}
+
+/// A composite sub-policy's share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateAllocation {
+    pub policy: String,
+    pub percent: f64,
+}
+
+impl TailSampling {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("{key}.{sub}"),
+                reason,
+            })
+        };
+        if self.decision_wait.is_zero() {
+            return invalid("decision_wait", "must be greater than zero".into());
+        }
+        if self.quiet_period > self.decision_wait {
+            return invalid("quiet_period", "must not exceed decision_wait".into());
+        }
+        if self.num_traces == 0 {
+            return invalid("num_traces", "must be at least 1".into());
+        }
+        if self.max_buffer_mib == 0 {
+            return invalid("max_buffer_mib", "must be at least 1".into());
+        }
+        if self.policies.is_empty() {
+            return invalid("policies", "at least one policy is needed".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            if !names.insert(p.name.as_str()) {
+                return invalid(
+                    &format!("policies[{i}].name"),
+                    format!("{:?} is used twice", p.name),
+                );
+            }
+            p.validate(&format!("{key}.policies[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TailPolicy {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |sub: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: if sub.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{key}.{sub}")
+                },
+                reason,
+            })
+        };
+        if self.name.is_empty() {
+            return invalid("name", "must not be empty".into());
+        }
+        use TailPolicyType as T;
+        let present = [
+            ("latency", self.latency.is_some(), T::Latency),
+            ("status_code", self.status_code.is_some(), T::StatusCode),
+            (
+                "string_attribute",
+                self.string_attribute.is_some(),
+                T::StringAttribute,
+            ),
+            (
+                "numeric_attribute",
+                self.numeric_attribute.is_some(),
+                T::NumericAttribute,
+            ),
+            (
+                "probabilistic",
+                self.probabilistic.is_some(),
+                T::Probabilistic,
+            ),
+            (
+                "rate_limiting",
+                self.rate_limiting.is_some(),
+                T::RateLimiting,
+            ),
+            ("span_count", self.span_count.is_some(), T::SpanCount),
+            ("and", self.and.is_some(), T::And),
+            ("composite", self.composite.is_some(), T::Composite),
+        ];
+        for (field, is_there, kind) in present {
+            if kind == self.kind && !is_there {
+                return invalid(
+                    field,
+                    format!("a {field} policy needs its `{field}:` settings"),
+                );
+            }
+            if kind != self.kind && is_there {
+                return invalid(
+                    field,
+                    format!(
+                        "contradicts type {:?}: remove it or change the type",
+                        self.kind
+                    ),
+                );
+            }
+        }
+        match self.kind {
+            T::AlwaysSample => {}
+            T::Latency => {
+                let l = self
+                    .latency
+                    .as_ref()
+                    .map(|l| (l.threshold_ms, l.upper_threshold_ms));
+                if let Some((lo, Some(hi))) = l
+                    && hi <= lo
+                {
+                    return invalid(
+                        "latency.upper_threshold_ms",
+                        "must exceed threshold_ms".into(),
+                    );
+                }
+            }
+            T::StatusCode => {
+                let codes = self
+                    .status_code
+                    .as_ref()
+                    .map(|c| c.status_codes.clone())
+                    .unwrap_or_default();
+                if codes.is_empty() {
+                    return invalid(
+                        "status_code.status_codes",
+                        "at least one code is needed".into(),
+                    );
+                }
+                if let Some(bad) = codes
+                    .iter()
+                    .find(|c| !["OK", "ERROR", "UNSET"].contains(&c.as_str()))
+                {
+                    return invalid(
+                        "status_code.status_codes",
+                        format!("{bad:?} is not OK, ERROR or UNSET"),
+                    );
+                }
+            }
+            T::StringAttribute => {
+                if let Some(a) = &self.string_attribute
+                    && (a.key.is_empty() || a.values.is_empty())
+                {
+                    return invalid(
+                        "string_attribute",
+                        "needs a key and at least one value".into(),
+                    );
+                }
+            }
+            T::NumericAttribute => {
+                if let Some(a) = &self.numeric_attribute
+                    && (a.key.is_empty()
+                        || a.min_value
+                            .partial_cmp(&a.max_value)
+                            .is_none_or(|o| o.is_gt()))
+                {
+                    return invalid(
+                        "numeric_attribute",
+                        "needs a key and min_value <= max_value".into(),
+                    );
+                }
+            }
+            T::Probabilistic => {
+                if let Some(p) = &self.probabilistic
+                    && !(p.sampling_percentage.is_finite()
+                        && (0.0..=100.0).contains(&p.sampling_percentage))
+                {
+                    return invalid(
+                        "probabilistic.sampling_percentage",
+                        format!("{} is outside [0, 100]", p.sampling_percentage),
+                    );
+                }
+            }
+            T::RateLimiting => {
+                if self
+                    .rate_limiting
+                    .as_ref()
+                    .is_some_and(|r| r.spans_per_second == 0)
+                {
+                    return invalid(
+                        "rate_limiting.spans_per_second",
+                        "must be at least 1".into(),
+                    );
+                }
+            }
+            T::SpanCount => {
+                if let Some(c) = &self.span_count
+                    && c.max_spans.is_some_and(|m| m < c.min_spans)
+                {
+                    return invalid("span_count.max_spans", "must be at least min_spans".into());
+                }
+            }
+            T::And => {
+                let subs = self
+                    .and
+                    .as_ref()
+                    .map(|a| a.and_sub_policy.as_slice())
+                    .unwrap_or_default();
+                if subs.is_empty() {
+                    return invalid(
+                        "and.and_sub_policy",
+                        "at least one sub-policy is needed".into(),
+                    );
+                }
+                for (i, p) in subs.iter().enumerate() {
+                    if matches!(p.kind, T::And | T::Composite) {
+                        return invalid(
+                            &format!("and.and_sub_policy[{i}]"),
+                            "cannot nest and/composite".into(),
+                        );
+                    }
+                    p.validate(&format!("{key}.and.and_sub_policy[{i}]"))?;
+                }
+            }
+            T::Composite => {
+                let Some(c) = &self.composite else {
+                    return Ok(());
+                };
+                if c.max_total_spans_per_second == 0 {
+                    return invalid(
+                        "composite.max_total_spans_per_second",
+                        "must be at least 1".into(),
+                    );
+                }
+                let names: Vec<&str> = c
+                    .composite_sub_policy
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                if names.is_empty() {
+                    return invalid(
+                        "composite.composite_sub_policy",
+                        "at least one sub-policy is needed".into(),
+                    );
+                }
+                for (what, list) in [
+                    ("composite.composite_sub_policy", names.clone()),
+                    (
+                        "composite.policy_order",
+                        c.policy_order.iter().map(String::as_str).collect(),
+                    ),
+                    (
+                        "composite.rate_allocation",
+                        c.rate_allocation
+                            .iter()
+                            .map(|a| a.policy.as_str())
+                            .collect(),
+                    ),
+                ] {
+                    let mut seen = std::collections::HashSet::new();
+                    if let Some(dup) = list.iter().find(|n| !seen.insert(**n)) {
+                        return invalid(what, format!("{dup:?} is listed twice"));
+                    }
+                }
+                for (i, p) in c.composite_sub_policy.iter().enumerate() {
+                    if matches!(p.kind, T::And | T::Composite) {
+                        return invalid(
+                            &format!("composite.composite_sub_policy[{i}]"),
+                            "cannot nest and/composite".into(),
+                        );
+                    }
+                    p.validate(&format!("{key}.composite.composite_sub_policy[{i}]"))?;
+                }
+                if let Some(n) = c.policy_order.iter().find(|n| !names.contains(&n.as_str())) {
+                    return invalid(
+                        "composite.policy_order",
+                        format!("{n:?} is not a composite_sub_policy"),
+                    );
+                }
+                let mut total = 0.0;
+                for a in &c.rate_allocation {
+                    if !names.contains(&a.policy.as_str()) {
+                        return invalid(
+                            "composite.rate_allocation",
+                            format!("{:?} is not a composite_sub_policy", a.policy),
+                        );
+                    }
+                    if !(a.percent.is_finite() && a.percent >= 0.0) {
+                        return invalid(
+                            "composite.rate_allocation",
+                            format!("{}: percent must be >= 0", a.policy),
+                        );
+                    }
+                    total += a.percent;
+                }
+                if total > 100.0 {
+                    return invalid(
+                        "composite.rate_allocation",
+                        format!("shares add up to {total}%, over 100%"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `processors.adaptive_sampler[/name]`: Jaeger-style adaptive sampling. Each (service,
+/// operation) of a trace's root span gets its own probability, re-computed every `interval`
+/// as `p × target / observed` (unchanged within ±30% of the target, at most doubled, clamped
+/// to `[min_probability, 1]`); decisions within an interval are consistent by trace id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveSampler {
+    /// Kept traces per second wanted for each (service, operation). Required.
+    pub target_traces_per_second: f64,
+    /// How often probabilities are re-computed. Default 1m.
+    #[serde(default = "default_adaptive_interval", with = "duration")]
+    pub interval: Duration,
+    /// Probability of an operation not seen before. Default 1.
+    #[serde(default = "default_one")]
+    pub initial_probability: f64,
+    /// Floor of every probability. Default 0.00001.
+    #[serde(default = "default_min_probability")]
+    pub min_probability: f64,
+}
+
+pub(super) fn default_adaptive_interval() -> Duration {
+    Duration::from_secs(60)
+}
+pub(super) fn default_one() -> f64 {
+    1.0
+}
+pub(super) fn default_min_probability() -> f64 {
+    1e-5
+}
+
+impl ProbabilisticSampler {
+    /// The mode in effect.
+    pub fn mode(&self) -> SamplerMode {
+        self.mode.unwrap_or(if self.hash_seed.is_some() {
+            SamplerMode::HashSeed
+        } else {
+            SamplerMode::Proportional
+        })
+    }
+
+    /// The seed in effect.
+    pub fn seed(&self) -> u32 {
+        self.hash_seed.unwrap_or(0)
+    }
+}
+
+pub(super) fn default_precision() -> u8 {
+    4
+}
+
+pub(super) fn default_true() -> bool {
+    true
+}
