@@ -29,7 +29,8 @@
 //!   batching, retry and a circuit breaker each.
 //! - [`store`]: time partitions (value-log files, an LSM index of memtable and sorted runs),
 //!   key layout, reads, retention; the sled database the stages keep their state in.
-//! - [`query`]: the query gRPC service (`proto/sieve/v1/query.proto`).
+//! - [`query`]: the query gRPC service (`proto/sieve/v1/query.proto`), and the own-telemetry
+//!   endpoint (`/metrics`, `/health/*`, in `query::metrics`).
 //! - [`server`]: wiring and the one shutdown sequence.
 //! - [`telemetry`]: counters and named self-telemetry events; logging set-up.
 //! - [`otlp`]: small helpers over the OTLP types.
