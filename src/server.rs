@@ -302,13 +302,14 @@ pub async fn start(
         drain_exporters.cancel();
         let _ = exporter_task.await;
         tracing::debug!("exporters stopped");
-        if let Err(e) = store.flush().await {
+        if let Err(e) = store.close().await {
             events::IntakeWriteFailed { error: &e }.emit();
         }
-        drop(store);
-        // Health answered "not ready" through the drain; now it goes too.
-        health.stopping();
+        // Health answered "not ready" through the drain; now it lets go of the store and
+        // goes too.
+        health.close().await;
         stop_metrics.cancel();
+        drop(store);
         tracing::info!("stopped");
         result
     });

@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -24,6 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Query;
 use crate::proto::{GetStatsResponse, SignalStats};
@@ -33,23 +34,40 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// Time a client has to send its request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the endpoint serves from: the query service once it exists, and readiness.
+/// What the endpoint serves from: the query service while the stages run, and readiness.
 #[derive(Default)]
 pub struct Health {
-    query: OnceLock<Query>,
+    /// Cleared by [`Health::close`]: the query service holds the store, which must be
+    /// released when the gateway stops even if a scraper keeps its connection open.
+    query: RwLock<Option<Query>>,
     ready: AtomicBool,
+    /// Scrapes answering from `query`; [`Health::close`] waits for them.
+    scrapes: TaskTracker,
 }
 
 impl Health {
     /// The stages run: `/metrics` answers from `query` and `/health/ready` says ready.
     pub fn started(&self, query: Query) {
-        let _ = self.query.set(query);
+        *self.query.write().unwrap_or_else(|p| p.into_inner()) = Some(query);
         self.ready.store(true, Ordering::Release);
     }
 
     /// Shutdown began: no longer ready.
     pub fn stopping(&self) {
         self.ready.store(false, Ordering::Release);
+    }
+
+    /// The stages are gone: `/metrics` answers 503 from now on, and once the scrapes in
+    /// flight have answered nothing here holds the store.
+    pub async fn close(&self) {
+        self.stopping();
+        self.query.write().unwrap_or_else(|p| p.into_inner()).take();
+        self.scrapes.close();
+        self.scrapes.wait().await;
+    }
+
+    fn query(&self) -> Option<Query> {
+        self.query.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -105,18 +123,23 @@ async fn respond<B>(health: &Health, req: Request<B>) -> Response<Full<bytes::By
         "/health/live" => text(StatusCode::OK, "live\n".into()),
         "/health/ready" if health.is_ready() => text(StatusCode::OK, "ready\n".into()),
         "/health/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
-        "/metrics" => match health.query.get() {
-            Some(q) => {
-                let stats = q.stats().await;
-                let mut r = text(StatusCode::OK, render(&stats, &Process::read()));
-                r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                r
-            }
-            None => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()),
-        },
+        "/metrics" => {
+            // Taken before the query service and dropped after it, so `close` waits for
+            // every scrape that got the service.
+            let scrape = health.scrapes.token();
+            let Some(q) = health.query() else {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "not running\n".into());
+            };
+            let stats = q.stats().await;
+            drop(q);
+            drop(scrape);
+            let mut r = text(StatusCode::OK, render(&stats, &Process::read()));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /metrics, /health/live or /health/ready\n".into(),

@@ -251,13 +251,24 @@ pub(crate) struct Inner {
     pub swept_upto: AtomicU64,
     /// Expired partitions whose drop failed; the next sweep retries them.
     pub pending_drops: Mutex<Vec<(Signal, u64, u64)>>,
+    /// Seal threads not yet joined. Each holds a [`Store`], and with it sled's lock on the
+    /// directory: [`Store::close`] joins them so the directory can be opened again at once.
+    pub background: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
+
+/// How long [`Store::open`] waits for a lock on the directory held by a store just closed.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Opens (or creates) the database at `cfg.path` and loads the catalog and the partition
     /// list.
+    ///
+    /// sled 0.34 releases its lock on the directory from its flusher thread, which it does not
+    /// join when the last handle drops (sled issues #1234, #1289): a store closed a moment ago
+    /// in this process may still hold it. The open waits up to [`LOCK_WAIT`] for that; a
+    /// directory another process keeps open is an error after the wait.
     pub fn open(cfg: &config::Storage) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(&cfg.path)
             .cache_capacity(cfg.cache_capacity_mib.saturating_mul(1024 * 1024))
             .flush_every_ms(if cfg.sync {
@@ -265,8 +276,21 @@ impl Store {
                 None
             } else {
                 Some(cfg.flush_every.as_millis().max(1) as u64)
-            })
-            .open()?;
+            });
+        let began = std::time::Instant::now();
+        let db = loop {
+            match sled_config.open() {
+                // sled words it as an `Other` error naming the `WouldBlock` it got.
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock")
+                        && e.to_string().contains("WouldBlock")
+                        && began.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         let vlog = vlog::ValueLog::open(cfg.path.join("values"))?;
         let queue_log = vlog::ValueLog::open(cfg.path.join("queue"))?;
         Store::from_db(db, vlog, queue_log, cfg)
@@ -350,6 +374,7 @@ impl Store {
                 sweep_lock: RwLock::new(()),
                 swept_upto: AtomicU64::new(0),
                 pending_drops: Mutex::new(Vec::new()),
+                background: Mutex::new(Vec::new()),
             }),
         };
         // Upkeep a crash or an older version left undone (merges, compaction) is not done
@@ -417,9 +442,42 @@ impl Store {
                 Ok(_) => maintain(&table, &store.inner.vlog, store.inner.compress),
                 Err(e) => events::StoreRunWriteFailed { error: &e }.emit(),
             });
-        if let Err(e) = spawned {
-            events::StoreRunWriteFailed { error: &e }.emit();
+        match spawned {
+            Ok(handle) => {
+                let mut threads = self
+                    .inner
+                    .background
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                threads.retain(|t| !t.is_finished());
+                threads.push(handle);
+            }
+            Err(e) => events::StoreRunWriteFailed { error: &e }.emit(),
         }
+    }
+
+    /// Waits for the seal threads still running, then [`Store::flush`]es. The gateway calls
+    /// it last, once nothing writes any more: after it, dropping the last handle releases the
+    /// directory, so a restart in the same process can open it straight away.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let threads = std::mem::take(
+            &mut *self
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if !threads.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    // A seal that panicked has left its memtables in memory; the flush below
+                    // still makes the value log and sled durable.
+                    let _ = t.join();
+                }
+            })
+            .await;
+        }
+        self.flush().await
     }
 
     /// Freezes the memtables of partitions not written to for `idle`, and writes every
@@ -863,25 +921,38 @@ mod tests {
             partition: Duration::from_secs(10),
             ..cfg.clone()
         };
-        // sled's background threads let go of the directory lock shortly after the drop.
-        let open = |cfg: &config::Storage| {
-            for _ in 0..100 {
-                match Store::open(cfg) {
-                    Err(StoreError::Sled(e)) if e.to_string().contains("lock") => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    other => return other,
-                }
-            }
-            Store::open(cfg)
-        };
-        let e = open(&narrow).err().expect("refused").to_string();
+        let e = Store::open(&narrow).err().expect("refused").to_string();
         assert!(e.contains("3600s wide but storage.partition is 10s"), "{e}");
 
-        let store = open(&cfg).expect("same width reopens");
+        let store = Store::open(&cfg).expect("same width reopens");
         assert!(!orphan.exists());
         drop(store);
         drop(dir);
+    }
+
+    /// A store closed a moment ago reopens at once, time after time (sled lets go of the
+    /// directory lock from a thread it does not join); one still open elsewhere is refused
+    /// after the wait, with sled's message naming the lock.
+    #[test]
+    fn a_closed_store_reopens_at_once_and_an_open_one_is_refused() {
+        let mut cfg = config::Storage {
+            sync: false, // the configuration with sled's flusher thread
+            ..config::Storage::default()
+        };
+        let (_dir, store) = temp_store(&mut cfg);
+        let began = std::time::Instant::now();
+        let e = Store::open(&cfg).err().expect("held").to_string();
+        assert!(e.contains("could not acquire lock"), "{e}");
+        assert!(began.elapsed() >= LOCK_WAIT, "{:?}", began.elapsed());
+        drop(store);
+        for round in 0..20u64 {
+            let store = Store::open(&cfg).unwrap_or_else(|e| panic!("reopen {round}: {e}"));
+            let w = store
+                .prepare_metrics(vec![Default::default()])
+                .expect("prepare");
+            store.apply(w).expect("apply");
+            drop(store);
+        }
     }
 
     /// A data directory of the previous store format (a sled tree per partition) is refused
