@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 
-use sieve::analysis::alert::Labels;
-use sieve::analysis::correlate::{FiringAlert, Params, Topology, correlate};
-use sieve::analysis::rules::RuleSet;
+use sieve::alerts::alert::Labels;
+use sieve::alerts::correlate::{FiringAlert, Params, Topology, correlate};
 use sieve::config::alerting::Alerting;
 
 #[global_allocator]
@@ -31,7 +30,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .position(|r| r.name == "LatencyAnomaly")
         .expect("default rule");
-    let mut rs = RuleSet::new(&cfg);
+    let mut rs = cfg.rule_set();
     let groups: Vec<Labels> = (0..SERIES)
         .map(|i| {
             [

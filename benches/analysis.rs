@@ -15,11 +15,11 @@ use std::sync::atomic::Ordering;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use sieve::analysis::bottleneck::fold;
-use sieve::analysis::critical_path::{Kind, SpanInput, critical_path};
-use sieve::analyzer::Analyzer;
 use sieve::config::Analysis;
 use sieve::otlp::string_kv;
+use sieve::stages::analysis::Analyzer;
+use sieve::traces::bottleneck::fold;
+use sieve::traces::critical_path::{Kind, SpanInput, critical_path};
 
 #[path = "support/counting.rs"]
 mod counting;

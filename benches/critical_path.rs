@@ -5,7 +5,7 @@
 //! `cargo bench --bench critical_path`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sieve::analysis::critical_path::{Kind, SpanInput, critical_path};
+use sieve::traces::critical_path::{Kind, SpanInput, critical_path};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
         ..Storage::default()
     })
     .expect("store");
-    let analyzer = sieve::analyzer::Analyzer::open(
+    let analyzer = sieve::stages::analysis::Analyzer::open(
         &Analysis::default(),
         store.state_tree(StateTree::Analysis).expect("tree"),
         store.state_tree(StateTree::LogClusters).expect("tree"),

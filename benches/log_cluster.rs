@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sieve::analysis::log_cluster::{Clusterer, Masker, Params};
+use sieve::log_templates::{Clusterer, Masker, Params};
 
 #[path = "support/counting.rs"]
 mod counting;

@@ -7,8 +7,8 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sieve::config::{ProbabilisticSampler, SamplerMode};
-use sieve::intake::sampling::HeadSampler;
 use sieve::sampling::head::{self, Consistent};
+use sieve::stages::intake::sampling::HeadSampler;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

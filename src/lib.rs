@@ -8,50 +8,57 @@
 //!
 //! # Layout
 //!
-//! Modules follow the data flow (see the README's diagram):
+//! Folders follow the data flow (see the README's diagram), and imports run one way: the
+//! faces (`main`, [`cli`], [`receiver`], [`query`], [`server`]) use the [`stages`], which use
+//! the pure modules and the [`store`]. `tests/layout.rs` checks it.
 //!
-//! - [`config`]: the YAML configuration, its defaults, `${env:NAME}` expansion, validation.
+//! Faces:
 //! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService: decode, per-item
 //!   validation, the answer with `partial_success`.
-//! - [`analyzer`]: the analysis stage: every span before sampling into RED metrics, the service
-//!   graph and (once its trace is complete) critical-path bottleneck aggregates, and every log
-//!   record into a template cluster, as time series in sled. The algorithms are the pure
-//!   modules of [`analysis`].
-//! - [`alerting`]: the alerting engine: rules evaluated at the event-time watermark over the
-//!   analysis series, incidents, notifications.
-//! - [`intake`]: the stage sequence every receiver shares (admit, analyse, sample, enqueue,
-//!   write, commit), the samplers applied to requests and the durable tail-sampling buffer,
-//!   the in-flight byte budget (backpressure) and group-committed flushes (acknowledged means
-//!   on disk).
-//! - [`sampling`]: the sampling decisions, pure: head (consistent, from the trace id),
-//!   adaptive rates, tail-sampling policies.
-//! - [`export`]: exporters (`otlp`, `otlphttp`, `debug`, `file`) with persistent queues,
-//!   batching, retry and a circuit breaker each.
-//! - [`store`]: time partitions (value-log files, an LSM index of memtable and sorted runs),
-//!   key layout, reads, retention; the sled database the stages keep their state in.
 //! - [`query`]: the query gRPC service (`proto/sieve/v1/query.proto`), and the own-telemetry
 //!   endpoint (`/metrics`, `/health/*`, in `query::metrics`).
-//! - [`server`]: wiring and the one shutdown sequence.
-//! - [`telemetry`]: counters and named self-telemetry events; logging set-up.
-//! - [`otlp`]: small helpers over the OTLP types.
 //! - [`cli`]: what the `sieve query` commands print.
+//! - [`server`]: open, bind, run: the wiring and the one shutdown sequence.
+//!
+//! Stages ([`stages`]): tasks with state, sled trees and channels.
+//! - [`stages::intake`]: the stage sequence every receiver shares (admit, analyse, sample,
+//!   enqueue, write, commit), backpressure, group-committed flushes, the tail-sampling buffer.
+//! - [`stages::analysis`]: every span and log record before sampling into series in sled.
+//! - [`stages::alerting`]: rules at the event-time watermark, incidents, notifications.
+//! - [`stages::export`]: exporters with persistent queues, batching, retry, circuit breakers.
+//! - [`stages::retention`]: the sweeper (expired partitions, the size bound, idle memtables).
+//!
+//! Pure modules (no I/O, no clock, no tokio), named for what they compute:
+//! - [`traces`]: critical paths, bottlenecks and what-if, the service graph.
+//! - [`series`]: the mergeable cells of every analysis series (RED histograms among them).
+//! - [`log_templates`]: log template clustering (masking, clusters, merges).
+//! - [`alerts`]: signals, detectors, rule evaluation, alert lifecycle, correlation into
+//!   incidents, Alertmanager's notification logic.
+//! - [`sampling`]: head (consistent, from the trace id), adaptive rates, tail policies.
+//! - [`otlp`]: small helpers over the OTLP types.
+//!
+//! Under everything:
+//! - [`store`]: time partitions (value-log files, an LSM index of memtable and sorted runs),
+//!   key layout, reads, retention; the sled database the stages keep their state in.
+//! - [`config`]: the YAML configuration, its defaults, `${env:NAME}` expansion, validation.
+//! - [`telemetry`]: named self-telemetry events and counters; logging set-up.
 //! - [`synth`]: synthetic OTLP traffic for the loadgen and benchmarks.
 
-pub mod alerting;
-pub mod analysis;
-pub mod analyzer;
+pub mod alerts;
 pub mod cli;
 pub mod config;
-pub mod export;
-pub mod intake;
+pub mod log_templates;
 pub mod otlp;
 pub mod query;
 pub mod receiver;
 pub mod sampling;
+pub mod series;
 pub mod server;
+pub mod stages;
 pub mod store;
 pub mod synth;
 pub mod telemetry;
+pub mod traces;
 
 /// Generated code of `proto/sieve/v1/query.proto` (messages, client, server).
 pub mod proto {

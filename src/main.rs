@@ -319,7 +319,7 @@ struct LogsArgs {
 }
 
 fn logs_cluster(file: Option<String>, stats: bool) -> anyhow::Result<()> {
-    let params = sieve::analysis::log_cluster::Params::default();
+    let params = sieve::log_templates::Params::default();
     let t = std::time::Instant::now();
     let stdout = std::io::stdout().lock();
     let out = std::io::BufWriter::new(stdout);
@@ -347,7 +347,7 @@ fn logs_evaluate(data: &std::path::Path, systems: Vec<String>) -> anyhow::Result
             data.display()
         );
     }
-    let params = sieve::analysis::log_cluster::Params::default();
+    let params = sieve::log_templates::Params::default();
     let systems: Vec<String> = if systems.is_empty() {
         cli::logs::SYSTEMS.iter().map(|s| s.to_string()).collect()
     } else {

@@ -16,16 +16,16 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::analyzer::Analyzer;
 use crate::config::Config;
-use crate::export::Exporters;
-use crate::intake::Intake;
-use crate::intake::pipeline::Pipeline;
-use crate::intake::sampling::Sampling;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::query::metrics::{self, Health};
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
+use crate::stages::analysis::Analyzer;
+use crate::stages::export::Exporters;
+use crate::stages::intake::Intake;
+use crate::stages::intake::pipeline::Pipeline;
+use crate::stages::intake::sampling::Sampling;
 use crate::store::keys::StateTree;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
@@ -50,7 +50,7 @@ pub enum ServeError {
     #[error("cannot start the exporters: {0}")]
     Export(String),
     #[error("cannot open the analysis state: {0}")]
-    Analysis(#[from] crate::analyzer::AnalyzerError),
+    Analysis(#[from] crate::stages::analysis::AnalyzerError),
 }
 
 /// A running gateway.
@@ -141,11 +141,13 @@ pub async fn start(
         state_tree(StateTree::Analysis)?,
         state_tree(StateTree::LogClusters)?,
     )?;
-    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Engine::open(
-        &config.alerting,
-        state_tree(StateTree::Alerts)?,
-        state_tree(StateTree::Incidents)?,
-    )?));
+    let alerts = Arc::new(std::sync::Mutex::new(
+        crate::stages::alerting::Engine::open(
+            &config.alerting,
+            state_tree(StateTree::Alerts)?,
+            state_tree(StateTree::Incidents)?,
+        )?,
+    ));
 
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
@@ -253,13 +255,14 @@ pub async fn start(
         .map(|t| tokio::spawn(t.run(store.clone(), exporters.clone(), stop_background.clone())));
     let analysis_task = tokio::spawn(analyzer.clone().run(stop_background.clone()));
     let alerting_task = (config.analysis.enabled && config.alerting.enabled).then(|| {
-        tokio::spawn(crate::alerting::run(
+        tokio::spawn(crate::stages::alerting::run(
             alerts.clone(),
             analyzer.clone(),
             stop_background.clone(),
         ))
     });
-    let sweeper = tokio::spawn(store.clone().run_sweeper(
+    let sweeper = tokio::spawn(crate::stages::retention::run(
+        store.clone(),
         config.storage.sweep_interval,
         stop_background.clone().cancelled_owned(),
     ));

@@ -93,6 +93,29 @@ impl Stats {
     }
 }
 
+/// One exporter's counters since start.
+#[derive(Debug, Default)]
+pub struct ExporterCounters {
+    /// Items the downstream accepted.
+    pub sent_items: AtomicU64,
+    /// Requests the downstream answered OK.
+    pub sent_requests: AtomicU64,
+    /// Items given up after a non-retryable answer.
+    pub failed_items: AtomicU64,
+    /// Items the downstream accepted the request of but rejected (partial success).
+    pub rejected_items: AtomicU64,
+    /// Items dropped by the drop-oldest policy.
+    pub dropped_items: AtomicU64,
+    /// Items whose queued body could not be read back.
+    pub lost_items: AtomicU64,
+    /// Retries of failed attempts.
+    pub retries: AtomicU64,
+    /// Pieces halved after "too large".
+    pub splits: AtomicU64,
+    /// Batches finished (removed from the queue).
+    pub acks: AtomicU64,
+}
+
 /// The named events.
 pub mod events {
     use std::fmt::Display;
@@ -281,7 +304,7 @@ pub mod events {
         pub attempt: u32,
         pub delay: std::time::Duration,
         pub reason: &'a str,
-        pub counters: &'a crate::export::Counters,
+        pub counters: &'a super::ExporterCounters,
     }
 
     impl ExportRetrying<'_> {
@@ -317,7 +340,7 @@ pub mod events {
         pub signal: Signal,
         pub items: u64,
         pub reason: &'a str,
-        pub counters: &'a crate::export::Counters,
+        pub counters: &'a super::ExporterCounters,
     }
 
     impl ExportItemsFailed<'_> {
@@ -341,7 +364,7 @@ pub mod events {
         pub signal: Signal,
         pub items: u64,
         pub message: &'a str,
-        pub counters: &'a crate::export::Counters,
+        pub counters: &'a super::ExporterCounters,
     }
 
     impl ExportItemsRejected<'_> {
@@ -364,7 +387,7 @@ pub mod events {
         pub exporter: &'a str,
         pub entries: u64,
         pub items: u64,
-        pub counters: &'a crate::export::Counters,
+        pub counters: &'a super::ExporterCounters,
     }
 
     impl ExportQueueDropped<'_> {
@@ -386,7 +409,7 @@ pub mod events {
         pub exporter: &'a str,
         pub items: u64,
         pub error: &'a dyn Display,
-        pub counters: &'a crate::export::Counters,
+        pub counters: &'a super::ExporterCounters,
     }
 
     impl ExportEntriesLost<'_> {
@@ -398,31 +421,34 @@ pub mod events {
         }
     }
 
-    /// An exporter's circuit breaker changed state.
+    /// An exporter's circuit breaker changed state (`from` and `to` are `closed`, `open` or
+    /// `half-open`; `failures` of the last `window` calls when it opened).
     pub struct ExportBreakerChanged<'a> {
         pub exporter: &'a str,
-        pub transition: crate::export::retry::Transition,
+        pub from: &'static str,
+        pub to: &'static str,
+        pub failures: usize,
+        pub window: usize,
     }
 
     impl ExportBreakerChanged<'_> {
         pub fn emit(self) {
-            let t = self.transition;
-            if t.to == crate::export::retry::State::Open {
+            if self.to == "open" {
                 tracing::warn!(
                     exporter = self.exporter,
-                    from = t.from.as_str(),
-                    to = t.to.as_str(),
-                    failures = t.failures,
-                    window = t.window,
+                    from = self.from,
+                    to = self.to,
+                    failures = self.failures,
+                    window = self.window,
                     "circuit breaker opened"
                 );
             } else {
                 tracing::info!(
                     exporter = self.exporter,
-                    from = t.from.as_str(),
-                    to = t.to.as_str(),
+                    from = self.from,
+                    to = self.to,
                     "circuit breaker {}",
-                    t.to.as_str()
+                    self.to
                 );
             }
         }

@@ -2,7 +2,7 @@
 //! official SDK sending to A, B down and coming up later, A killed with -9 while its queue
 //! holds data, a full queue under both policies, and the otlphttp and file exporters checked
 //! against what they sent or wrote. (Backoff timing and the circuit breaker are tested with
-//! tokio's paused clock in src/export/worker.rs.)
+//! tokio's paused clock in src/stages/export/worker.rs.)
 
 mod common;
 
@@ -530,11 +530,13 @@ async fn http_backend() -> (String, Seen) {
                                     .header("retry-after", "1")
                                     .body(http_body_util::Full::new(Bytes::from_static(b"busy")))
                             } else {
-                                let body = sieve::export::sink::ExportResponse {
-                                    partial_success: Some(sieve::export::sink::PartialSuccess {
-                                        rejected: 1,
-                                        error_message: "one span too old".into(),
-                                    }),
+                                let body = sieve::stages::export::sink::ExportResponse {
+                                    partial_success: Some(
+                                        sieve::stages::export::sink::PartialSuccess {
+                                            rejected: 1,
+                                            error_message: "one span too old".into(),
+                                        },
+                                    ),
                                 }
                                 .encode_to_vec();
                                 http::Response::builder()

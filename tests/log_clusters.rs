@@ -10,8 +10,8 @@ use opentelemetry::Context;
 use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::common::v1::any_value;
-use sieve::analysis::log_cluster::Params;
 use sieve::cli::logs::{SYSTEMS, evaluate, scores_text};
+use sieve::log_templates::Params;
 use sieve::proto::{
     GetLogClusterRequest, GetStatsRequest, ListLogClustersRequest, SearchLogsRequest,
 };

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{fmt_time, table};
-use crate::analysis::log_cluster::{Clusterer, Masker, Params};
+use crate::log_templates::{Clusterer, Masker, Params};
 use crate::proto::{GetLogClusterResponse, ListLogClustersResponse, LogCluster};
 
 /// The 16 Loghub-2k systems.

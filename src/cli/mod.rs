@@ -699,7 +699,7 @@ pub fn parse_traces_json(
     Ok(out)
 }
 
-pub use crate::analysis::critical_path::{TracePath, critical_paths};
+pub use crate::traces::critical_path::{TracePath, critical_paths};
 
 /// `sieve query critical-path` and `sieve analyze critical-path`: the table of one trace.
 pub fn critical_path_response_text(r: &crate::proto::GetCriticalPathResponse) -> String {

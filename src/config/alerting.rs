@@ -2,7 +2,7 @@
 //! incidents, and notification (Alertmanager's route, receivers, inhibition and silences).
 //!
 //! The structs are the reference of every option; `config/sieve.yaml` shows them with the
-//! default rule set. Rules are evaluated, and alerts notified, by [`crate::alerting`].
+//! default rule set. Rules are evaluated, and alerts notified, by [`crate::stages::alerting`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,9 +10,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, duration};
-use crate::analysis::detect::Direction;
-use crate::analysis::notify::Matcher;
-use crate::analysis::signal::Signal;
+use crate::alerts::detect::{
+    Cusum, Detector, Direction, Dynamic, Ewma, PageHinkley, Percentile, RateOfChange, Seasonal,
+    Spc, Static,
+};
+use crate::alerts::notify::Matcher;
+use crate::alerts::rules::{RuleParams, RuleSet, Weights};
+use crate::alerts::signal::Signal;
 
 /// `alerting:`
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +202,51 @@ pub enum DetectorConfig {
         lambda: f64,
         warmup: usize,
     },
+}
+
+impl DetectorConfig {
+    /// The detector it configures (`step`: the evaluation interval, seconds).
+    pub fn build(&self, step: f64) -> Box<dyn Detector> {
+        match self {
+            DetectorConfig::Static { above, below } => Box::new(Static::new(*above, *below, 0)),
+            DetectorConfig::Dynamic { window, k } => Box::new(Dynamic::new(*window, *k)),
+            DetectorConfig::Seasonal { period, k } => {
+                Box::new(Seasonal::new(period.as_secs_f64(), step.max(1e-9), *k, 2))
+            }
+            DetectorConfig::Percentile { window, q } => {
+                Box::new(Percentile::new(*window, *q, false))
+            }
+            DetectorConfig::RateOfChange { max_per_second } => {
+                Box::new(RateOfChange::new(*max_per_second))
+            }
+            DetectorConfig::Spc {
+                warmup,
+                sigma_floor,
+            } => Box::new(Spc::new(*warmup).with_sigma_floor(*sigma_floor)),
+            DetectorConfig::Ewma {
+                lambda,
+                l,
+                warmup,
+                sigma_floor,
+            } => Box::new(Ewma::new(*lambda, *l, *warmup).with_sigma_floor(*sigma_floor)),
+            DetectorConfig::Cusum {
+                k,
+                h,
+                warmup,
+                sigma_floor,
+                direction,
+            } => Box::new(
+                Cusum::new(*k, *h, *warmup)
+                    .with_sigma_floor(*sigma_floor)
+                    .with_direction(*direction),
+            ),
+            DetectorConfig::PageHinkley {
+                delta,
+                lambda,
+                warmup,
+            } => Box::new(PageHinkley::new(*delta, *lambda, *warmup)),
+        }
+    }
 }
 
 /// One rule: a signal per group, judged by a detector, held `for` before it fires.
@@ -443,6 +492,36 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
 }
 
 impl Alerting {
+    /// The rules ready to evaluate, in order.
+    pub fn rule_set(&self) -> RuleSet {
+        let step = self.evaluation_interval.as_secs_f64();
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| {
+                let detector = r.detector.clone();
+                RuleParams {
+                    name: r.name.clone(),
+                    severity: r.severity.as_str(),
+                    severity_weight: r.severity.weight(),
+                    business_impact: r.business_impact,
+                    urgency: r.urgency,
+                    for_ns: r.for_.as_nanos().min(u64::MAX as u128) as u64,
+                    annotations: r.annotations.clone(),
+                    detector: Box::new(move || detector.build(step)),
+                }
+            })
+            .collect();
+        RuleSet::new(
+            rules,
+            Weights {
+                severity: self.priority_weights.severity,
+                business_impact: self.priority_weights.business_impact,
+                urgency: self.priority_weights.urgency,
+            },
+        )
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
         if self.evaluation_interval.is_zero() {

@@ -54,7 +54,7 @@ pub struct Analysis {
 }
 
 /// `analysis.logs:` — every log record is assigned to a template cluster of its service
-/// (`src/analysis/log_cluster`), and gets the cluster's id and template as attributes before
+/// (`src/log_templates`), and gets the cluster's id and template as attributes before
 /// it is stored and exported.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -33,7 +33,7 @@ use env::expand_env;
 pub use exporters::*;
 pub use processors::*;
 pub use serde_helpers::byte_size;
-use serde_helpers::{duration, typed_map};
+use serde_helpers::{duration, parse_error, typed_map};
 pub use storage::*;
 
 /// The embedded default configuration (`config/sieve.yaml`), used when no `--config` is given.
@@ -328,17 +328,8 @@ impl Config {
             value = serde_norway::Value::Mapping(Default::default());
         }
         expand_env(&mut value, "", env)?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::Invalid {
-                key: if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                reason: e.into_inner().to_string(),
-            }
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(value.clone()).map_err(|e| parse_error(&value, e))?;
         config.validate()?;
         Ok(config)
     }

@@ -186,129 +186,11 @@ pub(super) fn default_decision_cache() -> usize {
     100_000
 }
 
-/// The type of a tail policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TailPolicyType {
-    AlwaysSample,
-    Latency,
-    StatusCode,
-    StringAttribute,
-    NumericAttribute,
-    Probabilistic,
-    RateLimiting,
-    SpanCount,
-    And,
-    Composite,
-}
-
-/// One tail policy, in the Collector's shape: `name`, `type`, and the settings under a key
-/// named like the type (`latency: {threshold_ms: 500}`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TailPolicy {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: TailPolicyType,
-    pub latency: Option<LatencyPolicy>,
-    pub status_code: Option<StatusCodePolicy>,
-    pub string_attribute: Option<StringAttributePolicy>,
-    pub numeric_attribute: Option<NumericAttributePolicy>,
-    pub probabilistic: Option<ProbabilisticPolicy>,
-    pub rate_limiting: Option<RateLimitingPolicy>,
-    pub span_count: Option<SpanCountPolicy>,
-    pub and: Option<AndPolicy>,
-    pub composite: Option<CompositePolicy>,
-}
-
-/// Keep traces whose duration (last end − first start) is at least `threshold_ms`, and
-/// below `upper_threshold_ms` when set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LatencyPolicy {
-    pub threshold_ms: u64,
-    #[serde(default)]
-    pub upper_threshold_ms: Option<u64>,
-}
-
-/// Keep traces with a span whose status is one of `status_codes` (OK, ERROR, UNSET).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusCodePolicy {
-    pub status_codes: Vec<String>,
-}
-
-/// Keep traces with a span (or resource) whose string attribute `key` is one of `values`
-/// (or, with `invert_match`, traces where none is).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StringAttributePolicy {
-    pub key: String,
-    pub values: Vec<String>,
-    #[serde(default)]
-    pub invert_match: bool,
-}
-
-/// Keep traces with a span whose numeric attribute `key` lies in [min_value, max_value].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NumericAttributePolicy {
-    pub key: String,
-    pub min_value: f64,
-    pub max_value: f64,
-}
-
-/// Keep a share of traces by the hash_seed rule of the probabilistic sampler.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbabilisticPolicy {
-    pub sampling_percentage: f64,
-    #[serde(default)]
-    pub hash_seed: u32,
-}
-
-/// Keep traces while the spans kept by this policy in the current second stay under
-/// `spans_per_second`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitingPolicy {
-    pub spans_per_second: u64,
-}
-
-/// Keep traces with at least `min_spans` (and at most `max_spans`) spans.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpanCountPolicy {
-    pub min_spans: u64,
-    #[serde(default)]
-    pub max_spans: Option<u64>,
-}
-
-/// Keep traces every sub-policy keeps.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AndPolicy {
-    pub and_sub_policy: Vec<TailPolicy>,
-}
-
-/// Sub-policies tried in `policy_order`, each allowed `percent` of
-/// `max_total_spans_per_second`; a trace is kept by the first that keeps it within its share.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompositePolicy {
-    pub max_total_spans_per_second: u64,
-    pub policy_order: Vec<String>,
-    pub composite_sub_policy: Vec<TailPolicy>,
-    pub rate_allocation: Vec<RateAllocation>,
-}
-
-/// A composite sub-policy's share.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateAllocation {
-    pub policy: String,
-    pub percent: f64,
-}
+pub use crate::sampling::policy::{
+    AndPolicy, CompositePolicy, LatencyPolicy, NumericAttributePolicy, ProbabilisticPolicy,
+    RateAllocation, RateLimitingPolicy, SpanCountPolicy, StatusCodePolicy, StringAttributePolicy,
+    TailPolicy,
+};
 
 impl TailSampling {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
@@ -335,272 +217,198 @@ impl TailSampling {
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.policies.iter().enumerate() {
-            if !names.insert(p.name.as_str()) {
+            if !names.insert(p.name()) {
                 return invalid(
                     &format!("policies[{i}].name"),
-                    format!("{:?} is used twice", p.name),
+                    format!("{:?} is used twice", p.name()),
                 );
             }
-            p.validate(&format!("{key}.policies[{i}]"))?;
+            validate_policy(p, &format!("{key}.policies[{i}]"))?;
         }
         Ok(())
     }
 }
 
-impl TailPolicy {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let invalid = |sub: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: if sub.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{key}.{sub}")
-                },
-                reason,
-            })
-        };
-        if self.name.is_empty() {
-            return invalid("name", "must not be empty".into());
-        }
-        use TailPolicyType as T;
-        let present = [
-            ("latency", self.latency.is_some(), T::Latency),
-            ("status_code", self.status_code.is_some(), T::StatusCode),
-            (
-                "string_attribute",
-                self.string_attribute.is_some(),
-                T::StringAttribute,
-            ),
-            (
-                "numeric_attribute",
-                self.numeric_attribute.is_some(),
-                T::NumericAttribute,
-            ),
-            (
-                "probabilistic",
-                self.probabilistic.is_some(),
-                T::Probabilistic,
-            ),
-            (
-                "rate_limiting",
-                self.rate_limiting.is_some(),
-                T::RateLimiting,
-            ),
-            ("span_count", self.span_count.is_some(), T::SpanCount),
-            ("and", self.and.is_some(), T::And),
-            ("composite", self.composite.is_some(), T::Composite),
-        ];
-        for (field, is_there, kind) in present {
-            if kind == self.kind && !is_there {
-                return invalid(
-                    field,
-                    format!("a {field} policy needs its `{field}:` settings"),
-                );
+/// Checks what the types cannot say: names, ranges, codes, and that sub-policies are simple
+/// and named once.
+fn validate_policy(policy: &TailPolicy, key: &str) -> Result<(), ConfigError> {
+    let invalid = |sub: &str, reason: String| {
+        Err(ConfigError::Invalid {
+            key: if sub.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{sub}")
+            },
+            reason,
+        })
+    };
+    if policy.name().is_empty() {
+        return invalid("name", "must not be empty".into());
+    }
+    let subs = |what: &str, subs: &[TailPolicy]| -> Result<(), ConfigError> {
+        for (i, p) in subs.iter().enumerate() {
+            if p.is_compound() {
+                return invalid(&format!("{what}[{i}]"), "cannot nest and/composite".into());
             }
-            if kind != self.kind && is_there {
-                return invalid(
-                    field,
-                    format!(
-                        "contradicts type {:?}: remove it or change the type",
-                        self.kind
-                    ),
-                );
-            }
-        }
-        match self.kind {
-            T::AlwaysSample => {}
-            T::Latency => {
-                let l = self
-                    .latency
-                    .as_ref()
-                    .map(|l| (l.threshold_ms, l.upper_threshold_ms));
-                if let Some((lo, Some(hi))) = l
-                    && hi <= lo
-                {
-                    return invalid(
-                        "latency.upper_threshold_ms",
-                        "must exceed threshold_ms".into(),
-                    );
-                }
-            }
-            T::StatusCode => {
-                let codes = self
-                    .status_code
-                    .as_ref()
-                    .map(|c| c.status_codes.clone())
-                    .unwrap_or_default();
-                if codes.is_empty() {
-                    return invalid(
-                        "status_code.status_codes",
-                        "at least one code is needed".into(),
-                    );
-                }
-                if let Some(bad) = codes
-                    .iter()
-                    .find(|c| !["OK", "ERROR", "UNSET"].contains(&c.as_str()))
-                {
-                    return invalid(
-                        "status_code.status_codes",
-                        format!("{bad:?} is not OK, ERROR or UNSET"),
-                    );
-                }
-            }
-            T::StringAttribute => {
-                if let Some(a) = &self.string_attribute
-                    && (a.key.is_empty() || a.values.is_empty())
-                {
-                    return invalid(
-                        "string_attribute",
-                        "needs a key and at least one value".into(),
-                    );
-                }
-            }
-            T::NumericAttribute => {
-                if let Some(a) = &self.numeric_attribute
-                    && (a.key.is_empty()
-                        || a.min_value
-                            .partial_cmp(&a.max_value)
-                            .is_none_or(|o| o.is_gt()))
-                {
-                    return invalid(
-                        "numeric_attribute",
-                        "needs a key and min_value <= max_value".into(),
-                    );
-                }
-            }
-            T::Probabilistic => {
-                if let Some(p) = &self.probabilistic
-                    && !(p.sampling_percentage.is_finite()
-                        && (0.0..=100.0).contains(&p.sampling_percentage))
-                {
-                    return invalid(
-                        "probabilistic.sampling_percentage",
-                        format!("{} is outside [0, 100]", p.sampling_percentage),
-                    );
-                }
-            }
-            T::RateLimiting => {
-                if self
-                    .rate_limiting
-                    .as_ref()
-                    .is_some_and(|r| r.spans_per_second == 0)
-                {
-                    return invalid(
-                        "rate_limiting.spans_per_second",
-                        "must be at least 1".into(),
-                    );
-                }
-            }
-            T::SpanCount => {
-                if let Some(c) = &self.span_count
-                    && c.max_spans.is_some_and(|m| m < c.min_spans)
-                {
-                    return invalid("span_count.max_spans", "must be at least min_spans".into());
-                }
-            }
-            T::And => {
-                let subs = self
-                    .and
-                    .as_ref()
-                    .map(|a| a.and_sub_policy.as_slice())
-                    .unwrap_or_default();
-                if subs.is_empty() {
-                    return invalid(
-                        "and.and_sub_policy",
-                        "at least one sub-policy is needed".into(),
-                    );
-                }
-                for (i, p) in subs.iter().enumerate() {
-                    if matches!(p.kind, T::And | T::Composite) {
-                        return invalid(
-                            &format!("and.and_sub_policy[{i}]"),
-                            "cannot nest and/composite".into(),
-                        );
-                    }
-                    p.validate(&format!("{key}.and.and_sub_policy[{i}]"))?;
-                }
-            }
-            T::Composite => {
-                let Some(c) = &self.composite else {
-                    return Ok(());
-                };
-                if c.max_total_spans_per_second == 0 {
-                    return invalid(
-                        "composite.max_total_spans_per_second",
-                        "must be at least 1".into(),
-                    );
-                }
-                let names: Vec<&str> = c
-                    .composite_sub_policy
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect();
-                if names.is_empty() {
-                    return invalid(
-                        "composite.composite_sub_policy",
-                        "at least one sub-policy is needed".into(),
-                    );
-                }
-                for (what, list) in [
-                    ("composite.composite_sub_policy", names.clone()),
-                    (
-                        "composite.policy_order",
-                        c.policy_order.iter().map(String::as_str).collect(),
-                    ),
-                    (
-                        "composite.rate_allocation",
-                        c.rate_allocation
-                            .iter()
-                            .map(|a| a.policy.as_str())
-                            .collect(),
-                    ),
-                ] {
-                    let mut seen = std::collections::HashSet::new();
-                    if let Some(dup) = list.iter().find(|n| !seen.insert(**n)) {
-                        return invalid(what, format!("{dup:?} is listed twice"));
-                    }
-                }
-                for (i, p) in c.composite_sub_policy.iter().enumerate() {
-                    if matches!(p.kind, T::And | T::Composite) {
-                        return invalid(
-                            &format!("composite.composite_sub_policy[{i}]"),
-                            "cannot nest and/composite".into(),
-                        );
-                    }
-                    p.validate(&format!("{key}.composite.composite_sub_policy[{i}]"))?;
-                }
-                if let Some(n) = c.policy_order.iter().find(|n| !names.contains(&n.as_str())) {
-                    return invalid(
-                        "composite.policy_order",
-                        format!("{n:?} is not a composite_sub_policy"),
-                    );
-                }
-                let mut total = 0.0;
-                for a in &c.rate_allocation {
-                    if !names.contains(&a.policy.as_str()) {
-                        return invalid(
-                            "composite.rate_allocation",
-                            format!("{:?} is not a composite_sub_policy", a.policy),
-                        );
-                    }
-                    if !(a.percent.is_finite() && a.percent >= 0.0) {
-                        return invalid(
-                            "composite.rate_allocation",
-                            format!("{}: percent must be >= 0", a.policy),
-                        );
-                    }
-                    total += a.percent;
-                }
-                if total > 100.0 {
-                    return invalid(
-                        "composite.rate_allocation",
-                        format!("shares add up to {total}%, over 100%"),
-                    );
-                }
-            }
+            validate_policy(p, &format!("{key}.{what}[{i}]"))?;
         }
         Ok(())
+    };
+    match policy {
+        TailPolicy::AlwaysSample { .. } => {}
+        TailPolicy::Latency { latency: l, .. } => {
+            if l.upper_threshold_ms.is_some_and(|hi| hi <= l.threshold_ms) {
+                return invalid(
+                    "latency.upper_threshold_ms",
+                    "must exceed threshold_ms".into(),
+                );
+            }
+        }
+        TailPolicy::StatusCode { status_code: c, .. } => {
+            if c.status_codes.is_empty() {
+                return invalid(
+                    "status_code.status_codes",
+                    "at least one code is needed".into(),
+                );
+            }
+            if let Some(bad) = c
+                .status_codes
+                .iter()
+                .find(|c| !["OK", "ERROR", "UNSET"].contains(&c.as_str()))
+            {
+                return invalid(
+                    "status_code.status_codes",
+                    format!("{bad:?} is not OK, ERROR or UNSET"),
+                );
+            }
+        }
+        TailPolicy::StringAttribute {
+            string_attribute: a,
+            ..
+        } => {
+            if a.key.is_empty() || a.values.is_empty() {
+                return invalid(
+                    "string_attribute",
+                    "needs a key and at least one value".into(),
+                );
+            }
+        }
+        TailPolicy::NumericAttribute {
+            numeric_attribute: a,
+            ..
+        } => {
+            if a.key.is_empty()
+                || a.min_value
+                    .partial_cmp(&a.max_value)
+                    .is_none_or(|o| o.is_gt())
+            {
+                return invalid(
+                    "numeric_attribute",
+                    "needs a key and min_value <= max_value".into(),
+                );
+            }
+        }
+        TailPolicy::Probabilistic {
+            probabilistic: p, ..
+        } => {
+            if !(p.sampling_percentage.is_finite()
+                && (0.0..=100.0).contains(&p.sampling_percentage))
+            {
+                return invalid(
+                    "probabilistic.sampling_percentage",
+                    format!("{} is outside [0, 100]", p.sampling_percentage),
+                );
+            }
+        }
+        TailPolicy::RateLimiting {
+            rate_limiting: r, ..
+        } => {
+            if r.spans_per_second == 0 {
+                return invalid(
+                    "rate_limiting.spans_per_second",
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        TailPolicy::SpanCount { span_count: c, .. } => {
+            if c.max_spans.is_some_and(|m| m < c.min_spans) {
+                return invalid("span_count.max_spans", "must be at least min_spans".into());
+            }
+        }
+        TailPolicy::And { and, .. } => {
+            if and.and_sub_policy.is_empty() {
+                return invalid(
+                    "and.and_sub_policy",
+                    "at least one sub-policy is needed".into(),
+                );
+            }
+            subs("and.and_sub_policy", &and.and_sub_policy)?;
+        }
+        TailPolicy::Composite { composite: c, .. } => {
+            if c.max_total_spans_per_second == 0 {
+                return invalid(
+                    "composite.max_total_spans_per_second",
+                    "must be at least 1".into(),
+                );
+            }
+            let names: Vec<&str> = c.composite_sub_policy.iter().map(|p| p.name()).collect();
+            if names.is_empty() {
+                return invalid(
+                    "composite.composite_sub_policy",
+                    "at least one sub-policy is needed".into(),
+                );
+            }
+            for (what, list) in [
+                ("composite.composite_sub_policy", names.clone()),
+                (
+                    "composite.policy_order",
+                    c.policy_order.iter().map(String::as_str).collect(),
+                ),
+                (
+                    "composite.rate_allocation",
+                    c.rate_allocation
+                        .iter()
+                        .map(|a| a.policy.as_str())
+                        .collect(),
+                ),
+            ] {
+                let mut seen = std::collections::HashSet::new();
+                if let Some(dup) = list.iter().find(|n| !seen.insert(**n)) {
+                    return invalid(what, format!("{dup:?} is listed twice"));
+                }
+            }
+            subs("composite.composite_sub_policy", &c.composite_sub_policy)?;
+            if let Some(n) = c.policy_order.iter().find(|n| !names.contains(&n.as_str())) {
+                return invalid(
+                    "composite.policy_order",
+                    format!("{n:?} is not a composite_sub_policy"),
+                );
+            }
+            let mut total = 0.0;
+            for a in &c.rate_allocation {
+                if !names.contains(&a.policy.as_str()) {
+                    return invalid(
+                        "composite.rate_allocation",
+                        format!("{:?} is not a composite_sub_policy", a.policy),
+                    );
+                }
+                if !(a.percent.is_finite() && a.percent >= 0.0) {
+                    return invalid(
+                        "composite.rate_allocation",
+                        format!("{}: percent must be >= 0", a.policy),
+                    );
+                }
+                total += a.percent;
+            }
+            if total > 100.0 {
+                return invalid(
+                    "composite.rate_allocation",
+                    format!("shares add up to {total}%, over 100%"),
+                );
+            }
+        }
     }
+    Ok(())
 }
 
 /// `processors.adaptive_sampler[/name]`: Jaeger-style adaptive sampling. Each (service,

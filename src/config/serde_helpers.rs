@@ -207,3 +207,61 @@ pub mod byte_size {
         }
     }
 }
+
+/// A deserialisation error as `key: reason`, with the key the reader has to fix. serde names
+/// the map a field is missing from, or that holds an unknown field, and the map an internally
+/// tagged enum (every `type:`-tagged section here) has an unknown `type` in; the key given
+/// is the field's, or the `type` key's.
+pub(super) fn parse_error(
+    value: &serde_norway::Value,
+    e: serde_path_to_error::Error<serde_norway::Error>,
+) -> ConfigError {
+    let mut key = e.path().to_string();
+    let reason = e.into_inner().to_string();
+    let quoted = |prefix: &str| -> Option<String> {
+        let rest = reason.strip_prefix(prefix)?;
+        Some(rest[..rest.find('`')?].to_string())
+    };
+    let tagged_here = || {
+        let mut v = value;
+        for segment in key.split('.').filter(|s| !s.is_empty() && *s != ".") {
+            let (name, index) = match segment.split_once('[') {
+                Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            if !name.is_empty() {
+                match v.get(name) {
+                    Some(next) => v = next,
+                    None => return false,
+                }
+            }
+            if let Some(i) = index {
+                match v.get(i) {
+                    Some(next) => v = next,
+                    None => return false,
+                }
+            }
+        }
+        v.get("type").is_some()
+    };
+    let field = quoted("missing field `")
+        .or_else(|| quoted("unknown field `"))
+        .or_else(|| {
+            (reason.starts_with("unknown variant `") && tagged_here()).then(|| "type".to_string())
+        });
+    if let Some(field) = field {
+        key = if key == "." {
+            field
+        } else {
+            format!("{key}.{field}")
+        };
+    }
+    ConfigError::Invalid {
+        key: if key == "." {
+            "(top level)".into()
+        } else {
+            key
+        },
+        reason,
+    }
+}

@@ -4,10 +4,6 @@
 
 use std::sync::Arc;
 
-use crate::analysis::histogram::Histogram;
-use crate::analysis::series::{Cell, Exemplar, Family};
-use crate::analyzer::logs::{Listed, Order};
-use crate::analyzer::{Analyzer, AnalyzerError, BottleneckQuery};
 use crate::proto::{
     AnalysisStats, Bottleneck, GetBottlenecksRequest, GetBottlenecksResponse,
     GetServiceGraphRequest, GetServiceGraphResponse, GetSpanMetricsRequest, GetSpanMetricsResponse,
@@ -17,6 +13,10 @@ use crate::proto::{
     CountPoint, GetLogClusterRequest, GetLogClusterResponse, ListLogClustersRequest,
     ListLogClustersResponse, LogCluster,
 };
+use crate::series::histogram::Histogram;
+use crate::series::{Cell, Exemplar, Family};
+use crate::stages::analysis::logs::{Listed, Order};
+use crate::stages::analysis::{Analyzer, AnalyzerError, BottleneckQuery};
 use crate::store::now_ns;
 
 use super::{MAX_LIMIT, QueryError, invalid};
@@ -133,7 +133,7 @@ pub async fn get_bottlenecks(
             .map(|row| {
                 let (service, operation, call_path) = if r.by_call_path {
                     let path = row.labels.first().cloned().unwrap_or_default();
-                    let (s, o) = crate::analysis::bottleneck::call_path_last(&path);
+                    let (s, o) = crate::traces::bottleneck::call_path_last(&path);
                     (s.to_string(), o.to_string(), path)
                 } else {
                     let mut l = row.labels.into_iter();
@@ -451,7 +451,7 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::series::STEPS;
+    use crate::series::STEPS;
 
     const NOW: u64 = 1_700_000_000_000_000_000;
 

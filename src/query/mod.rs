@@ -65,10 +65,10 @@ impl From<QueryError> for Status {
 pub struct Query {
     store: Store,
     stats: Arc<Stats>,
-    exporters: Arc<crate::export::Exporters>,
-    sampling: Arc<crate::intake::sampling::Sampling>,
-    analyzer: Arc<crate::analyzer::Analyzer>,
-    alerts: Arc<std::sync::Mutex<crate::alerting::Engine>>,
+    exporters: Arc<crate::stages::export::Exporters>,
+    sampling: Arc<crate::stages::intake::sampling::Sampling>,
+    analyzer: Arc<crate::stages::analysis::Analyzer>,
+    alerts: Arc<std::sync::Mutex<crate::stages::alerting::Engine>>,
     search_depth: usize,
 }
 
@@ -76,10 +76,10 @@ impl Query {
     pub fn new(
         store: Store,
         stats: Arc<Stats>,
-        exporters: Arc<crate::export::Exporters>,
-        sampling: Arc<crate::intake::sampling::Sampling>,
-        analyzer: Arc<crate::analyzer::Analyzer>,
-        alerts: Arc<std::sync::Mutex<crate::alerting::Engine>>,
+        exporters: Arc<crate::stages::export::Exporters>,
+        sampling: Arc<crate::stages::intake::sampling::Sampling>,
+        analyzer: Arc<crate::stages::analysis::Analyzer>,
+        alerts: Arc<std::sync::Mutex<crate::stages::alerting::Engine>>,
         search_depth: usize,
     ) -> Query {
         Query {
@@ -272,7 +272,7 @@ impl QueryService for Query {
         };
         let tolerance = r.tolerance;
         let paths = tokio::task::spawn_blocking(move || {
-            crate::analysis::critical_path::critical_paths(&[trace], tolerance)
+            crate::traces::critical_path::critical_paths(&[trace], tolerance)
         })
         .await
         .map_err(|e| Status::internal(format!("critical path task failed: {e}")))?;
@@ -508,7 +508,7 @@ impl QueryService for Query {
             ))
             .into());
         }
-        let active = |i: &&crate::alerting::incidents::Incident| {
+        let active = |i: &&crate::stages::alerting::incidents::Incident| {
             (end == 0 || i.started < end) && i.resolved_at.is_none_or(|r| r >= start)
         };
         let engine = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
@@ -573,7 +573,7 @@ impl QueryService for Query {
         &self,
         request: Request<crate::proto::ListAlertsRequest>,
     ) -> Result<Response<crate::proto::ListAlertsResponse>, Status> {
-        use crate::analysis::alert::State;
+        use crate::alerts::alert::State;
         let r = request.into_inner();
         let state = match r.state.as_str() {
             "" => None,
@@ -609,7 +609,7 @@ impl QueryService for Query {
     }
 }
 
-fn alert_proto(a: crate::alerting::AlertView) -> crate::proto::Alert {
+fn alert_proto(a: crate::stages::alerting::AlertView) -> crate::proto::Alert {
     crate::proto::Alert {
         fingerprint: format!("{:016x}", a.fingerprint),
         labels: a.labels.into_iter().collect(),
@@ -624,7 +624,9 @@ fn alert_proto(a: crate::alerting::AlertView) -> crate::proto::Alert {
     }
 }
 
-fn incident_summary(i: &crate::alerting::incidents::Incident) -> crate::proto::IncidentSummary {
+fn incident_summary(
+    i: &crate::stages::alerting::incidents::Incident,
+) -> crate::proto::IncidentSummary {
     let top = i.root_causes.first();
     crate::proto::IncidentSummary {
         id: i.id,
@@ -647,7 +649,7 @@ fn incident_summary(i: &crate::alerting::incidents::Incident) -> crate::proto::I
 
 /// A computed critical path in the API's shape (also what `sieve analyze critical-path` prints).
 pub fn critical_path_response(
-    t: &crate::analysis::critical_path::TracePath,
+    t: &crate::traces::critical_path::TracePath,
 ) -> crate::proto::GetCriticalPathResponse {
     let span = |i: usize| {
         let (service, operation, id) = &t.spans[i];

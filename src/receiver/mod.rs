@@ -29,8 +29,8 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::config::Limits;
-use crate::intake::pipeline::{self, Kind, Pipeline, PipelineError};
 use crate::otlp::Signal;
+use crate::stages::intake::pipeline::{self, Kind, Pipeline, PipelineError};
 use crate::telemetry::events;
 
 pub use grpc::{Export, OtlpGrpc};

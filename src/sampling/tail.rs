@@ -1,7 +1,7 @@
 //! Tail-sampling policies: whole-trace decisions, as pure functions of a trace's spans and
 //! the current second (rate budgets are per second).
 //!
-//! A policy ([`Policy`]) is built from its config ([`config::TailPolicy`]) once; [`decide`]
+//! A policy ([`Policy`]) is built from its configuration ([`TailPolicy`]) once; [`decide`]
 //! runs the policies of a processor in order and returns the first that keeps the trace
 //! (none: drop). Kinds, as the Collector's `tail_sampling` processor names them:
 //! `always_sample`, `status_code`, `latency`, `string_attribute`, `numeric_attribute`,
@@ -10,7 +10,7 @@
 //! in order sharing a spans-per-second budget by percent).
 //!
 //! The durable buffer that collects a trace's spans until its decision, and the loop that
-//! decides, are a stage: `intake::tail_buffer`.
+//! decides, are a stage: `stages::intake::tail_buffer`.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, status};
 
-use crate::config::{self, TailPolicyType};
+use super::policy::TailPolicy;
 
 pub type TraceId = [u8; 16];
 
@@ -132,26 +132,16 @@ impl TraceView<'_> {
 }
 
 impl Rule {
-    fn build(p: &config::TailPolicy) -> Rule {
-        use TailPolicyType as T;
-        match p.kind {
-            T::AlwaysSample => Rule::Always,
-            T::Latency => {
-                let l = p.latency.as_ref();
-                Rule::Latency {
-                    lo: l
-                        .map(|l| l.threshold_ms)
-                        .unwrap_or(0)
-                        .saturating_mul(1_000_000),
-                    hi: l
-                        .and_then(|l| l.upper_threshold_ms)
-                        .map(|h| h.saturating_mul(1_000_000)),
-                }
-            }
-            T::StatusCode => Rule::Status(
-                p.status_code
+    fn build(p: &TailPolicy) -> Rule {
+        match p {
+            TailPolicy::AlwaysSample { .. } => Rule::Always,
+            TailPolicy::Latency { latency: l, .. } => Rule::Latency {
+                lo: l.threshold_ms.saturating_mul(1_000_000),
+                hi: l.upper_threshold_ms.map(|h| h.saturating_mul(1_000_000)),
+            },
+            TailPolicy::StatusCode { status_code: c, .. } => Rule::Status(
+                c.status_codes
                     .iter()
-                    .flat_map(|c| &c.status_codes)
                     .map(|c| match c.as_str() {
                         "OK" => status::StatusCode::Ok as i32,
                         "ERROR" => status::StatusCode::Error as i32,
@@ -159,63 +149,44 @@ impl Rule {
                     })
                     .collect(),
             ),
-            T::StringAttribute => {
-                let a = p.string_attribute.clone();
-                Rule::StringAttr {
-                    key: a.as_ref().map(|a| a.key.clone()).unwrap_or_default(),
-                    values: a
-                        .as_ref()
-                        .map(|a| a.values.iter().cloned().collect())
-                        .unwrap_or_default(),
-                    invert: a.is_some_and(|a| a.invert_match),
-                }
+            TailPolicy::StringAttribute {
+                string_attribute: a,
+                ..
+            } => Rule::StringAttr {
+                key: a.key.clone(),
+                values: a.values.iter().cloned().collect(),
+                invert: a.invert_match,
+            },
+            TailPolicy::NumericAttribute {
+                numeric_attribute: a,
+                ..
+            } => Rule::Numeric {
+                key: a.key.clone(),
+                min: a.min_value,
+                max: a.max_value,
+            },
+            TailPolicy::Probabilistic {
+                probabilistic: pr, ..
+            } => Rule::Probabilistic {
+                seed: pr.hash_seed,
+                bound: super::head::hash_seed_bound(pr.sampling_percentage),
+            },
+            TailPolicy::RateLimiting {
+                rate_limiting: r, ..
+            } => Rule::Rate(RateBudget::new(r.spans_per_second)),
+            TailPolicy::SpanCount { span_count: c, .. } => Rule::SpanCount {
+                min: c.min_spans,
+                max: c.max_spans,
+            },
+            TailPolicy::And { and, .. } => {
+                Rule::And(and.and_sub_policy.iter().map(Rule::build).collect())
             }
-            T::NumericAttribute => {
-                let a = p.numeric_attribute.as_ref();
-                Rule::Numeric {
-                    key: a.map(|a| a.key.clone()).unwrap_or_default(),
-                    min: a.map(|a| a.min_value).unwrap_or(0.0),
-                    max: a.map(|a| a.max_value).unwrap_or(0.0),
-                }
-            }
-            T::Probabilistic => {
-                let pr = p.probabilistic.as_ref();
-                Rule::Probabilistic {
-                    seed: pr.map(|p| p.hash_seed).unwrap_or(0),
-                    bound: super::head::hash_seed_bound(
-                        pr.map(|p| p.sampling_percentage).unwrap_or(0.0),
-                    ),
-                }
-            }
-            T::RateLimiting => Rule::Rate(RateBudget::new(
-                p.rate_limiting
-                    .as_ref()
-                    .map(|r| r.spans_per_second)
-                    .unwrap_or(0),
-            )),
-            T::SpanCount => {
-                let c = p.span_count.as_ref();
-                Rule::SpanCount {
-                    min: c.map(|c| c.min_spans).unwrap_or(0),
-                    max: c.and_then(|c| c.max_spans),
-                }
-            }
-            T::And => Rule::And(
-                p.and
-                    .iter()
-                    .flat_map(|a| &a.and_sub_policy)
-                    .map(Rule::build)
-                    .collect(),
-            ),
-            T::Composite => {
-                let Some(c) = &p.composite else {
-                    return Rule::Composite(Vec::new());
-                };
+            TailPolicy::Composite { composite: c, .. } => {
                 let allocated: f64 = c.rate_allocation.iter().map(|a| a.percent).sum();
                 let unallocated: Vec<&str> = c
                     .composite_sub_policy
                     .iter()
-                    .map(|s| s.name.as_str())
+                    .map(|s| s.name())
                     .filter(|n| !c.rate_allocation.iter().any(|a| a.policy == *n))
                     .collect();
                 let share = |name: &str| -> f64 {
@@ -224,13 +195,13 @@ impl Rule {
                         None => (100.0 - allocated).max(0.0) / unallocated.len().max(1) as f64,
                     }
                 };
-                let mut order: Vec<&config::TailPolicy> = c
+                let mut order: Vec<&TailPolicy> = c
                     .policy_order
                     .iter()
-                    .filter_map(|n| c.composite_sub_policy.iter().find(|s| &s.name == n))
+                    .filter_map(|n| c.composite_sub_policy.iter().find(|s| s.name() == n))
                     .collect();
                 for s in &c.composite_sub_policy {
-                    if !c.policy_order.contains(&s.name) {
+                    if !c.policy_order.iter().any(|n| n == s.name()) {
                         order.push(s);
                     }
                 }
@@ -238,7 +209,7 @@ impl Rule {
                     order
                         .into_iter()
                         .map(|s| {
-                            let limit = (c.max_total_spans_per_second as f64 * share(&s.name)
+                            let limit = (c.max_total_spans_per_second as f64 * share(s.name())
                                 / 100.0) as u64;
                             (Rule::build(s), RateBudget::new(limit))
                         })
@@ -302,9 +273,9 @@ pub struct Policy {
 
 impl Policy {
     /// A policy from its config.
-    pub fn build(p: &config::TailPolicy) -> Policy {
+    pub fn build(p: &TailPolicy) -> Policy {
         Policy {
-            name: p.name.clone(),
+            name: p.name().to_string(),
             rule: Rule::build(p),
             kept: AtomicU64::new(0),
         }
@@ -359,10 +330,10 @@ mod tests {
     }
 
     fn policies(yaml: &str) -> Vec<Policy> {
-        let cfg: Vec<config::TailPolicy> = serde_norway::from_str(yaml).unwrap();
+        let cfg: Vec<TailPolicy> = serde_norway::from_str(yaml).unwrap();
         cfg.iter()
             .map(|p| Policy {
-                name: p.name.clone(),
+                name: p.name().to_string(),
                 rule: Rule::build(p),
                 kept: AtomicU64::new(0),
             })

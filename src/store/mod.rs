@@ -209,7 +209,7 @@ pub(crate) struct Inner {
     pub db: sled::Db,
     /// Chunk bodies; sled holds pointers into it.
     pub vlog: vlog::ValueLog,
-    /// Bodies of the exporters' queue entries (`export::queue` owns its layout). Synced with
+    /// Bodies of the exporters' queue entries (`stages::export::queue` owns its layout). Synced with
     /// the rest by [`Store::flush`], so an acknowledged request is on disk in every queue too.
     pub queue_log: vlog::ValueLog,
     pub catalog_tree: sled::Tree,

@@ -1,5 +1,6 @@
-//! The retention sweeper: drops partitions whose data is older than `storage.retention`, and
-//! the oldest partitions while the data directory is over `storage.max_disk_size`.
+//! Retention: dropping partitions whose data is older than `storage.retention`, and the
+//! oldest partitions while the data directory is over `storage.max_disk_size`. The sweeper
+//! stage ([`crate::stages::retention`]) calls it on a timer.
 //!
 //! Time is data time: a partition holds data whose own timestamps fall in [start, end), so it
 //! expires when `end <= now - retention`. Dropping a partition deletes its value-log file and
@@ -7,7 +8,6 @@
 //! partition width. The catalog forgets nothing; queries hide services and operations whose
 //! newest data is past the horizon.
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use super::{Signal, Store, StoreError, partition_dir_name};
 use crate::telemetry::events;
 
 /// A partition not written to for this long has its memtable written out as a run.
-const IDLE_PARTITION: Duration = Duration::from_secs(60);
+pub const IDLE_PARTITION: Duration = Duration::from_secs(60);
 
 impl Store {
     /// Drops every expired partition; returns how many were dropped.
@@ -183,37 +183,6 @@ impl Store {
             .pending_drops
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs [`Store::sweep_expired`] every `interval` until `shutdown` completes, and writes
-    /// out the memtables of partitions idle for a minute ([`Store::seal_idle`]).
-    pub async fn run_sweeper(self, interval: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {
-                    let store = self.clone();
-                    let swept = tokio::task::spawn_blocking(move || {
-                        let swept = store
-                            .sweep_expired()
-                            .and_then(|n| Ok(n + store.enforce_disk_size()?));
-                        if let Err(e) = store.seal_idle(IDLE_PARTITION) {
-                            events::StoreRunWriteFailed { error: &e }.emit();
-                        }
-                        swept
-                    })
-                    .await;
-                    match swept {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => events::StoreSweepFailed { error: &e }.emit(),
-                        Err(e) => events::StoreSweepFailed { error: &e }.emit(),
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use super::histogram::Histogram;
 use crate::otlp::FastMap;
+use crate::series::histogram::Histogram;
 
 /// The span kinds that make edges (OTLP numbering).
 pub const SERVER: i32 = 2;

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Entry, EntryMeta, Queue};
-use super::retry::{self, Breaker};
+use super::retry::{self, Breaker, Transition};
 use super::sink::{Outcome, Sink};
 use super::{Counters, wire};
 use crate::config;
@@ -201,11 +201,7 @@ impl Exporter {
                 match self.breaker.try_acquire(Instant::now()) {
                     Ok(pass) => {
                         if let Some(transition) = pass.transition {
-                            events::ExportBreakerChanged {
-                                exporter: &self.name,
-                                transition,
-                            }
-                            .emit();
+                            breaker_changed(&self.name, transition);
                         }
                         break pass;
                     }
@@ -221,11 +217,7 @@ impl Exporter {
             };
             let failed = matches!(outcome, Outcome::Retry { .. });
             if let Some(transition) = self.breaker.record(failed, pass.probe, Instant::now()) {
-                events::ExportBreakerChanged {
-                    exporter: &self.name,
-                    transition,
-                }
-                .emit();
+                breaker_changed(&self.name, transition);
             }
             match outcome {
                 Outcome::Sent { rejected, message } => {
@@ -356,13 +348,24 @@ impl Exporter {
     }
 }
 
+fn breaker_changed(exporter: &str, t: Transition) {
+    events::ExportBreakerChanged {
+        exporter,
+        from: t.from.as_str(),
+        to: t.to.as_str(),
+        failures: t.failures,
+        window: t.window,
+    }
+    .emit();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::WhenFull;
-    use crate::export::queue::Queues;
-    use crate::export::retry::State;
-    use crate::export::sink::script::Script;
+    use crate::stages::export::queue::Queues;
+    use crate::stages::export::retry::State;
+    use crate::stages::export::sink::script::Script;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use prost::Message;

@@ -20,10 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::AlertView;
-use crate::analysis::alert::{Labels, State};
-use crate::analysis::notify::{
-    self, GroupState, InhibitRule, Intervals, Matcher, Notified, Silence,
-};
+use crate::alerts::alert::{Labels, State};
+use crate::alerts::notify::{self, GroupState, InhibitRule, Intervals, Matcher, Notified, Silence};
 use crate::config::alerting::{Alerting, parse_rfc3339};
 
 /// Where a receiver sends.
@@ -212,7 +210,7 @@ impl Notifier {
     }
 }
 
-use crate::export::sink::{HttpClient as Client, Outcome, classify_http};
+use crate::stages::export::sink::{HttpClient as Client, Outcome, classify_http};
 
 /// An HTTP client for notifications.
 pub fn client() -> Client {

@@ -1,5 +1,5 @@
 //! Incidents: after each evaluation step the firing alerts are correlated
-//! ([`crate::analysis::correlate`]) and the groups matched to the open incidents. A group
+//! ([`crate::alerts::correlate`]) and the groups matched to the open incidents. A group
 //! joins an open incident when they share an alert, or when one of its services is one of
 //! the incident's or adjacent to one in the service graph and it started within the
 //! correlation window of the incident's last firing alert (and within `max_span` of its
@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use prost::Message;
 
-use crate::analysis::correlate::{self, Candidate, FiringAlert, ServiceEvidence, Topology};
+use crate::alerts::correlate::{self, Candidate, FiringAlert, ServiceEvidence, Topology};
 
 /// Evidence for one group: its alerts, its start, and the open incident it continues.
 pub type GroupEvidenceFn<'a> =

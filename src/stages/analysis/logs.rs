@@ -1,5 +1,5 @@
 //! Log template clusters at intake: every log record (before sampling) is assigned to a
-//! cluster of its service ([`crate::analysis::log_cluster`]) and gets the cluster's id and
+//! cluster of its service ([`crate::log_templates`]) and gets the cluster's id and
 //! template as attributes, before it is stored and exported.
 //!
 //! Ids are global (one sequence for all services) and stable: each cluster is a record in the
@@ -24,9 +24,9 @@ use prost::Message;
 use std::sync::MutexGuard;
 
 use super::AnalyzerError;
-use crate::analysis::log_cluster::{Clusterer, Masker, Params};
-use crate::analysis::series::{Cell, Family, STEPS};
 use crate::config::LogClustering;
+use crate::log_templates::{Clusterer, Masker, Params};
+use crate::series::{Cell, Family, STEPS};
 use crate::telemetry::events;
 
 /// Sample lines and trace ids kept per cluster.
@@ -337,7 +337,7 @@ impl LogState {
         r.last_seen = r.last_seen.max(t);
         if r.samples.len() < SAMPLES && !r.samples.iter().any(|s| s == text) {
             r.samples
-                .push(crate::analysis::bottleneck::cut(text, SAMPLE_BYTES).into_owned());
+                .push(crate::traces::bottleneck::cut(text, SAMPLE_BYTES).into_owned());
         }
         if trace_id.len() == 16
             && r.trace_ids.len() < SAMPLES
@@ -557,7 +557,7 @@ impl super::Analyzer {
         id: u64,
         (from, to): (u64, u64),
         step: u64,
-    ) -> Result<Option<(Listed, crate::analysis::series::Series)>, AnalyzerError> {
+    ) -> Result<Option<(Listed, crate::series::Series)>, AnalyzerError> {
         let record = match self.log_state()?.get(id) {
             Some(r) => r.clone(),
             None => return Ok(None),
@@ -571,7 +571,7 @@ impl super::Analyzer {
         }
         let svc = record.service.clone();
         let keep = |l: &[String]| l.first() == Some(&svc);
-        let mut points = crate::analysis::series::Series::new(step);
+        let mut points = crate::series::Series::new(step);
         let mut cells = Vec::new();
         self.scan(
             Family::LogCluster,

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 
 use super::critical_path::{CriticalPath, SpanInput};
-use super::series::Cell;
+use crate::series::Cell;
 
 /// Longest call path kept, in operations.
 pub const MAX_DEPTH: usize = 12;
@@ -271,7 +271,7 @@ pub struct Row {
     pub mean_ratio: Option<f64>,
 }
 
-/// Ranks `window` (label set → cell, with `total` the [`super::series::Family::Trace`] cell of
+/// Ranks `window` (label set → cell, with `total` the [`crate::series::Family::Trace`] cell of
 /// the window) by critical-path time, with the change against `baseline`; the `top_k` first.
 pub fn rank(
     window: &HashMap<Vec<String>, Cell>,
@@ -348,7 +348,7 @@ pub fn what_if(op: &Cell, total: &Cell, speedup: f64) -> Projection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::critical_path::{Kind, critical_path};
+    use crate::traces::critical_path::{Kind, critical_path};
     use proptest::prelude::*;
 
     fn s(id: u8, parent: Option<u8>, start: u64, end: u64) -> SpanInput {
@@ -459,7 +459,7 @@ mod tests {
         );
         // A 100,000-span chain: linear, and the deepest path keeps its root end.
         let n = 100_000u64;
-        let spans = crate::analysis::critical_path::chain(n);
+        let spans = crate::traces::critical_path::chain(n);
         let names: Vec<(String, String)> =
             (0..n).map(|i| ("s".to_string(), format!("o{i}"))).collect();
         let f = fold(&spans, &names, &critical_path(&spans, 0.0));

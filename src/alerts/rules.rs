@@ -12,50 +12,35 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::alert::{Labels, Lifecycle, State, Timing, fingerprint};
-use super::detect::{
-    Cusum, Detector, Dynamic, Ewma, PageHinkley, Percentile, RateOfChange, Seasonal, Spc, Static,
-};
-use crate::config::alerting::{Alerting, DetectorConfig, Rule};
+use super::detect::Detector;
 
-/// A detector built from its config (`step`: the evaluation interval, seconds).
-pub fn detector(cfg: &DetectorConfig, step: f64) -> Box<dyn Detector> {
-    match cfg {
-        DetectorConfig::Static { above, below } => Box::new(Static::new(*above, *below, 0)),
-        DetectorConfig::Dynamic { window, k } => Box::new(Dynamic::new(*window, *k)),
-        DetectorConfig::Seasonal { period, k } => {
-            Box::new(Seasonal::new(period.as_secs_f64(), step.max(1e-9), *k, 2))
-        }
-        DetectorConfig::Percentile { window, q } => Box::new(Percentile::new(*window, *q, false)),
-        DetectorConfig::RateOfChange { max_per_second } => {
-            Box::new(RateOfChange::new(*max_per_second))
-        }
-        DetectorConfig::Spc {
-            warmup,
-            sigma_floor,
-        } => Box::new(Spc::new(*warmup).with_sigma_floor(*sigma_floor)),
-        DetectorConfig::Ewma {
-            lambda,
-            l,
-            warmup,
-            sigma_floor,
-        } => Box::new(Ewma::new(*lambda, *l, *warmup).with_sigma_floor(*sigma_floor)),
-        DetectorConfig::Cusum {
-            k,
-            h,
-            warmup,
-            sigma_floor,
-            direction,
-        } => Box::new(
-            Cusum::new(*k, *h, *warmup)
-                .with_sigma_floor(*sigma_floor)
-                .with_direction(*direction),
-        ),
-        DetectorConfig::PageHinkley {
-            delta,
-            lambda,
-            warmup,
-        } => Box::new(PageHinkley::new(*delta, *lambda, *warmup)),
-    }
+/// One rule as evaluation needs it. The config layer builds these from `alerting.rules`
+/// (`config::alerting::Alerting::rule_set`).
+pub struct RuleParams {
+    /// The alert's `alertname`.
+    pub name: String,
+    /// The `severity` label.
+    pub severity: &'static str,
+    /// The severity's term in the priority, 0..=1.
+    pub severity_weight: f64,
+    /// 0..=1.
+    pub business_impact: f64,
+    /// 0..=1.
+    pub urgency: f64,
+    /// How long the detector must say anomalous before the alert fires, ns.
+    pub for_ns: u64,
+    /// Templates with `{{ $value }}` and `{{ $labels.NAME }}`.
+    pub annotations: BTreeMap<String, String>,
+    /// A fresh detector, one per label group.
+    pub detector: Box<dyn Fn() -> Box<dyn Detector> + Send>,
+}
+
+/// The weights of the priority's three terms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub severity: f64,
+    pub business_impact: f64,
+    pub urgency: f64,
 }
 
 /// One alert: a rule and a label group.
@@ -107,73 +92,86 @@ pub const ONSET_AFTER: usize = 30;
 
 /// Every rule's alerts.
 pub struct RuleSet {
-    rules: Vec<Rule>,
+    rules: Vec<RuleParams>,
     timings: Vec<Timing>,
-    weights: (f64, f64, f64),
-    step: f64,
+    weights: Weights,
     pub alerts: HashMap<(usize, Labels), AlertState>,
     /// Fingerprint → key in `alerts`.
     by_fingerprint: HashMap<u64, (usize, Labels)>,
 }
 
 impl RuleSet {
-    pub fn new(cfg: &Alerting) -> RuleSet {
+    /// Rule `i` of `rules` is rule `i` of [`RuleSet::evaluate`].
+    pub fn new(rules: Vec<RuleParams>, weights: Weights) -> RuleSet {
         RuleSet {
-            timings: cfg
-                .rules
+            timings: rules
                 .iter()
                 .map(|r| Timing {
-                    for_: r.for_.as_nanos() as u64,
+                    for_: r.for_ns,
                     ..Timing::default()
                 })
                 .collect(),
-            rules: cfg.rules.clone(),
-            weights: (
-                cfg.priority_weights.severity,
-                cfg.priority_weights.business_impact,
-                cfg.priority_weights.urgency,
-            ),
-            step: cfg.evaluation_interval.as_secs_f64(),
+            rules,
+            weights,
             alerts: HashMap::new(),
             by_fingerprint: HashMap::new(),
         }
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The `alertname` of rule `i`.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.rules.get(i).map(|r| r.name.as_str())
+    }
+
+    fn new_alert(&self, rule: usize, group: &Labels) -> AlertState {
+        let r = &self.rules[rule];
+        let mut labels = group.clone();
+        labels.insert("alertname".into(), r.name.clone());
+        labels.insert("severity".into(), r.severity.into());
+        AlertState {
+            fingerprint: fingerprint(&labels),
+            priority: self.weights.severity * r.severity_weight
+                + self.weights.business_impact * r.business_impact
+                + self.weights.urgency * r.urgency,
+            labels,
+            rule,
+            life: Lifecycle::default(),
+            value: None,
+            recent: VecDeque::new(),
+            onset: Vec::new(),
+            onset_limit: 0,
+            onset_grown: false,
+            detector: (r.detector)(),
+        }
     }
 
     /// Evaluates rule `rule` at event time `t` (ns) with a value per label group; groups seen
     /// before and missing now are judged not anomalous. Returns the state changes.
     pub fn evaluate(&mut self, rule: usize, t: u64, values: &BTreeMap<Labels, f64>) -> Vec<Change> {
-        let Some(r) = self.rules.get(rule) else {
+        if rule >= self.rules.len() {
             return Vec::new();
-        };
+        }
         let mut changes = Vec::new();
         let secs = t as f64 / 1e9;
         for (group, v) in values {
             let key = (rule, group.clone());
+            if !self.alerts.contains_key(&key) {
+                let a = self.new_alert(rule, group);
+                self.alerts.insert(key.clone(), a);
+            }
             let index = &mut self.by_fingerprint;
-            let a = self.alerts.entry(key.clone()).or_insert_with(|| {
-                let mut labels = group.clone();
-                labels.insert("alertname".into(), r.name.clone());
-                labels.insert("severity".into(), r.severity.as_str().into());
-                AlertState {
-                    fingerprint: fingerprint(&labels),
-                    priority: self.weights.0 * r.severity.weight()
-                        + self.weights.1 * r.business_impact
-                        + self.weights.2 * r.urgency,
-                    labels,
-                    rule,
-                    life: Lifecycle::default(),
-                    value: None,
-                    recent: VecDeque::new(),
-                    onset: Vec::new(),
-                    onset_limit: 0,
-                    onset_grown: false,
-                    detector: detector(&r.detector, self.step),
-                }
-            });
+            let Some(a) = self.alerts.get_mut(&key) else {
+                continue;
+            };
             index.entry(a.fingerprint).or_insert(key);
             let verdict = a.detector.observe(secs, *v);
             a.value = Some(*v);
@@ -235,24 +233,12 @@ impl RuleSet {
         let Some(i) = self.rules.iter().position(|r| r.name == rule) else {
             return false;
         };
-        let r = &self.rules[i];
-        let mut labels = group.clone();
-        labels.insert("alertname".into(), r.name.clone());
-        labels.insert("severity".into(), r.severity.as_str().into());
         let a = AlertState {
-            fingerprint: fingerprint(&labels),
-            priority: self.weights.0 * r.severity.weight()
-                + self.weights.1 * r.business_impact
-                + self.weights.2 * r.urgency,
-            labels,
-            rule: i,
             life,
             value,
-            recent: VecDeque::new(),
             onset_limit: onset.len(),
             onset,
-            onset_grown: false,
-            detector: detector(&r.detector, self.step),
+            ..self.new_alert(i, &group)
         };
         self.by_fingerprint
             .insert(a.fingerprint, (i, group.clone()));
@@ -315,12 +301,18 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::alerting::{Severity, default_rules};
+    use crate::config::alerting::{Alerting, Rule, Severity, default_rules};
 
     fn cfg(rules: Vec<Rule>) -> Alerting {
         Alerting {
             rules,
             ..Alerting::default()
+        }
+    }
+
+    impl RuleSet {
+        fn from(cfg: &Alerting) -> RuleSet {
+            cfg.rule_set()
         }
     }
 
@@ -333,7 +325,7 @@ mod tests {
     #[test]
     fn the_error_rate_rule_fires_after_its_for_and_resolves() {
         // HighErrorRate: above 5% for 1 minute, evaluated every 10 s.
-        let mut rs = RuleSet::new(&cfg(default_rules()));
+        let mut rs = RuleSet::from(&cfg(default_rules()));
         let mut fired = None;
         for i in 0..20u64 {
             let rate = if (3..12).contains(&i) { 0.2 } else { 0.01 };
@@ -360,7 +352,7 @@ mod tests {
     fn silent_groups_resolve() {
         let mut r = default_rules().remove(0);
         r.for_ = std::time::Duration::ZERO;
-        let mut rs = RuleSet::new(&cfg(vec![r]));
+        let mut rs = RuleSet::from(&cfg(vec![r]));
         let changes = rs.evaluate(0, 0, &[(group("cart"), 0.5)].into());
         assert_eq!(changes[0].state, State::Firing);
         // No data for cart: judged normal, resolved at once (resolve_after 0).
@@ -388,7 +380,7 @@ mod tests {
             fill("{{ $value }} {{ unclosed", None, &labels),
             "n/a {{ unclosed"
         );
-        let mut rs = RuleSet::new(&cfg(default_rules()));
+        let mut rs = RuleSet::from(&cfg(default_rules()));
         rs.evaluate(0, 0, &[(group("cart"), 0.25)].into());
         let a = &rs.alerts[&(0, group("cart"))];
         assert_eq!(

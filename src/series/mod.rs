@@ -23,11 +23,13 @@
 //! Key: `[family][resolution][bucket start, u64 big-endian][labels, each u16 BE length +
 //! bytes]`, so one family and resolution is a contiguous range ordered by time.
 
+pub mod histogram;
+
 use std::collections::BTreeMap;
 
 use prost::Message;
 
-use super::histogram::{Histogram, MAX_BUCKET};
+use self::histogram::{Histogram, MAX_BUCKET};
 
 /// Exemplars kept per cell.
 pub const MAX_EXEMPLARS: usize = 3;

@@ -567,7 +567,7 @@ pub fn burn_level(b: BurnWindows) -> f64 {
 /// Apdex of a latency histogram with target `t`: satisfied at most `t`, tolerating at most
 /// `4t`, by whole histogram buckets (a bucket counts as at most a value when its upper bound
 /// is; buckets are 1/32 of an octave wide).
-pub fn apdex_of(h: &super::histogram::Histogram, t: u64) -> Option<f64> {
+pub fn apdex_of(h: &crate::series::histogram::Histogram, t: u64) -> Option<f64> {
     let satisfied = h.count_le(t);
     let tolerating = h.count_le(t.saturating_mul(4)) - satisfied;
     apdex(satisfied, tolerating, h.count())
@@ -804,14 +804,14 @@ mod tests {
 
     #[test]
     fn apdex_of_a_histogram() {
-        let mut h = super::super::histogram::Histogram::default();
+        let mut h = crate::series::histogram::Histogram::default();
         for v in [10, 20, 30, 100, 150, 1000] {
             h.record(v);
         }
         // t = 30: satisfied 10, 20, 30; tolerating (≤ 120) 100; frustrated 150, 1000.
         assert_eq!(apdex_of(&h, 30), Some((3.0 + 0.5) / 6.0));
         assert_eq!(
-            apdex_of(&super::super::histogram::Histogram::default(), 30),
+            apdex_of(&crate::series::histogram::Histogram::default(), 30),
             None
         );
     }

@@ -24,9 +24,9 @@ use prost::Message;
 
 use super::sampling::{Sampled, Sampling};
 use super::{Intake, IntakeError, Reservation};
-use crate::analyzer::Analyzer;
-use crate::export::Exporters;
 use crate::otlp::Signal;
+use crate::stages::analysis::Analyzer;
+use crate::stages::export::Exporters;
 use crate::store::{Store, StoreError, Write};
 use crate::telemetry::{Stats, events};
 use std::sync::Arc;
@@ -231,13 +231,13 @@ impl Pipeline {
             return Ok(());
         }
         let mut body = received.unwrap_or_else(|| Bytes::from(req.encode_to_vec()));
-        let items = match crate::export::wire::count_items(&body) {
+        let items = match crate::stages::export::wire::count_items(&body) {
             Ok(n) => n,
             Err(_) => {
                 // prost accepted what the wire walker does not (deprecated group fields):
                 // forward prost's re-encoding, which leaves them out.
                 body = Bytes::from(req.encode_to_vec());
-                crate::export::wire::count_items(&body).map_err(|e| {
+                crate::stages::export::wire::count_items(&body).map_err(|e| {
                     write_failed(StoreError::Corrupt {
                         what: "re-encoded request",
                         reason: e.to_string(),

@@ -16,7 +16,7 @@
 //! so a service's error rate is over all its operations.
 
 use super::detect::{apdex_of, burn_rate};
-use super::series::Cell;
+use crate::series::Cell;
 
 /// What a rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -33,9 +33,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config;
-use crate::export::Exporters;
 use crate::otlp::Signal;
 use crate::sampling::tail::{Policy, TraceId, TraceView, decide};
+use crate::stages::export::Exporters;
 use crate::store::{Store, StoreError};
 
 /// Counters of one tail sampler since start.
@@ -408,7 +408,7 @@ impl TailSampler {
                 }
             };
             let bodies: Vec<Bytes> = first.iter().map(|(_, b)| b.clone()).collect();
-            let mut body = crate::export::wire::concat(&bodies);
+            let mut body = crate::stages::export::wire::concat(&bodies);
             let mut req = ExportTraceServiceRequest::decode(body.clone()).unwrap_or_default();
             let keep = decide(
                 &self.policies,
@@ -456,11 +456,11 @@ impl TailSampler {
                             .filter(|(k, _)| !seen.contains(k))
                             .collect();
                         let late_bodies: Vec<Bytes> = late.iter().map(|(_, b)| b.clone()).collect();
-                        let late_body = crate::export::wire::concat(&late_bodies);
+                        let late_body = crate::stages::export::wire::concat(&late_bodies);
                         if let Ok(more) = ExportTraceServiceRequest::decode(late_body.clone()) {
                             req.resource_spans.extend(more.resource_spans);
                         }
-                        body = crate::export::wire::concat(&[body, late_body]);
+                        body = crate::stages::export::wire::concat(&[body, late_body]);
                         keys.extend(late.into_iter().map(|(k, _)| k));
                     }
                     Err(e) => {
@@ -499,7 +499,7 @@ impl TailSampler {
                     if exporters.wants(Signal::Traces) && n > 0 {
                         exporters.enqueue(
                             Signal::Traces,
-                            &crate::export::wire::concat(&kept_bodies),
+                            &crate::stages::export::wire::concat(&kept_bodies),
                             n,
                         )?;
                     }

@@ -1,10 +1,10 @@
 //! The alerting engine: evaluates every rule at each evaluation time up to the event-time
 //! watermark, over the analysis series, and tracks each alert's lifecycle
-//! ([`crate::analysis::rules`]).
+//! ([`crate::alerts::rules`]).
 //!
 //! Evaluation times are multiples of `evaluation_interval` of the data's own time; the
 //! watermark is the newest analysed event time minus `lateness`, moved on by the wall clock
-//! when data stops ([`crate::analysis::alert::Watermark`]), and not past the start of traces
+//! when data stops ([`crate::alerts::alert::Watermark`]), and not past the start of traces
 //! still being analysed ([`Analyzer::pending_floor`]) — but held back only as far as the data
 //! seen `trace_idle` + 2 s of wall time ago, which is analysed by now. So replaying an hour
 //! of data evaluates the same instants, with the same windows and complete traces, as living
@@ -23,13 +23,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use prost::Message;
 
-use crate::analysis::alert::{Labels, Lifecycle, State, Watermark};
-use crate::analysis::correlate::{FiringAlert, ServiceEvidence, Topology};
-use crate::analysis::rules::{Change, RuleSet};
-use crate::analysis::series::{Cell, Family, STEPS};
-use crate::analysis::signal::{self, Signal, SignalParams};
-use crate::analyzer::{Analyzer, AnalyzerError};
+use crate::alerts::alert::{Labels, Lifecycle, State, Watermark};
+use crate::alerts::correlate::{FiringAlert, ServiceEvidence, Topology};
+use crate::alerts::rules::{Change, RuleSet};
+use crate::alerts::signal::{self, Signal, SignalParams};
 use crate::config::alerting::{Alerting, Rule};
+use crate::series::{Cell, Family, STEPS};
+use crate::stages::analysis::{Analyzer, AnalyzerError};
 
 pub mod incidents;
 pub mod notifier;
@@ -133,7 +133,7 @@ impl Engine {
         let step = cfg.evaluation_interval.as_nanos() as u64;
         Engine {
             cfg: cfg.clone(),
-            rules: RuleSet::new(cfg),
+            rules: cfg.rule_set(),
             incidents: incidents::Incidents::new(cfg.correlation.resolve_after.as_nanos() as u64),
             notifier: notifier::Notifier::new(cfg),
             outbox: Vec::new(),
@@ -230,12 +230,7 @@ impl Engine {
             let Some(a) = self.rules.get(fp) else {
                 continue;
             };
-            let rule = self
-                .rules
-                .rules()
-                .get(a.rule)
-                .map(|r| r.name.clone())
-                .unwrap_or_default();
+            let rule = self.rules.name(a.rule).unwrap_or_default().to_string();
             let group = a
                 .labels
                 .iter()
@@ -292,12 +287,12 @@ impl Engine {
             return Ok(());
         };
         let c = &self.cfg.correlation;
-        let params = crate::analysis::correlate::Params {
+        let params = crate::alerts::correlate::Params {
             window: c.window.as_nanos() as u64,
             max_span: c.max_span.as_nanos() as u64,
             tau: c.tau,
         };
-        let rules = &self.rules;
+        let rules = (&self.rules, self.cfg.rules.as_slice());
         let shares = &mut self.shares;
         let mut evidence =
             |members: &[&FiringAlert], start: u64, open: Option<&incidents::Incident>| {
@@ -407,7 +402,7 @@ impl Engine {
             // Rules over the same RED window (the default error-rate and latency rules)
             // share one read per step.
             let mut reds = RedReads::new();
-            for i in 0..self.rules.rules().len() {
+            for i in 0..self.rules.len() {
                 let values = self.values_reading(analyzer, i, t, &mut reds)?;
                 changes.extend(self.rules.evaluate(i, t, &values));
             }
@@ -461,7 +456,7 @@ impl Engine {
         t: u64,
         reds: &mut RedReads,
     ) -> Result<BTreeMap<Labels, f64>, AnalyzerError> {
-        let r = &self.rules.rules()[i];
+        let r = &self.cfg.rules[i];
         let Some(sig) = Signal::parse(&r.signal) else {
             return Ok(BTreeMap::new());
         };
@@ -513,7 +508,7 @@ impl Engine {
                 }
                 for (g, [h1, m5, h6, m30]) in burns {
                     let level =
-                        crate::analysis::detect::burn_level(crate::analysis::detect::BurnWindows {
+                        crate::alerts::detect::burn_level(crate::alerts::detect::BurnWindows {
                             h1,
                             m5,
                             h6,
@@ -606,7 +601,7 @@ pub struct AlertView {
     pub fingerprint: u64,
     pub labels: Labels,
     pub annotations: Labels,
-    pub state: crate::analysis::alert::State,
+    pub state: crate::alerts::alert::State,
     pub value: Option<f64>,
     pub priority: f64,
     pub active_since: Option<u64>,
@@ -619,10 +614,10 @@ impl Engine {
     /// priority first.
     pub fn alerts(
         &self,
-        state: Option<crate::analysis::alert::State>,
+        state: Option<crate::alerts::alert::State>,
         service: Option<&str>,
     ) -> Vec<AlertView> {
-        use crate::analysis::alert::State;
+        use crate::alerts::alert::State;
         let mut out: Vec<AlertView> = self
             .rules
             .alerts
@@ -649,7 +644,7 @@ impl Engine {
         self.rules.get(fingerprint).map(|a| self.view(a))
     }
 
-    fn view(&self, a: &crate::analysis::rules::AlertState) -> AlertView {
+    fn view(&self, a: &crate::alerts::rules::AlertState) -> AlertView {
         AlertView {
             fingerprint: a.fingerprint,
             annotations: self.rules.annotations(a),
@@ -768,7 +763,7 @@ fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
     {
         if let Some(path) = l.first() {
             topo.add_critical_path(
-                crate::analysis::bottleneck::call_path_steps(path).map(|(svc, _)| svc),
+                crate::traces::bottleneck::call_path_steps(path).map(|(svc, _)| svc),
             );
         }
     }
@@ -785,7 +780,7 @@ fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
 ///   surge now (a firing log-rate alert names them).
 fn group_evidence(
     analyzer: &Analyzer,
-    rules: &RuleSet,
+    (rules, rule_cfgs): (&RuleSet, &[crate::config::alerting::Rule]),
     shares: &mut Shares,
     t: u64,
     window: u64,
@@ -841,10 +836,7 @@ fn group_evidence(
         }
         for a in rules.alerts.values() {
             let surging = a.life.state == State::Firing
-                && rules
-                    .rules()
-                    .get(a.rule)
-                    .and_then(|r| Signal::parse(&r.signal))
+                && rule_cfgs.get(a.rule).and_then(|r| Signal::parse(&r.signal))
                     == Some(Signal::LogClusterRate);
             if let Some(c) = a
                 .labels
@@ -980,7 +972,7 @@ mod tests {
     fn analyzer() -> (tempfile::TempDir, sled::Db, std::sync::Arc<Analyzer>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let (series, logs) = crate::analyzer::tests::trees(&db);
+        let (series, logs) = crate::stages::analysis::tests::trees(&db);
         let analyzer = Analyzer::open(&crate::config::Analysis::default(), series, logs).unwrap();
         let t = now_ns() - 3600 * S;
         (dir, db, analyzer, t - t % (60 * S))
@@ -1085,8 +1077,8 @@ mod tests {
         assert!(analyzer.observe_logs(&mut req));
         let engine = Engine::new(&Alerting::default(), None);
         let rule = engine
+            .cfg
             .rules
-            .rules()
             .iter()
             .position(|r| r.name == "LogSurge")
             .unwrap();

@@ -1,15 +1,16 @@
 //! The analysis stage: feeds every validated span, before sampling, to the pure modules of
-//! [`crate::analysis`], and keeps their figures as time series in sled.
+//! [`crate::traces`], [`crate::series`] and [`crate::log_templates`], and keeps their figures
+//! as time series in sled.
 //!
 //! Per span, at intake ([`Analyzer::observe`], under one short lock per request):
 //! - its RED cell (calls, errors, duration histogram) in the 10 s bucket of its start, per
 //!   (service, operation, kind, status), like the Collector's spanmetrics connector;
-//! - the service graph ([`crate::analysis::service_graph`]), pairing client and server halves;
+//! - the service graph ([`crate::traces::service_graph`]), pairing client and server halves;
 //! - trace assembly: the span joins its trace in memory.
 //!
 //! A trace is complete when no span of it has come for `trace_idle`; then (in
 //! [`Analyzer::run`], off the request path) its critical path is computed and folded
-//! ([`crate::analysis::bottleneck`]) into cells per operation, per call path and for the trace
+//! ([`crate::traces::bottleneck`]) into cells per operation, per call path and for the trace
 //! as a whole. Assembly is bounded by `max_spans` (the oldest traces are analysed early) and
 //! remembers analysed trace ids (`decided_cache`) so that late spans are counted, not analysed
 //! as a second partial trace.
@@ -38,12 +39,12 @@ use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio_util::sync::CancellationToken;
 
-use crate::analysis::bottleneck::{self, Projection, Row, TraceFold};
-use crate::analysis::critical_path::{Kind, SpanInput, critical_path};
-use crate::analysis::series::{self, Cell, Exemplar, Family, STEPS};
-use crate::analysis::service_graph::{ServiceGraph, SpanEdge};
 use crate::config;
+use crate::series::{self, Cell, Exemplar, Family, STEPS};
 use crate::telemetry::events;
+use crate::traces::bottleneck::{self, Projection, Row, TraceFold};
+use crate::traces::critical_path::{Kind, SpanInput, critical_path};
+use crate::traces::service_graph::{ServiceGraph, SpanEdge};
 
 pub mod logs;
 
@@ -525,7 +526,7 @@ impl Analyzer {
     /// The earliest span start among the traces still assembling, waiting or being analysed
     /// (None when there are none): the traces whose folds are still to come go to buckets
     /// from there on. The alerting engine does not evaluate past it for long (see
-    /// [`crate::alerting`]), so that a replay, whose traces complete seconds of wall time but
+    /// [`crate::stages::alerting`]), so that a replay, whose traces complete seconds of wall time but
     /// many minutes of event time after they were sent, is judged on complete data.
     pub fn pending_floor(&self) -> Option<u64> {
         let st = lock(&self.state);

@@ -434,7 +434,7 @@ impl DebugSink {
     fn send(&self, signal: Signal, body: Bytes, items: u64) -> Outcome {
         let resources = super::wire::count_resources(&body).unwrap_or(0);
         tracing::info!(
-            target: "sieve::export::debug",
+            target: "sieve::stages::export::debug",
             exporter = %self.name,
             signal = signal.as_str(),
             resources,
@@ -448,12 +448,12 @@ impl DebugSink {
             config::Verbosity::Basic => {}
             config::Verbosity::Normal => {
                 for line in normal_lines(signal, &body) {
-                    tracing::info!(target: "sieve::export::debug", exporter = %self.name, "{line}");
+                    tracing::info!(target: "sieve::stages::export::debug", exporter = %self.name, "{line}");
                 }
             }
             config::Verbosity::Detailed => match to_json(signal, &body, true) {
                 Ok(json) => {
-                    tracing::info!(target: "sieve::export::debug", exporter = %self.name, "{json}")
+                    tracing::info!(target: "sieve::stages::export::debug", exporter = %self.name, "{json}")
                 }
                 Err(e) => {
                     return Outcome::Permanent {

@@ -43,28 +43,7 @@ pub enum ExportError {
     Store(#[from] StoreError),
 }
 
-/// One exporter's counters since start.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Items the downstream accepted.
-    pub sent_items: AtomicU64,
-    /// Requests the downstream answered OK.
-    pub sent_requests: AtomicU64,
-    /// Items given up after a non-retryable answer.
-    pub failed_items: AtomicU64,
-    /// Items the downstream accepted the request of but rejected (partial success).
-    pub rejected_items: AtomicU64,
-    /// Items dropped by the drop-oldest policy.
-    pub dropped_items: AtomicU64,
-    /// Items whose queued body could not be read back.
-    pub lost_items: AtomicU64,
-    /// Retries of failed attempts.
-    pub retries: AtomicU64,
-    /// Pieces halved after "too large".
-    pub splits: AtomicU64,
-    /// Batches finished (removed from the queue).
-    pub acks: AtomicU64,
-}
+pub use crate::telemetry::ExporterCounters as Counters;
 
 /// The configured exporters of a gateway.
 pub struct Exporters {
