@@ -22,7 +22,7 @@ use crate::query::Query;
 use crate::query::metrics::{self, Health};
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
 use crate::stages::analysis::Analyzer;
-use crate::stages::export::Exporters;
+use crate::stages::export::{ExportError, Exporters};
 use crate::stages::intake::Intake;
 use crate::stages::intake::pipeline::Pipeline;
 use crate::stages::intake::sampling::Sampling;
@@ -48,9 +48,13 @@ pub enum ServeError {
     #[error("a gateway task failed: {0}")]
     Task(String),
     #[error("cannot start the exporters: {0}")]
-    Export(String),
+    Export(#[from] ExportError),
     #[error("cannot open the analysis state: {0}")]
     Analysis(#[from] crate::stages::analysis::AnalyzerError),
+    #[error("cannot open the alerting state: {0}")]
+    Alerting(#[from] crate::stages::alerting::AlertingError),
+    #[error("cannot start the samplers: {0}")]
+    Sampling(#[from] crate::stages::intake::sampling::SamplingError),
 }
 
 /// A running gateway.
@@ -119,16 +123,9 @@ pub async fn start(
         config.storage.sync,
     );
 
-    let exporters =
-        Arc::new(Exporters::open(&config, &store).map_err(|e| ServeError::Export(e.to_string()))?);
+    let exporters = Arc::new(Exporters::open(&config, &store)?);
 
-    let sampling =
-        Arc::new(
-            Sampling::open(&config, &store).map_err(|source| ServeError::Store {
-                path: config.storage.path.display().to_string(),
-                source,
-            })?,
-        );
+    let sampling = Arc::new(Sampling::open(&config, &store)?);
 
     let state_tree = |tree: StateTree| {
         store.state_tree(tree).map_err(|source| ServeError::Store {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, duration};
+use super::{ConfigError, duration, error_at, invalid_at};
 use crate::alerts::detect::{
     Cusum, Detector, Direction, Dynamic, Ewma, PageHinkley, Percentile, RateOfChange, Seasonal,
     Spc, Static,
@@ -523,7 +523,7 @@ impl Alerting {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
+        let invalid = |key: String, reason: String| invalid_at(&key, "", reason);
         if self.evaluation_interval.is_zero() {
             return invalid(
                 "alerting.evaluation_interval".into(),
@@ -591,29 +591,18 @@ impl Alerting {
                 ("target_matchers", &r.target_matchers),
             ] {
                 for m in ms {
-                    Matcher::parse(m).map_err(|e| ConfigError::Invalid {
-                        key: format!("alerting.inhibit_rules[{i}].{side}"),
-                        reason: e,
-                    })?;
+                    Matcher::parse(m)
+                        .map_err(|e| error_at(&format!("alerting.inhibit_rules[{i}]"), side, e))?;
                 }
             }
         }
         for (i, s) in self.silences.iter().enumerate() {
             let key = format!("alerting.silences[{i}]");
             for m in &s.matchers {
-                Matcher::parse(m).map_err(|e| ConfigError::Invalid {
-                    key: format!("{key}.matchers"),
-                    reason: e,
-                })?;
+                Matcher::parse(m).map_err(|e| error_at(&key, "matchers", e))?;
             }
-            let starts = parse_rfc3339(&s.starts_at).map_err(|e| ConfigError::Invalid {
-                key: format!("{key}.starts_at"),
-                reason: e,
-            })?;
-            let ends = parse_rfc3339(&s.ends_at).map_err(|e| ConfigError::Invalid {
-                key: format!("{key}.ends_at"),
-                reason: e,
-            })?;
+            let starts = parse_rfc3339(&s.starts_at).map_err(|e| error_at(&key, "starts_at", e))?;
+            let ends = parse_rfc3339(&s.ends_at).map_err(|e| error_at(&key, "ends_at", e))?;
             if ends <= starts {
                 return invalid(format!("{key}.ends_at"), "is not after starts_at".into());
             }
@@ -624,12 +613,7 @@ impl Alerting {
 
 impl Rule {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let invalid = |k: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("{key}.{k}"),
-                reason,
-            })
-        };
+        let invalid = |k: &str, reason: String| invalid_at(key, k, reason);
         if self.name.is_empty() {
             return invalid("name", "must not be empty".into());
         }

@@ -91,12 +91,7 @@ impl Default for LogClustering {
 
 impl LogClustering {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("analysis.logs.{key}"),
-                reason,
-            })
-        };
+        let invalid = |key: &str, reason: String| invalid_at("analysis.logs", key, reason);
         if self.max_clusters == 0 {
             return invalid("max_clusters", "must be at least 1".into());
         }
@@ -154,12 +149,7 @@ impl Analysis {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("analysis.{key}"),
-                reason,
-            })
-        };
+        let invalid = |key: &str, reason: String| invalid_at("analysis", key, reason);
         if !(0.0..1.0).contains(&self.tolerance) {
             return invalid("tolerance", format!("{} is outside [0, 1)", self.tolerance));
         }

@@ -51,18 +51,11 @@ impl Exporter {
     }
 
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let invalid = |sub: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("{key}.{sub}"),
-                reason,
-            })
-        };
+        let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
         match self {
             Exporter::Otlp(e) => {
-                grpc_endpoint_uri(&e.endpoint).map_err(|reason| ConfigError::Invalid {
-                    key: format!("{key}.endpoint"),
-                    reason,
-                })?;
+                grpc_endpoint_uri(&e.endpoint)
+                    .map_err(|reason| error_at(key, "endpoint", reason))?;
                 check_headers(key, &e.headers)?;
                 if e.timeout.is_zero() {
                     return invalid("timeout", "must be greater than zero".into());
@@ -87,10 +80,7 @@ impl Exporter {
                     ("metrics_endpoint", e.metrics_endpoint.as_ref()),
                 ] {
                     if let Some(url) = url {
-                        http_url(url).map_err(|reason| ConfigError::Invalid {
-                            key: format!("{key}.{sub}"),
-                            reason,
-                        })?;
+                        http_url(url).map_err(|reason| error_at(key, sub, reason))?;
                     }
                 }
                 check_headers(key, &e.headers)?;
@@ -174,10 +164,11 @@ fn check_headers(key: &str, headers: &BTreeMap<String, String>) -> Result<(), Co
         let bad_name = http::HeaderName::from_bytes(name.as_bytes()).is_err()
             || name.bytes().any(|b| b.is_ascii_uppercase());
         if bad_name || http::HeaderValue::from_str(value).is_err() {
-            return Err(ConfigError::Invalid {
-                key: format!("{key}.headers.{name}"),
-                reason: "not a valid lowercase HTTP header name and value".into(),
-            });
+            return invalid_at(
+                &format!("{key}.headers"),
+                name,
+                "not a valid lowercase HTTP header name and value",
+            );
         }
     }
     Ok(())

@@ -64,6 +64,30 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
 }
 
+/// The one way a validation error is built: it names `section.field`, or `section` when
+/// `field` is empty.
+pub(crate) fn error_at(section: &str, field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: if field.is_empty() {
+            section.to_string()
+        } else if section.is_empty() {
+            field.to_string()
+        } else {
+            format!("{section}.{field}")
+        },
+        reason: reason.into(),
+    }
+}
+
+/// `Err(`[`error_at`]`)`.
+pub(crate) fn invalid_at<T>(
+    section: &str,
+    field: &str,
+    reason: impl Into<String>,
+) -> Result<T, ConfigError> {
+    Err(error_at(section, field, reason))
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -336,12 +360,7 @@ impl Config {
 
     /// Checks what types cannot: ranges, addresses, and that pipelines name things that exist.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                reason,
-            })
-        };
+        let invalid = |key: &str, reason: String| invalid_at(key, "", reason);
         if let Some(otlp) = &self.receivers.otlp {
             if let Some(grpc) = &otlp.protocols.grpc {
                 parse_addr("receivers.otlp.protocols.grpc.endpoint", &grpc.endpoint)?;
@@ -539,8 +558,11 @@ impl Config {
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
-    text.parse().map_err(|e| ConfigError::Invalid {
-        key: key.into(),
-        reason: format!("{text:?} is not a host:port socket address ({e})"),
+    text.parse().map_err(|e| {
+        error_at(
+            key,
+            "",
+            format!("{text:?} is not a host:port socket address ({e})"),
+        )
     })
 }

@@ -19,12 +19,7 @@ impl Processor {
         ["probabilistic_sampler", "tail_sampling", "adaptive_sampler"];
 
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let invalid = |sub: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("{key}.{sub}"),
-                reason,
-            })
-        };
+        let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
         match self {
             Processor::TailSampling(t) => t.validate(key)?,
             Processor::AdaptiveSampler(a) => {
@@ -194,12 +189,7 @@ pub use crate::sampling::policy::{
 
 impl TailSampling {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let invalid = |sub: &str, reason: String| {
-            Err(ConfigError::Invalid {
-                key: format!("{key}.{sub}"),
-                reason,
-            })
-        };
+        let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
         if self.decision_wait.is_zero() {
             return invalid("decision_wait", "must be greater than zero".into());
         }
@@ -232,16 +222,7 @@ impl TailSampling {
 /// Checks what the types cannot say: names, ranges, codes, and that sub-policies are simple
 /// and named once.
 fn validate_policy(policy: &TailPolicy, key: &str) -> Result<(), ConfigError> {
-    let invalid = |sub: &str, reason: String| {
-        Err(ConfigError::Invalid {
-            key: if sub.is_empty() {
-                key.to_string()
-            } else {
-                format!("{key}.{sub}")
-            },
-            reason,
-        })
-    };
+    let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
     if policy.name().is_empty() {
         return invalid("name", "must not be empty".into());
     }

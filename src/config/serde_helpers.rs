@@ -216,7 +216,7 @@ pub(super) fn parse_error(
     value: &serde_norway::Value,
     e: serde_path_to_error::Error<serde_norway::Error>,
 ) -> ConfigError {
-    let mut key = e.path().to_string();
+    let key = e.path().to_string();
     let reason = e.into_inner().to_string();
     let quoted = |prefix: &str| -> Option<String> {
         let rest = reason.strip_prefix(prefix)?;
@@ -249,19 +249,10 @@ pub(super) fn parse_error(
         .or_else(|| {
             (reason.starts_with("unknown variant `") && tagged_here()).then(|| "type".to_string())
         });
-    if let Some(field) = field {
-        key = if key == "." {
-            field
-        } else {
-            format!("{key}.{field}")
-        };
-    }
-    ConfigError::Invalid {
-        key: if key == "." {
-            "(top level)".into()
-        } else {
-            key
-        },
-        reason,
+    let section = if key == "." { "" } else { key.as_str() };
+    match field {
+        Some(field) => error_at(section, &field, reason),
+        None if section.is_empty() => error_at("(top level)", "", reason),
+        None => error_at(section, "", reason),
     }
 }

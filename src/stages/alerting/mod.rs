@@ -34,6 +34,17 @@ use crate::stages::analysis::{Analyzer, AnalyzerError};
 pub mod incidents;
 pub mod notifier;
 
+/// Errors of the alerting engine.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    /// Alert, incident or position records could not be read or written.
+    #[error("alerting state: {0}")]
+    State(#[from] sled::Error),
+    /// The analysis series the rules watch could not be read.
+    #[error(transparent)]
+    Analysis(#[from] AnalyzerError),
+}
+
 /// The engine's state.
 pub struct Engine {
     cfg: Alerting,
@@ -156,7 +167,7 @@ impl Engine {
         cfg: &Alerting,
         tree: sled::Tree,
         incident_tree: sled::Tree,
-    ) -> Result<Engine, AnalyzerError> {
+    ) -> Result<Engine, AlertingError> {
         let mut e = Engine::new(cfg, None);
         for kv in incident_tree.iter() {
             let (k, v) = kv?;
@@ -214,7 +225,7 @@ impl Engine {
     }
 
     /// Writes the alerts that changed state or whose onset series grew (by fingerprint).
-    fn persist(&mut self, changed: &[Change]) -> Result<(), AnalyzerError> {
+    fn persist(&mut self, changed: &[Change]) -> Result<(), AlertingError> {
         let grown = self.rules.take_grown_onsets();
         let Some(tree) = &self.tree else {
             return Ok(());
@@ -260,7 +271,7 @@ impl Engine {
     /// Correlates the firing alerts at `t` into incidents: topology from the service graph
     /// and the critical call paths of the last hour; each group's evidence (first alerts,
     /// critical-path shift, new or surging error-level log clusters) around its own onset.
-    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AnalyzerError> {
+    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AlertingError> {
         let firing: Vec<FiringAlert> = self
             .rules
             .alerts
@@ -309,7 +320,7 @@ impl Engine {
     }
 
     /// Writes the incidents that changed, and forgets the ones dropped from memory.
-    fn persist_incidents(&mut self) -> Result<(), AnalyzerError> {
+    fn persist_incidents(&mut self) -> Result<(), AlertingError> {
         let Some(tree) = &self.incident_tree else {
             return Ok(());
         };
@@ -336,7 +347,7 @@ impl Engine {
     }
 
     /// Writes where evaluation stands (once per call).
-    fn persist_position(&self) -> Result<(), AnalyzerError> {
+    fn persist_position(&self) -> Result<(), AlertingError> {
         let (Some(tree), Some(next)) = (&self.tree, self.next_eval) else {
             return Ok(());
         };
@@ -353,7 +364,7 @@ impl Engine {
         analyzer: &Analyzer,
         wall: u64,
         max_steps: usize,
-    ) -> Result<Vec<Change>, AnalyzerError> {
+    ) -> Result<Vec<Change>, AlertingError> {
         let newest = analyzer
             .counters
             .max_event_time
@@ -444,7 +455,7 @@ impl Engine {
         analyzer: &Analyzer,
         i: usize,
         t: u64,
-    ) -> Result<BTreeMap<Labels, f64>, AnalyzerError> {
+    ) -> Result<BTreeMap<Labels, f64>, AlertingError> {
         self.values_reading(analyzer, i, t, &mut RedReads::new())
     }
 
@@ -455,7 +466,7 @@ impl Engine {
         i: usize,
         t: u64,
         reds: &mut RedReads,
-    ) -> Result<BTreeMap<Labels, f64>, AnalyzerError> {
+    ) -> Result<BTreeMap<Labels, f64>, AlertingError> {
         let r = &self.cfg.rules[i];
         let Some(sig) = Signal::parse(&r.signal) else {
             return Ok(BTreeMap::new());
@@ -691,7 +702,7 @@ pub async fn run(
                 }
                 steps += STEPS_PER_TURN;
             }
-            Ok::<_, AnalyzerError>((named, outbox))
+            Ok::<_, AlertingError>((named, outbox))
         })
         .await;
         match r {
@@ -720,7 +731,7 @@ fn red_groups(
     res: usize,
     range: (u64, u64),
     group: &dyn Fn(&str, (&str, &str)) -> Labels,
-) -> Result<BTreeMap<Labels, Cell>, AnalyzerError> {
+) -> Result<BTreeMap<Labels, Cell>, AlertingError> {
     let cells = match reads.entry((res, range.0, range.1)) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
@@ -874,7 +885,7 @@ fn cached_shares(
     analyzer: &Analyzer,
     shares: &mut Shares,
     range: (u64, u64),
-) -> Result<HashMap<String, f64>, AnalyzerError> {
+) -> Result<HashMap<String, f64>, AlertingError> {
     if let Some(s) = shares.get(&range) {
         return Ok(s.clone());
     }
@@ -888,7 +899,7 @@ fn cached_shares(
 fn critical_path_shares(
     analyzer: &Analyzer,
     range: (u64, u64),
-) -> Result<HashMap<String, f64>, AnalyzerError> {
+) -> Result<HashMap<String, f64>, AlertingError> {
     let total = analyzer
         .read(Family::Trace, 0, range, &|_| true)?
         .cells

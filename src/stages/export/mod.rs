@@ -37,8 +37,11 @@ pub use worker::Exporter;
 /// Errors of setting up the exporters.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("exporter {name}: {reason}")]
-    Setup { name: String, reason: String },
+    #[error("exporter {name}: {source}")]
+    Setup {
+        name: String,
+        source: sink::SinkError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -117,9 +120,9 @@ impl Exporters {
                 continue;
             };
             let d = cfg.delivery();
-            let sink = sink::Sink::new(name, cfg).map_err(|reason| ExportError::Setup {
+            let sink = sink::Sink::new(name, cfg).map_err(|source| ExportError::Setup {
                 name: name.clone(),
-                reason,
+                source,
             })?;
             let queue = queues.queue(
                 name,

@@ -82,9 +82,20 @@ pub enum Sink {
     Script(script::Script),
 }
 
+/// Why an exporter's sink cannot be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The endpoint or a per-signal URL does not parse or uses what is not supported.
+    #[error("endpoint: {0}")]
+    Endpoint(String),
+    /// A header name or value is not valid in HTTP/2 or HTTP/1.1.
+    #[error("header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+}
+
 impl Sink {
     /// Builds the sink of exporter `name`.
-    pub fn new(name: &str, cfg: &config::Exporter) -> Result<Sink, String> {
+    pub fn new(name: &str, cfg: &config::Exporter) -> Result<Sink, SinkError> {
         Ok(match cfg {
             config::Exporter::Otlp(c) => Sink::Grpc(GrpcSink::new(c)?),
             config::Exporter::OtlpHttp(c) => Sink::Http(Box::new(HttpSink::new(c)?)),
@@ -192,18 +203,20 @@ pub struct GrpcSink {
 }
 
 impl GrpcSink {
-    fn new(c: &config::OtlpExporter) -> Result<GrpcSink, String> {
-        let uri = config::grpc_endpoint_uri(&c.endpoint)?;
+    fn new(c: &config::OtlpExporter) -> Result<GrpcSink, SinkError> {
+        let uri = config::grpc_endpoint_uri(&c.endpoint).map_err(SinkError::Endpoint)?;
         let channel = tonic::transport::Endpoint::from(uri)
             .connect_timeout(c.timeout)
             .timeout(c.timeout)
             .connect_lazy();
         let mut headers = MetadataMap::new();
         for (k, v) in &c.headers {
-            let key =
-                MetadataKey::from_bytes(k.as_bytes()).map_err(|e| format!("header {k:?}: {e}"))?;
-            let value =
-                MetadataValue::try_from(v.as_str()).map_err(|e| format!("header {k:?}: {e}"))?;
+            let bad = |e: &dyn std::fmt::Display| SinkError::Header {
+                name: k.clone(),
+                reason: e.to_string(),
+            };
+            let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|e| bad(&e))?;
+            let value = MetadataValue::try_from(v.as_str()).map_err(|e| bad(&e))?;
             headers.insert(key, value);
         }
         Ok(GrpcSink {
@@ -266,18 +279,23 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    fn new(c: &config::OtlpHttpExporter) -> Result<HttpSink, String> {
-        let url = |specific: &Option<String>, path: &str| -> Result<http::Uri, String> {
+    fn new(c: &config::OtlpHttpExporter) -> Result<HttpSink, SinkError> {
+        let url = |specific: &Option<String>, path: &str| -> Result<http::Uri, SinkError> {
             match specific {
                 Some(u) => config::http_url(u),
                 None => config::http_url(&format!("{}{path}", c.endpoint.trim_end_matches('/'))),
             }
+            .map_err(SinkError::Endpoint)
         };
         let mut headers = http::HeaderMap::new();
         for (k, v) in &c.headers {
+            let bad = |e: &dyn std::fmt::Display| SinkError::Header {
+                name: k.clone(),
+                reason: e.to_string(),
+            };
             headers.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("{k:?}: {e}"))?,
-                http::HeaderValue::from_str(v).map_err(|e| format!("{k:?}: {e}"))?,
+                http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| bad(&e))?,
+                http::HeaderValue::from_str(v).map_err(|e| bad(&e))?,
             );
         }
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();

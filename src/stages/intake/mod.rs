@@ -45,9 +45,10 @@ pub enum IntakeError {
     /// Writing or flushing failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A flush failed; the data may not be on disk.
+    /// A flush failed; the data may not be on disk. Every request the flush covered gets
+    /// the same error, hence the `Arc`.
     #[error("flush failed: {0}")]
-    Flush(String),
+    Flush(#[source] Arc<StoreError>),
 }
 
 /// Held by a request from admission until its data is durable; returns its bytes to the
@@ -61,7 +62,7 @@ pub struct Reservation {
 #[derive(Debug, Clone, Default)]
 struct FlushOutcome {
     upto: u64,
-    error: Option<String>,
+    error: Option<Arc<StoreError>>,
     /// The flusher has exited: tickets past `upto` will never be covered.
     stopped: bool,
 }
@@ -191,7 +192,7 @@ impl Intake {
                 flushed_upto = target;
                 self.shared.done.send_replace(FlushOutcome {
                     upto: target,
-                    error: result.err().map(|e| e.to_string()),
+                    error: result.err().map(Arc::new),
                     stopped: stopping,
                 });
             }

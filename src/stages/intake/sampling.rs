@@ -337,12 +337,20 @@ pub struct Sampling {
 
 pub use super::tail_buffer::Routed as Sampled;
 
+/// Errors of setting up the samplers.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplingError {
+    /// A tail sampler's durable buffer could not be opened or read back.
+    #[error("tail sampler {name}: cannot open its buffer: {source}")]
+    TailBuffer {
+        name: String,
+        source: crate::store::StoreError,
+    },
+}
+
 impl Sampling {
     /// Builds the pipelines' samplers; a tail sampler opens its buffer in the store.
-    pub fn open(
-        config: &Config,
-        store: &crate::store::Store,
-    ) -> Result<Sampling, crate::store::StoreError> {
+    pub fn open(config: &Config, store: &crate::store::Store) -> Result<Sampling, SamplingError> {
         let mut s = Sampling::default();
         for (signal, pipeline) in &config.service.pipelines {
             for name in &pipeline.processors {
@@ -350,10 +358,17 @@ impl Sampling {
                     Some(config::Processor::ProbabilisticSampler(cfg)) => cfg,
                     Some(config::Processor::TailSampling(cfg)) => {
                         if signal == "traces" && s.tail.is_none() {
-                            let tree = store.state_tree(StateTree::TailBuffer(name))?;
-                            s.tail = Some(Arc::new(super::tail_buffer::TailSampler::open(
-                                name, cfg, tree,
-                            )?));
+                            let buffer = |source| SamplingError::TailBuffer {
+                                name: name.clone(),
+                                source,
+                            };
+                            let tree = store
+                                .state_tree(StateTree::TailBuffer(name))
+                                .map_err(buffer)?;
+                            s.tail = Some(Arc::new(
+                                super::tail_buffer::TailSampler::open(name, cfg, tree)
+                                    .map_err(buffer)?,
+                            ));
                         }
                         continue;
                     }
