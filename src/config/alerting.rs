@@ -258,7 +258,8 @@ pub struct Rule {
     /// span.error_rate, span.latency_p95, span.latency_p99, span.calls, apdex,
     /// slo.burn_rate, slo.burn_multiwindow, log.cluster_rate, log.new_cluster or
     /// bottleneck.share_change.
-    pub signal: String,
+    #[serde(deserialize_with = "signal")]
+    pub signal: Signal,
     /// Labels an alert is kept per: `service`, `operation` (span and bottleneck signals) or
     /// `cluster` (log signals). Default `[service]`.
     #[serde(default = "default_group_by")]
@@ -300,6 +301,18 @@ fn default_sigma_floor() -> f64 {
     0.1
 }
 
+/// A rule's `signal:`, parsed once when the file is read.
+fn signal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
+    let name = String::deserialize(d)?;
+    Signal::parse(&name).ok_or_else(|| {
+        let known: Vec<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
+        serde::de::Error::custom(format!(
+            "unknown signal {name:?}, expected one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
 fn default_group_by() -> Vec<String> {
     vec!["service".into()]
 }
@@ -316,10 +329,10 @@ fn default_objective() -> f64 {
     0.999
 }
 
-fn rule(name: &str, signal: &str, group_by: &[&str], detector: DetectorConfig) -> Rule {
+fn rule(name: &str, signal: Signal, group_by: &[&str], detector: DetectorConfig) -> Rule {
     Rule {
         name: name.into(),
-        signal: signal.into(),
+        signal,
         group_by: group_by.iter().map(|s| s.to_string()).collect(),
         window: default_window(),
         detector,
@@ -339,7 +352,7 @@ fn rule(name: &str, signal: &str, group_by: &[&str], detector: DetectorConfig) -
 pub fn default_rules() -> Vec<Rule> {
     let mut errors = rule(
         "HighErrorRate",
-        "span.error_rate",
+        Signal::SpanErrorRate,
         &["service"],
         DetectorConfig::Static {
             above: Some(0.05),
@@ -354,7 +367,7 @@ pub fn default_rules() -> Vec<Rule> {
     );
     let mut latency = rule(
         "LatencyAnomaly",
-        "span.latency_p99",
+        Signal::SpanLatencyP99,
         &["service", "operation"],
         DetectorConfig::Ewma {
             lambda: 0.2,
@@ -373,7 +386,7 @@ pub fn default_rules() -> Vec<Rule> {
     // or each deviation is counted once per overlapping window.
     let mut surge = rule(
         "LogSurge",
-        "log.cluster_rate",
+        Signal::LogClusterRate,
         &["service", "cluster"],
         DetectorConfig::Cusum {
             k: 0.5,
@@ -391,7 +404,7 @@ pub fn default_rules() -> Vec<Rule> {
     );
     let mut new_errors = rule(
         "NewErrorLogCluster",
-        "log.new_cluster",
+        Signal::LogNewCluster,
         &["service", "cluster"],
         DetectorConfig::Static {
             above: Some(0.5),
@@ -617,24 +630,14 @@ impl Rule {
         if self.name.is_empty() {
             return invalid("name", "must not be empty".into());
         }
-        let Some(signal) = Signal::parse(&self.signal) else {
-            let known: Vec<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
-            return invalid(
-                "signal",
-                format!(
-                    "unknown signal {:?}, expected one of {}",
-                    self.signal,
-                    known.join(", ")
-                ),
-            );
-        };
+        let signal = self.signal;
         for l in &self.group_by {
             if !signal.labels().contains(&l.as_str()) {
                 return invalid(
                     "group_by",
                     format!(
                         "{l:?} is not a label of {}: use {}",
-                        self.signal,
+                        signal.as_str(),
                         signal.labels().join(" or ")
                     ),
                 );

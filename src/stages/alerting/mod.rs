@@ -468,9 +468,7 @@ impl Engine {
         reds: &mut RedReads,
     ) -> Result<BTreeMap<Labels, f64>, AlertingError> {
         let r = &self.cfg.rules[i];
-        let Some(sig) = Signal::parse(&r.signal) else {
-            return Ok(BTreeMap::new());
-        };
+        let sig = r.signal;
         let w = (r.window.as_nanos() as u64).max(STEPS[0]);
         let range = (t.saturating_sub(w), t);
         let secs = w as f64 / 1e9;
@@ -847,8 +845,7 @@ fn group_evidence(
         }
         for a in rules.alerts.values() {
             let surging = a.life.state == State::Firing
-                && rule_cfgs.get(a.rule).and_then(|r| Signal::parse(&r.signal))
-                    == Some(Signal::LogClusterRate);
+                && rule_cfgs.get(a.rule).map(|r| r.signal) == Some(Signal::LogClusterRate);
             if let Some(c) = a
                 .labels
                 .get("cluster")
@@ -1045,7 +1042,7 @@ mod tests {
         let mut cfg = Alerting::default();
         let mut rule = cfg.rules[0].clone();
         rule.name = "ErrorBudgetBurn".into();
-        rule.signal = "slo.burn_multiwindow".into();
+        rule.signal = Signal::SloBurnMultiWindow;
         cfg.rules = vec![rule];
         let engine = Engine::new(&cfg, None);
         let v = engine.values(&analyzer, 0, t0 + 600 * S).unwrap();
