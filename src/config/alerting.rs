@@ -102,8 +102,11 @@ impl Default for Correlation {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriorityWeights {
+    /// Weight of the severity term (critical 1.0, warning 0.6, info 0.3). Default 0.5.
     pub severity: f64,
+    /// Weight of a rule's `business_impact`. Default 0.3.
     pub business_impact: f64,
+    /// Weight of a rule's `urgency`. Default 0.2.
     pub urgency: f64,
 }
 
@@ -121,9 +124,12 @@ impl Default for PriorityWeights {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Pages someone.
     Critical,
+    /// Needs a look soon (the default).
     #[default]
     Warning,
+    /// For the record.
     Info,
 }
 
@@ -137,6 +143,7 @@ impl Severity {
         }
     }
 
+    /// The `severity` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Critical => "critical",
@@ -152,54 +159,85 @@ impl Severity {
 pub enum DetectorConfig {
     /// `x > above` or `x < below`.
     Static {
+        /// Anomalous above this value.
         above: Option<f64>,
+        /// Anomalous below this value.
         below: Option<f64>,
     },
     /// |x − μ| > k·σ over the last `window` evaluations.
-    Dynamic { window: usize, k: f64 },
+    Dynamic {
+        /// Evaluations in the moving baseline.
+        window: usize,
+        /// Width of the band, in σ.
+        k: f64,
+    },
     /// baseline(t mod period) ± k·σ.
     Seasonal {
+        /// The season, e.g. `1d` or `1w`.
         #[serde(with = "duration")]
         period: Duration,
+        /// Width of the band around the seasonal baseline, in σ.
         k: f64,
     },
     /// Above the `q` quantile of the last `window` evaluations.
-    Percentile { window: usize, q: f64 },
+    Percentile {
+        /// Evaluations the quantile is taken over.
+        window: usize,
+        /// The quantile, 0..1.
+        q: f64,
+    },
     /// |dx/dt| above `max_per_second`.
-    RateOfChange { max_per_second: f64 },
+    RateOfChange {
+        /// The largest |dx/dt| that is normal.
+        max_per_second: f64,
+    },
     /// Outside μ ± 3σ of the warm-up. `sigma_floor` (default 0.1): σ is taken as at least
     /// this fraction of |μ|, so shifts under about that share of the baseline never alert
     /// (a series nearly flat while learnt, such as a percentile read from histogram buckets,
     /// would otherwise alert on its next bucket).
     Spc {
+        /// Evaluations learnt from before it judges.
         warmup: usize,
+        /// σ is taken as at least this fraction of |μ| (default 0.1).
         #[serde(default = "default_sigma_floor")]
         sigma_floor: f64,
     },
     /// EWMA chart with smoothing `lambda` and width `l` (σ), after `warmup` evaluations;
     /// `sigma_floor` as for `spc`.
     Ewma {
+        /// Smoothing, 0..=1 (weight of the newest value).
         lambda: f64,
+        /// Control-limit width, in σ.
         l: f64,
+        /// Evaluations learnt from before it judges.
         warmup: usize,
+        /// σ is taken as at least this fraction of |μ| (default 0.1).
         #[serde(default = "default_sigma_floor")]
         sigma_floor: f64,
     },
     /// CUSUM with reference `k` and decision interval `h` (σ), after `warmup`;
     /// `sigma_floor` as for `spc`; `direction`: both (default), up or down.
     Cusum {
+        /// Reference value (allowed slack), in σ.
         k: f64,
+        /// Decision interval, in σ.
         h: f64,
+        /// Evaluations learnt from before it judges.
         warmup: usize,
+        /// σ is taken as at least this fraction of |μ| (default 0.1).
         #[serde(default = "default_sigma_floor")]
         sigma_floor: f64,
+        /// `both` (default), `up` or `down`.
         #[serde(default)]
         direction: Direction,
     },
     /// Page-Hinkley with tolerance `delta` and threshold `lambda`, after `warmup`.
     PageHinkley {
+        /// Tolerated drift per evaluation.
         delta: f64,
+        /// The alarm threshold on the cumulative deviation.
         lambda: f64,
+        /// Evaluations learnt from before it judges.
         warmup: usize,
     },
 }
@@ -267,10 +305,12 @@ pub struct Rule {
     /// The window each evaluation computes the signal over. Default 1m.
     #[serde(default = "default_window", with = "duration")]
     pub window: Duration,
+    /// The detector that judges each evaluation's value (`type:` picks it).
     pub detector: DetectorConfig,
     /// How long the detector must say anomalous before the alert fires. Default 0s.
     #[serde(default, rename = "for", with = "duration")]
     pub for_: Duration,
+    /// `critical`, `warning` (default) or `info`: the `severity` label and the priority.
     #[serde(default)]
     pub severity: Severity,
     /// 0..=1; enters the priority. Default 0.5.
@@ -424,6 +464,7 @@ pub fn default_rules() -> Vec<Rule> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receiver {
+    /// The name the route refers to.
     pub name: String,
     /// POSTs Alertmanager's webhook JSON (version "4") to `url`.
     pub webhook: Option<Endpoint>,
@@ -431,6 +472,7 @@ pub struct Receiver {
     pub alertmanager: Option<Endpoint>,
 }
 
+/// Where a receiver sends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
@@ -474,8 +516,11 @@ impl Default for Route {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InhibitRule {
+    /// Matchers (`label="value"`, `!=`, `=~`, `!~`) an inhibiting alert satisfies.
     pub source_matchers: Vec<String>,
+    /// Matchers an inhibited alert satisfies.
     pub target_matchers: Vec<String>,
+    /// Labels whose values must be equal in both. Default none.
     #[serde(default)]
     pub equal: Vec<String>,
 }
@@ -484,11 +529,13 @@ pub struct InhibitRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceConfig {
+    /// Matchers the silenced alerts satisfy (all of them).
     pub matchers: Vec<String>,
     /// RFC 3339.
     pub starts_at: String,
     /// RFC 3339.
     pub ends_at: String,
+    /// Why; shown with the silence.
     #[serde(default)]
     pub comment: String,
 }

@@ -21,9 +21,13 @@ pub enum Exporter {
 /// What every exporter shares: queue, batching, retry and circuit breaker.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
+    /// `sending_queue`.
     pub sending_queue: &'a SendingQueue,
+    /// `batch`.
     pub batch: &'a Batch,
+    /// `retry_on_failure`.
     pub retry_on_failure: &'a RetryOnFailure,
+    /// `circuit_breaker`.
     pub circuit_breaker: &'a CircuitBreaker,
 }
 
@@ -31,6 +35,7 @@ impl Exporter {
     /// The type part of a `type/name` key.
     pub const TYPES: [&'static str; 4] = ["otlp", "otlphttp", "debug", "file"];
 
+    /// The delivery settings of this exporter, whatever its type.
     pub fn delivery(&self) -> Delivery<'_> {
         macro_rules! d {
             ($e:expr) => {
@@ -228,7 +233,9 @@ pub enum Compression {
     /// gzip (the Collector's default).
     #[default]
     Gzip,
+    /// zstd.
     Zstd,
+    /// Uncompressed.
     None,
 }
 
@@ -247,12 +254,16 @@ pub struct OtlpExporter {
     /// Deadline of one attempt (sent as grpc-timeout too). Default 5s.
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
+    /// The persistent queue in front of the downstream (size, what happens when full).
     #[serde(default)]
     pub sending_queue: SendingQueue,
+    /// How queued items are batched into requests.
     #[serde(default)]
     pub batch: Batch,
+    /// Backoff between attempts that failed in a retryable way.
     #[serde(default)]
     pub retry_on_failure: RetryOnFailure,
+    /// Stops sending to a downstream that keeps failing, then probes it.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
 }
@@ -282,12 +293,16 @@ pub struct OtlpHttpExporter {
     /// Deadline of one attempt. Default 5s.
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
+    /// The persistent queue in front of the downstream (size, what happens when full).
     #[serde(default)]
     pub sending_queue: SendingQueue,
+    /// How queued items are batched into requests.
     #[serde(default)]
     pub batch: Batch,
+    /// Backoff between attempts that failed in a retryable way.
     #[serde(default)]
     pub retry_on_failure: RetryOnFailure,
+    /// Stops sending to a downstream that keeps failing, then probes it.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
 }
@@ -312,12 +327,16 @@ pub struct DebugExporter {
     /// `basic` (default), `normal` or `detailed`.
     #[serde(default)]
     pub verbosity: Verbosity,
+    /// The persistent queue in front of the downstream (size, what happens when full).
     #[serde(default)]
     pub sending_queue: SendingQueue,
+    /// How queued items are batched into requests.
     #[serde(default)]
     pub batch: Batch,
+    /// Backoff between attempts that failed in a retryable way.
     #[serde(default)]
     pub retry_on_failure: RetryOnFailure,
+    /// Stops sending to a downstream that keeps failing, then probes it.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
 }
@@ -330,14 +349,19 @@ pub struct DebugExporter {
 pub struct FileExporter {
     /// The file. Required. Rotated files sit beside it as `<stem>-<unix millis>.<ext>`.
     pub path: PathBuf,
+    /// When the file is rotated and how many rotated files are kept.
     #[serde(default)]
     pub rotation: Rotation,
+    /// The persistent queue in front of the downstream (size, what happens when full).
     #[serde(default)]
     pub sending_queue: SendingQueue,
+    /// How queued items are batched into requests.
     #[serde(default)]
     pub batch: Batch,
+    /// Backoff between attempts that failed in a retryable way.
     #[serde(default)]
     pub retry_on_failure: RetryOnFailure,
+    /// Stops sending to a downstream that keeps failing, then probes it.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
 }

@@ -11,6 +11,8 @@
 //! Config is inert: parsing and validating here starts nothing; `server::serve` builds the running
 //! stages from a validated [`Config`].
 
+#![deny(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// The text is not YAML.
@@ -55,13 +59,28 @@ pub enum ConfigError {
     #[error(
         "{key}: environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)"
     )]
-    MissingEnv { key: String, name: String },
+    MissingEnv {
+        /// The key whose value holds the reference.
+        key: String,
+        /// The variable.
+        name: String,
+    },
     /// `${env:` without a closing brace, or an empty name.
     #[error("{key}: malformed ${{env:...}} reference in {value:?}")]
-    BadEnvRef { key: String, value: String },
+    BadEnvRef {
+        /// The key whose value holds the reference.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
     /// Deserialisation failed at `key` (unknown key, wrong type, bad duration...).
     #[error("{key}: {reason}")]
-    Invalid { key: String, reason: String },
+    Invalid {
+        /// The dotted key, e.g. `exporters.otlp.endpoint` or `processors.tail_sampling.policies[0].latency`.
+        key: String,
+        /// What is wrong and, where it helps, what would be right.
+        reason: String,
+    },
 }
 
 /// The one way a validation error is built: it names `section.field`, or `section` when

@@ -15,6 +15,7 @@ pub enum Processor {
 }
 
 impl Processor {
+    /// The type part of a `type/name` key.
     pub const TYPES: [&'static str; 3] =
         ["probabilistic_sampler", "tail_sampling", "adaptive_sampler"];
 

@@ -195,6 +195,7 @@ pub mod byte_size {
             Text(String),
         }
 
+        /// An optional size: bytes as a number, or text such as `50GiB`.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
             match Option::<Raw>::deserialize(d)? {
                 None => Ok(None),

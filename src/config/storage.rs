@@ -54,8 +54,10 @@ pub struct Storage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageCompression {
+    /// zstd level 1 (default): sealed value-log ranges are rewritten as compressed segments.
     #[default]
     Zstd,
+    /// No compaction: chunk bodies stay as they were received.
     None,
 }
 

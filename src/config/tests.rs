@@ -306,3 +306,77 @@ fn bad_values_are_named() {
 fn not_yaml() {
     assert!(matches!(parse("a: [1, 2"), Err(ConfigError::Yaml(_))));
 }
+
+/// The config's field names as serde reads them: every field of every `Deserialize` struct
+/// and struct variant in `src/config/` and `sampling::policy`, `rename`s applied.
+fn config_field_names() -> std::collections::BTreeSet<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("config"))
+        .expect("src/config")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "tests.rs"))
+        .collect();
+    files.push(root.join("sampling/policy.rs"));
+    let mut names = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read source");
+        let file = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let (mut derives, mut inside, mut rename) = (false, false, None::<String>);
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with("#[derive(") {
+                derives = t.contains("Deserialize");
+            } else if t.starts_with("pub struct ") || t.starts_with("pub enum ") {
+                inside = derives && t.ends_with('{');
+                derives = false;
+            } else if line == "}" {
+                inside = false;
+            } else if inside && t.starts_with("#[serde(") {
+                if let Some(r) = t.split("rename = \"").nth(1) {
+                    rename = r.split('"').next().map(str::to_string);
+                }
+            } else if inside && !t.starts_with("//") {
+                let field = t.strip_prefix("pub ").unwrap_or(t);
+                if let Some((name, _)) = field.split_once(": ")
+                    && !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                {
+                    names.insert((file.clone(), rename.take().unwrap_or_else(|| name.into())));
+                }
+                rename = None;
+            }
+        }
+    }
+    names
+}
+
+/// `config/sieve.yaml` is the reference a user reads: every field the structs accept is in
+/// it, set or in a commented example (the structs' doc comments say the same at more length;
+/// `#![deny(missing_docs)]` on the config module keeps those complete).
+#[test]
+fn every_config_field_is_in_the_reference_file() {
+    let names = config_field_names();
+    assert!(names.len() > 100, "the scan found too little: {names:?}");
+    assert!(
+        names.contains(&("alerting.rs".into(), "for".into())),
+        "renames are applied"
+    );
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|(_, n)| {
+            !DEFAULT_CONFIG_YAML
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .any(|w| w == format!("{n}:"))
+        })
+        .map(|(f, n)| format!("{f}: {n}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields not documented in config/sieve.yaml:\n{}",
+        missing.join("\n")
+    );
+}

@@ -2,6 +2,8 @@
 //! the Collector's shape. Plain data: the config layer reads and validates them, and
 //! [`super::tail::Policy::build`] turns one into a rule ready to evaluate.
 
+#![deny(missing_docs)]
+
 use serde::Deserialize;
 
 /// One tail policy, in the Collector's shape: `name`, `type`, and the settings under a key
@@ -12,42 +14,70 @@ use serde::Deserialize;
 pub enum TailPolicy {
     /// Keep every trace.
     AlwaysSample {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
     },
+    /// Keep traces at least as long as a threshold.
     Latency {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         latency: LatencyPolicy,
     },
+    /// Keep traces with a span of one of the given statuses.
     StatusCode {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         status_code: StatusCodePolicy,
     },
+    /// Keep traces by a string attribute's value.
     StringAttribute {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         string_attribute: StringAttributePolicy,
     },
+    /// Keep traces by a numeric attribute's range.
     NumericAttribute {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         numeric_attribute: NumericAttributePolicy,
     },
+    /// Keep a share of traces, consistently by trace id.
     Probabilistic {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         probabilistic: ProbabilisticPolicy,
     },
+    /// Keep traces while under a spans-per-second budget.
     RateLimiting {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         rate_limiting: RateLimitingPolicy,
     },
+    /// Keep traces by their number of spans.
     SpanCount {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         span_count: SpanCountPolicy,
     },
+    /// Keep traces every sub-policy keeps.
     And {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         and: AndPolicy,
     },
+    /// Sub-policies sharing a spans-per-second budget.
     Composite {
+        /// The policy's name (`sampling.policy` on kept spans with `record_policy`).
         name: String,
+        /// Its settings.
         composite: CompositePolicy,
     },
 }
@@ -80,7 +110,9 @@ impl TailPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyPolicy {
+    /// Shortest duration kept, ms. Required.
     pub threshold_ms: u64,
+    /// Durations from this on are not kept, ms. Default: no bound.
     #[serde(default)]
     pub upper_threshold_ms: Option<u64>,
 }
@@ -89,6 +121,7 @@ pub struct LatencyPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusCodePolicy {
+    /// `OK`, `ERROR` and/or `UNSET`. At least one.
     pub status_codes: Vec<String>,
 }
 
@@ -97,8 +130,11 @@ pub struct StatusCodePolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StringAttributePolicy {
+    /// The attribute key (span attributes, and resource attributes for strings).
     pub key: String,
+    /// Values that match (exactly). At least one.
     pub values: Vec<String>,
+    /// Keep the traces where no span matches instead. Default false.
     #[serde(default)]
     pub invert_match: bool,
 }
@@ -107,8 +143,11 @@ pub struct StringAttributePolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NumericAttributePolicy {
+    /// The attribute key (span attributes, and resource attributes for strings).
     pub key: String,
+    /// Smallest matching value (inclusive).
     pub min_value: f64,
+    /// Largest matching value (inclusive).
     pub max_value: f64,
 }
 
@@ -116,7 +155,9 @@ pub struct NumericAttributePolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbabilisticPolicy {
+    /// Share kept, 0..=100.
     pub sampling_percentage: f64,
+    /// The FNV seed; instances with the same seed keep the same traces. Default 0.
     #[serde(default)]
     pub hash_seed: u32,
 }
@@ -126,6 +167,7 @@ pub struct ProbabilisticPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitingPolicy {
+    /// The budget, spans per second. At least 1.
     pub spans_per_second: u64,
 }
 
@@ -133,7 +175,9 @@ pub struct RateLimitingPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpanCountPolicy {
+    /// Fewest spans kept.
     pub min_spans: u64,
+    /// Most spans kept. Default: no bound.
     #[serde(default)]
     pub max_spans: Option<u64>,
 }
@@ -142,6 +186,7 @@ pub struct SpanCountPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AndPolicy {
+    /// The sub-policies (not `and` or `composite`). At least one.
     pub and_sub_policy: Vec<TailPolicy>,
 }
 
@@ -150,9 +195,13 @@ pub struct AndPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompositePolicy {
+    /// The budget the sub-policies share, spans per second.
     pub max_total_spans_per_second: u64,
+    /// Sub-policy names in the order they are tried; the rest follow in their own order.
     pub policy_order: Vec<String>,
+    /// The sub-policies (not `and` or `composite`). At least one.
     pub composite_sub_policy: Vec<TailPolicy>,
+    /// Shares of the budget by sub-policy; the unallocated rest is split evenly among the others.
     pub rate_allocation: Vec<RateAllocation>,
 }
 
@@ -160,6 +209,8 @@ pub struct CompositePolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateAllocation {
+    /// A `composite_sub_policy` name.
     pub policy: String,
+    /// Its share of `max_total_spans_per_second`, percent.
     pub percent: f64,
 }
