@@ -8,7 +8,7 @@
 #
 # Env: SIEVE (target/release/sieve), LOADGEN (target/loadgen/release/loadgen), SEEDS
 # ("11 12 13 14 15": 10 s each, about 2.5 M spans per seed on 2 cores), DIR (/tmp/sieve-fill),
-# LOADGEN_ARGS (extra, e.g. --logs). Needs ports 4317, 4320 and 8888 free.
+# LOADGEN_ARGS (extra, e.g. --logs). Needs ports 4317, 4318, 4320 and 8888 free.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 SIEVE=${SIEVE:-$here/target/release/sieve}

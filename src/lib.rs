@@ -9,8 +9,8 @@
 //! # Layout
 //!
 //! Folders follow the data flow (see the README's diagram), and imports run one way: the
-//! faces (`main`, [`cli`], [`receiver`], [`query`], [`server`]) use the [`stages`], which use
-//! the pure modules and the [`store`]. `tests/layout.rs` checks it.
+//! faces (the binary in `src/bin/sieve`, [`cli`], [`receiver`], [`query`], [`server`]) use the
+//! [`stages`], which use the pure modules and the [`store`]. `tests/layout.rs` checks it.
 //!
 //! Faces:
 //! - [`receiver`]: OTLP/gRPC TraceService, LogsService, MetricsService: decode, per-item
@@ -20,7 +20,8 @@
 //! - [`cli`]: what the `sieve query` commands print.
 //! - [`server`]: open, bind, run: the wiring and the one shutdown sequence.
 //!
-//! Stages ([`stages`]): tasks with state, sled trees and channels.
+//! Stages ([`stages`]): tasks with state, sled trees and channels, each a [`stages::Stage`]
+//! that the server starts the same way and stops with one token.
 //! - [`stages::intake`]: the stage sequence every receiver shares (admit, analyse, sample,
 //!   enqueue, write, commit), backpressure, group-committed flushes, the tail-sampling buffer.
 //! - [`stages::analysis`]: every span and log record before sampling into series in sled.

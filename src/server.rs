@@ -4,28 +4,38 @@
 //! One shutdown mechanism: [`start`] takes a future (ctrl-c/SIGTERM in `main`, a oneshot in
 //! tests). When it completes, a `CancellationToken` stops the listeners: they refuse new
 //! connections and finish the requests in flight, which still get their flush. Then the
-//! flusher makes its last flush, the sweeper stops, the exporters drain their queues for up
-//! to their `drain_timeout` (what is left stays on disk), and [`Gateway::wait`] returns.
+//! background stages (each a [`Stage`] in one `JoinSet`) stop together: the flusher's last
+//! flush, the analysis checkpoint, the tail buffer left on disk, the alerting engine with its
+//! notifications drained, the sweeper. Then the exporters drain their queues for up to their
+//! `drain_timeout` (what is left stays on disk), the store closes, and [`Gateway::wait`]
+//! returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::config::Config;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::query::metrics::{self, Health};
+use crate::receiver::auth;
+use crate::receiver::http::HttpReceiver;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
+use crate::stages::Stage;
+use crate::stages::alerting::{AlertingStage, Engine};
 use crate::stages::analysis::Analyzer;
 use crate::stages::export::{ExportError, Exporters};
 use crate::stages::intake::Intake;
 use crate::stages::intake::pipeline::Pipeline;
 use crate::stages::intake::sampling::Sampling;
+use crate::stages::intake::tail_buffer::TailStage;
+use crate::stages::retention::Sweeper;
 use crate::store::keys::StateTree;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Stats, events};
@@ -55,12 +65,16 @@ pub enum ServeError {
     Alerting(#[from] crate::stages::alerting::AlertingError),
     #[error("cannot start the samplers: {0}")]
     Sampling(#[from] crate::stages::intake::sampling::SamplingError),
+    #[error("{key}: {reason}")]
+    Auth { key: &'static str, reason: String },
 }
 
 /// A running gateway.
 pub struct Gateway {
     /// Where the OTLP/gRPC receiver listens (the real port when the config said 0).
     pub otlp_addr: Option<SocketAddr>,
+    /// Where the OTLP/HTTP receiver listens, when on.
+    pub otlp_http_addr: Option<SocketAddr>,
     /// Where the query API listens.
     pub query_addr: SocketAddr,
     /// Where `/metrics` and the health endpoints are served, when on.
@@ -86,22 +100,14 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Gateway, ServeError> {
-    // Health answers from here on: live now, ready once every stage runs.
+    // Health answers from here on: live now, ready once every stage runs. The endpoint
+    // stops if starting fails below (the guard is disarmed once the gateway runs).
     let health = Arc::new(Health::default());
-    // Stops the endpoint if starting fails below; disarmed once the gateway runs.
     let stop_metrics = CancellationToken::new();
     let metrics_guard = stop_metrics.clone().drop_guard();
     let metrics_addr = match config.metrics_addr() {
         Some(addr) => {
-            let listener = bind(addr).await?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            events::ServerListenerStarted {
-                name: "metrics http",
-                addr: local,
-            }
-            .emit();
+            let (listener, local) = listen("metrics http", addr).await?;
             tokio::spawn(metrics::serve(
                 listener,
                 health.clone(),
@@ -111,102 +117,210 @@ pub async fn start(
         }
         None => None,
     };
-    let store = Store::open(&config.storage).map_err(|source| ServeError::Store {
-        path: config.storage.path.display().to_string(),
-        source,
-    })?;
-    let stats = Arc::new(Stats::default());
-    let intake = Intake::new(
-        store.clone(),
-        (config.intake.max_inflight_mib as usize).saturating_mul(1024 * 1024),
-        config.intake.retry_delay,
-        config.storage.sync,
+    // (Validated config: the endpoint parses.)
+    if let Some((h, addr)) = config
+        .health_check()
+        .and_then(|h| Some((h, h.endpoint.parse::<SocketAddr>().ok()?)))
+    {
+        let (listener, _) = listen("health_check", addr).await?;
+        let (health, path, stop) = (health.clone(), h.path.clone(), stop_metrics.clone());
+        tokio::spawn(async move {
+            metrics::serve_health_check(listener, health, &path, stop).await;
+        });
+    }
+    let tokens = Tokens::load(&config)?;
+    for (name, addr, protected) in [
+        ("otlp grpc", config.otlp_grpc_addr(), tokens.grpc.is_some()),
+        ("otlp http", config.otlp_http_addr(), tokens.http.is_some()),
+        (
+            "query grpc",
+            Some(config.query_addr()),
+            tokens.query.is_some(),
+        ),
+    ] {
+        if let Some(addr) = addr.filter(|a| a.ip().is_unspecified() && !protected) {
+            events::ServerListenerUnprotected { name, addr }.emit();
+        }
+    }
+    let parts = Parts::open(&config)?;
+    let otlp = match config.otlp_grpc_addr() {
+        Some(addr) => Some(listen("otlp grpc", addr).await?),
+        None => None,
+    };
+    let otlp_http = match config.otlp_http_addr() {
+        Some(addr) => Some(listen("otlp http", addr).await?),
+        None => None,
+    };
+    let query = listen("query grpc", config.query_addr()).await?;
+    let listeners = Listeners {
+        otlp,
+        otlp_http,
+        query,
+    };
+    let gateway = run(
+        &config,
+        parts,
+        listeners,
+        tokens,
+        health,
+        shutdown,
+        stop_metrics,
     );
+    metrics_guard.disarm();
+    Ok(Gateway {
+        metrics_addr,
+        ..gateway
+    })
+}
 
-    let exporters = Arc::new(Exporters::open(&config, &store)?);
+/// The bearer tokens each server accepts (`None`: no auth), read before anything runs.
+struct Tokens {
+    grpc: Option<Arc<auth::Tokens>>,
+    http: Option<Arc<auth::Tokens>>,
+    query: Option<Arc<auth::Tokens>>,
+}
 
-    let sampling = Arc::new(Sampling::open(&config, &store)?);
+impl Tokens {
+    fn load(config: &Config) -> Result<Tokens, ServeError> {
+        let load = |key: &'static str, a: Option<&crate::config::Auth>| {
+            config
+                .tokens(a)
+                .map(|t| t.map(|(scheme, tokens)| auth::Tokens::new(&scheme, &tokens)))
+                .map_err(|reason| ServeError::Auth { key, reason })
+        };
+        Ok(Tokens {
+            grpc: load(
+                "receivers.otlp.protocols.grpc.auth",
+                config.otlp_grpc().and_then(|g| g.auth.as_ref()),
+            )?,
+            http: load(
+                "receivers.otlp.protocols.http.auth",
+                config.otlp_http().and_then(|h| h.auth.as_ref()),
+            )?,
+            query: load("query.auth", config.query.auth.as_ref())?,
+        })
+    }
+}
 
-    let state_tree = |tree: StateTree| {
-        store.state_tree(tree).map_err(|source| ServeError::Store {
+/// The sockets bound before anything runs, so that a busy port fails the start.
+struct Listeners {
+    otlp: Option<(TcpListener, SocketAddr)>,
+    otlp_http: Option<(TcpListener, SocketAddr)>,
+    query: (TcpListener, SocketAddr),
+}
+
+/// What the stages are made of, opened from the config: the store and the state each stage
+/// keeps in it.
+struct Parts {
+    store: Store,
+    stats: Arc<Stats>,
+    intake: Intake,
+    exporters: Arc<Exporters>,
+    sampling: Arc<Sampling>,
+    analyzer: Arc<Analyzer>,
+    alerts: Arc<std::sync::Mutex<Engine>>,
+}
+
+impl Parts {
+    fn open(config: &Config) -> Result<Parts, ServeError> {
+        let store_error = |source| ServeError::Store {
             path: config.storage.path.display().to_string(),
             source,
+        };
+        let store = Store::open(&config.storage).map_err(store_error)?;
+        let state_tree = |tree: StateTree| store.state_tree(tree).map_err(store_error);
+        let intake = Intake::new(
+            store.clone(),
+            (config.intake.max_inflight_mib as usize).saturating_mul(1024 * 1024),
+            config.intake.retry_delay,
+            config.storage.sync,
+        );
+        Ok(Parts {
+            stats: Arc::new(Stats::default()),
+            intake,
+            exporters: Arc::new(Exporters::open(config, &store)?),
+            sampling: Arc::new(Sampling::open(config, &store)?),
+            analyzer: Analyzer::open(
+                &config.analysis,
+                state_tree(StateTree::Analysis)?,
+                state_tree(StateTree::LogClusters)?,
+            )?,
+            alerts: Arc::new(std::sync::Mutex::new(Engine::open(
+                &config.alerting,
+                state_tree(StateTree::Alerts)?,
+                state_tree(StateTree::Incidents)?,
+            )?)),
+            store,
         })
-    };
-    let analyzer = Analyzer::open(
-        &config.analysis,
-        state_tree(StateTree::Analysis)?,
-        state_tree(StateTree::LogClusters)?,
-    )?;
-    let alerts = Arc::new(std::sync::Mutex::new(
-        crate::stages::alerting::Engine::open(
-            &config.alerting,
-            state_tree(StateTree::Alerts)?,
-            state_tree(StateTree::Incidents)?,
-        )?,
-    ));
+    }
+}
 
+/// Starts the gRPC servers and the stages, and the one shutdown sequence: when `shutdown`
+/// completes, the listeners close and finish their requests; then the background stages
+/// stop (the flusher's last flush, the analysis checkpoint, the tail buffer left on disk);
+/// then the exporters drain within their deadlines; then the store closes.
+fn run(
+    config: &Config,
+    parts: Parts,
+    listeners: Listeners,
+    tokens: Tokens,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop_metrics: CancellationToken,
+) -> Gateway {
+    let Parts {
+        store,
+        stats,
+        intake,
+        exporters,
+        sampling,
+        analyzer,
+        alerts,
+    } = parts;
     let stop_listeners = CancellationToken::new();
     let stop_background = CancellationToken::new();
+    let drain_exporters = CancellationToken::new();
 
-    // validate() has checked that an enabled receiver's endpoint parses.
-    let otlp = match (
-        config.otlp_grpc_addr(),
-        config.otlp_grpc(),
-        &config.receivers.otlp,
-    ) {
-        (Some(addr), Some(grpc), Some(otlp_cfg)) => {
-            let listener = bind(addr).await?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| ServeError::Bind { addr, source })?;
+    let Listeners {
+        otlp,
+        otlp_http,
+        query: (query_listener, query_addr),
+    } = listeners;
+    let otlp_addr = otlp.as_ref().map(|(_, a)| *a);
+    let otlp_http_addr = otlp_http.as_ref().map(|(_, a)| *a);
+    let receiver = config.receivers.otlp.as_ref().map(|otlp_cfg| {
+        let pipeline = Pipeline::new(
+            intake.clone(),
+            stats.clone(),
+            exporters.clone(),
+            sampling.clone(),
+            analyzer.clone(),
+        );
+        Receiver::new(pipeline, otlp_cfg.limits.clone())
+    });
+    let otlp_server = match (otlp, config.otlp_grpc(), &receiver) {
+        (Some((listener, _)), Some(grpc), Some(receiver)) => {
             let max = grpc.max_recv_msg_size_mib as usize * 1024 * 1024;
-            let pipeline = Pipeline::new(
-                intake.clone(),
-                stats.clone(),
-                exporters.clone(),
-                sampling.clone(),
-                analyzer.clone(),
-            );
-            let receiver = Receiver::new(pipeline, otlp_cfg.limits.clone());
-            let router = tonic::transport::Server::builder()
-                .max_concurrent_streams(Some(256))
-                .add_service(receiver.service::<Traces>(max))
+            let routes = Routes::new(receiver.service::<Traces>(max))
                 .add_service(receiver.service::<Logs>(max))
                 .add_service(receiver.service::<Metrics>(max));
-            let token = stop_listeners.clone();
-            events::ServerListenerStarted {
-                name: "otlp grpc",
-                addr: local,
-            }
-            .emit();
-            Some((
-                local,
-                tokio::spawn(async move {
-                    let result = router
-                        .serve_with_incoming_shutdown(
-                            incoming(listener),
-                            token.clone().cancelled_owned(),
-                        )
-                        .await
-                        .map_err(|source| ServeError::Transport {
-                            listener: "otlp grpc",
-                            source,
-                        });
-                    stop_all_if_failed(&result, &token);
-                    result
-                }),
+            Some(serve_grpc(
+                "otlp grpc",
+                routes,
+                listener,
+                tokens.grpc.clone(),
+                &stop_listeners,
             ))
         }
         _ => None,
     };
-
-    let query_addr = config.query_addr();
-    let listener = bind(query_addr).await?;
-    let query_local = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: query_addr,
-        source,
-    })?;
+    let otlp_http_server = match (otlp_http, config.otlp_http(), &receiver) {
+        (Some((listener, _)), Some(http), Some(receiver)) => {
+            let server = HttpReceiver::new(receiver.clone(), http, tokens.http.clone());
+            Some(tokio::spawn(server.serve(listener, stop_listeners.clone())))
+        }
+        _ => None,
+    };
     let query = Query::new(
         store.clone(),
         stats.clone(),
@@ -216,56 +330,45 @@ pub async fn start(
         alerts.clone(),
         config.query.search_depth,
     );
-    let token = stop_listeners.clone();
-    let metrics_query = query.clone();
-    events::ServerListenerStarted {
-        name: "query grpc",
-        addr: query_local,
-    }
-    .emit();
-    let query_task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .add_service(QueryServiceServer::new(query))
-            .serve_with_incoming_shutdown(incoming(listener), token.clone().cancelled_owned())
-            .await
-            .map_err(|source| ServeError::Transport {
-                listener: "query grpc",
-                source,
-            });
-        stop_all_if_failed(&result, &token);
-        result
-    });
-
-    let flusher = tokio::spawn(
-        intake
-            .clone()
-            .run_flusher(stop_background.clone().cancelled_owned()),
+    health.started(query.clone());
+    let query_server = serve_grpc(
+        "query grpc",
+        Routes::new(QueryServiceServer::new(query)),
+        query_listener,
+        tokens.query.clone(),
+        &stop_listeners,
     );
-    let drain_exporters = CancellationToken::new();
-    let exporter_task = {
-        let (exporters, drain) = (exporters.clone(), drain_exporters.clone());
-        tokio::spawn(async move { exporters.run(drain).await })
-    };
-    let tail_task = sampling
-        .tail()
-        .cloned()
-        .map(|t| tokio::spawn(t.run(store.clone(), exporters.clone(), stop_background.clone())));
-    let analysis_task = tokio::spawn(analyzer.clone().run(stop_background.clone()));
-    let alerting_task = (config.analysis.enabled && config.alerting.enabled).then(|| {
-        tokio::spawn(crate::stages::alerting::run(
-            alerts.clone(),
-            analyzer.clone(),
-            stop_background.clone(),
-        ))
-    });
-    let sweeper = tokio::spawn(crate::stages::retention::run(
-        store.clone(),
-        config.storage.sweep_interval,
-        stop_background.clone().cancelled_owned(),
-    ));
 
-    health.started(metrics_query);
-    metrics_guard.disarm();
+    let mut background = JoinSet::new();
+    intake
+        .clone()
+        .spawn(&mut background, stop_background.clone());
+    analyzer
+        .clone()
+        .spawn(&mut background, stop_background.clone());
+    if let Some(sampler) = sampling.tail().cloned() {
+        let tail = TailStage {
+            sampler,
+            store: store.clone(),
+            exporters: exporters.clone(),
+        };
+        tail.spawn(&mut background, stop_background.clone());
+    }
+    if config.analysis.enabled && config.alerting.enabled {
+        let stage = AlertingStage {
+            engine: alerts,
+            analyzer,
+        };
+        stage.spawn(&mut background, stop_background.clone());
+    }
+    let sweeper = Sweeper {
+        store: store.clone(),
+        interval: config.storage.sweep_interval,
+    };
+    sweeper.spawn(&mut background, stop_background.clone());
+    let mut export = JoinSet::new();
+    exporters.spawn(&mut export, drain_exporters.clone());
+
     let trigger = stop_listeners.clone();
     let stopping = health.clone();
     tokio::spawn(async move {
@@ -275,32 +378,25 @@ pub async fn start(
         trigger.cancel();
     });
 
-    let otlp_addr = otlp.as_ref().map(|(a, _)| *a);
     let done = tokio::spawn(async move {
         let mut result = Ok(());
-        if let Some((_, task)) = otlp {
+        if let Some(task) = otlp_server {
             result = result.and(flatten(task.await));
         }
-        result = result.and(flatten(query_task.await));
-        // Listeners are closed and every request has been answered: last flush, then stop.
+        if let Some(task) = otlp_http_server {
+            let _ = task.await;
+        }
+        result = result.and(flatten(query_server.await));
+        // Listeners are closed and every request has been answered: last flush, the
+        // analysis checkpoint; pending tail decisions stay in the buffer for the next start.
         stop_listeners.cancel();
         stop_background.cancel();
-        let _ = flusher.await;
-        let _ = sweeper.await;
-        // Traces still assembling are analysed as they are, and the figures checkpointed.
-        let _ = analysis_task.await;
-        if let Some(t) = alerting_task {
-            let _ = t.await;
-        }
-        // Pending tail decisions stay in the buffer on disk for the next start.
-        if let Some(t) = tail_task {
-            let _ = t.await;
-        }
+        background.join_all().await;
         // Nothing new can enter the queues: the exporters send what they can within their
         // drain timeouts; the rest stays queued on disk. Then their removals are flushed.
         tracing::debug!("listeners closed and flushed; draining exporters");
         drain_exporters.cancel();
-        let _ = exporter_task.await;
+        export.join_all().await;
         tracing::debug!("exporters stopped");
         if let Err(e) = store.close().await {
             events::IntakeWriteFailed { error: &e }.emit();
@@ -314,13 +410,55 @@ pub async fn start(
         result
     });
 
-    Ok(Gateway {
+    Gateway {
         otlp_addr,
-        query_addr: query_local,
-        metrics_addr,
+        otlp_http_addr,
+        query_addr,
+        metrics_addr: None,
         intake,
         stats,
         done,
+    }
+}
+
+/// Binds `addr` for the listener called `name` and says so.
+async fn listen(
+    name: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    events::ServerListenerStarted { name, addr: local }.emit();
+    Ok((listener, local))
+}
+
+/// Serves `routes` on `listener` until `stop`, refusing requests without one of `tokens`
+/// when there are tokens; a server that fails stops the others too.
+fn serve_grpc(
+    name: &'static str,
+    routes: Routes,
+    listener: TcpListener,
+    tokens: Option<Arc<auth::Tokens>>,
+    stop: &CancellationToken,
+) -> JoinHandle<Result<(), ServeError>> {
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(256))
+            .layer(auth::grpc_layer(name, tokens))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming(listener), token.clone().cancelled_owned())
+            .await
+            .map_err(|source| ServeError::Transport {
+                listener: name,
+                source,
+            });
+        stop_all_if_failed(&result, &token);
+        result
     })
 }
 
@@ -345,12 +483,6 @@ fn incoming(
             let _ = s.set_nodelay(true);
         })
     })
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 fn flatten(r: Result<Result<(), ServeError>, tokio::task::JoinError>) -> Result<(), ServeError> {

@@ -136,6 +136,39 @@ pub mod events {
         }
     }
 
+    /// A listener on every interface without auth: anyone who can reach the port can send
+    /// or read.
+    pub struct ServerListenerUnprotected<'a> {
+        pub name: &'a str,
+        pub addr: SocketAddr,
+    }
+
+    impl ServerListenerUnprotected<'_> {
+        pub fn emit(self) {
+            tracing::warn!(
+                listener = self.name,
+                addr = %self.addr,
+                "{} listens on every interface ({}) without auth: set auth (extensions.bearertokenauth) or bind 127.0.0.1",
+                self.name,
+                self.addr
+            );
+        }
+    }
+
+    /// A request without an accepted bearer token was refused (the token is not logged).
+    pub struct ServerRequestUnauthenticated<'a> {
+        pub listener: &'a str,
+    }
+
+    impl ServerRequestUnauthenticated<'_> {
+        pub fn emit(self) {
+            tracing::debug!(
+                listener = self.listener,
+                "request refused: missing or wrong bearer token"
+            );
+        }
+    }
+
     /// A request was decoded.
     pub struct ReceiverRequestReceived {
         pub signal: Signal,
@@ -451,6 +484,23 @@ pub mod events {
                     self.to
                 );
             }
+        }
+    }
+
+    /// Shutdown did not wait longer for notifications still being sent (Alertmanager and
+    /// webhooks retried for up to a minute each); they are not sent.
+    pub struct NotificationsAbandoned {
+        pub count: usize,
+        pub after: std::time::Duration,
+    }
+
+    impl NotificationsAbandoned {
+        pub fn emit(self) {
+            tracing::warn!(
+                count = self.count,
+                after_ms = self.after.as_millis() as u64,
+                "shutdown: notifications still being sent were abandoned"
+            );
         }
     }
 

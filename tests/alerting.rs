@@ -57,15 +57,11 @@ async fn replayed_errors_fire_the_error_rate_rule() {
     let gw = common::start(|_| {}).await;
     let t0 = replay(&gw.otlp).await;
     let mut q = gw.query_client().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let firing = loop {
+    let firing = common::eventually(Duration::from_secs(60), "a firing alert", async || {
         let r = list_firing(&mut q).await;
-        if !r.alerts.is_empty() {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline, "no alert: {r:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if r.alerts.is_empty() { Err(r) } else { Ok(r) }
+    })
+    .await;
     assert_eq!(firing.alerts.len(), 1, "{firing:?}");
     let a = &firing.alerts[0];
     assert_eq!(a.labels["alertname"], "HighErrorRate");
@@ -289,20 +285,16 @@ async fn a_webhook_gets_alertmanagers_payload() {
     };
     let gw = with_receiver("hook", format!("http://{addr}/hook"), false).await;
     replay(&gw.otlp).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let payload = loop {
+    let payload = common::eventually(Duration::from_secs(60), "a firing webhook", async || {
         let got = seen
             .lock()
             .unwrap()
             .iter()
             .find(|v| v["status"] == "firing")
             .cloned();
-        if let Some(v) = got {
-            break v;
-        }
-        assert!(std::time::Instant::now() < deadline, "no webhook");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        got.ok_or(())
+    })
+    .await;
     assert_eq!(payload["version"], "4");
     assert_eq!(payload["receiver"], "hook");
     assert_eq!(
@@ -390,48 +382,48 @@ async fn a_real_alertmanager_receives_the_alert() {
         .unwrap()
         .port();
     let am_url = format!("http://127.0.0.1:{port}");
-    let mut am = std::process::Command::new(&bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while get(&format!("{am_url}/-/ready")).await.map(|r| r.0) != Some(200) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alertmanager not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let am = common::KillOnDrop(
+        std::process::Command::new(&bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    );
+    common::eventually(
+        Duration::from_secs(30),
+        "alertmanager ready",
+        async || match get(&format!("{am_url}/-/ready")).await {
+            Some((200, _)) => Ok(()),
+            other => Err(other),
+        },
+    )
+    .await;
     let gw = with_receiver("am", am_url.clone(), true).await;
     replay(&gw.otlp).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let alert = loop {
-        let listed: serde_json::Value = get(&format!("{am_url}/api/v2/alerts"))
-            .await
-            .and_then(|(_, b)| serde_json::from_str(&b).ok())
-            .unwrap_or(serde_json::Value::Null);
-        let hit = listed.as_array().and_then(|a| {
-            a.iter()
-                .find(|x| x["labels"]["alertname"] == "HighErrorRate")
-                .cloned()
-        });
-        if let Some(a) = hit {
-            break a;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = am.kill();
-            panic!("alertmanager never got the alert: {listed}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let alert = common::eventually(
+        Duration::from_secs(60),
+        "the alert in alertmanager",
+        async || {
+            let listed: serde_json::Value = get(&format!("{am_url}/api/v2/alerts"))
+                .await
+                .and_then(|(_, b)| serde_json::from_str(&b).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let hit = listed.as_array().and_then(|a| {
+                a.iter()
+                    .find(|x| x["labels"]["alertname"] == "HighErrorRate")
+                    .cloned()
+            });
+            hit.ok_or(listed)
+        },
+    )
+    .await;
     assert_eq!(alert["labels"]["service"], "cart");
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["status"]["state"], "active");
@@ -447,6 +439,5 @@ async fn a_real_alertmanager_receives_the_alert() {
         "same fingerprint as Alertmanager computes"
     );
     gw.stop().await;
-    let _ = am.kill();
-    let _ = am.wait();
+    drop(am);
 }

@@ -76,21 +76,14 @@ fn fast(c: &mut sieve::config::Config) {
 
 /// Waits until the analysis stage has folded `n` traces.
 async fn analysed(q: &mut QueryServiceClient<Channel>, n: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("{n} traces analysed");
+    let a = common::eventually(Duration::from_secs(30), &what, async || {
         let s = q.get_stats(GetStatsRequest {}).await.unwrap().into_inner();
         let a = s.analysis.expect("analysis stats");
-        if a.traces >= n {
-            assert_eq!(a.traces, n, "{a:?}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {n} traces analysed: {a:?}",
-            a.traces
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if a.traces >= n { Ok(a) } else { Err(a) }
+    })
+    .await;
+    assert_eq!(a.traces, n, "{a:?}");
 }
 
 async fn metrics(

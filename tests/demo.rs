@@ -106,8 +106,7 @@ async fn run_demo(otlp: &str, extra: &[&str]) {
 /// bottleneck's service, its share, and the service holding the most critical-path time in
 /// the slowest trace.
 async fn top_bottleneck(q: &mut QueryServiceClient<Channel>) -> (String, f64, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    common::eventually(Duration::from_secs(30), "30 traces analysed", async || {
         let a = q
             .get_stats(GetStatsRequest {})
             .await
@@ -116,11 +115,12 @@ async fn top_bottleneck(q: &mut QueryServiceClient<Channel>) -> (String, f64, St
             .analysis
             .expect("analysis stats");
         if a.assembling_traces == 0 && a.traces >= 30 {
-            break;
+            Ok(())
+        } else {
+            Err(a)
         }
-        assert!(std::time::Instant::now() < deadline, "{a:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let b = q
         .get_bottlenecks(GetBottlenecksRequest::default())
         .await

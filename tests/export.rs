@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::otlp;
+
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -25,8 +27,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::metrics::v1::MetricsData;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
 use sieve::config::Config;
 use sieve::proto::{
@@ -82,19 +83,6 @@ fn exporter<'a>(s: &'a GetStatsResponse, name: &str) -> &'a ExporterStats {
         .unwrap_or_else(|| panic!("no exporter {name} in {:?}", s.exporters))
 }
 
-/// Polls `f` until it is true or `secs` pass.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `traces` traces of `spans` spans each, span ids unique across the request.
 fn spans_request(first_trace: u32, traces: u32, spans: u32) -> ExportTraceServiceRequest {
     let mut out = Vec::new();
@@ -106,29 +94,12 @@ fn spans_request(first_trace: u32, traces: u32, spans: u32) -> ExportTraceServic
             let mut span_id = [0u8; 8];
             span_id[..4].copy_from_slice(&(t + 1).to_be_bytes());
             span_id[4..].copy_from_slice(&(s + 1).to_be_bytes());
-            out.push(Span {
-                trace_id: trace_id.to_vec(),
-                span_id: span_id.to_vec(),
-                name: format!("op-{}", s % 5),
-                start_time_unix_nano: sieve::store::now_ns() - 1_000_000,
-                end_time_unix_nano: sieve::store::now_ns(),
-                ..Default::default()
-            });
+            let now = sieve::store::now_ns();
+            let name = format!("op-{}", s % 5);
+            out.push(otlp::span(&trace_id, &span_id, &name, now - 1_000_000, now));
         }
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![sieve::otlp::string_kv("service.name", "load")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: out,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    otlp::traces_request("load", out)
 }
 
 fn trace_id_hex(t: u32) -> String {
@@ -244,22 +215,19 @@ async fn chained_gateways_forward_everything_field_by_field() {
             .expect("A has the trace")
             .into_inner();
         assert_eq!(sieve::otlp::spans(&want.resource_spans).count(), 2);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let got = loop {
-            if let Ok(r) = qb
+        let what = format!("trace {id} in B");
+        let got = common::eventually(Duration::from_secs(20), &what, async || {
+            let r = qb
                 .get_trace(GetTraceRequest {
                     trace_id: id.clone(),
                 })
-                .await
-            {
-                let t = r.into_inner();
-                if sieve::otlp::spans(&t.resource_spans).count() == 2 {
-                    break t;
-                }
+                .await;
+            match r.map(|r| r.into_inner()) {
+                Ok(t) if sieve::otlp::spans(&t.resource_spans).count() == 2 => Ok(t),
+                other => Err(other.map(|t| sieve::otlp::spans(&t.resource_spans).count())),
             }
-            assert!(Instant::now() < deadline, "trace {id} did not reach B");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        })
+        .await;
         assert_eq!(got, want, "B's copy differs from A's");
     }
     let search = || SearchLogsRequest {
@@ -269,9 +237,10 @@ async fn chained_gateways_forward_everything_field_by_field() {
     };
     let want_logs = common::logs(&mut qa, search()).await;
     assert_eq!(want_logs.len(), 5);
-    eventually(20, "the logs at B", || {
+    common::eventually(Duration::from_secs(20), "the logs at B", async || {
         let mut qb = qb.clone();
-        async move { common::logs(&mut qb, search()).await.len() == 5 }
+        let done = { common::logs(&mut qb, search()).await.len() == 5 };
+        done.then_some(()).ok_or("not yet")
     })
     .await;
     let mut got_logs = common::logs(&mut qb, search()).await;
@@ -286,9 +255,10 @@ async fn chained_gateways_forward_everything_field_by_field() {
         .unwrap_or_default()
         .accepted;
     assert!(a_points >= 1);
-    eventually(20, "the metrics at B", || {
+    common::eventually(Duration::from_secs(20), "the metrics at B", async || {
         let q = b.query.clone();
-        async move { stats(&q).await.metric_points.unwrap_or_default().accepted >= a_points }
+        let done = { stats(&q).await.metric_points.unwrap_or_default().accepted >= a_points };
+        done.then_some(()).ok_or("not yet")
     })
     .await;
 
@@ -296,9 +266,10 @@ async fn chained_gateways_forward_everything_field_by_field() {
     let e = exporter(&s, "otlp/b");
     assert_eq!(e.breaker, "closed");
     assert_eq!((e.failed_items, e.dropped_items, e.lost_items), (0, 0, 0));
-    eventually(10, "A's queue to empty", || {
+    common::eventually(Duration::from_secs(10), "A's queue to empty", async || {
         let q = a.query.clone();
-        async move { exporter(&stats(&q).await, "otlp/b").queue_entries == 0 }
+        let done = { exporter(&stats(&q).await, "otlp/b").queue_entries == 0 };
+        done.then_some(()).ok_or("not yet")
     })
     .await;
     a.stop().await;
@@ -327,10 +298,15 @@ async fn outage_of_b_loses_nothing() {
         }
     })
     .await;
-    eventually(60, "all 10,000 spans at B", || {
-        let q = b.query.clone();
-        async move { stats(&q).await.spans.unwrap_or_default().accepted >= 10_000 }
-    })
+    common::eventually(
+        Duration::from_secs(60),
+        "all 10,000 spans at B",
+        async || {
+            let q = b.query.clone();
+            let done = { stats(&q).await.spans.unwrap_or_default().accepted >= 10_000 };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     let copies = span_copies(&b.query, 100).await;
     assert_eq!(copies.len(), 10_000, "distinct spans at B");
@@ -368,20 +344,30 @@ async fn kill_9_with_a_full_queue_loses_nothing() {
     })
     .await;
     // Kill A as soon as B has received something.
-    eventually(30, "A to start delivering", || {
-        let q = b.query.clone();
-        async move { stats(&q).await.spans.unwrap_or_default().accepted > 0 }
-    })
+    common::eventually(
+        Duration::from_secs(30),
+        "A to start delivering",
+        async || {
+            let q = b.query.clone();
+            let done = { stats(&q).await.spans.unwrap_or_default().accepted > 0 };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     let status = a.signal_and_wait("KILL");
     assert!(!status.success());
     let before_restart = stats(&b.query).await.spans.unwrap_or_default().accepted;
 
     let a = common::spawn_sieve(&["serve", "--config", &cfg_arg], dir.path());
-    eventually(60, "A's queue to drain after the restart", || {
-        let q = a.query.clone();
-        async move { exporter(&stats(&q).await, "otlp/b").queue_entries == 0 }
-    })
+    common::eventually(
+        Duration::from_secs(60),
+        "A's queue to drain after the restart",
+        async || {
+            let q = a.query.clone();
+            let done = { exporter(&stats(&q).await, "otlp/b").queue_entries == 0 };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     let copies = span_copies(&b.query, 50).await;
     assert_eq!(copies.len(), 5_000, "every span arrived");
@@ -407,10 +393,15 @@ async fn a_dead_backend_does_not_hold_up_another_exporter() {
     );
     let a = common::start(|c| apply(c, &yaml)).await;
     send_spans(&a.otlp, 10, 100).await;
-    eventually(30, "all spans at the live backend", || {
-        let q = b.query.clone();
-        async move { stats(&q).await.spans.unwrap_or_default().accepted >= 10_000 }
-    })
+    common::eventually(
+        Duration::from_secs(30),
+        "all spans at the live backend",
+        async || {
+            let q = b.query.clone();
+            let done = { stats(&q).await.spans.unwrap_or_default().accepted >= 10_000 };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     let s = stats(&a.query).await;
     let (d, l) = (exporter(&s, "otlp/dead"), exporter(&s, "otlp/live"));
@@ -575,10 +566,15 @@ async fn otlphttp_exporter_sends_what_it_got() {
         .await
         .expect("export");
     let started = Instant::now();
-    eventually(20, "two requests at the backend", || {
-        let seen = seen.clone();
-        async move { seen.lock().unwrap().len() >= 2 }
-    })
+    common::eventually(
+        Duration::from_secs(20),
+        "two requests at the backend",
+        async || {
+            let seen = seen.clone();
+            let done = { seen.lock().unwrap().len() >= 2 };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -637,14 +633,19 @@ async fn file_exporter_writes_otlp_json_lines() {
         mp2.force_flush().expect("metrics");
     })
     .await;
-    eventually(20, "three lines in the file", || {
-        let path = path.clone();
-        async move {
-            std::fs::read_to_string(&path)
-                .map(|t| t.lines().count() >= 3)
-                .unwrap_or(false)
-        }
-    })
+    common::eventually(
+        Duration::from_secs(20),
+        "three lines in the file",
+        async || {
+            let path = path.clone();
+            let done = {
+                std::fs::read_to_string(&path)
+                    .map(|t| t.lines().count() >= 3)
+                    .unwrap_or(false)
+            };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
     let text = std::fs::read_to_string(&path).expect("read");
     let (mut traces, mut logs, mut metrics) = (None, None, None);
@@ -688,13 +689,14 @@ async fn file_exporter_writes_otlp_json_lines() {
             .await
             .expect("export");
     }
-    eventually(30, "rotation", || {
+    common::eventually(Duration::from_secs(30), "rotation", async || {
         let dir = out.path().to_path_buf();
-        async move {
+        let done = {
             std::fs::read_dir(&dir)
                 .map(|d| d.count() == 3)
                 .unwrap_or(false)
-        }
+        };
+        done.then_some(()).ok_or("not yet")
     })
     .await;
     let st = stats(&a.query).await;
@@ -793,17 +795,22 @@ async fn debug_exporter_logs_batches_and_items() {
         .await
         .expect("export");
     let lines = a.stderr.clone();
-    eventually(20, "the debug exporter's lines", || {
-        let lines = lines.clone();
-        async move {
-            let l = lines.lock().unwrap();
-            l.iter()
-                .any(|x| x.contains("debug: 3 spans in 1 resources"))
-                && l.iter()
-                    .filter(|x| x.contains("load ") && x.contains(" op-"))
-                    .count()
-                    == 3
-        }
-    })
+    common::eventually(
+        Duration::from_secs(20),
+        "the debug exporter's lines",
+        async || {
+            let lines = lines.clone();
+            let done = {
+                let l = lines.lock().unwrap();
+                l.iter()
+                    .any(|x| x.contains("debug: 3 spans in 1 resources"))
+                    && l.iter()
+                        .filter(|x| x.contains("load ") && x.contains(" op-"))
+                        .count()
+                        == 3
+            };
+            done.then_some(()).ok_or("not yet")
+        },
+    )
     .await;
 }

@@ -53,24 +53,24 @@ async fn replay(fault: &[&str], seed: &str) -> (common::TestGateway, u64) {
     // reports the last instant actually evaluated.
     let end = unix(began);
     let mut q = gw.query_client().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let mark = q
-            .list_alerts(ListAlertsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .watermark_unix_nano;
-        if mark >= end {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "evaluation stuck {} s before the end",
-            (end - mark) / 1_000_000_000
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    common::eventually(
+        Duration::from_secs(120),
+        "evaluation to reach the end",
+        async || {
+            let mark = q
+                .list_alerts(ListAlertsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .watermark_unix_nano;
+            if mark >= end {
+                Ok(())
+            } else {
+                Err(format!("{} s before the end", (end - mark) / 1_000_000_000))
+            }
+        },
+    )
+    .await;
     println!(
         "{fault:?}: an hour replayed in {:.1} s, evaluated {:.1} s after it began",
         replayed.as_secs_f64(),

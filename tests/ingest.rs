@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::otlp;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,16 +16,13 @@ use opentelemetry::trace::{
     Link, Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
 use prost::Message;
 use sieve::proto::{GetStatsRequest, GetTraceRequest, SearchLogsRequest};
 use tonic::Code;
@@ -286,31 +285,15 @@ async fn gzip_and_zstd_are_accepted() {
     gw.stop().await;
 }
 
+/// A span of trace `[tid; 16]` with id `[sid; 8]`, a microsecond long, now.
 fn span(tid: u8, sid: u8, name: &str) -> Span {
-    Span {
-        trace_id: vec![tid; 16],
-        span_id: vec![sid; 8],
-        name: name.into(),
-        start_time_unix_nano: sieve::store::now_ns(),
-        end_time_unix_nano: sieve::store::now_ns() + 1000,
-        ..Default::default()
-    }
+    let now = sieve::store::now_ns();
+    otlp::span(&[tid; 16], &[sid; 8], name, now, now + 1000)
 }
 
+/// The spans of service `raw`, as one request.
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![sieve::otlp::string_kv("service.name", "raw")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    otlp::traces_request("raw", spans)
 }
 
 /// Invalid spans are rejected alone: the response's partial_success counts them and names the
@@ -394,15 +377,7 @@ async fn invalid_spans_are_rejected_alone() {
         ..good.clone()
     };
     let resp = logs
-        .export(ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: vec![good, bad],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })
+        .export(otlp::logs_request("raw", vec![good, bad]))
         .await
         .unwrap()
         .into_inner();

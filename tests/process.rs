@@ -139,7 +139,7 @@ async fn sigterm_and_sigint_exit_zero() {
         let lines = proc.stderr.lock().unwrap().clone();
         assert_eq!(
             lines.iter().filter(|l| l.contains("listening on")).count(),
-            3, // otlp grpc, query grpc, metrics http
+            4, // otlp grpc, otlp http, query grpc, metrics http
             "{lines:?}"
         );
         assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
@@ -147,13 +147,14 @@ async fn sigterm_and_sigint_exit_zero() {
     }
 }
 
-/// `sieve` with no arguments serves the embedded default config: 127.0.0.1:4317 and :4320,
-/// data in ./sieve-data.
+/// `sieve` with no arguments serves the embedded default config: 127.0.0.1:4317, :4318 and
+/// :4320, data in ./sieve-data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_arguments_serves_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let mut proc = common::spawn_sieve(&[], dir.path());
     assert_eq!(proc.otlp, "http://127.0.0.1:4317");
+    assert_eq!(proc.otlp_http, "http://127.0.0.1:4318");
     assert_eq!(proc.query, "http://127.0.0.1:4320");
     assert!(dir.path().join("sieve-data").is_dir());
     // The own-telemetry port of the Collector: health and metrics.

@@ -1,5 +1,5 @@
-//! The official OpenTelemetry Python SDK (`opentelemetry-sdk` + the OTLP/gRPC exporter from
-//! PyPI) sends spans and logs; the test queries them back. `.ci/run` installs the SDK into a
+//! The official OpenTelemetry Python SDK (`opentelemetry-sdk` + the OTLP/gRPC and the
+//! OTLP/HTTP-protobuf exporters from PyPI) sends spans and logs; the test queries them back. `.ci/run` installs the SDK into a
 //! venv and passes it in `SIEVE_TEST_PYTHON`; without it the test makes its own venv.
 
 mod common;
@@ -15,9 +15,12 @@ fn python() -> PathBuf {
     if let Some(py) = std::env::var_os("SIEVE_TEST_PYTHON") {
         return PathBuf::from(py);
     }
+    // The tests of this file run at once: one of them makes the venv.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-otel");
     let py = venv.join("bin").join("python");
-    let marker = venv.join(".installed-1.45.2");
+    let marker = venv.join(".installed-1.45.2-grpc-http");
     if !marker.exists() {
         let ok = Command::new("python3")
             .args(["-m", "venv"])
@@ -45,15 +48,30 @@ fn python() -> PathBuf {
 }
 
 /// Spans (with attributes, an event, an error status) and logs through the Python logging
-/// handler arrive and are correlated by trace id.
+/// handler arrive over OTLP/gRPC and are correlated by trace id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_spans_and_logs() {
-    let py = tokio::task::spawn_blocking(python).await.expect("venv");
     let gw = common::start(|_| {}).await;
+    let endpoint = gw.otlp.clone();
+    sends_and_finds(gw, &endpoint, "grpc").await;
+}
+
+/// The same through the SDK's OTLP/HTTP exporters (protobuf, gzip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_http() {
+    let gw = common::start(|_| {}).await;
+    let endpoint = gw.otlp_http.clone();
+    sends_and_finds(gw, &endpoint, "http").await;
+}
+
+/// Runs `send_otel.py` against `endpoint` with `protocol` and checks what it sent.
+async fn sends_and_finds(gw: common::TestGateway, endpoint: &str, protocol: &str) {
+    let py = tokio::task::spawn_blocking(python).await.expect("venv");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/send_otel.py");
     let out = tokio::process::Command::new(py)
         .arg(script)
-        .arg(&gw.otlp)
+        .arg(endpoint)
+        .arg(protocol)
         .output()
         .await
         .expect("run python");

@@ -3,16 +3,14 @@
 
 mod common;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
-};
+use common::otlp;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use sieve::otlp::string_kv;
 use sieve::proto::{
     FindTracesRequest, GetOperationsRequest, GetServicesRequest, GetTraceRequest,
@@ -62,27 +60,13 @@ fn mk_span(b: u64, s: &SpanSpec) -> Span {
     }
 }
 
-fn resource(service: &str) -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![string_kv("service.name", service)],
-        ..Default::default()
-    })
-}
-
 fn traces_request(b: u64, by_service: &[(&str, Vec<SpanSpec>)]) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: by_service
+    otlp::traces_by_service(
+        by_service
             .iter()
-            .map(|(svc, specs)| ResourceSpans {
-                resource: resource(svc),
-                scope_spans: vec![ScopeSpans {
-                    spans: specs.iter().map(|s| mk_span(b, s)).collect(),
-                    ..Default::default()
-                }],
-                schema_url: String::new(),
-            })
+            .map(|(svc, specs)| (*svc, specs.iter().map(|s| mk_span(b, s)).collect()))
             .collect(),
-    }
+    )
 }
 
 fn sp(trace: u8, id: u8, parent: u8, name: &'static str, start: u64, dur: u64) -> SpanSpec {
@@ -164,51 +148,37 @@ async fn load(gw: &common::TestGateway) -> u64 {
         .expect("export");
 
     let log = |t: u64, sev: i32, text: &str, body: &str, trace: Option<u8>, span: u8| LogRecord {
-        time_unix_nano: b + t,
         severity_number: sev,
         severity_text: text.into(),
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(body.into())),
-        }),
         trace_id: trace.map(|x| vec![x; 16]).unwrap_or_default(),
         span_id: trace.map(|_| vec![span; 8]).unwrap_or_default(),
-        ..Default::default()
-    };
-    let rl = |svc: &str, records: Vec<LogRecord>| ResourceLogs {
-        resource: resource(svc),
-        scope_logs: vec![ScopeLogs {
-            log_records: records,
-            ..Default::default()
-        }],
-        schema_url: String::new(),
+        ..otlp::log(b + t, body)
     };
     let mut logs = LogsServiceClient::new(gw.otlp_channel().await);
-    logs.export(ExportLogsServiceRequest {
-        resource_logs: vec![
-            rl(
-                "frontend",
-                vec![
-                    log(S, 9, "INFO", "user logged in", Some(0x11), 1),
-                    log(121 * S, 5, "DEBUG", "cache hit", None, 0),
-                ],
-            ),
-            rl(
-                "db",
-                vec![log(2 * S, 13, "WARN", "slow query", Some(0x11), 3)],
-            ),
-            rl(
-                "cart",
-                vec![log(
-                    61 * S,
-                    17,
-                    "ERROR",
-                    "cart failed: timeout",
-                    Some(0x22),
-                    2,
-                )],
-            ),
-        ],
-    })
+    logs.export(otlp::logs_by_service(vec![
+        (
+            "frontend",
+            vec![
+                log(S, 9, "INFO", "user logged in", Some(0x11), 1),
+                log(121 * S, 5, "DEBUG", "cache hit", None, 0),
+            ],
+        ),
+        (
+            "db",
+            vec![log(2 * S, 13, "WARN", "slow query", Some(0x11), 3)],
+        ),
+        (
+            "cart",
+            vec![log(
+                61 * S,
+                17,
+                "ERROR",
+                "cart failed: timeout",
+                Some(0x22),
+                2,
+            )],
+        ),
+    ]))
     .await
     .expect("export logs");
     b

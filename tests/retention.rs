@@ -3,43 +3,23 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::otlp;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
-};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use sieve::proto::{GetServicesRequest, GetTraceRequest, SearchLogsRequest};
 use tonic::Code;
 
 const S: u64 = 1_000_000_000;
 
 fn spans(tid: u8, start: u64) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![sieve::otlp::string_kv("service.name", "ephemeral")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![tid; 16],
-                    span_id: vec![1; 8],
-                    name: "op".into(),
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: start + 1000,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    let span = otlp::span(&[tid; 16], &[1; 8], "op", start, start + 1000);
+    otlp::traces_request("ephemeral", vec![span])
 }
 
 /// Data is queryable while young and gone once its partition passes the horizon; data that
@@ -80,20 +60,13 @@ async fn expired_partitions_are_dropped() {
     assert_eq!((s.received, s.accepted, s.expired), (1, 0, 1));
     // Young data.
     traces.export(spans(0x02, now)).await.unwrap();
-    logs.export(ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: now,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
-    .await
-    .unwrap();
+    let record = LogRecord {
+        time_unix_nano: now,
+        ..Default::default()
+    };
+    logs.export(otlp::logs_request("ephemeral", vec![record]))
+        .await
+        .unwrap();
 
     let getter = q.clone();
     let get = |b: u8| {
@@ -107,14 +80,12 @@ async fn expired_partitions_are_dropped() {
             .map_err(|e| e.code())
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(0x01).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the replayed trace was never swept"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually(
+        Duration::from_secs(10),
+        "the replayed trace swept",
+        async || get(0x01).await.err().ok_or("still there"),
+    )
+    .await;
     assert_eq!(
         get(0x02).await,
         Ok(()),
@@ -140,14 +111,12 @@ async fn expired_partitions_are_dropped() {
     );
 
     // After retention + one partition, the young data is gone as well.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while get(0x02).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the young trace outlived its retention"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(
+        Duration::from_secs(15),
+        "the young trace to expire",
+        async || get(0x02).await.err().ok_or("still there"),
+    )
+    .await;
     assert_eq!(get(0x02).await, Err(Code::NotFound));
     let n = common::logs(
         &mut q,

@@ -5,52 +5,43 @@
 
 mod common;
 
-use std::collections::HashSet;
+use common::otlp;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
-};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
 use rand::RngCore;
 use sieve::config::Config;
 use sieve::proto::{GetSamplingStatsRequest, GetTraceRequest, SearchLogsRequest};
 
 use common::apply;
 
-fn resource() -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![sieve::otlp::string_kv("service.name", "sampled")],
-        ..Default::default()
-    })
+/// `n` random trace ids, as SDKs make them.
+fn random_ids(n: usize) -> Vec<[u8; 16]> {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| {
+            let mut id = [0u8; 16];
+            rng.fill_bytes(&mut id);
+            id
+        })
+        .collect()
 }
 
+/// One root span for each of `ids`, of service `sampled`.
 fn one_span_per_trace(ids: &[[u8; 16]]) -> ExportTraceServiceRequest {
     let now = sieve::store::now_ns();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(),
-            scope_spans: vec![ScopeSpans {
-                spans: ids
-                    .iter()
-                    .map(|id| Span {
-                        trace_id: id.to_vec(),
-                        span_id: id[8..].to_vec(),
-                        name: "root".into(),
-                        start_time_unix_nano: now - 1000,
-                        end_time_unix_nano: now,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    let spans = ids
+        .iter()
+        .map(|id| otlp::span(id, &id[8..], "root", now - 1000, now))
+        .collect();
+    request(spans)
 }
 
 /// Trace ids in the file exporter's output.
@@ -77,14 +68,7 @@ const SAMPLER: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_keep_the_same_traces() {
     const N: usize = 100_000;
-    let mut rng = rand::rng();
-    let ids: Vec<[u8; 16]> = (0..N)
-        .map(|_| {
-            let mut id = [0u8; 16];
-            rng.fill_bytes(&mut id);
-            id
-        })
-        .collect();
+    let ids = random_ids(N);
     let out = tempfile::tempdir().expect("tempdir");
     let mut gateways = Vec::new();
     for g in ["a", "b"] {
@@ -134,11 +118,11 @@ async fn two_gateways_keep_the_same_traces() {
         kept_sets[0], kept_sets[1],
         "two instances decided differently"
     );
-    // The decision function, id by id.
-    let t = sieve::sampling::head::Threshold::from_probability(0.25, 4).expect("threshold");
+    // The specification's rule, id by id, written out here rather than taken from the
+    // sampler: keep iff R >= T.
     let expected: HashSet<Vec<u8>> = ids
         .iter()
-        .filter(|id| sieve::sampling::head::trace_id_randomness(&id[..]) >= t.0)
+        .filter(|id| proportional_keeps(id, THRESHOLD_25))
         .map(|id| id.to_vec())
         .collect();
     assert_eq!(kept_sets[0], expected);
@@ -152,6 +136,92 @@ async fn two_gateways_keep_the_same_traces() {
     );
 }
 
+/// The OpenTelemetry specification's rejection threshold for 25%: `(1 - 0.25) * 2^56`, which
+/// the tracestate writes as `th:c`.
+const THRESHOLD_25: u64 = 0x00c0_0000_0000_0000;
+
+/// Consistent probability sampling as the specification writes it: the randomness `R` is the
+/// trace id's low 56 bits (bytes 9 to 15, big-endian); keep iff `R >= T`.
+fn proportional_keeps(trace_id: &[u8; 16], threshold: u64) -> bool {
+    let mut r = [0u8; 8];
+    r[1..].copy_from_slice(&trace_id[9..]);
+    u64::from_be_bytes(r) >= threshold
+}
+
+/// FNV-1a, 32-bit, as its authors define it: offset basis 2166136261, prime 16777619, xor
+/// then multiply, byte by byte.
+fn fnv1a_32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(16_777_619)
+    })
+}
+
+/// The Collector's probabilisticsampler in hash_seed mode: hash the seed's four
+/// little-endian bytes then the trace id, keep iff the low 14 bits are below
+/// `percentage * 16384 / 100` (in float32, truncated).
+fn hash_seed_keeps(seed: u32, trace_id: &[u8], percentage: f32) -> bool {
+    let mut bytes = seed.to_le_bytes().to_vec();
+    bytes.extend_from_slice(trace_id);
+    let bound = (percentage * (16384.0f32 / 100.0f32)) as u32;
+    (fnv1a_32(&bytes) & 0x3fff) < bound
+}
+
+/// The oracles above on known vectors: FNV-1a's published values, the Collector's bucket
+/// values for seed 0, and the threshold's edge.
+#[test]
+fn the_oracles_match_known_vectors() {
+    assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
+    assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
+    assert_eq!(fnv1a_32(b"foobar"), 0xbf9c_f968);
+    assert_eq!(fnv1a_32(&[0; 4]) & 0x3fff, 0x3515);
+    assert_eq!(fnv1a_32(&[0; 20]) & 0x3fff, 0x2455);
+    // Bucket 0x2455 = 9301 is kept at 57% (bound 9338) and dropped at 56% (9175).
+    assert!(hash_seed_keeps(0, &[0; 16], 57.0));
+    assert!(!hash_seed_keeps(0, &[0; 16], 56.0));
+    let mut id = [0u8; 16];
+    id[9] = 0xc0;
+    assert!(proportional_keeps(&id, THRESHOLD_25), "R = T is kept");
+    let mut id = [0xffu8; 16];
+    id[9] = 0xbf;
+    assert!(
+        !proportional_keeps(&id, THRESHOLD_25),
+        "R = T - 1 is dropped"
+    );
+    id[8] = 0; // byte 8 is not part of R
+    assert!(!proportional_keeps(&id, THRESHOLD_25));
+}
+
+/// hash_seed mode through the real gateway: the kept set is exactly what the Collector's
+/// rule, written out above, keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_seed_keeps_what_the_collectors_rule_keeps() {
+    const N: usize = 20_000;
+    let ids = random_ids(N);
+    let out = tempfile::tempdir().expect("tempdir");
+    let path = out.path().join("kept.jsonl");
+    let yaml = format!(
+        "processors:\n  probabilistic_sampler:\n    mode: hash_seed\n    hash_seed: 7\n    sampling_percentage: 30\nexporters:\n  file:\n    path: {}\n    batch:\n      timeout: 20ms\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [probabilistic_sampler]\n      exporters: [file]\n",
+        path.display()
+    );
+    let gw = common::start(|c| apply(c, &yaml)).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    for chunk in ids.chunks(2000) {
+        client
+            .export(one_span_per_trace(chunk))
+            .await
+            .expect("export");
+    }
+    gw.stop().await; // drains the file exporter
+    let (kept, _) = kept_in_file(&path);
+    let expected: HashSet<Vec<u8>> = ids
+        .iter()
+        .filter(|id| hash_seed_keeps(7, &id[..], 30.0))
+        .map(|id| id.to_vec())
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < N);
+    assert_eq!(kept, expected);
+}
+
 /// Logs with a trace id are kept exactly when their trace is; logs without one are sampled
 /// on their own, by body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,14 +230,7 @@ async fn logs_follow_their_traces() {
         "{SAMPLER}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [probabilistic_sampler]\n    logs:\n      receivers: [otlp]\n      processors: [probabilistic_sampler]\n"
     );
     let gw = common::start(|c| apply(c, &yaml)).await;
-    let mut rng = rand::rng();
-    let ids: Vec<[u8; 16]> = (0..300)
-        .map(|_| {
-            let mut id = [0u8; 16];
-            rng.fill_bytes(&mut id);
-            id
-        })
-        .collect();
+    let ids = random_ids(300);
     TraceServiceClient::new(gw.otlp_channel().await)
         .export(one_span_per_trace(&ids))
         .await
@@ -176,43 +239,16 @@ async fn logs_follow_their_traces() {
     let mut records: Vec<LogRecord> = ids
         .iter()
         .map(|id| LogRecord {
-            time_unix_nano: now,
             trace_id: id.to_vec(),
             span_id: id[8..].to_vec(),
-            body: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                value: Some(
-                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                        "in a trace".into(),
-                    ),
-                ),
-            }),
-            ..Default::default()
+            ..otlp::log(now, "in a trace")
         })
         .collect();
     for i in 0..400 {
-        records.push(LogRecord {
-            time_unix_nano: now,
-            body: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                value: Some(
-                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(format!(
-                        "no trace {i}"
-                    )),
-                ),
-            }),
-            ..Default::default()
-        });
+        records.push(otlp::log(now, &format!("no trace {i}")));
     }
     LogsServiceClient::new(gw.otlp_channel().await)
-        .export(ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: resource(),
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                schema_url: String::new(),
-            }],
-        })
+        .export(otlp::logs_request("sampled", records))
         .await
         .expect("export logs");
     let mut q = gw.query_client().await;
@@ -337,17 +373,9 @@ fn trace(t: u32, spans: u32, ms: u64, error: bool) -> Vec<Span> {
         .collect()
 }
 
+/// The spans of service `sampled`, as one request.
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    otlp::traces_request("sampled", spans)
 }
 
 /// Trace `t`'s id: `t` up front, random-looking low bytes (splitmix64 of `t`), as real
@@ -409,18 +437,12 @@ async fn tail_policies_keep_error_and_slow_traces() {
     // Acknowledged but undecided: nothing stored yet.
     let mut q = gw.query_client().await;
     assert_eq!(spans_stored(&mut q, 0).await, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    common::eventually(Duration::from_secs(20), "60 tail decisions", async || {
         let s = tail_stats(&gw.query).await;
-        if s.pending_traces == 0 && s.traces_kept + s.traces_dropped == 60 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "decisions did not come: {s:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        let done = s.pending_traces == 0 && s.traces_kept + s.traces_dropped == 60;
+        if done { Ok(()) } else { Err(s) }
+    })
+    .await;
     for t in 0..60u32 {
         let want = if t < 40 { 6 } else { 0 };
         assert_eq!(spans_stored(&mut q, t).await, want, "trace {t}");
@@ -486,29 +508,26 @@ async fn tail_decisions_survive_kill_9() {
         (50, 1000),
         "the buffer survived"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let s = tail_stats(&a.query).await;
-        if s.pending_traces == 0 {
-            assert_eq!(s.traces_kept, 50);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not decided after restart: {s:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let s = common::eventually(
+        Duration::from_secs(30),
+        "decisions after the restart",
+        async || {
+            let s = tail_stats(&a.query).await;
+            if s.pending_traces == 0 { Ok(s) } else { Err(s) }
+        },
+    )
+    .await;
+    assert_eq!(s.traces_kept, 50);
     // A round counts its decisions before its one store write for all kept traces: wait
     // for that write.
     let mut q = common::query_client(&a.query).await;
     for t in 0..50u32 {
-        let mut stored = spans_stored(&mut q, t).await;
-        while stored < 20 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            stored = spans_stored(&mut q, t).await;
-        }
-        assert_eq!(stored, 20, "trace {t}");
+        let what = format!("trace {t}'s 20 spans stored");
+        common::eventually(Duration::from_secs(10), &what, async || {
+            let stored = spans_stored(&mut q, t).await;
+            if stored == 20 { Ok(()) } else { Err(stored) }
+        })
+        .await;
     }
 }
 
@@ -589,19 +608,12 @@ async fn tail_buffer_bound_decides_the_oldest_early() {
             .await
             .expect("export");
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let s = common::eventually(Duration::from_secs(20), "15 early decisions", async || {
         let s = tail_stats(&gw.query).await;
-        if s.early_bound >= 15 {
-            assert!(s.pending_traces <= 5, "{s:?}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no early decisions: {s:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        if s.early_bound >= 15 { Ok(s) } else { Err(s) }
+    })
+    .await;
+    assert!(s.pending_traces <= 5, "{s:?}");
     // The oldest went first, whole, marked with the policy.
     let t = gw
         .query_client()

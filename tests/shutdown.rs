@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::otlp;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,35 +12,15 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use sieve::proto::GetTraceRequest;
 
 fn request(client: u8, n: u8) -> ExportTraceServiceRequest {
     let now = sieve::store::now_ns();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![sieve::otlp::string_kv("service.name", "busy")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (0..50u8)
-                    .map(|i| Span {
-                        trace_id: [client + 1, n + 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]
-                            .to_vec(),
-                        span_id: vec![i + 1; 8],
-                        name: "op".into(),
-                        start_time_unix_nano: now,
-                        end_time_unix_nano: now + 1000,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    let trace_id = [client + 1, n + 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7];
+    let spans = (0..50u8)
+        .map(|i| otlp::span(&trace_id, &[i + 1; 8], "op", now, now + 1000))
+        .collect();
+    otlp::traces_request("busy", spans)
 }
 
 /// Twelve clients send while the gateway is told to stop: the stop completes cleanly, and

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use rand::SeedableRng;
@@ -44,16 +44,20 @@ async fn metrics_show_intake_and_compaction_and_health_answers() {
     }
 
     // Compaction runs in the background after a run is written: wait for it to show.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let (status, text) = common::http("GET", &format!("{}/metrics", gw.metrics)).await;
-        assert_eq!(status, 200);
-        if sample(&text, "sieve_store_compactions_total").unwrap_or(0.0) > 0.0 {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no compaction shown:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = common::eventually(
+        Duration::from_secs(30),
+        "a compaction on /metrics",
+        async || {
+            let (status, text) = common::http("GET", &format!("{}/metrics", gw.metrics)).await;
+            assert_eq!(status, 200);
+            if sample(&text, "sieve_store_compactions_total").unwrap_or(0.0) > 0.0 {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
     let accepted = sample(
         &text,
         "sieve_receiver_accepted_items_total{signal=\"traces\"}",
@@ -82,5 +86,33 @@ async fn metrics_show_intake_and_compaction_and_health_answers() {
     let storage = stats.storage.expect("storage stats");
     assert!(storage.compacted_raw_bytes as f64 >= raw);
     assert_eq!(stats.spans.expect("spans").accepted, sent);
+    gw.stop().await;
+}
+
+/// The Collector's `health_check` extension, when `service.extensions` lists it: its path
+/// answers the status as JSON while the gateway runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_extension_answers_in_the_collectors_shape() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "extensions:\n  health_check:\n    endpoint: 127.0.0.1:{port}\n    path: /health/status\nservice:\n  extensions: [health_check]\n"
+    );
+    let gw = common::start(|c| {
+        let parsed = sieve::config::Config::from_yaml(&yaml).expect("yaml");
+        c.extensions = parsed.extensions;
+        c.service.extensions = parsed.service.extensions;
+    })
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = common::http("GET", &format!("{base}/health/status")).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["status"], "Server available");
+    let (status, _) = common::http("GET", &format!("{base}/other")).await;
+    assert_eq!(status, 404);
     gw.stop().await;
 }

@@ -24,6 +24,7 @@ pub mod alerting;
 mod analysis;
 mod env;
 mod exporters;
+mod extensions;
 mod processors;
 mod serde_helpers;
 mod storage;
@@ -33,6 +34,7 @@ mod tests;
 pub use analysis::*;
 use env::expand_env;
 pub use exporters::*;
+pub use extensions::*;
 pub use processors::*;
 pub use serde_helpers::byte_size;
 use serde_helpers::{duration, parse_error, typed_map};
@@ -122,6 +124,10 @@ pub struct Config {
     /// `otlphttp`, `debug` or `file`. An exporter does nothing until a pipeline names it.
     #[serde(deserialize_with = "typed_map::deserialize")]
     pub exporters: BTreeMap<String, Exporter>,
+    /// Extensions by name (`type` or `type/name`): `bearertokenauth` (tokens a server accepts)
+    /// and `health_check`. One runs only when `service.extensions` lists it.
+    #[serde(deserialize_with = "typed_map::deserialize")]
+    pub extensions: BTreeMap<String, Extension>,
     /// Pipelines and the gateway's own telemetry.
     pub service: Service,
     /// The sled store: where data lives, how durable an acknowledgement is, how long data is kept.
@@ -163,20 +169,94 @@ pub struct OtlpReceiver {
     pub limits: Limits,
 }
 
-/// `receivers.otlp.protocols`.
+/// `receivers.otlp.protocols`. Without the key both protocols are on; with it, only the
+/// ones it lists (as in the Collector: `grpc:` alone turns HTTP off).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Protocols {
     /// OTLP/gRPC (TraceService, LogsService, MetricsService).
+    #[serde(default, deserialize_with = "present")]
     pub grpc: Option<GrpcProtocol>,
+    /// OTLP/HTTP (POST of protobuf or JSON to `/v1/traces`, `/v1/logs`, `/v1/metrics`).
+    #[serde(default, deserialize_with = "present")]
+    pub http: Option<HttpProtocol>,
+}
+
+/// A protocol key that is present is on, with its defaults when it has no value (`http:`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
 impl Default for Protocols {
     fn default() -> Self {
         Protocols {
             grpc: Some(GrpcProtocol::default()),
+            http: Some(HttpProtocol::default()),
         }
     }
+}
+
+/// `receivers.otlp.protocols.http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpProtocol {
+    /// Address to listen on. Default `127.0.0.1:4318`; port 0 picks a free port.
+    pub endpoint: String,
+    /// Largest accepted body, after decompression, in bytes (or with a unit, `20MiB`). Default
+    /// 20 MiB, as the Collector's. Larger bodies get 413.
+    #[serde(with = "byte_size::option")]
+    pub max_request_body_size: Option<u64>,
+    /// Path of the traces endpoint. Default `/v1/traces`.
+    pub traces_url_path: String,
+    /// Path of the logs endpoint. Default `/v1/logs`.
+    pub logs_url_path: String,
+    /// Path of the metrics endpoint. Default `/v1/metrics`.
+    pub metrics_url_path: String,
+    /// Cross-origin requests from browser SDKs; off unless origins are listed.
+    pub cors: Option<Cors>,
+    /// Bearer-token authentication: `{authenticator: bearertokenauth}`. Requests without one
+    /// of its tokens get 401. Default: none.
+    pub auth: Option<Auth>,
+}
+
+impl Default for HttpProtocol {
+    fn default() -> Self {
+        HttpProtocol {
+            endpoint: "127.0.0.1:4318".into(),
+            max_request_body_size: None,
+            traces_url_path: "/v1/traces".into(),
+            logs_url_path: "/v1/logs".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            cors: None,
+            auth: None,
+        }
+    }
+}
+
+impl HttpProtocol {
+    /// The body limit in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_request_body_size
+            .map_or(20 << 20, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
+
+/// `receivers.otlp.protocols.http.cors`, as the Collector's `confighttp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cors {
+    /// Origins allowed to send: exact (`https://app.example.com`), with one `*` wildcard
+    /// (`https://*.example.com`), or `*` for any.
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed beyond `Content-Type`, `Content-Encoding`, `Accept` and
+    /// `X-Requested-With`; `*` allows any.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds. Default: not said.
+    pub max_age: Option<u64>,
 }
 
 /// `receivers.otlp.protocols.grpc`.
@@ -188,6 +268,9 @@ pub struct GrpcProtocol {
     pub endpoint: String,
     /// Largest accepted request, after decompression, in MiB. Default 16. Range 1..=1024.
     pub max_recv_msg_size_mib: u64,
+    /// Bearer-token authentication: `{authenticator: bearertokenauth}`. Requests without one
+    /// of its tokens get UNAUTHENTICATED. Default: none.
+    pub auth: Option<Auth>,
 }
 
 impl Default for GrpcProtocol {
@@ -195,6 +278,7 @@ impl Default for GrpcProtocol {
         GrpcProtocol {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: 16,
+            auth: None,
         }
     }
 }
@@ -223,6 +307,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Service {
+    /// The extensions to run, by key (`bearertokenauth`, `health_check`, ...).
+    pub extensions: Vec<String>,
     /// Pipelines per signal. Each names receivers, processors and exporters defined above; when a
     /// signal has no pipeline it is still received and stored.
     pub pipelines: BTreeMap<String, Pipeline>,
@@ -330,6 +416,9 @@ pub struct Query {
     pub endpoint: String,
     /// Most trace candidates one FindTraces inspects before giving up. Default 10000.
     pub search_depth: usize,
+    /// Bearer-token authentication of the query API, separate from the receivers':
+    /// `{authenticator: bearertokenauth/query}`; the CLI sends `--token` / `$SIEVE_TOKEN`.
+    pub auth: Option<Auth>,
 }
 
 impl Default for Query {
@@ -337,6 +426,7 @@ impl Default for Query {
         Query {
             endpoint: "127.0.0.1:4320".into(),
             search_depth: 10_000,
+            auth: None,
         }
     }
 }
@@ -380,6 +470,7 @@ impl Config {
     /// Checks what types cannot: ranges, addresses, and that pipelines name things that exist.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| invalid_at(key, "", reason);
+        self.validate_extensions()?;
         if let Some(otlp) = &self.receivers.otlp {
             if let Some(grpc) = &otlp.protocols.grpc {
                 parse_addr("receivers.otlp.protocols.grpc.endpoint", &grpc.endpoint)?;
@@ -387,6 +478,30 @@ impl Config {
                     return invalid(
                         "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
                         format!("{} is outside 1..=1024", grpc.max_recv_msg_size_mib),
+                    );
+                }
+            }
+            if let Some(http) = &otlp.protocols.http {
+                parse_addr("receivers.otlp.protocols.http.endpoint", &http.endpoint)?;
+                for (key, path) in [
+                    ("traces_url_path", &http.traces_url_path),
+                    ("logs_url_path", &http.logs_url_path),
+                    ("metrics_url_path", &http.metrics_url_path),
+                ] {
+                    if !path.starts_with('/') {
+                        return invalid(
+                            &format!("receivers.otlp.protocols.http.{key}"),
+                            format!("{path:?} must start with /"),
+                        );
+                    }
+                }
+                if let Some(addr) = self.otlp_grpc_addr()
+                    && http.endpoint.parse::<SocketAddr>().ok() == Some(addr)
+                    && addr.port() != 0
+                {
+                    return invalid(
+                        "receivers.otlp.protocols.http.endpoint",
+                        format!("{addr} is the grpc endpoint too"),
                     );
                 }
             }
@@ -547,6 +662,21 @@ impl Config {
     /// As [`Config::otlp_grpc`], to change it (tests pick ports and limits).
     pub fn otlp_grpc_mut(&mut self) -> Option<&mut GrpcProtocol> {
         self.receivers.otlp.as_mut()?.protocols.grpc.as_mut()
+    }
+
+    /// `receivers.otlp.protocols.http`, if on.
+    pub fn otlp_http(&self) -> Option<&HttpProtocol> {
+        self.receivers.otlp.as_ref()?.protocols.http.as_ref()
+    }
+
+    /// Mutable `receivers.otlp.protocols.http`, if on (tests move it to port 0).
+    pub fn otlp_http_mut(&mut self) -> Option<&mut HttpProtocol> {
+        self.receivers.otlp.as_mut()?.protocols.http.as_mut()
+    }
+
+    /// The OTLP/HTTP listen address, if the receiver is on.
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        self.otlp_http()?.endpoint.parse().ok()
     }
 
     /// The OTLP/gRPC listen address, if that receiver is enabled.

@@ -75,8 +75,39 @@ impl Health {
     }
 }
 
-/// Serves the endpoint on `listener` until `stop` is cancelled.
+/// What a listener of this module answers.
+#[derive(Clone)]
+enum Endpoint {
+    /// `/metrics`, `/health/live`, `/health/ready`.
+    Telemetry,
+    /// The Collector's `health_check` extension: `GET <path>` answers JSON with the status.
+    HealthCheck(Arc<str>),
+}
+
+/// Serves the telemetry endpoint on `listener` until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: CancellationToken) {
+    serve_endpoint(listener, health, stop, Endpoint::Telemetry).await
+}
+
+/// Serves the `health_check` extension on `listener` until `stop`: `GET path` is 200
+/// `{"status":"Server available"}` while ready and 503 `{"status":"Server not available"}`
+/// otherwise (while the store replays at start, and once shutdown begins), as the
+/// Collector's.
+pub async fn serve_health_check(
+    listener: TcpListener,
+    health: Arc<Health>,
+    path: &str,
+    stop: CancellationToken,
+) {
+    serve_endpoint(listener, health, stop, Endpoint::HealthCheck(path.into())).await
+}
+
+async fn serve_endpoint(
+    listener: TcpListener,
+    health: Arc<Health>,
+    stop: CancellationToken,
+    endpoint: Endpoint,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
@@ -94,10 +125,17 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: Cancellatio
             continue; // dropped: closed
         };
         let health = health.clone();
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let health = health.clone();
-                async move { Ok::<_, Infallible>(respond(&health, req).await) }
+                let endpoint = endpoint.clone();
+                async move {
+                    Ok::<_, Infallible>(match endpoint {
+                        Endpoint::Telemetry => respond(&health, req).await,
+                        Endpoint::HealthCheck(path) => health_check(&health, &path, &req),
+                    })
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -108,6 +146,28 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: Cancellatio
             drop(slot);
         });
     }
+}
+
+fn health_check<B>(health: &Health, path: &str, req: &Request<B>) -> Response<Full<bytes::Bytes>> {
+    let (status, body) = if req.uri().path() != path {
+        (StatusCode::NOT_FOUND, r#"{"status":"Not found"}"#)
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        (StatusCode::METHOD_NOT_ALLOWED, r#"{"status":"GET only"}"#)
+    } else if health.is_ready() {
+        (StatusCode::OK, r#"{"status":"Server available"}"#)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"Server not available"}"#,
+        )
+    };
+    let mut r = Response::new(Full::new(bytes::Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 async fn respond<B>(health: &Health, req: Request<B>) -> Response<Full<bytes::Bytes>> {

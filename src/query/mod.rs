@@ -109,7 +109,12 @@ impl Query {
             undecodable_requests: st
                 .undecodable_requests
                 .load(std::sync::atomic::Ordering::Relaxed),
-            exporters: self.exporters.stats(),
+            exporters: self
+                .exporters
+                .snapshot()
+                .into_iter()
+                .map(exporter_stats)
+                .collect(),
             analysis: analysis::stats(&self.analyzer),
             storage: Some({
                 let b = self.store.background_stats();
@@ -606,6 +611,24 @@ impl QueryService for Query {
     ) -> Result<Response<crate::proto::GetLogClusterResponse>, Status> {
         let r = analysis::get_log_cluster(self.analyzer.clone(), request.into_inner()).await?;
         Ok(Response::new(r))
+    }
+}
+
+/// An exporter's snapshot as GetStats reports it.
+fn exporter_stats(e: crate::stages::export::ExporterSnapshot) -> crate::proto::ExporterStats {
+    crate::proto::ExporterStats {
+        name: e.name,
+        breaker: e.breaker.to_string(),
+        queue_entries: e.queue_entries,
+        queue_items: e.queue_items,
+        queue_bytes: e.queue_bytes,
+        sent_items: e.sent_items,
+        sent_requests: e.sent_requests,
+        failed_items: e.failed_items,
+        rejected_items: e.rejected_items,
+        dropped_items: e.dropped_items,
+        lost_items: e.lost_items,
+        retries: e.retries,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The OTLP receiver: TraceService, LogsService and MetricsService over gRPC.
+//! The OTLP receiver: TraceService, LogsService and MetricsService over gRPC ([`grpc`]) and
+//! the same three over HTTP with protobuf or JSON bodies ([`http`]).
 //!
 //! A receiver does three things and leaves the rest to [`Pipeline`]: per request it asks the
 //! pipeline to admit the body (refused: UNAVAILABLE with RetryInfo), decodes it with
@@ -8,7 +9,9 @@
 //! exporter queues, store, durable commit), and answers. Prost types are moved; the received
 //! bytes go on as they came unless validation removed items.
 
+pub mod auth;
 pub mod grpc;
+pub mod http;
 pub mod validate;
 
 use std::marker::PhantomData;
@@ -58,18 +61,55 @@ impl Receiver {
         )
     }
 
+    /// Counts and logs an undecodable body; returns the message the client gets.
+    fn undecodable(&self, kind: Signal, error: &dyn std::fmt::Display) -> String {
+        events::ReceiverRequestUndecodable {
+            signal: kind,
+            error,
+        }
+        .emit(self.pipeline.stats());
+        format!(
+            "request body is not a valid OTLP {} export request: {error}",
+            kind.as_str()
+        )
+    }
+
     fn decode<M: Message + Default>(&self, kind: Signal, body: Bytes) -> Result<M, Status> {
-        M::decode(body).map_err(|e| {
-            events::ReceiverRequestUndecodable {
-                signal: kind,
-                error: &e,
-            }
-            .emit(self.pipeline.stats());
-            Status::invalid_argument(format!(
-                "request body is not a valid OTLP {} export request: {e}",
-                kind.as_str()
-            ))
-        })
+        M::decode(body).map_err(|e| Status::invalid_argument(self.undecodable(kind, &e)))
+    }
+
+    /// What every protocol does once it has a decoded request: count it, validate it item by
+    /// item, run it through the pipeline (durable when this returns) and build the answer,
+    /// with `partial_success` for what was rejected or expired. `received` is the protobuf
+    /// body as it came (forwarded and stored as is when nothing changed), `None` when the
+    /// request came in another encoding.
+    async fn accept<S: OtlpSignal>(
+        &self,
+        mut req: S::Request,
+        received: Option<Bytes>,
+    ) -> Result<S::Response, PipelineError> {
+        events::ReceiverRequestReceived {
+            signal: S::KIND,
+            items: S::items(&req),
+        }
+        .emit(self.pipeline.stats());
+        let mut rejected = S::validate(&mut req, &self.limits);
+        self.reject(S::KIND, &rejected);
+        let expired = self
+            .pipeline
+            .run::<S>(req, received, rejected.count > 0)
+            .await?;
+        if expired > 0 {
+            rejected.add_many(
+                expired,
+                format!(
+                    "{expired} {} older than the storage retention were not stored",
+                    S::KIND.item()
+                ),
+            );
+        }
+        let message = rejected.message(S::KIND.item());
+        Ok(S::respond(&rejected, message))
     }
 
     /// Counts and logs what validation rejected.
@@ -122,30 +162,8 @@ impl<S: OtlpSignal> Export for Service<S> {
     async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
         let rx = &self.0;
         let _reservation = rx.pipeline.admit(S::KIND, body.len()).map_err(status)?;
-        let mut req: S::Request = rx.decode(S::KIND, body.clone())?;
-        events::ReceiverRequestReceived {
-            signal: S::KIND,
-            items: S::items(&req),
-        }
-        .emit(rx.pipeline.stats());
-        let mut rejected = S::validate(&mut req, &rx.limits);
-        rx.reject(S::KIND, &rejected);
-        let expired = rx
-            .pipeline
-            .run::<S>(req, Some(body), rejected.count > 0)
-            .await
-            .map_err(status)?;
-        if expired > 0 {
-            rejected.add_many(
-                expired,
-                format!(
-                    "{expired} {} older than the storage retention were not stored",
-                    S::KIND.item()
-                ),
-            );
-        }
-        let message = rejected.message(S::KIND.item());
-        Ok(S::respond(&rejected, message))
+        let req: S::Request = rx.decode(S::KIND, body.clone())?;
+        rx.accept::<S>(req, Some(body)).await.map_err(status)
     }
 }
 

@@ -425,4 +425,77 @@ mod tests {
         assert_eq!(ratio(25.0), 0.25);
         assert_eq!(ratio(33.3), f64::from(33.3f32) / 100.0);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn mode() -> impl Strategy<Value = Consistent> {
+            prop_oneof![Just(Consistent::Proportional), Just(Consistent::Equalizing)]
+        }
+
+        /// Tracestate members of other vendors: they carry no sampling information.
+        fn foreign_tracestate() -> impl Strategy<Value = String> {
+            prop::collection::vec("[a-z]{1,6}=[a-z0-9]{0,8}", 0..4).prop_map(|m| m.join(","))
+        }
+
+        proptest! {
+            /// A head decision depends only on the trace id and the rate: deciding again, or
+            /// with other vendors' tracestate members present, gives the same answer.
+            #[test]
+            fn the_decision_depends_only_on_trace_id_and_rate(
+                trace_id in any::<[u8; 16]>(),
+                seed in any::<u32>(),
+                percentage in 0.0f64..=100.0,
+                precision in 1u8..=14,
+                mode in mode(),
+                other in foreign_tracestate(),
+            ) {
+                let bucket = hash_seed_bucket(seed, &trace_id);
+                prop_assert_eq!(bucket, hash_seed_bucket(seed, &trace_id));
+                prop_assert!(bucket <= HASH_BUCKETS_MASK);
+                let p = ratio(percentage);
+                let alone = decide_consistent(mode, p, precision, &trace_id, "").unwrap();
+                let again = decide_consistent(mode, p, precision, &trace_id, "").unwrap();
+                let with_other = decide_consistent(mode, p, precision, &trace_id, &other).unwrap();
+                prop_assert_eq!(alone.keep, again.keep);
+                prop_assert_eq!(alone.keep, with_other.keep);
+                prop_assert_eq!(alone.threshold, with_other.threshold);
+                // Only the low 56 bits are randomness: the high byte does not matter.
+                let mut high = trace_id;
+                high[..9].iter_mut().for_each(|b| *b = !*b);
+                let d = decide_consistent(mode, p, precision, &high, "").unwrap();
+                prop_assert_eq!(d.keep, alone.keep);
+                // Keep iff R >= T, with T from the rate.
+                let t = Threshold::from_probability(p, precision);
+                let r = trace_id_randomness(&trace_id);
+                prop_assert_eq!(alone.keep, t.is_some_and(|t| r >= t.0));
+            }
+
+            /// A trace kept at one rate is kept at every higher rate, in both families: what
+            /// a stricter instance keeps, a laxer one keeps too.
+            #[test]
+            fn a_higher_rate_keeps_a_superset(
+                trace_id in any::<[u8; 16]>(),
+                seed in any::<u32>(),
+                low in 0.0f64..=100.0,
+                extra in 0.0f64..=100.0,
+                precision in 1u8..=14,
+            ) {
+                let high = (low + extra).min(100.0);
+                let bucket = hash_seed_bucket(seed, &trace_id);
+                if bucket < hash_seed_bound(low) {
+                    prop_assert!(bucket < hash_seed_bound(high));
+                }
+                let at = |pct: f64| {
+                    decide_consistent(Consistent::Proportional, ratio(pct), precision, &trace_id, "")
+                        .unwrap()
+                        .keep
+                };
+                if at(low) {
+                    prop_assert!(at(high), "kept at {low}% but not at {high}%");
+                }
+            }
+        }
+    }
 }

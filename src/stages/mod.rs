@@ -13,6 +13,25 @@
 //!   batching, retry and a circuit breaker each.
 //! - [`retention`]: the sweeper: expired partitions, the size bound, idle memtables.
 
+use std::future::Future;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The one way a stage is started: it runs as one task until `stop` is cancelled, then
+/// finishes what it owes (a last flush, a checkpoint, a drain within its deadline) and
+/// returns. [`crate::server::start`] spawns every stage through [`Stage::spawn`] and decides
+/// the order in which their tokens are cancelled.
+pub trait Stage: Send + Sized + 'static {
+    /// Runs until `stop` is cancelled, and a little after (see the trait docs).
+    fn run(self, stop: CancellationToken) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Spawns [`Stage::run`] into `tasks`.
+    fn spawn(self, tasks: &mut JoinSet<()>, stop: CancellationToken) {
+        tasks.spawn(self.run(stop));
+    }
+}
+
 pub mod alerting;
 pub mod analysis;
 pub mod export;

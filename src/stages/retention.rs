@@ -11,8 +11,20 @@ use crate::store::Store;
 use crate::store::retention::IDLE_PARTITION;
 use crate::telemetry::events;
 
+/// The sweeper: every `interval` (the first tick at once).
+pub struct Sweeper {
+    pub store: Store,
+    pub interval: Duration,
+}
+
+impl crate::stages::Stage for Sweeper {
+    async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        run(self.store, self.interval, stop.cancelled_owned()).await
+    }
+}
+
 /// Sweeps every `interval` (the first tick at once) until `shutdown` completes.
-pub async fn run(store: Store, interval: Duration, shutdown: impl Future<Output = ()>) {
+async fn run(store: Store, interval: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

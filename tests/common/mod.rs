@@ -2,6 +2,8 @@
 //! as a child process, official OpenTelemetry SDK providers pointed at it, and a query client.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,11 +23,33 @@ use sieve::server::Gateway;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+/// Polls `check` every 100 ms until it returns `Ok`, and returns that value; panics naming
+/// `what` and the last `Err` when `timeout` passes first. The one way these tests wait for
+/// something the gateway does in the background.
+pub async fn eventually<T, E: std::fmt::Debug>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A gateway running inside the test process.
 pub struct TestGateway {
     pub gateway: Option<Gateway>,
     /// `http://127.0.0.1:PORT` of the OTLP receiver.
     pub otlp: String,
+    /// `http://127.0.0.1:PORT` of the OTLP/HTTP receiver (empty when it is off).
+    pub otlp_http: String,
     /// `http://127.0.0.1:PORT` of the query API.
     pub query: String,
     /// `http://127.0.0.1:PORT` of `/metrics` and the health endpoints.
@@ -39,6 +63,9 @@ pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::default();
     if let Some(g) = c.otlp_grpc_mut() {
         g.endpoint = "127.0.0.1:0".into();
+    }
+    if let Some(h) = c.otlp_http_mut() {
+        h.endpoint = "127.0.0.1:0".into();
     }
     c.query.endpoint = "127.0.0.1:0".into();
     c.service.telemetry.metrics.address = Some("127.0.0.1:0".into());
@@ -72,6 +99,10 @@ pub async fn start_in(dir: tempfile::TempDir, mutate: impl FnOnce(&mut Config)) 
     .expect("gateway starts");
     TestGateway {
         otlp: format!("http://{}", gateway.otlp_addr.expect("otlp receiver")),
+        otlp_http: gateway
+            .otlp_http_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default(),
         query: format!("http://{}", gateway.query_addr),
         metrics: gateway
             .metrics_addr
@@ -212,6 +243,8 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 pub struct Proc {
     pub child: Child,
     pub otlp: String,
+    /// The OTLP/HTTP receiver's URL, empty when it is off.
+    pub otlp_http: String,
     pub query: String,
     pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -255,7 +288,7 @@ pub fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
         format!("{extra}service:\n{TEST_TELEMETRY}")
     };
     let text = format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\n      http:\n        endpoint: 127.0.0.1:0\nquery:\n  endpoint: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
         data.display()
     );
     std::fs::write(&path, text).expect("write config");
@@ -265,10 +298,16 @@ pub fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
 /// Starts `sieve serve --config FILE` (or `args` as given) in `cwd` and waits for both
 /// "listening on" lines.
 pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
+    spawn_sieve_env(args, cwd, &[])
+}
+
+/// [`spawn_sieve`] with `env` set for the child (`RUST_LOG` among them overrides `info`).
+pub fn spawn_sieve_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(sieve_bin())
         .args(args)
         .current_dir(cwd)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -285,7 +324,7 @@ pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut otlp, mut query) = (None, None);
+    let (mut otlp, mut otlp_http, mut query) = (None, None, None);
     while otlp.is_none() || query.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
@@ -301,6 +340,9 @@ pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
         if let Some(addr) = listen_addr(&line, "otlp grpc listening on ") {
             otlp = Some(addr);
         }
+        if let Some(addr) = listen_addr(&line, "otlp http listening on ") {
+            otlp_http = Some(addr);
+        }
         if let Some(addr) = listen_addr(&line, "query grpc listening on ") {
             query = Some(addr);
         }
@@ -308,6 +350,7 @@ pub fn spawn_sieve(args: &[&str], cwd: &Path) -> Proc {
     Proc {
         child,
         otlp: format!("http://{}", otlp.expect("otlp")),
+        otlp_http: otlp_http.map(|a| format!("http://{a}")).unwrap_or_default(),
         query: format!("http://{}", query.expect("query")),
         stderr: lines,
     }
@@ -340,6 +383,16 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A child process that is killed when this goes out of scope, a failed assertion included.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -31,8 +31,12 @@ use crate::config::alerting::{Alerting, Rule};
 use crate::series::{Cell, Family, STEPS};
 use crate::stages::analysis::{Analyzer, AnalyzerError};
 
+mod evidence;
 pub mod incidents;
 pub mod notifier;
+mod values;
+
+use values::RedReads;
 
 /// Errors of the alerting engine.
 #[derive(Debug, thiserror::Error)]
@@ -268,57 +272,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Correlates the firing alerts at `t` into incidents: topology from the service graph
-    /// and the critical call paths of the last hour; each group's evidence (first alerts,
-    /// critical-path shift, new or surging error-level log clusters) around its own onset.
-    fn correlate(&mut self, analyzer: &Analyzer, t: u64) -> Result<(), AlertingError> {
-        let firing: Vec<FiringAlert> = self
-            .rules
-            .alerts
-            .values()
-            .filter(|a| a.life.state == State::Firing)
-            .map(|a| FiringAlert {
-                id: a.fingerprint,
-                service: a.labels.get("service").cloned().unwrap_or_default(),
-                started: a.life.fired_at.unwrap_or(t),
-                priority: a.priority,
-                series: a.correlation_series(),
-            })
-            .collect();
-        // The service graph changes slowly: read again once evaluation has moved on by
-        // [`TOPOLOGY_REFRESH`] of event time (or back, after a restart).
-        let stale = self
-            .topology
-            .as_ref()
-            .is_none_or(|(at, _)| t < *at || t - at >= TOPOLOGY_REFRESH);
-        if stale {
-            self.topology = Some((t, read_topology(analyzer, t)));
-        }
-        let Some((_, topology)) = &self.topology else {
-            return Ok(());
-        };
-        let c = &self.cfg.correlation;
-        let params = crate::alerts::correlate::Params {
-            window: c.window.as_nanos() as u64,
-            max_span: c.max_span.as_nanos() as u64,
-            tau: c.tau,
-        };
-        let rules = (&self.rules, self.cfg.rules.as_slice());
-        let shares = &mut self.shares;
-        let mut evidence =
-            |members: &[&FiringAlert], start: u64, open: Option<&incidents::Incident>| {
-                let group = Group {
-                    members,
-                    start,
-                    open,
-                };
-                group_evidence(analyzer, rules, shares, t, params.window, group)
-            };
-        self.incidents
-            .update(t, &firing, topology, &mut evidence, &params);
-        Ok(())
-    }
-
     /// Writes the incidents that changed, and forgets the ones dropped from memory.
     fn persist_incidents(&mut self) -> Result<(), AlertingError> {
         let Some(tree) = &self.incident_tree else {
@@ -448,160 +401,6 @@ impl Engine {
         }
         Ok(changes)
     }
-
-    /// Rule `i`'s signal per label group over `[t − window, t)`.
-    pub fn values(
-        &self,
-        analyzer: &Analyzer,
-        i: usize,
-        t: u64,
-    ) -> Result<BTreeMap<Labels, f64>, AlertingError> {
-        self.values_reading(analyzer, i, t, &mut RedReads::new())
-    }
-
-    /// [`Engine::values`], with the RED reads of this evaluation time shared in `reds`.
-    fn values_reading(
-        &self,
-        analyzer: &Analyzer,
-        i: usize,
-        t: u64,
-        reds: &mut RedReads,
-    ) -> Result<BTreeMap<Labels, f64>, AlertingError> {
-        let r = &self.cfg.rules[i];
-        let sig = r.signal;
-        let w = (r.window.as_nanos() as u64).max(STEPS[0]);
-        let range = (t.saturating_sub(w), t);
-        let secs = w as f64 / 1e9;
-        let group = |service: &str, other: (&str, &str)| -> Labels {
-            let mut l = Labels::new();
-            for g in &r.group_by {
-                if g == "service" {
-                    l.insert(g.clone(), service.to_string());
-                } else if g == other.0 {
-                    l.insert(g.clone(), other.1.to_string());
-                }
-            }
-            l
-        };
-        let mut out = BTreeMap::new();
-        match sig {
-            Signal::SpanErrorRate
-            | Signal::SpanLatencyP95
-            | Signal::SpanLatencyP99
-            | Signal::SpanCalls
-            | Signal::Apdex
-            | Signal::SloBurnRate => {
-                let p = params(r);
-                for (g, c) in red_groups(analyzer, reds, 0, range, &group)? {
-                    if let Some(v) = signal::span_value(sig, &c, secs, &p) {
-                        out.insert(g, v);
-                    }
-                }
-            }
-            Signal::SloBurnMultiWindow => {
-                // Burn rates over the four windows ending at t (6 h read by the minute).
-                let p = params(r);
-                let mut burns: BTreeMap<Labels, [f64; 4]> = BTreeMap::new();
-                let minute = 60_000_000_000;
-                for (k, (mins, res)) in [(60, 0), (5, 0), (360, 1), (30, 0)].into_iter().enumerate()
-                {
-                    let w = mins * minute;
-                    let range = (t.saturating_sub(w), t);
-                    for (g, c) in red_groups(analyzer, reds, res, range, &group)? {
-                        if let Some(b) =
-                            signal::span_value(Signal::SloBurnRate, &c, w as f64 / 1e9, &p)
-                        {
-                            burns.entry(g).or_default()[k] = b;
-                        }
-                    }
-                }
-                for (g, [h1, m5, h6, m30]) in burns {
-                    let level =
-                        crate::alerts::detect::burn_level(crate::alerts::detect::BurnWindows {
-                            h1,
-                            m5,
-                            h6,
-                            m30,
-                        });
-                    out.insert(g, level);
-                }
-            }
-            Signal::LogClusterRate | Signal::LogNewCluster => {
-                let min = r
-                    .min_log_severity
-                    .as_deref()
-                    .and_then(crate::otlp::parse_severity)
-                    .unwrap_or(0);
-                if sig == Signal::LogNewCluster {
-                    let Some(logs) = analyzer.log_clusters() else {
-                        return Ok(out);
-                    };
-                    for c in logs.live_records().filter(|c| c.max_severity >= min) {
-                        let v = signal::new_cluster(c.first_seen, range);
-                        if v > 0.0 {
-                            out.insert(group(&c.service, ("cluster", &c.id.to_string())), v);
-                        }
-                    }
-                } else {
-                    // Series carry the id a record got; a cluster merged since counts under
-                    // the live cluster it joined.
-                    let read = analyzer.read(Family::LogCluster, 0, range, &|_| true)?;
-                    let Some(logs) = analyzer.log_clusters() else {
-                        return Ok(out);
-                    };
-                    let mut counts: BTreeMap<Labels, u64> = BTreeMap::new();
-                    for (l, c) in read.cells {
-                        let Some(live) = l
-                            .get(1)
-                            .and_then(|x| x.parse::<u64>().ok())
-                            .and_then(|id| logs.get(id))
-                        else {
-                            continue;
-                        };
-                        // A cluster younger than the window has a partial rate, still
-                        // ramping up: judged from its first full window on, so that a
-                        // detector does not learn the ramp as its baseline.
-                        if live.max_severity >= min && live.first_seen <= range.0 {
-                            *counts
-                                .entry(group(&live.service, ("cluster", &live.id.to_string())))
-                                .or_default() += c.count;
-                        }
-                    }
-                    for (g, n) in counts {
-                        if let Some(v) = signal::log_rate(n, secs) {
-                            out.insert(g, v);
-                        }
-                    }
-                }
-            }
-            Signal::BottleneckShareChange => {
-                let base = (range.0.saturating_sub(w), range.0);
-                let ops = analyzer.read(Family::Operation, 0, range, &|_| true)?.cells;
-                let base_ops = analyzer.read(Family::Operation, 0, base, &|_| true)?.cells;
-                let total = analyzer
-                    .read(Family::Trace, 0, range, &|_| true)?
-                    .cells
-                    .remove(&Vec::new())
-                    .unwrap_or_default();
-                let base_total = analyzer
-                    .read(Family::Trace, 0, base, &|_| true)?
-                    .cells
-                    .remove(&Vec::new())
-                    .unwrap_or_default();
-                for (l, c) in &ops {
-                    let b = base_ops.get(l).cloned().unwrap_or_default();
-                    if let Some(v) = signal::share_change(c, &total, &b, &base_total) {
-                        let (svc, op) = (
-                            l.first().cloned().unwrap_or_default(),
-                            l.get(1).cloned().unwrap_or_default(),
-                        );
-                        out.insert(group(&svc, ("operation", &op)), v);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// An alert as ListAlerts shows it.
@@ -670,16 +469,31 @@ impl Engine {
 
 /// Evaluates once a second until `stop`, catching up at most an hour of evaluation steps per
 /// round (a replay), and logs each alert that fires or resolves.
-pub async fn run(
+pub struct AlertingStage {
+    pub engine: std::sync::Arc<std::sync::Mutex<Engine>>,
+    pub analyzer: std::sync::Arc<Analyzer>,
+}
+
+impl crate::stages::Stage for AlertingStage {
+    async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        run(self.engine, self.analyzer, stop).await
+    }
+}
+
+async fn run(
     engine: std::sync::Arc<std::sync::Mutex<Engine>>,
     analyzer: std::sync::Arc<Analyzer>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let client = notifier::client();
+    // Notifications in flight: at most MAX_SENDS (a full set holds evaluation back rather
+    // than dropping one), drained for at most SEND_DRAIN at shutdown.
+    let mut sends = tokio::task::JoinSet::new();
     loop {
+        while sends.try_join_next().is_some() {}
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
         }
         let (e, a) = (engine.clone(), analyzer.clone());
         let r = tokio::task::spawn_blocking(move || {
@@ -706,7 +520,10 @@ pub async fn run(
         match r {
             Ok(Ok((named, outbox))) => {
                 for out in outbox {
-                    tokio::spawn(notifier::send(client.clone(), out));
+                    while sends.len() >= MAX_SENDS {
+                        sends.join_next().await;
+                    }
+                    sends.spawn(notifier::send(client.clone(), out));
                 }
                 for (labels, state) in named {
                     tracing::info!(alert = %labels, state = state.as_str(), "alert {}", state.as_str());
@@ -716,212 +533,24 @@ pub async fn run(
             Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
         }
     }
-}
-
-/// RED cells read in one evaluation step, by (resolution, from, to).
-type RedReads = HashMap<(usize, u64, u64), HashMap<Vec<String>, Cell>>;
-
-/// RED cells over `range` at resolution `res` (read once per step through `reads`), merged
-/// per label group (`group(service, ("operation", op))`).
-fn red_groups(
-    analyzer: &Analyzer,
-    reads: &mut RedReads,
-    res: usize,
-    range: (u64, u64),
-    group: &dyn Fn(&str, (&str, &str)) -> Labels,
-) -> Result<BTreeMap<Labels, Cell>, AlertingError> {
-    let cells = match reads.entry((res, range.0, range.1)) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(analyzer.read(Family::Red, res, range, &|_| true)?.cells)
+    let drained = tokio::time::timeout(SEND_DRAIN, async {
+        while sends.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        crate::telemetry::events::NotificationsAbandoned {
+            count: sends.len(),
+            after: SEND_DRAIN,
         }
-    };
-    let mut merged: BTreeMap<Labels, Cell> = BTreeMap::new();
-    for (l, c) in cells.iter() {
-        let (svc, op) = (
-            l.first().map(String::as_str).unwrap_or_default(),
-            l.get(1).map(String::as_str).unwrap_or_default(),
-        );
-        merged
-            .entry(group(svc, ("operation", op)))
-            .or_default()
-            .merge(c);
-    }
-    Ok(merged)
-}
-
-/// The service graph's edges and the services on each critical call path, over the hour
-/// before `t`.
-fn read_topology(analyzer: &Analyzer, t: u64) -> Topology {
-    let mut topo = Topology::default();
-    let hour = 3_600_000_000_000;
-    let range = (t.saturating_sub(hour), t.max(1));
-    for (l, _) in analyzer
-        .read(Family::Edge, 0, range, &|_| true)
-        .map(|r| r.cells)
-        .unwrap_or_default()
-    {
-        if let (Some(c), Some(s)) = (l.first(), l.get(1)) {
-            topo.add(c, s);
-        }
-    }
-    for (l, _) in analyzer
-        .read(Family::CallPath, 0, range, &|_| true)
-        .map(|r| r.cells)
-        .unwrap_or_default()
-    {
-        if let Some(path) = l.first() {
-            topo.add_critical_path(
-                crate::traces::bottleneck::call_path_steps(path).map(|(svc, _)| svc),
-            );
-        }
-    }
-    topo
-}
-
-/// A group's evidence, gathered around its onset: the start of the open incident it
-/// continues, else its own first alert. So an incident's ranking does not drift as it ages,
-/// and an unrelated incident opening later gets its own.
-/// - first alerts: each service's first alert in that incident, resolved ones included;
-/// - critical-path share per service from half a correlation window before the onset to
-///   half a window after (or now), against the hour before;
-/// - error-level log clusters that appeared from a window before the onset on, or that
-///   surge now (a firing log-rate alert names them).
-fn group_evidence(
-    analyzer: &Analyzer,
-    (rules, rule_cfgs): (&RuleSet, &[crate::config::alerting::Rule]),
-    shares: &mut Shares,
-    t: u64,
-    window: u64,
-    Group {
-        members,
-        start,
-        open,
-    }: Group<'_>,
-) -> HashMap<String, ServiceEvidence> {
-    let mut evidence: HashMap<String, ServiceEvidence> = HashMap::new();
-    let anchor = open.map_or(start, |i| i.started.min(start));
-    for fp in open.iter().flat_map(|i| i.alerts.iter()) {
-        if let Some(a) = rules.get(*fp)
-            && let (Some(svc), Some(at)) = (a.labels.get("service"), a.life.fired_at)
-        {
-            let e = evidence.entry(svc.clone()).or_default();
-            e.first_anomaly = Some(e.first_anomaly.map_or(at, |x| x.min(at)));
-        }
-    }
-    let from = anchor.saturating_sub(window / 2);
-    let to = t.min(anchor.saturating_add(window / 2)).max(from + 1);
-    let hour = 3_600_000_000_000;
-    match (
-        cached_shares(analyzer, shares, (from, to)),
-        cached_shares(analyzer, shares, (from.saturating_sub(hour), from)),
-    ) {
-        (Ok(now), Ok(base)) if !now.is_empty() && !base.is_empty() => {
-            for (svc, share) in now {
-                evidence
-                    .entry(svc.clone())
-                    .or_default()
-                    .critical_path_growth =
-                    (share - base.get(&svc).copied().unwrap_or(0.0)) * 100.0;
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "critical-path evidence unreadable");
-        }
-        _ => {}
-    }
-    if let Some(logs) = analyzer.log_clusters() {
-        let services: std::collections::HashSet<&str> =
-            members.iter().map(|a| a.service.as_str()).collect();
-        let mut counted: std::collections::HashSet<u64> = std::collections::HashSet::new();
-        for c in logs.live_records() {
-            if c.max_severity >= 17
-                && c.first_seen + window >= anchor
-                && c.first_seen <= t
-                && services.contains(c.service.as_str())
-            {
-                counted.insert(c.id);
-            }
-        }
-        for a in rules.alerts.values() {
-            let surging = a.life.state == State::Firing
-                && rule_cfgs.get(a.rule).map(|r| r.signal) == Some(Signal::LogClusterRate);
-            if let Some(c) = a
-                .labels
-                .get("cluster")
-                .and_then(|id| id.parse::<u64>().ok())
-                .and_then(|id| logs.get(id))
-                && surging
-                && c.max_severity >= 17
-            {
-                counted.insert(c.id);
-            }
-        }
-        for id in counted {
-            if let Some(c) = logs.get(id) {
-                evidence
-                    .entry(c.service.clone())
-                    .or_default()
-                    .error_log_clusters += 1;
-            }
-        }
-    }
-    evidence
-}
-
-/// A correlated group as evidence sees it: its alerts, its start, the open incident it
-/// continues.
-struct Group<'a> {
-    members: &'a [&'a FiringAlert],
-    start: u64,
-    open: Option<&'a incidents::Incident>,
-}
-
-/// [`critical_path_shares`] through `shares`.
-fn cached_shares(
-    analyzer: &Analyzer,
-    shares: &mut Shares,
-    range: (u64, u64),
-) -> Result<HashMap<String, f64>, AlertingError> {
-    if let Some(s) = shares.get(&range) {
-        return Ok(s.clone());
-    }
-    let s = critical_path_shares(analyzer, range)?;
-    shares.insert(range, s.clone());
-    Ok(s)
-}
-
-/// Each service's share of the end-to-end time of the traces analysed in `range`, from the
-/// critical-path aggregates; empty without traces.
-fn critical_path_shares(
-    analyzer: &Analyzer,
-    range: (u64, u64),
-) -> Result<HashMap<String, f64>, AlertingError> {
-    let total = analyzer
-        .read(Family::Trace, 0, range, &|_| true)?
-        .cells
-        .remove(&Vec::new())
-        .unwrap_or_default()
-        .time;
-    let mut out: HashMap<String, f64> = HashMap::new();
-    if total == 0 {
-        return Ok(out);
-    }
-    for (l, c) in analyzer.read(Family::Operation, 0, range, &|_| true)?.cells {
-        if let Some(svc) = l.into_iter().next() {
-            *out.entry(svc).or_default() += c.time as f64 / total as f64;
-        }
-    }
-    Ok(out)
-}
-
-fn params(r: &Rule) -> SignalParams {
-    SignalParams {
-        apdex_target: r.apdex_target.as_nanos() as u64,
-        objective: r.objective,
-        latency_threshold: r.latency_threshold.map(|d| d.as_nanos() as u64),
+        .emit();
+        sends.abort_all();
     }
 }
+
+/// Notifications sent at once, at most.
+pub const MAX_SENDS: usize = 64;
+/// How long shutdown waits for notifications still being sent.
+pub const SEND_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

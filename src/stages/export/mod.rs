@@ -259,16 +259,16 @@ impl Exporters {
         }
     }
 
-    /// Per exporter, what GetStats reports.
-    pub fn stats(&self) -> Vec<crate::proto::ExporterStats> {
+    /// Per exporter, its figures now (GetStats and `/metrics` show them).
+    pub fn snapshot(&self) -> Vec<ExporterSnapshot> {
         self.exporters
             .iter()
             .map(|e| {
                 let c = &e.counters;
                 let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-                crate::proto::ExporterStats {
+                ExporterSnapshot {
                     name: e.name.clone(),
-                    breaker: e.breaker.state().as_str().to_string(),
+                    breaker: e.breaker.state().as_str(),
                     queue_entries: e.queue.len() as u64,
                     queue_items: e.queue.items(),
                     queue_bytes: e.queue.bytes(),
@@ -282,5 +282,31 @@ impl Exporters {
                 }
             })
             .collect()
+    }
+}
+
+/// One exporter's figures at one moment: its queue, its breaker and what it did with the
+/// items it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterSnapshot {
+    pub name: String,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: &'static str,
+    pub queue_entries: u64,
+    pub queue_items: u64,
+    pub queue_bytes: u64,
+    pub sent_items: u64,
+    pub sent_requests: u64,
+    pub failed_items: u64,
+    pub rejected_items: u64,
+    pub dropped_items: u64,
+    pub lost_items: u64,
+    pub retries: u64,
+}
+
+/// Every exporter as one stage: `stop` starts the drain ([`Exporters::run`]).
+impl crate::stages::Stage for Arc<Exporters> {
+    async fn run(self, stop: CancellationToken) {
+        Exporters::run(&self, stop).await
     }
 }

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::store::{Store, StoreError, Write};
 use crate::telemetry::events;
 
@@ -200,6 +202,16 @@ impl Intake {
                 return;
             }
         }
+    }
+}
+
+/// The group-commit flusher as a stage ([`Intake::run_flusher`]).
+impl crate::stages::Stage for Intake {
+    fn run(
+        self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.run_flusher(stop.cancelled_owned())
     }
 }
 

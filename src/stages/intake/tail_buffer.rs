@@ -603,3 +603,17 @@ impl TailSampler {
         }
     }
 }
+
+/// The tail sampler's decision loop as a stage: what it keeps goes to `store` and
+/// `exporters`.
+pub struct TailStage {
+    pub sampler: Arc<TailSampler>,
+    pub store: Store,
+    pub exporters: Arc<Exporters>,
+}
+
+impl crate::stages::Stage for TailStage {
+    async fn run(self, stop: CancellationToken) {
+        self.sampler.run(self.store, self.exporters, stop).await
+    }
+}
