@@ -32,6 +32,7 @@ use crate::stages::alerting::{AlertingStage, Engine};
 use crate::stages::analysis::Analyzer;
 use crate::stages::export::{ExportError, Exporters};
 use crate::stages::intake::Intake;
+use crate::stages::intake::memory;
 use crate::stages::intake::pipeline::Pipeline;
 use crate::stages::intake::sampling::Sampling;
 use crate::stages::intake::tail_buffer::TailStage;
@@ -67,6 +68,11 @@ pub enum ServeError {
     Sampling(#[from] crate::stages::intake::sampling::SamplingError),
     #[error("{key}: {reason}")]
     Auth { key: &'static str, reason: String },
+    #[error("{key}.tls: {source}")]
+    Tls {
+        key: &'static str,
+        source: crate::receiver::tls::TlsError,
+    },
 }
 
 /// A running gateway.
@@ -129,13 +135,22 @@ pub async fn start(
         });
     }
     let tokens = Tokens::load(&config)?;
+    let tls = Tls::load(&config)?;
     for (name, addr, protected) in [
-        ("otlp grpc", config.otlp_grpc_addr(), tokens.grpc.is_some()),
-        ("otlp http", config.otlp_http_addr(), tokens.http.is_some()),
+        (
+            "otlp grpc",
+            config.otlp_grpc_addr(),
+            tokens.grpc.is_some() || tls.grpc.is_some(),
+        ),
+        (
+            "otlp http",
+            config.otlp_http_addr(),
+            tokens.http.is_some() || tls.http.is_some(),
+        ),
         (
             "query grpc",
             Some(config.query_addr()),
-            tokens.query.is_some(),
+            tokens.query.is_some() || tls.query.is_some(),
         ),
     ] {
         if let Some(addr) = addr.filter(|a| a.ip().is_unspecified() && !protected) {
@@ -161,7 +176,7 @@ pub async fn start(
         &config,
         parts,
         listeners,
-        tokens,
+        Guard { tokens, tls },
         health,
         shutdown,
         stop_metrics,
@@ -198,6 +213,42 @@ impl Tokens {
                 config.otlp_http().and_then(|h| h.auth.as_ref()),
             )?,
             query: load("query.auth", config.query.auth.as_ref())?,
+        })
+    }
+}
+
+/// What each server checks of its clients: tokens and TLS.
+struct Guard {
+    tokens: Tokens,
+    tls: Tls,
+}
+
+/// The TLS settings of each server, read before anything runs.
+struct Tls {
+    grpc: Option<tonic::transport::ServerTlsConfig>,
+    http: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    query: Option<tonic::transport::ServerTlsConfig>,
+}
+
+impl Tls {
+    fn load(config: &Config) -> Result<Tls, ServeError> {
+        use crate::receiver::tls;
+        let wrap = |key| move |source| ServeError::Tls { key, source };
+        let grpc_key = "receivers.otlp.protocols.grpc";
+        let http_key = "receivers.otlp.protocols.http";
+        Ok(Tls {
+            grpc: match config.otlp_grpc().and_then(|g| g.tls.as_ref()) {
+                Some(t) => Some(tls::tonic_config(t).map_err(wrap(grpc_key))?),
+                None => None,
+            },
+            http: match config.otlp_http().and_then(|h| h.tls.as_ref()) {
+                Some(t) => Some(tls::server_config(t, &[b"http/1.1"]).map_err(wrap(http_key))?),
+                None => None,
+            },
+            query: match config.query.tls.as_ref() {
+                Some(t) => Some(tls::tonic_config(t).map_err(wrap("query"))?),
+                None => None,
+            },
         })
     }
 }
@@ -263,7 +314,7 @@ fn run(
     config: &Config,
     parts: Parts,
     listeners: Listeners,
-    tokens: Tokens,
+    Guard { tokens, tls }: Guard,
     health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop_metrics: CancellationToken,
@@ -288,6 +339,9 @@ fn run(
     } = listeners;
     let otlp_addr = otlp.as_ref().map(|(_, a)| *a);
     let otlp_http_addr = otlp_http.as_ref().map(|(_, a)| *a);
+    let memory = config
+        .memory_limit(memory::total_bytes())
+        .map(|(hard, spike, every)| memory::MemoryLimit::new(hard, spike, every));
     let receiver = config.receivers.otlp.as_ref().map(|otlp_cfg| {
         let pipeline = Pipeline::new(
             intake.clone(),
@@ -295,6 +349,7 @@ fn run(
             exporters.clone(),
             sampling.clone(),
             analyzer.clone(),
+            memory.clone(),
         );
         Receiver::new(pipeline, otlp_cfg.limits.clone())
     });
@@ -308,7 +363,7 @@ fn run(
                 "otlp grpc",
                 routes,
                 listener,
-                tokens.grpc.clone(),
+                (tokens.grpc.clone(), tls.grpc.clone()),
                 &stop_listeners,
             ))
         }
@@ -316,7 +371,12 @@ fn run(
     };
     let otlp_http_server = match (otlp_http, config.otlp_http(), &receiver) {
         (Some((listener, _)), Some(http), Some(receiver)) => {
-            let server = HttpReceiver::new(receiver.clone(), http, tokens.http.clone());
+            let server = HttpReceiver::new(
+                receiver.clone(),
+                http,
+                tokens.http.clone(),
+                tls.http.clone(),
+            );
             Some(tokio::spawn(server.serve(listener, stop_listeners.clone())))
         }
         _ => None,
@@ -335,7 +395,7 @@ fn run(
         "query grpc",
         Routes::new(QueryServiceServer::new(query)),
         query_listener,
-        tokens.query.clone(),
+        (tokens.query.clone(), tls.query.clone()),
         &stop_listeners,
     );
 
@@ -360,6 +420,9 @@ fn run(
             analyzer,
         };
         stage.spawn(&mut background, stop_background.clone());
+    }
+    if let Some(m) = memory {
+        memory::MemoryWatch(m).spawn(&mut background, stop_background.clone());
     }
     let sweeper = Sweeper {
         store: store.clone(),
@@ -436,18 +499,35 @@ async fn listen(
     Ok((listener, local))
 }
 
-/// Serves `routes` on `listener` until `stop`, refusing requests without one of `tokens`
-/// when there are tokens; a server that fails stops the others too.
+/// Serves `routes` on `listener` until `stop`, over TLS when given, refusing requests without
+/// one of `tokens` when there are tokens; a server that fails stops the others too.
 fn serve_grpc(
     name: &'static str,
     routes: Routes,
     listener: TcpListener,
-    tokens: Option<Arc<auth::Tokens>>,
+    (tokens, tls): (
+        Option<Arc<auth::Tokens>>,
+        Option<tonic::transport::ServerTlsConfig>,
+    ),
     stop: &CancellationToken,
 ) -> JoinHandle<Result<(), ServeError>> {
     let token = stop.clone();
     tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            match builder.tls_config(tls) {
+                Ok(b) => builder = b,
+                Err(source) => {
+                    let result = Err(ServeError::Transport {
+                        listener: name,
+                        source,
+                    });
+                    stop_all_if_failed(&result, &token);
+                    return result;
+                }
+            }
+        }
+        let result = builder
             .max_concurrent_streams(Some(256))
             .layer(auth::grpc_layer(name, tokens))
             .add_routes(routes)

@@ -155,6 +155,33 @@ pub mod events {
         }
     }
 
+    /// The memory limiter started or stopped refusing requests.
+    pub struct MemoryLimiterChanged {
+        pub over: bool,
+        pub rss_bytes: u64,
+        pub soft_limit_bytes: u64,
+        pub hard_limit_bytes: u64,
+    }
+
+    impl MemoryLimiterChanged {
+        pub fn emit(self) {
+            if self.over {
+                tracing::warn!(
+                    rss_bytes = self.rss_bytes,
+                    soft_limit_bytes = self.soft_limit_bytes,
+                    hard_limit_bytes = self.hard_limit_bytes,
+                    "memory over the memory_limiter's soft limit: refusing new requests"
+                );
+            } else {
+                tracing::info!(
+                    rss_bytes = self.rss_bytes,
+                    soft_limit_bytes = self.soft_limit_bytes,
+                    "memory back under the memory_limiter's soft limit: accepting requests"
+                );
+            }
+        }
+    }
+
     /// A request without an accepted bearer token was refused (the token is not logged).
     pub struct ServerRequestUnauthenticated<'a> {
         pub listener: &'a str,

@@ -52,25 +52,17 @@ fn export_request(
 /// POSTs a protobuf trace to the HTTP receiver with `authorization`; returns the status and
 /// the `WWW-Authenticate` header.
 async fn http_post(url: &str, authorization: Option<&str>) -> (u16, Option<String>) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/x-protobuf");
+    let mut headers = vec![("content-type", "application/x-protobuf")];
     if let Some(a) = authorization {
-        req = req.header("authorization", a);
+        headers.push(("authorization", a));
     }
     let body = export_request(9).into_inner().encode_to_vec();
-    let resp = client
-        .request(req.body(http_body_util::Full::new(body.into())).unwrap())
-        .await
-        .expect("answer");
-    let www = resp
-        .headers()
+    let a = common::http_request("POST", url, &headers, body).await;
+    let www = a
+        .headers
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap_or("").to_string());
-    (resp.status().as_u16(), www)
+    (a.status, www)
 }
 
 /// Each server takes its own token and only that: a missing, wrong or other server's token

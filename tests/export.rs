@@ -719,8 +719,20 @@ fn bad_exporter_config_names_the_key() {
             "exporters.otlp.endpoint",
         ),
         (
-            "exporters:\n  otlp:\n    endpoint: https://x:4317\n",
+            "exporters:\n  otlp:\n    endpoint: https://x:4317\n    tls:\n      insecure: true\n",
             "exporters.otlp.endpoint",
+        ),
+        (
+            "exporters:\n  otlp:\n    endpoint: x:4317\n    tls:\n      insecure_skip_verify: true\n",
+            "exporters.otlp.tls.insecure_skip_verify",
+        ),
+        (
+            "exporters:\n  otlp:\n    endpoint: x:4317\n    tls:\n      ca_file: /nonexistent/ca.pem\n",
+            "exporters.otlp.tls.ca_file",
+        ),
+        (
+            "exporters:\n  otlphttp:\n    endpoint: http://x:4318\n    tls:\n      ca_file: /etc/hostname\n",
+            "exporters.otlphttp.tls.ca_file",
         ),
         ("exporters:\n  otlp:\n    timeout: 1s\n", "exporters.otlp"),
         ("exporters:\n  kafka: {}\n", "exporters.kafka"),
@@ -766,7 +778,10 @@ fn bad_exporter_config_names_the_key() {
             "service:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [otlp/missing]\n",
             "service.pipelines.logs.exporters",
         ),
-        ("processors:\n  batch: {}\n", "processors.batch"),
+        (
+            "processors:\n  batch:\n    metadata_keys: [tenant]\n",
+            "processors.batch.metadata_keys",
+        ),
     ] {
         let e = Config::from_yaml(yaml).expect_err(yaml).to_string();
         assert!(e.contains(key), "{yaml:?} gave {e:?}, wanted {key}");

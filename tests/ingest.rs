@@ -590,6 +590,24 @@ async fn corrupt_and_inflating_compressed_bodies() {
     );
     assert_eq!(raw_grpc_status(&gw.otlp, "gzip", 1, &bomb).await, exhausted);
 
+    // The same with zstd: a bomb, and bytes that are not zstd.
+    let zbomb = zstd::encode_all(&vec![0u8; 8 << 20][..], 19).unwrap();
+    assert!(zbomb.len() < 64 << 10);
+    assert_eq!(
+        raw_grpc_status(&gw.otlp, "zstd", 1, &zbomb).await,
+        exhausted
+    );
+    assert_eq!(
+        raw_grpc_status(&gw.otlp, "zstd", 1, b"definitely not zstd").await,
+        invalid
+    );
+    // An encoding the server does not have: UNIMPLEMENTED, as gRPC specifies.
+    let plain = request(vec![span(0x32, 1, "snappy")]).encode_to_vec();
+    assert_eq!(
+        raw_grpc_status(&gw.otlp, "snappy", 1, &plain).await,
+        (Code::Unimplemented as i32).to_string()
+    );
+
     // A well-formed compressed request through the same path is accepted (status 0).
     let mut ok = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     ok.write_all(&request(vec![span(0x31, 1, "gz")]).encode_to_vec())
@@ -598,5 +616,167 @@ async fn corrupt_and_inflating_compressed_bodies() {
         raw_grpc_status(&gw.otlp, "gzip", 1, &ok.finish().unwrap()).await,
         "0"
     );
+    gw.stop().await;
+}
+
+/// `processors.memory_limiter` (the Collector's shape): while resident memory is over the
+/// soft limit every request is refused with a retryable status, gRPC and HTTP alike, and
+/// counted; with room under the limit the same request is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limiter_refuses_retryably_while_over() {
+    let limiter = |limit_mib: u64| {
+        format!(
+            "processors:\n  memory_limiter:\n    check_interval: 50ms\n    limit_mib: {limit_mib}\n    spike_limit_mib: 0\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n"
+        )
+    };
+    // 1 MiB: this process is always over it.
+    let yaml = limiter(1);
+    let gw = common::start(|c| {
+        common::apply(c, &yaml);
+        c.intake.retry_delay = Duration::from_millis(1500);
+    })
+    .await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let err = common::eventually(Duration::from_secs(10), "a refusal", async || match client
+        .export(request(vec![span(0x41, 1, "over")]))
+        .await
+    {
+        Err(e) => Ok(e),
+        Ok(r) => Err(r),
+    })
+    .await;
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(
+        err.message().contains("memory_limiter"),
+        "{}",
+        err.message()
+    );
+    let retry = err
+        .get_error_details()
+        .retry_info()
+        .cloned()
+        .expect("RetryInfo");
+    assert_eq!(retry.retry_delay, Some(Duration::from_millis(1500)));
+    let a = common::http_request(
+        "POST",
+        &format!("{}/v1/traces", gw.otlp_http),
+        &[("content-type", "application/x-protobuf")],
+        request(vec![span(0x41, 2, "over")]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(a.status, 503, "the HTTP receiver refuses too");
+    assert_eq!(a.headers["retry-after"], "2");
+    let s = gw
+        .query_client()
+        .await
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.spans.unwrap_or_default().refused >= 2);
+    gw.stop().await;
+
+    // 1 TiB: never over.
+    let yaml = limiter(1 << 20);
+    let gw = common::start(|c| common::apply(c, &yaml)).await;
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    client
+        .export(request(vec![span(0x42, 1, "under")]))
+        .await
+        .expect("taken under the limit");
+    gw.stop().await;
+}
+
+/// An item dated further ahead than `max_clock_skew` (1 h) is rejected alone, like an invalid
+/// one, with the reason in `partial_success`; within the skew it is stored. Spans and logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_future_items_are_rejected_alone() {
+    let gw = common::start(|_| {}).await;
+    let now = sieve::store::now_ns();
+    let hour = 3_600_000_000_000u64;
+    let at = |t: u8, start: u64| otlp::span(&[t; 16], &[1; 8], "dated", start, start + 1000);
+    let mut client = TraceServiceClient::new(gw.otlp_channel().await);
+    let resp = client
+        .export(request(vec![
+            at(0x51, now + 2 * hour),
+            at(0x52, now + hour / 2),
+            at(0x53, u64::MAX - 1000),
+        ]))
+        .await
+        .expect("answered")
+        .into_inner();
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_spans, 2);
+    assert!(
+        ps.error_message.contains("max_clock_skew"),
+        "{}",
+        ps.error_message
+    );
+    let mut q = gw.query_client().await;
+    for (t, kept) in [(0x51u8, false), (0x52, true), (0x53, false)] {
+        let got = q
+            .get_trace(GetTraceRequest {
+                trace_id: hex::encode([t; 16]),
+            })
+            .await;
+        assert_eq!(got.is_ok(), kept, "trace {t:#x}");
+    }
+    let mut logs = LogsServiceClient::new(gw.otlp_channel().await);
+    let resp = logs
+        .export(otlp::logs_request(
+            "raw",
+            vec![
+                otlp::log(now + 2 * hour, "tomorrow"),
+                otlp::log(now, "today"),
+            ],
+        ))
+        .await
+        .expect("answered")
+        .into_inner();
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_log_records, 1);
+    assert!(
+        ps.error_message.contains("max_clock_skew"),
+        "{}",
+        ps.error_message
+    );
+    gw.stop().await;
+}
+
+/// Invalid UTF-8 inside one span's name: prost checks every `string` field while decoding, so
+/// the whole request is undecodable (INVALID_ARGUMENT, naming the field) and nothing of it is
+/// stored; the connection and the next request are fine. (A per-item rejection would need a
+/// decoder that keeps strings as bytes; the OTLP spec asks senders for valid UTF-8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_rejects_the_request_it_is_in() {
+    let gw = common::start(|_| {}).await;
+    let mut body = request(vec![span(0x61, 1, "good"), span(0x61, 2, "UTF8MARK")]).encode_to_vec();
+    let at = body
+        .windows(8)
+        .position(|w| w == b"UTF8MARK")
+        .expect("the name is in the body");
+    body[at..at + 8].copy_from_slice(&[0xff, 0xfe, 0xfd, 0xfc, 0x80, 0x81, 0xc0, 0xc1]);
+    let err = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
+        gw.otlp_channel().await,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Bytes::from(body),
+    )
+    .await
+    .expect_err("undecodable");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("name"), "{}", err.message());
+    let mut q = gw.query_client().await;
+    assert!(
+        q.get_trace(GetTraceRequest {
+            trace_id: hex::encode([0x61; 16]),
+        })
+        .await
+        .is_err()
+    );
+    let mut traces = TraceServiceClient::new(gw.otlp_channel().await);
+    traces
+        .export(request(vec![span(0x62, 1, "next")]))
+        .await
+        .expect("the next request is fine");
     gw.stop().await;
 }

@@ -8,7 +8,6 @@ mod common;
 use std::io::Write as _;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::otlp;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -20,36 +19,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use sieve::proto::{GetStatsRequest, GetTraceRequest, SearchLogsRequest};
 
-/// An answer: status, headers, body.
-struct Answer {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
+use common::HttpAnswer as Answer;
 
-/// POSTs (or sends `method`) `body` to `url` with `headers`.
+/// Sends `method` to `url` with `headers` and `body`.
 async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<Bytes>>();
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(http_body_util::Full::new(Bytes::from(body)))
-        .expect("request");
-    let resp = client.request(req).await.expect("http answer");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    common::http_request(method, url, headers, body).await
 }
 
 async fn post(url: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> Answer {

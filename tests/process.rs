@@ -329,3 +329,43 @@ async fn busy_directory_or_port_is_a_clear_error() {
     );
     assert!(first.signal_and_wait("TERM").success());
 }
+
+/// The Collector configs shipped in config/examples run unchanged: `config check` passes on
+/// each (the agent's token from the environment), and one is served for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_configs_in_config_examples_pass_config_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("config/examples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let out = std::process::Command::new(common::sieve_bin())
+            .args(["config", "check"])
+            .arg(f)
+            .env("SIEVE_AGENT_TOKEN", "agent-token-123")
+            .output()
+            .expect("config check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{}: {text}", f.display());
+        assert!(text.contains(": ok"), "{text}");
+        assert!(!text.contains("agent-token-123"), "{text}");
+    }
+    // Without the variable the agent's config names it.
+    let agent = dir.join("collector-agent.yaml");
+    let out = std::process::Command::new(common::sieve_bin())
+        .args(["config", "check"])
+        .arg(&agent)
+        .env_remove("SIEVE_AGENT_TOKEN")
+        .output()
+        .expect("config check");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIEVE_AGENT_TOKEN"));
+}

@@ -55,12 +55,23 @@ impl Exporter {
         }
     }
 
+    /// This exporter's batching, to change (a `batch` processor sets it).
+    pub fn batch_mut(&mut self) -> &mut Batch {
+        match self {
+            Exporter::Otlp(e) => &mut e.batch,
+            Exporter::OtlpHttp(e) => &mut e.batch,
+            Exporter::Debug(e) => &mut e.batch,
+            Exporter::File(e) => &mut e.batch,
+        }
+    }
+
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
         match self {
             Exporter::Otlp(e) => {
-                grpc_endpoint_uri(&e.endpoint)
+                e.uri()
                     .map_err(|reason| error_at(key, "endpoint", reason))?;
+                check_client_tls(key, e.tls.as_ref())?;
                 check_headers(key, &e.headers)?;
                 if e.timeout.is_zero() {
                     return invalid("timeout", "must be greater than zero".into());
@@ -89,6 +100,7 @@ impl Exporter {
                     }
                 }
                 check_headers(key, &e.headers)?;
+                check_tls(key, e.tls.as_ref())?;
                 if e.timeout.is_zero() {
                     return invalid("timeout", "must be greater than zero".into());
                 }
@@ -104,6 +116,28 @@ impl Exporter {
             }
         }
         let d = self.delivery();
+        if !d.sending_queue.enabled {
+            return invalid(
+                "sending_queue.enabled",
+                "sieve's persistent queue cannot be turned off: it is what keeps an \
+                 acknowledged request while the downstream is away"
+                    .into(),
+            );
+        }
+        if !d.retry_on_failure.enabled {
+            return invalid(
+                "retry_on_failure.enabled",
+                "sieve always retries from its queue on disk; to drop data, use \
+                 sending_queue.when_full: drop_oldest"
+                    .into(),
+            );
+        }
+        if !(d.retry_on_failure.multiplier >= 1.0 && d.retry_on_failure.multiplier <= 10.0) {
+            return invalid(
+                "retry_on_failure.multiplier",
+                format!("{} is outside 1..=10", d.retry_on_failure.multiplier),
+            );
+        }
         if d.sending_queue.queue_size_mib == 0 {
             return invalid("sending_queue.queue_size_mib", "must be at least 1".into());
         }
@@ -164,6 +198,62 @@ impl Exporter {
     }
 }
 
+/// The otlp exporter's TLS: files that exist, a key with its certificate, and no
+/// `insecure_skip_verify` (a gateway that forwards what it acknowledged checks who it hands
+/// it to).
+fn check_client_tls(key: &str, tls: Option<&ClientTls>) -> Result<(), ConfigError> {
+    let Some(t) = tls else { return Ok(()) };
+    let at = format!("{key}.tls");
+    if t.insecure_skip_verify {
+        return invalid_at(
+            &at,
+            "insecure_skip_verify",
+            "not supported: give the server's CA in ca_file",
+        );
+    }
+    if t.cert_file.is_some() != t.key_file.is_some() {
+        return invalid_at(&at, "key_file", "cert_file and key_file go together");
+    }
+    for (field, path) in [
+        ("ca_file", &t.ca_file),
+        ("cert_file", &t.cert_file),
+        ("key_file", &t.key_file),
+    ] {
+        if let Some(p) = path
+            && !p.is_file()
+        {
+            return invalid_at(
+                &at,
+                field,
+                format!("{} is not a readable file", p.display()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the client TLS settings the otlphttp exporter cannot honour yet, naming the key.
+fn check_tls(key: &str, tls: Option<&ClientTls>) -> Result<(), ConfigError> {
+    let Some(t) = tls else { return Ok(()) };
+    for (field, set) in [
+        ("ca_file", t.ca_file.is_some()),
+        ("cert_file", t.cert_file.is_some()),
+        ("key_file", t.key_file.is_some()),
+        ("insecure_skip_verify", t.insecure_skip_verify),
+        ("insecure", !t.insecure),
+    ] {
+        if set {
+            return invalid_at(
+                &format!("{key}.tls"),
+                field,
+                "TLS from the otlphttp exporter is not supported by this version: use \
+                 `insecure: true` (plaintext) and a TLS-terminating proxy, or the otlp exporter",
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_headers(key: &str, headers: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (name, value) in headers {
         let bad_name = http::HeaderName::from_bytes(name.as_bytes()).is_err()
@@ -179,6 +269,40 @@ fn check_headers(key: &str, headers: &BTreeMap<String, String>) -> Result<(), Co
     Ok(())
 }
 
+impl OtlpExporter {
+    /// Whether this exporter speaks TLS: an `https://` endpoint, or a `tls` section that is
+    /// not `insecure: true` (without either, plaintext: sieve's default, where the
+    /// Collector's is TLS).
+    pub fn uses_tls(&self) -> bool {
+        self.endpoint.starts_with("https://") || self.tls.as_ref().is_some_and(|t| !t.insecure)
+    }
+
+    /// The endpoint as a URI, `https` when [`OtlpExporter::uses_tls`].
+    pub fn uri(&self) -> Result<http::Uri, String> {
+        if self.endpoint.starts_with("https://") && self.tls.as_ref().is_some_and(|t| t.insecure) {
+            return Err(format!(
+                "{:?} is https but tls.insecure is true",
+                self.endpoint
+            ));
+        }
+        let bare = self
+            .endpoint
+            .split_once("://")
+            .map_or(&*self.endpoint, |(_, r)| r);
+        let scheme = if self.uses_tls() { "https" } else { "http" };
+        if self.endpoint.contains("://")
+            && !self.endpoint.starts_with("http://")
+            && !self.endpoint.starts_with("https://")
+        {
+            return Err(format!(
+                "{:?}: the scheme must be http or https",
+                self.endpoint
+            ));
+        }
+        grpc_endpoint_uri(&format!("{scheme}://{bare}"))
+    }
+}
+
 /// An OTLP/gRPC endpoint as a URI: `host:port` means `http://host:port`.
 pub fn grpc_endpoint_uri(endpoint: &str) -> Result<http::Uri, String> {
     let text = if endpoint.contains("://") {
@@ -190,14 +314,8 @@ pub fn grpc_endpoint_uri(endpoint: &str) -> Result<http::Uri, String> {
         .parse()
         .map_err(|e| format!("{endpoint:?} is not host:port or a URL ({e})"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{endpoint:?}: TLS is not supported by this version; use http:// (a local \
-                 TLS-terminating proxy can carry it the rest of the way)"
-            ));
-        }
-        _ => return Err(format!("{endpoint:?}: the scheme must be http")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("{endpoint:?}: the scheme must be http or https")),
     }
     if uri.port_u16().is_none() {
         return Err(format!("{endpoint:?} needs a port"));
@@ -245,6 +363,10 @@ pub enum Compression {
 pub struct OtlpExporter {
     /// `host:port` or `http://host:port`. Required.
     pub endpoint: String,
+    /// The Collector's client TLS settings (see [`ClientTls`]); also on with an `https://`
+    /// endpoint.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
     /// gRPC metadata sent with every request (lowercase names), e.g. an API key.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -272,6 +394,9 @@ pub struct OtlpExporter {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpHttpExporter {
+    /// The Collector's client TLS settings; as for `otlp`, only `insecure: true`.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
     /// Base URL; `/v1/traces`, `/v1/logs` and `/v1/metrics` are appended per signal.
     #[serde(default)]
     pub endpoint: String,
@@ -397,10 +522,37 @@ pub enum WhenFull {
     DropOldest,
 }
 
+/// `exporters.<name>.tls`, the Collector's client TLS keys. For `otlp`: TLS unless
+/// `insecure: true`, the server checked against `ca_file` (else the public web roots), and
+/// with `cert_file` + `key_file` a client certificate (mTLS). For `otlphttp` only
+/// `insecure: true` in this version.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTls {
+    /// Plaintext.
+    pub insecure: bool,
+    /// Skip the server certificate check: refused (give `ca_file`).
+    pub insecure_skip_verify: bool,
+    /// CA bundle (PEM) to check the server with.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mTLS.
+    pub key_file: Option<PathBuf>,
+}
+
 /// `exporters.<name>.sending_queue`: the exporter's persistent queue in the store.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SendingQueue {
+    /// Must be true (the Collector's key): the queue is always on.
+    pub enabled: bool,
+    /// The Collector's bound in requests. Accepted and not used: sieve bounds the queue in
+    /// bytes (`queue_size_mib`).
+    pub queue_size: Option<u64>,
+    /// The Collector's storage extension for a persistent queue. Accepted and not used:
+    /// sieve's queue is always persistent, in `storage.path`.
+    pub storage: Option<String>,
     /// Most bytes of encoded OTLP queued, MiB. Default 256. A soft bound: requests admitted
     /// at the same moment may pass it by up to `intake.max_inflight_mib`.
     pub queue_size_mib: u64,
@@ -416,6 +568,9 @@ pub struct SendingQueue {
 impl Default for SendingQueue {
     fn default() -> Self {
         SendingQueue {
+            enabled: true,
+            queue_size: None,
+            storage: None,
             queue_size_mib: 256,
             when_full: WhenFull::Refuse,
             num_consumers: 4,
@@ -459,6 +614,14 @@ impl Default for Batch {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryOnFailure {
+    /// Must be true (the Collector's key): retrying from the queue cannot be turned off.
+    pub enabled: bool,
+    /// Growth of the delay per attempt. Default 2 (the Collector's default is 1.5).
+    pub multiplier: f64,
+    /// The Collector's limit on retrying one batch. Accepted and not used: queued data
+    /// waits on disk until it is sent or the queue bound (`when_full`) drops it.
+    #[serde(default, with = "duration::option")]
+    pub max_elapsed_time: Option<Duration>,
     /// Default 5s.
     #[serde(with = "duration")]
     pub initial_interval: Duration,
@@ -472,6 +635,9 @@ pub struct RetryOnFailure {
 impl Default for RetryOnFailure {
     fn default() -> Self {
         RetryOnFailure {
+            enabled: true,
+            multiplier: 2.0,
+            max_elapsed_time: None,
             initial_interval: Duration::from_secs(5),
             max_interval: Duration::from_secs(30),
             randomization_factor: 0.2,

@@ -30,6 +30,7 @@ mod serde_helpers;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use analysis::*;
 use env::expand_env;
@@ -39,6 +40,7 @@ pub use processors::*;
 pub use serde_helpers::byte_size;
 use serde_helpers::{duration, parse_error, typed_map};
 pub use storage::*;
+pub use tls::*;
 
 /// The embedded default configuration (`config/sieve.yaml`), used when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/sieve.yaml");
@@ -221,6 +223,8 @@ pub struct HttpProtocol {
     /// Bearer-token authentication: `{authenticator: bearertokenauth}`. Requests without one
     /// of its tokens get 401. Default: none.
     pub auth: Option<Auth>,
+    /// TLS, as for grpc. Default: plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for HttpProtocol {
@@ -233,6 +237,7 @@ impl Default for HttpProtocol {
             metrics_url_path: "/v1/metrics".into(),
             cors: None,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -271,6 +276,8 @@ pub struct GrpcProtocol {
     /// Bearer-token authentication: `{authenticator: bearertokenauth}`. Requests without one
     /// of its tokens get UNAUTHENTICATED. Default: none.
     pub auth: Option<Auth>,
+    /// TLS (`cert_file`, `key_file`, optional `client_ca_file` for mTLS). Default: plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for GrpcProtocol {
@@ -279,6 +286,7 @@ impl Default for GrpcProtocol {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: 16,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -292,6 +300,10 @@ pub struct Limits {
     pub max_attributes: usize,
     /// Longest string or bytes attribute value (and log body) in bytes. Default 65536.
     pub max_attribute_value_length: usize,
+    /// How far ahead of the gateway's clock a span's start or a log record's time may be
+    /// (clock skew); later items are rejected, as expired ones are not stored. Default 1h.
+    #[serde(with = "duration")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for Limits {
@@ -299,6 +311,7 @@ impl Default for Limits {
         Limits {
             max_attributes: 128,
             max_attribute_value_length: 65536,
+            max_clock_skew: Duration::from_secs(3600),
         }
     }
 }
@@ -419,6 +432,9 @@ pub struct Query {
     /// Bearer-token authentication of the query API, separate from the receivers':
     /// `{authenticator: bearertokenauth/query}`; the CLI sends `--token` / `$SIEVE_TOKEN`.
     pub auth: Option<Auth>,
+    /// TLS, as for the receivers (the CLI takes `https://` with `--ca-file`). Default:
+    /// plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for Query {
@@ -427,6 +443,7 @@ impl Default for Query {
             endpoint: "127.0.0.1:4320".into(),
             search_depth: 10_000,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -464,13 +481,68 @@ impl Config {
         let config: Config =
             serde_path_to_error::deserialize(value.clone()).map_err(|e| parse_error(&value, e))?;
         config.validate()?;
+        let mut config = config;
+        config.map_batch_processors();
         Ok(config)
+    }
+
+    /// A `batch` processor in a pipeline sets `send_batch_size` and `timeout` of that
+    /// pipeline's exporters (sieve batches in each exporter, from its queue).
+    fn map_batch_processors(&mut self) {
+        let mut settings = Vec::new();
+        for pipeline in self.service.pipelines.values() {
+            for p in &pipeline.processors {
+                if let Some(Processor::Batch(b)) = self.processors.get(p) {
+                    for x in &pipeline.exporters {
+                        settings.push((x.clone(), b.send_batch_size, b.timeout));
+                    }
+                }
+            }
+        }
+        for (name, size, timeout) in settings {
+            if let Some(x) = self.exporters.get_mut(&name) {
+                let batch = x.batch_mut();
+                batch.send_batch_size = size;
+                batch.timeout = timeout;
+            }
+        }
+    }
+
+    /// The process-wide memory limit from the `memory_limiter` processors the pipelines use:
+    /// (hard, spike) bytes and the check interval, the lowest soft limit when several.
+    pub fn memory_limit(&self, total: Option<u64>) -> Option<(u64, u64, Duration)> {
+        self.service
+            .pipelines
+            .values()
+            .flat_map(|p| &p.processors)
+            .filter_map(|name| match self.processors.get(name) {
+                Some(Processor::MemoryLimiter(m)) => {
+                    m.limits(total).map(|(h, s)| (h, s, m.check_interval))
+                }
+                _ => None,
+            })
+            .min_by_key(|(h, s, _)| h.saturating_sub(*s))
     }
 
     /// Checks what types cannot: ranges, addresses, and that pipelines name things that exist.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| invalid_at(key, "", reason);
         self.validate_extensions()?;
+        for (key, tls) in [
+            (
+                "receivers.otlp.protocols.grpc",
+                self.otlp_grpc().and_then(|g| g.tls.as_ref()),
+            ),
+            (
+                "receivers.otlp.protocols.http",
+                self.otlp_http().and_then(|h| h.tls.as_ref()),
+            ),
+            ("query", self.query.tls.as_ref()),
+        ] {
+            if let Some(t) = tls {
+                t.validate(key)?;
+            }
+        }
         if let Some(otlp) = &self.receivers.otlp {
             if let Some(grpc) = &otlp.protocols.grpc {
                 parse_addr("receivers.otlp.protocols.grpc.endpoint", &grpc.endpoint)?;

@@ -12,16 +12,62 @@ pub enum Processor {
     TailSampling(TailSampling),
     /// Per (service, operation) probabilities steered to a target rate.
     AdaptiveSampler(AdaptiveSampler),
+    /// The Collector's `batch`: sets the batching of the pipeline's exporters.
+    Batch(BatchProcessor),
+    /// The Collector's `memory_limiter`: refuses requests while memory is high.
+    MemoryLimiter(MemoryLimiter),
 }
 
 impl Processor {
     /// The type part of a `type/name` key.
-    pub const TYPES: [&'static str; 3] =
-        ["probabilistic_sampler", "tail_sampling", "adaptive_sampler"];
+    pub const TYPES: [&'static str; 5] = [
+        "probabilistic_sampler",
+        "tail_sampling",
+        "adaptive_sampler",
+        "batch",
+        "memory_limiter",
+    ];
 
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let invalid = |sub: &str, reason: String| invalid_at(key, sub, reason);
         match self {
+            Processor::Batch(b) => {
+                if b.send_batch_size == 0 {
+                    return invalid("send_batch_size", "must be at least 1".into());
+                }
+                if b.timeout.is_zero() {
+                    return invalid("timeout", "must be greater than zero".into());
+                }
+                if !b.metadata_keys.is_empty() {
+                    return invalid(
+                        "metadata_keys",
+                        "batching by client metadata is not supported".into(),
+                    );
+                }
+            }
+            Processor::MemoryLimiter(m) => {
+                if m.check_interval.is_zero() {
+                    return invalid("check_interval", "must be greater than zero".into());
+                }
+                match (m.limit_mib, m.limit_percentage) {
+                    (0, 0) => {
+                        return invalid("limit_mib", "set limit_mib or limit_percentage".into());
+                    }
+                    (_, p) if p > 100 || m.spike_limit_percentage > 100 => {
+                        return invalid("limit_percentage", "percentages are 0..=100".into());
+                    }
+                    (l, _) if l > 0 && m.spike_limit_mib.is_some_and(|s| s >= l) => {
+                        return invalid("spike_limit_mib", "must be below limit_mib".into());
+                    }
+                    _ => {}
+                }
+                if m.limit_mib == 0 && m.spike_limit_percentage >= m.limit_percentage {
+                    return invalid(
+                        "spike_limit_percentage",
+                        "must be below limit_percentage".into(),
+                    );
+                }
+            }
             Processor::TailSampling(t) => t.validate(key)?,
             Processor::AdaptiveSampler(a) => {
                 if !(a.target_traces_per_second.is_finite() && a.target_traces_per_second > 0.0) {
@@ -80,6 +126,85 @@ impl Processor {
             }
         }
         Ok(())
+    }
+}
+
+/// `processors.batch[/name]`, the Collector's batch processor. sieve batches in each exporter
+/// (`exporters.<name>.batch`, from its persistent queue); a batch processor in a pipeline sets
+/// `send_batch_size` and `timeout` of every exporter of that pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchProcessor {
+    /// Items per batch. Default 8192.
+    pub send_batch_size: u64,
+    /// Longest wait for a batch. Default 200ms.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// The Collector's item cap per request. Accepted and not used: sieve splits requests by
+    /// size (`exporters.<name>.batch.max_request_bytes`).
+    pub send_batch_max_size: u64,
+    /// Batching per client metadata: must be empty.
+    pub metadata_keys: Vec<String>,
+    /// Accepted with metadata_keys (unused).
+    pub metadata_cardinality_limit: u64,
+}
+
+impl Default for BatchProcessor {
+    fn default() -> Self {
+        BatchProcessor {
+            send_batch_size: 8192,
+            timeout: Duration::from_millis(200),
+            send_batch_max_size: 0,
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: 0,
+        }
+    }
+}
+
+/// `processors.memory_limiter[/name]`, in the Collector's shape: while the process's resident
+/// memory is above `limit − spike`, receivers refuse new requests with a retryable status.
+/// One check guards the whole process (the lowest soft limit wins when several are set).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryLimiter {
+    /// How often memory is read. Default 1s.
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+    /// The hard limit, MiB (or use limit_percentage).
+    pub limit_mib: u64,
+    /// Headroom below the hard limit, MiB. Default 20% of limit_mib.
+    pub spike_limit_mib: Option<u64>,
+    /// The hard limit as a share of total (or cgroup) memory, when limit_mib is 0.
+    pub limit_percentage: u64,
+    /// The headroom as a share of total memory, with limit_percentage.
+    pub spike_limit_percentage: u64,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter {
+            check_interval: Duration::from_secs(1),
+            limit_mib: 0,
+            spike_limit_mib: None,
+            limit_percentage: 0,
+            spike_limit_percentage: 0,
+        }
+    }
+}
+
+impl MemoryLimiter {
+    /// (hard, spike) in bytes; `total` is the machine's memory for the percentages.
+    pub fn limits(&self, total: Option<u64>) -> Option<(u64, u64)> {
+        if self.limit_mib > 0 {
+            let hard = self.limit_mib << 20;
+            let spike = self.spike_limit_mib.map_or(hard / 5, |s| s << 20);
+            return Some((hard, spike));
+        }
+        let total = total?;
+        Some((
+            total / 100 * self.limit_percentage,
+            total / 100 * self.spike_limit_percentage,
+        ))
     }
 }
 

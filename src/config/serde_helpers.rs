@@ -102,9 +102,8 @@ impl typed_map::Component for Processor {
             }
             "tail_sampling" => Deserialize::deserialize(d).map(Processor::TailSampling),
             "adaptive_sampler" => Deserialize::deserialize(d).map(Processor::AdaptiveSampler),
-            "batch" => Err(D::Error::custom(
-                "sieve batches in each exporter (see exporters.<name>.batch); remove this processor",
-            )),
+            "batch" => Option::deserialize(d).map(|o| Processor::Batch(o.unwrap_or_default())),
+            "memory_limiter" => Deserialize::deserialize(d).map(Processor::MemoryLimiter),
             other => Err(D::Error::custom(format!(
                 "unknown processor type {other:?}, expected one of {}",
                 Processor::TYPES.join(", ")

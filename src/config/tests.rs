@@ -191,7 +191,10 @@ fn bad_values_are_named() {
         ),
         ("storage:\n  sync: maybe\n", "storage.sync"),
         ("exporters:\n  otlp: {}\n", "exporters.otlp"),
-        ("processors:\n  batch: {}\n", "processors.batch"),
+        (
+            "processors:\n  batch:\n    metadata_keys: [tenant]\n",
+            "processors.batch.metadata_keys",
+        ),
         (
             "service:\n  pipelines:\n    traces:\n      receivers: [kafka]\n",
             "service.pipelines.traces.receivers",

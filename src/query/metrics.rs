@@ -191,9 +191,14 @@ async fn respond<B>(health: &Health, req: Request<B>) -> Response<Full<bytes::By
                 return text(StatusCode::SERVICE_UNAVAILABLE, "not running\n".into());
             };
             let stats = q.stats().await;
+            let (spans, edges) = q.analysis_totals();
             drop(q);
             drop(scrape);
-            let mut r = text(StatusCode::OK, render(&stats, &Process::read()));
+            let mut body = render(&stats, &Process::read());
+            let mut connectors = Exposition::default();
+            super::connectors::render(&mut connectors, &spans, &edges);
+            body.push_str(&connectors.into_text());
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -546,17 +551,22 @@ pub fn render(stats: &GetStatsResponse, process: &Process) -> String {
 
 /// Text exposition being written.
 #[derive(Default)]
-struct Exposition {
+pub(super) struct Exposition {
     text: String,
 }
 
 impl Exposition {
-    fn family(&mut self, name: &str, help: &str, kind: &str) {
+    /// The text written so far.
+    pub(super) fn into_text(self) -> String {
+        self.text
+    }
+
+    pub(super) fn family(&mut self, name: &str, help: &str, kind: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');

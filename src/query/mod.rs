@@ -6,6 +6,7 @@
 //! `tonic::Status` happens in one place, [`QueryError`]'s `From` impl.
 
 pub mod analysis;
+pub mod connectors;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -73,6 +74,16 @@ pub struct Query {
 }
 
 impl Query {
+    /// Span metrics and service-graph edges since start (for `/metrics`).
+    pub fn analysis_totals(
+        &self,
+    ) -> (
+        Vec<crate::stages::analysis::SpanMetric>,
+        Vec<crate::stages::analysis::EdgeMetric>,
+    ) {
+        self.analyzer.totals()
+    }
+
     pub fn new(
         store: Store,
         stats: Arc<Stats>,

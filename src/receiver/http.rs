@@ -63,6 +63,7 @@ const CORS_DEFAULT_HEADERS: [&str; 4] = [
 pub struct HttpReceiver {
     rx: Arc<Receiver>,
     tokens: Option<Arc<Tokens>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     routes: [(String, Signal); 3],
     max_body: usize,
     cors: Option<Cors>,
@@ -76,15 +77,18 @@ enum Encoding {
 }
 
 impl HttpReceiver {
-    /// The receiver of `cfg`; with `tokens`, requests must carry one of them.
+    /// The receiver of `cfg`; with `tokens`, requests must carry one of them; with `tls`,
+    /// connections are TLS (HTTP/1.1 over it).
     pub fn new(
         rx: Arc<Receiver>,
         cfg: &HttpProtocol,
         tokens: Option<Arc<Tokens>>,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> Arc<HttpReceiver> {
         Arc::new(HttpReceiver {
             rx,
             tokens,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
             routes: [
                 (cfg.traces_url_path.clone(), Signal::Traces),
                 (cfg.logs_url_path.clone(), Signal::Logs),
@@ -122,21 +126,15 @@ impl HttpReceiver {
             let this = self.clone();
             let stop = stop.clone();
             connections.spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let this = this.clone();
-                    async move { Ok::<_, Infallible>(this.handle(req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                match &this.tls {
+                    None => this.clone().serve_connection(stream, stop).await,
+                    Some(acceptor) => {
+                        // The handshake counts against the header timeout too.
+                        let handshake =
+                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await;
+                        if let Ok(Ok(tls)) = handshake {
+                            this.clone().serve_connection(tls, stop).await;
+                        }
                     }
                 }
                 drop(slot);
@@ -145,6 +143,30 @@ impl HttpReceiver {
         drop(listener);
         connections.close();
         connections.wait().await;
+    }
+
+    /// Serves one connection until it closes, or until `stop` (then it finishes its request).
+    async fn serve_connection<IO>(self: Arc<Self>, io: IO, stop: CancellationToken)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |req| {
+            let this = self.clone();
+            async move { Ok::<_, Infallible>(this.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

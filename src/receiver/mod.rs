@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod grpc;
 pub mod http;
+pub mod tls;
 pub mod validate;
 
 use std::marker::PhantomData;

@@ -80,6 +80,7 @@ impl Rejections {
 /// takes all of its spans with it.
 pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> Rejections {
     let mut rej = Rejections::default();
+    let newest = newest_time(limits);
     for rs in resource_spans {
         if let Some(p) = resource_problem(rs.resource.as_ref(), limits) {
             rej.add_group(
@@ -96,7 +97,11 @@ pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> 
                 ss.spans.clear();
                 continue;
             }
-            ss.spans.retain(|span| match span_problem(span, limits) {
+            let problem = |span: &Span| {
+                span_problem(span, limits)
+                    .or_else(|| future_problem("start time", span.start_time_unix_nano, newest))
+            };
+            ss.spans.retain(|span| match problem(span) {
                 None => true,
                 Some(p) => {
                     rej.add(|| {
@@ -119,6 +124,7 @@ pub fn validate_spans(resource_spans: &mut [ResourceSpans], limits: &Limits) -> 
 /// limits takes all of its records with it.
 pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rejections {
     let mut rej = Rejections::default();
+    let newest = newest_time(limits);
     for rl in resource_logs {
         if let Some(p) = resource_problem(rl.resource.as_ref(), limits) {
             rej.add_group(
@@ -138,7 +144,9 @@ pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rej
             let mut index = 0usize;
             sl.log_records.retain(|rec| {
                 index += 1;
-                match log_problem(rec, limits) {
+                let problem = log_problem(rec, limits)
+                    .or_else(|| future_problem("time", rec.time_unix_nano, newest));
+                match problem {
                     None => true,
                     Some(p) => {
                         rej.add(|| format!("log record {} of its scope: {p}", index - 1));
@@ -149,6 +157,19 @@ pub fn validate_logs(resource_logs: &mut [ResourceLogs], limits: &Limits) -> Rej
         }
     }
     rej
+}
+
+/// The latest item time accepted now: the clock plus `max_clock_skew`.
+fn newest_time(limits: &Limits) -> u64 {
+    let skew = u64::try_from(limits.max_clock_skew.as_nanos()).unwrap_or(u64::MAX);
+    crate::store::now_ns().saturating_add(skew)
+}
+
+/// An item time past `newest` would open a partition no retention sweep reaches for as long
+/// as it is ahead: refused, like a malformed item.
+fn future_problem(what: &str, t: u64, newest: u64) -> Option<String> {
+    (t > newest)
+        .then(|| format!("{what} {t} is further ahead of the gateway's clock than max_clock_skew"))
 }
 
 /// At most 64 characters of a name, for messages.
@@ -321,6 +342,7 @@ mod tests {
         let limits = Limits {
             max_attributes: 2,
             max_attribute_value_length: 8,
+            ..Default::default()
         };
         assert_eq!(span_problem(&good_span(), &limits), None);
         type Mutation = Box<dyn Fn(&mut Span)>;
@@ -393,6 +415,7 @@ mod tests {
         let limits = Limits {
             max_attributes: 4,
             max_attribute_value_length: 8,
+            ..Default::default()
         };
         let mut rs = vec![
             ResourceSpans {
@@ -468,6 +491,7 @@ mod tests {
         let limits = Limits {
             max_attributes: 4,
             max_attribute_value_length: 4,
+            ..Default::default()
         };
         let ok = LogRecord::default();
         assert_eq!(log_problem(&ok, &limits), None);

@@ -31,7 +31,7 @@ enum Command {
     /// Run the gateway (the default).
     Serve(ServeArgs),
     /// Ask a running gateway.
-    Query(QueryArgs),
+    Query(Box<QueryArgs>),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -160,7 +160,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::Query(args)) => query::run(args),
+        Some(Command::Query(args)) => query::run(*args),
         Some(Command::Config(ConfigCommand::Check { file })) => match Config::from_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

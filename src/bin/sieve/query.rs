@@ -41,6 +41,15 @@ pub struct QueryArgs {
         env = "SIEVE_ADDR"
     )]
     addr: String,
+    /// CA (PEM) to check an `https://` query API with (default: the public web roots).
+    #[arg(long, global = true, env = "SIEVE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a query API that asks for one (mTLS); with --key-file.
+    #[arg(long, global = true, requires = "key_file")]
+    cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, global = true, requires = "cert_file")]
+    key_file: Option<std::path::PathBuf>,
     /// Bearer token for a query API with `query.auth`.
     #[arg(long, global = true, env = "SIEVE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -339,9 +348,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let url = with_scheme(&args.addr);
-        let endpoint = tonic::transport::Endpoint::from_shared(url)
+        let tls = url.starts_with("https://");
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url)
             .with_context(|| format!("invalid --addr {:?}", args.addr))?
             .connect_timeout(Duration::from_secs(5));
+        if tls {
+            endpoint = endpoint
+                .tls_config(client_tls(&args)?)
+                .context("cannot set up TLS")?;
+        }
         let channel = endpoint
             .connect()
             .await
@@ -384,6 +399,26 @@ impl QueryCommand {
             QueryCommand::Sampling => sampling(c, json).await,
         }
     }
+}
+
+/// The TLS of an `https://` --addr: --ca-file (else the public web roots) and the client
+/// certificate.
+fn client_tls(args: &QueryArgs) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let mut c = tonic::transport::ClientTlsConfig::new();
+    c = match &args.ca_file {
+        Some(ca) => c.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
+        None => c.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&args.cert_file, &args.key_file) {
+        c = c.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        ));
+    }
+    Ok(c)
 }
 
 /// `addr` as a URL: `127.0.0.1:4320` becomes `http://127.0.0.1:4320`.

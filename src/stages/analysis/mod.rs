@@ -50,8 +50,10 @@ pub mod logs;
 mod observe;
 mod persist;
 mod read;
+mod totals;
 
 pub use read::{BottleneckQuery, Bottlenecks, MAX_SCAN_BUCKETS, Read};
+pub use totals::{EdgeMetric, SpanMetric};
 
 /// Errors of the analysis stage.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +199,8 @@ pub struct Analyzer {
     /// Held while a checkpoint moves cells from memory to sled, so that a read finds each
     /// cell in one place or the other.
     moving: Mutex<()>,
+    /// Figures since start, for `/metrics` ([`Analyzer::totals`]).
+    totals: Mutex<totals::Totals>,
     base: Instant,
     /// Log template clusters (None when `analysis.logs.enabled` is false).
     logs: Option<Mutex<logs::LogState>>,
@@ -257,6 +261,7 @@ impl Analyzer {
                 in_flight: BTreeMap::new(),
             }),
             moving: Mutex::new(()),
+            totals: Mutex::new(totals::Totals::default()),
             base: Instant::now(),
             logs,
             log_tree,

@@ -88,6 +88,7 @@ impl Analyzer {
                 failed = Some((e, Some(((bucket, k), cell))));
                 break;
             }
+            lock(&self.totals).add_red(&k, &cell);
         }
         let mut folds = folds.into_iter();
         if failed.is_none() {
@@ -101,6 +102,9 @@ impl Analyzer {
                         .or_default()
                         .merge(&cell);
                     break;
+                }
+                if family == Family::Edge {
+                    lock(&self.totals).add_edge(&labels, &cell);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! `tokio::time::Instant`, so tests drive them with tokio's paused clock.
 //!
 //! **Backoff.** Attempt `n` (0-based) of a batch waits `d = min(max_interval,
-//! initial_interval · 2^n)` plus a jitter drawn uniformly from `[0, randomization_factor · d]`,
+//! initial_interval · multiplier^n)` (multiplier 2 by default) plus a jitter drawn uniformly from `[0, randomization_factor · d]`,
 //! unless the downstream named a delay (gRPC RetryInfo, HTTP Retry-After), which is honoured
 //! as given. There is no elapsed-time limit.
 //!
@@ -28,11 +28,13 @@ use crate::config;
 /// The delay before retry `attempt` (0 = the first retry), with `unit` a uniform draw from
 /// [0, 1) for the jitter.
 pub fn backoff(cfg: &config::RetryOnFailure, attempt: u32, unit: f64) -> Duration {
-    let base = cfg
-        .initial_interval
-        .checked_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-        .unwrap_or(cfg.max_interval)
-        .min(cfg.max_interval);
+    let growth = cfg.multiplier.max(1.0).powi(attempt.min(1000) as i32);
+    let secs = cfg.initial_interval.as_secs_f64() * growth;
+    let base = if secs.is_finite() && secs < cfg.max_interval.as_secs_f64() {
+        Duration::from_secs_f64(secs)
+    } else {
+        cfg.max_interval
+    };
     base + base.mul_f64(cfg.randomization_factor * unit.clamp(0.0, 1.0))
 }
 
@@ -212,6 +214,7 @@ mod tests {
             initial_interval: Duration::from_secs(initial),
             max_interval: Duration::from_secs(max),
             randomization_factor: factor,
+            ..Default::default()
         }
     }
 
@@ -228,6 +231,14 @@ mod tests {
         assert!((secs(9, 0.999) - 35.994).abs() < 1e-6);
         // No jitter configured: exact.
         assert_eq!(backoff(&retry(1, 8, 0.0), 2, 0.9), Duration::from_secs(4));
+        // The Collector's multiplier: 5s, 7.5s, 11.25s, ...
+        let c = config::RetryOnFailure {
+            multiplier: 1.5,
+            ..retry(5, 30, 0.0)
+        };
+        assert_eq!(backoff(&c, 1, 0.0), Duration::from_millis(7500));
+        assert_eq!(backoff(&c, 2, 0.0), Duration::from_millis(11250));
+        assert_eq!(backoff(&c, 10, 0.0), Duration::from_secs(30));
     }
 
     fn breaker() -> Breaker {

@@ -91,6 +91,9 @@ pub enum SinkError {
     /// A header name or value is not valid in HTTP/2 or HTTP/1.1.
     #[error("header {name:?}: {reason}")]
     Header { name: String, reason: String },
+    /// A TLS file could not be read or used.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 impl Sink {
@@ -194,6 +197,30 @@ fn grpc_path(signal: Signal) -> &'static str {
     }
 }
 
+/// tonic's client TLS from the exporter's `tls`: its CA (else the public web roots) and
+/// client certificate.
+fn client_tls(
+    t: Option<&config::ClientTls>,
+) -> Result<tonic::transport::ClientTlsConfig, SinkError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| SinkError::Tls(format!("{}: {e}", p.display())))
+    };
+    let mut c = tonic::transport::ClientTlsConfig::new();
+    match t.and_then(|t| t.ca_file.as_deref()) {
+        Some(ca) => c = c.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
+        None => c = c.with_webpki_roots(),
+    }
+    if let Some(t) = t
+        && let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file)
+    {
+        c = c.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        ));
+    }
+    Ok(c)
+}
+
 /// `otlp`: OTLP/gRPC.
 pub struct GrpcSink {
     channel: tonic::transport::Channel,
@@ -204,11 +231,16 @@ pub struct GrpcSink {
 
 impl GrpcSink {
     fn new(c: &config::OtlpExporter) -> Result<GrpcSink, SinkError> {
-        let uri = config::grpc_endpoint_uri(&c.endpoint).map_err(SinkError::Endpoint)?;
-        let channel = tonic::transport::Endpoint::from(uri)
+        let uri = c.uri().map_err(SinkError::Endpoint)?;
+        let mut endpoint = tonic::transport::Endpoint::from(uri)
             .connect_timeout(c.timeout)
-            .timeout(c.timeout)
-            .connect_lazy();
+            .timeout(c.timeout);
+        if c.uses_tls() {
+            endpoint = endpoint
+                .tls_config(client_tls(c.tls.as_ref())?)
+                .map_err(|e| SinkError::Tls(e.to_string()))?;
+        }
+        let channel = endpoint.connect_lazy();
         let mut headers = MetadataMap::new();
         for (k, v) in &c.headers {
             let bad = |e: &dyn std::fmt::Display| SinkError::Header {

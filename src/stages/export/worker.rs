@@ -416,6 +416,7 @@ mod tests {
                 initial_interval: Duration::from_secs(5),
                 max_interval: Duration::from_secs(30),
                 randomization_factor: 0.0,
+                ..Default::default()
             },
             num_consumers: 1,
             drain_timeout: Duration::from_secs(5),

@@ -16,6 +16,7 @@
 //! With `storage.sync: false`, [`Intake::commit`] returns once the batches are applied (sled
 //! flushes on its own timer), which is only there to measure what durability costs.
 
+pub mod memory;
 pub mod pipeline;
 pub mod sampling;
 pub mod tail_buffer;

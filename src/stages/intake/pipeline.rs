@@ -3,7 +3,8 @@
 //!
 //! A receiver decodes its protocol (gRPC or HTTP, protobuf or JSON), validates the items
 //! (`receiver::validate`) and answers in its protocol; everything between is here, once:
-//! - [`Pipeline::admit`] before anything is decoded: a tail-sampling buffer over twice its
+//! - [`Pipeline::admit`] before anything is decoded: memory over the memory limiter's soft
+//!   limit, a tail-sampling buffer over twice its
 //!   bounds, a full exporter queue under the refuse policy, or a spent intake budget refuse
 //!   the request with a retry delay ([`PipelineError::Refused`]). The [`Reservation`] it
 //!   returns bounds the decoded requests in memory, not only the written ones.
@@ -22,6 +23,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use super::memory::MemoryLimit;
 use super::sampling::{Sampled, Sampling};
 use super::{Intake, IntakeError, Reservation};
 use crate::otlp::Signal;
@@ -150,15 +152,19 @@ pub struct Pipeline {
     exporters: Arc<Exporters>,
     sampling: Arc<Sampling>,
     analyzer: Arc<Analyzer>,
+    memory: Option<Arc<MemoryLimit>>,
 }
 
 impl Pipeline {
+    /// The stage sequence over the stages it feeds; `memory` is the memory limiter's check,
+    /// when one is configured.
     pub fn new(
         intake: Intake,
         stats: Arc<Stats>,
         exporters: Arc<Exporters>,
         sampling: Arc<Sampling>,
         analyzer: Arc<Analyzer>,
+        memory: Option<Arc<MemoryLimit>>,
     ) -> Arc<Pipeline> {
         Arc::new(Pipeline {
             intake,
@@ -166,6 +172,7 @@ impl Pipeline {
             exporters,
             sampling,
             analyzer,
+            memory,
         })
     }
 
@@ -183,6 +190,11 @@ impl Pipeline {
                 retry_after: self.intake.retry_delay(),
             }
         };
+        if self.memory.as_ref().is_some_and(|m| m.refuses()) {
+            return Err(refused(
+                "memory is over the memory_limiter's soft limit; retry later".into(),
+            ));
+        }
         if self.sampling.is_overloaded(kind) {
             return Err(refused(
                 "the tail sampling buffer is over twice its bounds; retry later".into(),

@@ -380,7 +380,10 @@ impl Sampling {
                         }
                         continue;
                     }
-                    None => continue,
+                    // Not samplers: batch is mapped onto the exporters by the config,
+                    // memory_limiter guards admission (`super::memory`).
+                    Some(config::Processor::Batch(_) | config::Processor::MemoryLimiter(_))
+                    | None => continue,
                 };
                 let sampler = match s.all.iter().find(|x| &x.name == name) {
                     Some(x) => x.clone(),

@@ -1,0 +1,92 @@
+//! TLS for the servers (`tls: {cert_file, key_file, client_ca_file}` on the gRPC and HTTP
+//! receivers and the query API), with rustls and the ring provider. With `client_ca_file`
+//! a client must present a certificate that chains to it (mTLS); without, none is asked for.
+//! The files are read once at start; a bad file stops the start with its path.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::ServerTls;
+
+/// A TLS file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct TlsError {
+    pub path: String,
+    pub reason: String,
+}
+
+fn err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| err(path, e))
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(path, format!("not a PEM certificate: {e:?}")))?;
+    if certs.is_empty() {
+        return Err(err(path, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls server configuration of `t`, offering `alpn` (e.g. `http/1.1`).
+pub fn server_config(t: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = certs(&t.cert_file)?;
+    let key_pem = read(&t.key_file)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| err(&t.key_file, format!("not a PEM private key: {e:?}")))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&t.cert_file, e))?;
+    let builder = match &t.client_ca_file {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c).map_err(|e| err(ca, e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| err(ca, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| err(&t.key_file, e))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// tonic's server TLS configuration of `t` (HTTP/2).
+pub fn tonic_config(t: &ServerTls) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
+    let identity = tonic::transport::Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?);
+    // Parsed here too, so that a bad file is named at start rather than at the first
+    // handshake.
+    server_config(t, &[b"h2"])?;
+    let mut c = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &t.client_ca_file {
+        c = c.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(c)
+}
