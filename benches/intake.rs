@@ -71,6 +71,12 @@ fn bench(c: &mut Criterion) {
             sieve::synth::trace_request(&mut rng, spans, sieve::store::now_ns()).encode_to_vec();
         let mut g = c.benchmark_group(format!("intake_{spans}_spans"));
         g.throughput(Throughput::Elements(spans as u64));
+        g.bench_function("decoded-size estimate (admission)", |b| {
+            b.iter(|| {
+                sieve::otlp::size::decoded_size(sieve::otlp::Signal::Traces, &bytes)
+                    .expect("estimate")
+            })
+        });
         g.bench_function("decode", |b| {
             b.iter(|| ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode"))
         });

@@ -390,7 +390,13 @@ fn run(
         alerts.clone(),
         config.query.search_depth,
     );
-    health.started(query.clone());
+    health.started(
+        query.clone(),
+        metrics::Gauges {
+            intake: intake.clone(),
+            memory: memory.clone(),
+        },
+    );
     let query_server = serve_grpc(
         "query grpc",
         Routes::new(QueryServiceServer::new(query)),

@@ -522,3 +522,41 @@ async fn cors_for_browser_sdks() {
     assert_eq!(stored_names(&gw, 0x30).await, ["browser"]);
     gw.stop().await;
 }
+
+/// Slow clients: connections that never finish their headers are closed after
+/// `read_header_timeout`, and while they hang a normal client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_starve_others() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = common::start(|c| {
+        c.otlp_http_mut().expect("http").read_header_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let addr = gw.otlp_http.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("partial headers");
+        slow.push(s);
+    }
+    let body = request(vec![span(0x40, 1, "prompt")]).encode_to_vec();
+    let a = post(
+        &format!("{}/v1/traces", gw.otlp_http),
+        "application/x-protobuf",
+        None,
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 200, "served beside 200 hanging connections");
+    // The hanging ones are closed by the server (read returns, with an answer or EOF).
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(read.is_ok(), "a hanging connection was not closed");
+    }
+    gw.stop().await;
+}

@@ -74,6 +74,32 @@ async fn metrics_show_intake_and_compaction_and_health_answers() {
         sample(&text, "sieve_analysis_spans_total"),
         Some(sent as f64)
     );
+    // The intake: its budget, and one flush at least per acknowledged request batch.
+    assert_eq!(
+        sample(&text, "sieve_intake_budget_bytes"),
+        Some((64u64 << 20) as f64)
+    );
+    assert!(sample(&text, "sieve_intake_inflight_bytes").is_some());
+    let flushes = sample(&text, "sieve_intake_flush_duration_seconds_count").expect("flushes");
+    assert!(flushes >= 1.0, "{flushes}");
+    assert_eq!(
+        sample(
+            &text,
+            "sieve_intake_flush_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(flushes)
+    );
+    assert_eq!(
+        sample(&text, "sieve_alerting_alerts{state=\"firing\"}"),
+        Some(0.0)
+    );
+    // Every span is in the spanmetrics series too.
+    let calls: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("traces_span_metrics_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(calls, sent as f64);
 
     // The same figures GetStats answers (counters only grow, so the scrape is a lower bound).
     let stats = gw

@@ -220,6 +220,10 @@ pub struct HttpProtocol {
     pub metrics_url_path: String,
     /// Cross-origin requests from browser SDKs; off unless origins are listed.
     pub cors: Option<Cors>,
+    /// How long a client may take to send a request's headers (and its TLS handshake) before
+    /// the connection is closed: slow clients cannot hold the connection slots. Default 10s.
+    #[serde(with = "duration")]
+    pub read_header_timeout: Duration,
     /// Bearer-token authentication: `{authenticator: bearertokenauth}`. Requests without one
     /// of its tokens get 401. Default: none.
     pub auth: Option<Auth>,
@@ -236,6 +240,7 @@ impl Default for HttpProtocol {
             logs_url_path: "/v1/logs".into(),
             metrics_url_path: "/v1/metrics".into(),
             cors: None,
+            read_header_timeout: Duration::from_secs(10),
             auth: None,
             tls: None,
         }

@@ -43,12 +43,24 @@ pub struct Health {
     ready: AtomicBool,
     /// Scrapes answering from `query`; [`Health::close`] waits for them.
     scrapes: TaskTracker,
+    /// The intake and the memory limiter, for their gauges.
+    gauges: RwLock<Option<Gauges>>,
+}
+
+/// What `/metrics` reads besides the query service: the intake's budget and flush times and
+/// the memory limiter.
+#[derive(Clone)]
+pub struct Gauges {
+    pub intake: crate::stages::intake::Intake,
+    pub memory: Option<Arc<crate::stages::intake::memory::MemoryLimit>>,
 }
 
 impl Health {
-    /// The stages run: `/metrics` answers from `query` and `/health/ready` says ready.
-    pub fn started(&self, query: Query) {
+    /// The stages run: `/metrics` answers from `query` and `gauges`, and `/health/ready`
+    /// says ready.
+    pub fn started(&self, query: Query, gauges: Gauges) {
         *self.query.write().unwrap_or_else(|p| p.into_inner()) = Some(query);
+        *self.gauges.write().unwrap_or_else(|p| p.into_inner()) = Some(gauges);
         self.ready.store(true, Ordering::Release);
     }
 
@@ -62,6 +74,10 @@ impl Health {
     pub async fn close(&self) {
         self.stopping();
         self.query.write().unwrap_or_else(|p| p.into_inner()).take();
+        self.gauges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.scrapes.close();
         self.scrapes.wait().await;
     }
@@ -192,10 +208,19 @@ async fn respond<B>(health: &Health, req: Request<B>) -> Response<Full<bytes::By
             };
             let stats = q.stats().await;
             let (spans, edges) = q.analysis_totals();
+            let alerts = q.alert_counts();
             drop(q);
+            let gauges = health
+                .gauges
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             drop(scrape);
             let mut body = render(&stats, &Process::read());
             let mut connectors = Exposition::default();
+            if let Some(g) = &gauges {
+                render_gauges(&mut connectors, g, alerts);
+            }
             super::connectors::render(&mut connectors, &spans, &edges);
             body.push_str(&connectors.into_text());
             let mut r = text(StatusCode::OK, body);
@@ -549,6 +574,93 @@ pub fn render(stats: &GetStatsResponse, process: &Process) -> String {
     out.text
 }
 
+/// Flush-time buckets, seconds.
+const FLUSH_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The intake's budget and flush times, the memory limiter and the alert engine.
+fn render_gauges(out: &mut Exposition, g: &Gauges, (pending, firing, incidents): (u64, u64, u64)) {
+    out.one(
+        "sieve_intake_budget_bytes",
+        "The in-flight budget (intake.max_inflight_mib).",
+        "gauge",
+        g.intake.budget_total() as f64,
+    );
+    out.one(
+        "sieve_intake_inflight_bytes",
+        "Budget held by requests in flight (body plus its decoded size).",
+        "gauge",
+        g.intake.budget_in_use() as f64,
+    );
+    let flush = g.intake.flush_times();
+    out.family(
+        "sieve_intake_flush_duration_seconds",
+        "Duration of each group-committed flush (value log fsync, then sled).",
+        "histogram",
+    );
+    for le in FLUSH_BUCKETS {
+        let le_text = le.to_string();
+        out.sample(
+            "sieve_intake_flush_duration_seconds_bucket",
+            &[("le", &le_text)],
+            flush.count_le((le * 1e9) as u64) as f64,
+        );
+    }
+    out.sample(
+        "sieve_intake_flush_duration_seconds_bucket",
+        &[("le", "+Inf")],
+        flush.count() as f64,
+    );
+    out.sample(
+        "sieve_intake_flush_duration_seconds_sum",
+        &[],
+        flush.sum() as f64 / 1e9,
+    );
+    out.sample(
+        "sieve_intake_flush_duration_seconds_count",
+        &[],
+        flush.count() as f64,
+    );
+    if let Some(m) = &g.memory {
+        out.one(
+            "sieve_memory_limiter_soft_limit_bytes",
+            "Resident memory above which receivers refuse (limit_mib - spike_limit_mib).",
+            "gauge",
+            m.soft_bytes() as f64,
+        );
+        out.one(
+            "sieve_memory_limiter_refusing",
+            "1 while memory is over the soft limit and requests are refused.",
+            "gauge",
+            f64::from(u8::from(m.is_over())),
+        );
+        out.one(
+            "sieve_memory_limiter_refused_requests_total",
+            "Requests refused by the memory limiter.",
+            "counter",
+            m.refused_total() as f64,
+        );
+    }
+    out.family("sieve_alerting_alerts", "Alerts by state.", "gauge");
+    out.sample(
+        "sieve_alerting_alerts",
+        &[("state", "pending")],
+        pending as f64,
+    );
+    out.sample(
+        "sieve_alerting_alerts",
+        &[("state", "firing")],
+        firing as f64,
+    );
+    out.one(
+        "sieve_alerting_open_incidents",
+        "Incidents with an alert still firing.",
+        "gauge",
+        incidents as f64,
+    );
+}
+
 /// Text exposition being written.
 #[derive(Default)]
 pub(super) struct Exposition {
@@ -582,7 +694,7 @@ impl Exposition {
     }
 
     /// A family of one unlabelled sample.
-    fn one(&mut self, name: &str, help: &str, kind: &str, value: f64) {
+    pub(super) fn one(&mut self, name: &str, help: &str, kind: &str, value: f64) {
         self.family(name, help, kind);
         self.sample(name, &[], value);
     }

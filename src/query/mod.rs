@@ -74,6 +74,14 @@ pub struct Query {
 }
 
 impl Query {
+    /// (pending alerts, firing alerts, open incidents).
+    pub fn alert_counts(&self) -> (u64, u64, u64) {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts()
+    }
+
     /// Span metrics and service-graph edges since start (for `/metrics`).
     pub fn analysis_totals(
         &self,

@@ -20,7 +20,7 @@
 //! CORS is off unless `cors.allowed_origins` lists origins; then allowed origins get
 //! `Access-Control-Allow-Origin` on their answers and preflight requests are answered.
 //! Connections are bounded ([`MAX_CONNECTIONS`]) and a client must send its headers within
-//! [`HEADER_TIMEOUT`], so slow clients cannot hold every slot. At shutdown each connection
+//! `read_header_timeout` (10 s), so slow clients cannot hold every slot. At shutdown each connection
 //! finishes the request it is in (which still gets its flush) and closes.
 
 use std::convert::Infallible;
@@ -48,8 +48,6 @@ use crate::telemetry::events;
 
 /// Connections served at once; more wait in the accept queue.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Request headers a browser may send without `cors.allowed_headers` saying so.
 const CORS_DEFAULT_HEADERS: [&str; 4] = [
@@ -66,6 +64,7 @@ pub struct HttpReceiver {
     tls: Option<tokio_rustls::TlsAcceptor>,
     routes: [(String, Signal); 3],
     max_body: usize,
+    header_timeout: Duration,
     cors: Option<Cors>,
 }
 
@@ -95,6 +94,7 @@ impl HttpReceiver {
                 (cfg.metrics_url_path.clone(), Signal::Metrics),
             ],
             max_body: cfg.max_body_bytes(),
+            header_timeout: cfg.read_header_timeout,
             cors: cfg.cors.clone().filter(|c| !c.allowed_origins.is_empty()),
         })
     }
@@ -131,7 +131,8 @@ impl HttpReceiver {
                     Some(acceptor) => {
                         // The handshake counts against the header timeout too.
                         let handshake =
-                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await;
+                            tokio::time::timeout(this.header_timeout, acceptor.accept(stream))
+                                .await;
                         if let Ok(Ok(tls)) = handshake {
                             this.clone().serve_connection(tls, stop).await;
                         }
@@ -150,13 +151,14 @@ impl HttpReceiver {
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let header_timeout = self.header_timeout;
         let service = hyper::service::service_fn(move |req| {
             let this = self.clone();
             async move { Ok::<_, Infallible>(this.handle(req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .keep_alive(true)
             .serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
@@ -305,23 +307,44 @@ impl HttpReceiver {
         S::Response: serde::Serialize,
     {
         let rx = &self.rx;
-        let _reservation = match rx.pipeline.admit(S::KIND, body.len()) {
+        // The budget holds what the body decodes to: estimated from protobuf bytes, bounded
+        // from above for JSON (see crate::otlp::size).
+        let admitted = match encoding {
+            Encoding::Protobuf => rx.pipeline.admit(S::KIND, &body),
+            Encoding::Json => rx.pipeline.admit_json(S::KIND, &body),
+        };
+        let _reservation = match admitted {
             Ok(r) => r,
+            Err(e @ PipelineError::TooLarge { .. }) => {
+                return status(encoding, StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+            }
             Err(e) => return unavailable(encoding, &e),
         };
-        let decoded = match encoding {
-            Encoding::Protobuf => S::Request::decode(body.clone()).map_err(|e| e.to_string()),
-            Encoding::Json => serde_json::from_slice(&body).map_err(|e| e.to_string()),
+        let (decoded, proto_body) = match encoding {
+            Encoding::Protobuf => (None, body.clone()),
+            Encoding::Json => match serde_json::from_slice::<S::Request>(&body) {
+                Ok(req) => {
+                    let bytes = Bytes::from(req.encode_to_vec());
+                    (Some(req), bytes)
+                }
+                Err(e) => {
+                    let message = rx.undecodable(S::KIND, &e);
+                    return status(encoding, StatusCode::BAD_REQUEST, message);
+                }
+            },
         };
         let req = match decoded {
-            Ok(req) => req,
-            Err(e) => {
-                let message = rx.undecodable(S::KIND, &e);
-                return status(encoding, StatusCode::BAD_REQUEST, message);
-            }
+            Some(req) => req,
+            None => match S::Request::decode(body.clone()) {
+                Ok(req) => req,
+                Err(e) => {
+                    let message = rx.undecodable(S::KIND, &e);
+                    return status(encoding, StatusCode::BAD_REQUEST, message);
+                }
+            },
         };
-        // Protobuf goes on as it came; JSON is re-encoded by the pipeline.
-        let received = (encoding == Encoding::Protobuf).then_some(body);
+        // Protobuf goes on as it came; JSON goes on as its protobuf encoding.
+        let received = Some(proto_body);
         match rx.accept::<S>(req, received).await {
             Ok(answer) => {
                 let bytes = match encoding {

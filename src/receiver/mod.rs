@@ -127,8 +127,13 @@ impl Receiver {
 }
 
 /// Maps a pipeline failure to a retryable status (with RetryInfo when it says when):
-/// nothing the client sent was wrong.
+/// nothing the client sent was wrong — except a request too large to ever fit the budget,
+/// which is RESOURCE_EXHAUSTED without RetryInfo (not retried).
 fn status(e: PipelineError) -> Status {
+    if let PipelineError::TooLarge { .. } = e {
+        // Permanent for OTLP clients: RESOURCE_EXHAUSTED without RetryInfo.
+        return Status::resource_exhausted(e.to_string());
+    }
     match e.retry_after() {
         Some(delay) => Status::with_error_details(
             Code::Unavailable,
@@ -162,7 +167,7 @@ impl<S: OtlpSignal> Export for Service<S> {
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
         let rx = &self.0;
-        let _reservation = rx.pipeline.admit(S::KIND, body.len()).map_err(status)?;
+        let _reservation = rx.pipeline.admit(S::KIND, &body).map_err(status)?;
         let req: S::Request = rx.decode(S::KIND, body.clone())?;
         rx.accept::<S>(req, Some(body)).await.map_err(status)
     }

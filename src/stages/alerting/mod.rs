@@ -420,6 +420,20 @@ pub struct AlertView {
 impl Engine {
     /// Alerts other than inactive ones, optionally of one state and service, highest
     /// priority first.
+    /// (pending alerts, firing alerts, open incidents), for `/metrics`.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        use crate::alerts::alert::State;
+        let (mut pending, mut firing) = (0, 0);
+        for a in self.rules.alerts.values() {
+            match a.life.state {
+                State::Pending => pending += 1,
+                State::Firing => firing += 1,
+                _ => {}
+            }
+        }
+        (pending, firing, self.incidents.open.len() as u64)
+    }
+
     pub fn alerts(
         &self,
         state: Option<crate::alerts::alert::State>,

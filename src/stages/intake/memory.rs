@@ -53,6 +53,16 @@ impl MemoryLimit {
         over
     }
 
+    /// Whether memory was over the soft limit at the last check.
+    pub fn is_over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused while over, so far.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// The soft limit in bytes.
     pub fn soft_bytes(&self) -> u64 {
         self.soft_bytes

@@ -90,6 +90,8 @@ struct Shared {
     wake: Notify,
     /// The flusher publishes each completed flush here; waiters watch it.
     done: watch::Sender<FlushOutcome>,
+    /// How long each group-committed flush took (nanoseconds), for `/metrics`.
+    flush_time: std::sync::Mutex<crate::series::histogram::Histogram>,
 }
 
 impl Intake {
@@ -111,12 +113,32 @@ impl Intake {
                 requested: AtomicU64::new(0),
                 wake: Notify::new(),
                 done: watch::Sender::new(FlushOutcome::default()),
+                flush_time: std::sync::Mutex::new(Default::default()),
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Bytes of the budget held by requests in flight now.
+    pub fn budget_in_use(&self) -> usize {
+        self.shared.budget_total - self.shared.budget.available_permits()
+    }
+
+    /// Durations of the group-committed flushes so far (nanoseconds).
+    pub fn flush_times(&self) -> crate::series::histogram::Histogram {
+        self.shared
+            .flush_time
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The whole in-flight budget, in bytes.
+    pub fn budget_total(&self) -> usize {
+        self.shared.budget_total
     }
 
     /// The delay receivers put in RetryInfo when refusing.
@@ -188,7 +210,14 @@ impl Intake {
             // flush below covers it.
             let target = self.shared.requested.load(Ordering::SeqCst);
             if target > flushed_upto || stopping {
+                let began = std::time::Instant::now();
                 let result = self.shared.store.flush().await;
+                let took = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.shared
+                    .flush_time
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(took);
                 if let Err(e) = &result {
                     events::IntakeWriteFailed { error: e }.emit();
                 }

@@ -50,6 +50,13 @@ pub enum PipelineError {
     /// Sampling, the exporters' queues or the store write failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request would take more memory decoded than the whole intake budget: it can
+    /// never be taken (the client must send smaller requests).
+    #[error(
+        "the request would take about {need} bytes once decoded, more than the whole intake \
+         budget of {budget} bytes (intake.max_inflight_mib); send smaller requests"
+    )]
+    TooLarge { need: usize, budget: usize },
 }
 
 impl PipelineError {
@@ -181,8 +188,25 @@ impl Pipeline {
         &self.stats
     }
 
-    /// Reserves a body's bytes before anything is decoded, or refuses the request.
-    pub fn admit(&self, kind: Signal, body_len: usize) -> Result<Reservation, PipelineError> {
+    /// Reserves what a protobuf body will take before it is decoded — its bytes plus the
+    /// estimate of its decoded size ([`crate::otlp::size`]) — or refuses the request.
+    pub fn admit(&self, kind: Signal, body: &[u8]) -> Result<Reservation, PipelineError> {
+        let decoded = crate::otlp::size::decoded_size(kind, body).unwrap_or(0);
+        self.admit_bytes(kind, body.len().saturating_add(decoded))
+    }
+
+    /// Reserves an OTLP JSON body before it is decoded: its bytes plus an upper bound of
+    /// what it decodes to ([`crate::otlp::size::json_upper_bound`]).
+    pub fn admit_json(&self, kind: Signal, body: &[u8]) -> Result<Reservation, PipelineError> {
+        self.admit_bytes(kind, crate::otlp::size::json_upper_bound(body))
+    }
+
+    /// Reserves `need` bytes of the in-flight budget, or refuses the request.
+    fn admit_bytes(&self, kind: Signal, need: usize) -> Result<Reservation, PipelineError> {
+        let budget = self.intake.budget_total();
+        if need > budget {
+            return Err(PipelineError::TooLarge { need, budget });
+        }
         let refused = |reason: String| {
             events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             PipelineError::Refused {
@@ -203,7 +227,7 @@ impl Pipeline {
         if let Err(e) = self.exporters.check_room(kind) {
             return Err(refused(e.to_string()));
         }
-        self.intake.try_reserve(body_len).map_err(|e| {
+        self.intake.try_reserve(need).map_err(|e| {
             events::ReceiverRequestRefused { signal: kind }.emit(&self.stats);
             PipelineError::Intake(e)
         })

@@ -1,6 +1,8 @@
 //! Small helpers over the OTLP types of `opentelemetry-proto`: the service name of a resource,
 //! attribute lookup, a text form of `AnyValue`, severity names, id formatting. No I/O.
 
+pub mod size;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
