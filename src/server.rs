@@ -106,19 +106,46 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Gateway, ServeError> {
-    // Health answers from here on: live now, ready once every stage runs. The endpoint
-    // stops if starting fails below (the guard is disarmed once the gateway runs).
+    // Health answers from here on: live now, ready once every stage runs. The endpoints
+    // stop if starting fails below (the guard is disarmed once the gateway runs).
     let health = Arc::new(Health::default());
     let stop_metrics = CancellationToken::new();
     let metrics_guard = stop_metrics.clone().drop_guard();
+    let metrics_addr = serve_health(&config, &health, &stop_metrics).await?;
+    let guard = Guard {
+        tokens: Tokens::load(&config)?,
+        tls: Tls::load(&config)?,
+    };
+    guard.warn_if_open(&config);
+    let parts = Parts::open(&config)?;
+    let listeners = Listeners::bind(&config).await?;
+    let gateway = run(
+        &config,
+        parts,
+        listeners,
+        guard,
+        health,
+        shutdown,
+        stop_metrics,
+    );
+    metrics_guard.disarm();
+    Ok(Gateway {
+        metrics_addr,
+        ..gateway
+    })
+}
+
+/// Starts `/metrics` with the health endpoints, and the `health_check` extension when on;
+/// returns where `/metrics` listens.
+async fn serve_health(
+    config: &Config,
+    health: &Arc<Health>,
+    stop: &CancellationToken,
+) -> Result<Option<SocketAddr>, ServeError> {
     let metrics_addr = match config.metrics_addr() {
         Some(addr) => {
             let (listener, local) = listen("metrics http", addr).await?;
-            tokio::spawn(metrics::serve(
-                listener,
-                health.clone(),
-                stop_metrics.clone(),
-            ));
+            tokio::spawn(metrics::serve(listener, health.clone(), stop.clone()));
             Some(local)
         }
         None => None,
@@ -129,63 +156,12 @@ pub async fn start(
         .and_then(|h| Some((h, h.endpoint.parse::<SocketAddr>().ok()?)))
     {
         let (listener, _) = listen("health_check", addr).await?;
-        let (health, path, stop) = (health.clone(), h.path.clone(), stop_metrics.clone());
+        let (health, path, stop) = (health.clone(), h.path.clone(), stop.clone());
         tokio::spawn(async move {
             metrics::serve_health_check(listener, health, &path, stop).await;
         });
     }
-    let tokens = Tokens::load(&config)?;
-    let tls = Tls::load(&config)?;
-    for (name, addr, protected) in [
-        (
-            "otlp grpc",
-            config.otlp_grpc_addr(),
-            tokens.grpc.is_some() || tls.grpc.is_some(),
-        ),
-        (
-            "otlp http",
-            config.otlp_http_addr(),
-            tokens.http.is_some() || tls.http.is_some(),
-        ),
-        (
-            "query grpc",
-            Some(config.query_addr()),
-            tokens.query.is_some() || tls.query.is_some(),
-        ),
-    ] {
-        if let Some(addr) = addr.filter(|a| a.ip().is_unspecified() && !protected) {
-            events::ServerListenerUnprotected { name, addr }.emit();
-        }
-    }
-    let parts = Parts::open(&config)?;
-    let otlp = match config.otlp_grpc_addr() {
-        Some(addr) => Some(listen("otlp grpc", addr).await?),
-        None => None,
-    };
-    let otlp_http = match config.otlp_http_addr() {
-        Some(addr) => Some(listen("otlp http", addr).await?),
-        None => None,
-    };
-    let query = listen("query grpc", config.query_addr()).await?;
-    let listeners = Listeners {
-        otlp,
-        otlp_http,
-        query,
-    };
-    let gateway = run(
-        &config,
-        parts,
-        listeners,
-        Guard { tokens, tls },
-        health,
-        shutdown,
-        stop_metrics,
-    );
-    metrics_guard.disarm();
-    Ok(Gateway {
-        metrics_addr,
-        ..gateway
-    })
+    Ok(metrics_addr)
 }
 
 /// The bearer tokens each server accepts (`None`: no auth), read before anything runs.
@@ -223,6 +199,34 @@ struct Guard {
     tls: Tls,
 }
 
+impl Guard {
+    /// Warns of each listener on every interface with neither auth nor TLS.
+    fn warn_if_open(&self, config: &Config) {
+        let (t, tls) = (&self.tokens, &self.tls);
+        for (name, addr, protected) in [
+            (
+                "otlp grpc",
+                config.otlp_grpc_addr(),
+                t.grpc.is_some() || tls.grpc.is_some(),
+            ),
+            (
+                "otlp http",
+                config.otlp_http_addr(),
+                t.http.is_some() || tls.http.is_some(),
+            ),
+            (
+                "query grpc",
+                Some(config.query_addr()),
+                t.query.is_some() || tls.query.is_some(),
+            ),
+        ] {
+            if let Some(addr) = addr.filter(|a| a.ip().is_unspecified() && !protected) {
+                events::ServerListenerUnprotected { name, addr }.emit();
+            }
+        }
+    }
+}
+
 /// The TLS settings of each server, read before anything runs.
 struct Tls {
     grpc: Option<tonic::transport::ServerTlsConfig>,
@@ -258,6 +262,25 @@ struct Listeners {
     otlp: Option<(TcpListener, SocketAddr)>,
     otlp_http: Option<(TcpListener, SocketAddr)>,
     query: (TcpListener, SocketAddr),
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+        let otlp = match config.otlp_grpc_addr() {
+            Some(addr) => Some(listen("otlp grpc", addr).await?),
+            None => None,
+        };
+        let otlp_http = match config.otlp_http_addr() {
+            Some(addr) => Some(listen("otlp http", addr).await?),
+            None => None,
+        };
+        let query = listen("query grpc", config.query_addr()).await?;
+        Ok(Listeners {
+            otlp,
+            otlp_http,
+            query,
+        })
+    }
 }
 
 /// What the stages are made of, opened from the config: the store and the state each stage

@@ -338,17 +338,6 @@ async fn with_receiver(name: &str, url: String, alertmanager: bool) -> common::T
     .await
 }
 
-/// GET `url`: (status, body).
-async fn get(url: &str) -> Option<(u16, String)> {
-    use http_body_util::BodyExt as _;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let resp = client.get(url.parse().ok()?).await.ok()?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
 /// A real Alertmanager (the Debian package's binary) on a loopback port receives sieve's
 /// alert, read back from its API v2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,14 +385,12 @@ async fn a_real_alertmanager_receives_the_alert() {
             .spawn()
             .expect("start alertmanager"),
     );
-    common::eventually(
-        Duration::from_secs(30),
-        "alertmanager ready",
-        async || match get(&format!("{am_url}/-/ready")).await {
+    common::eventually(Duration::from_secs(30), "alertmanager ready", async || {
+        match common::http_get(&format!("{am_url}/-/ready")).await {
             Some((200, _)) => Ok(()),
             other => Err(other),
-        },
-    )
+        }
+    })
     .await;
     let gw = with_receiver("am", am_url.clone(), true).await;
     replay(&gw.otlp).await;
@@ -411,7 +398,7 @@ async fn a_real_alertmanager_receives_the_alert() {
         Duration::from_secs(60),
         "the alert in alertmanager",
         async || {
-            let listed: serde_json::Value = get(&format!("{am_url}/api/v2/alerts"))
+            let listed: serde_json::Value = common::http_get(&format!("{am_url}/api/v2/alerts"))
                 .await
                 .and_then(|(_, b)| serde_json::from_str(&b).ok())
                 .unwrap_or(serde_json::Value::Null);

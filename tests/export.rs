@@ -731,7 +731,7 @@ fn bad_exporter_config_names_the_key() {
             "exporters.otlp.tls.ca_file",
         ),
         (
-            "exporters:\n  otlphttp:\n    endpoint: http://x:4318\n    tls:\n      ca_file: /etc/hostname\n",
+            "exporters:\n  otlphttp:\n    endpoint: https://x:4318\n    tls:\n      ca_file: /nonexistent/ca.pem\n",
             "exporters.otlphttp.tls.ca_file",
         ),
         ("exporters:\n  otlp:\n    timeout: 1s\n", "exporters.otlp"),

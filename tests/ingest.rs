@@ -786,21 +786,8 @@ async fn invalid_utf8_rejects_the_request_it_is_in() {
 /// A request of `n` empty spans, written byte by byte (building it as structs would take the
 /// memory the test is about): two bytes a span on the wire, a few hundred decoded.
 fn empty_spans_body(n: usize) -> Vec<u8> {
-    fn varint(mut v: usize, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    let scope: Vec<u8> = [0x12u8, 0x00].repeat(n); // ScopeSpans.spans (2): empty Span
-    let mut resource = vec![0x12]; // ResourceSpans.scope_spans (2)
-    varint(scope.len(), &mut resource);
-    resource.extend_from_slice(&scope);
-    let mut body = vec![0x0a]; // ExportTraceServiceRequest.resource_spans (1)
-    varint(resource.len(), &mut body);
-    body.extend_from_slice(&resource);
-    body
+    // ScopeSpans.spans (2), each an empty Span.
+    otlp::raw_traces_request(&[0x12u8, 0x00].repeat(n))
 }
 
 /// The intake budget counts what a body decodes to, not its wire size: a 2 MB request of a

@@ -15,14 +15,7 @@ use tonic_types::StatusExt;
 
 /// `n` spans with only their ids (valid, 20 bytes each on the wire), written byte by byte.
 fn tiny_spans_body(n: usize, seed: u32) -> Vec<u8> {
-    fn varint(mut v: usize, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    let mut scope = Vec::with_capacity(n * 40);
+    let mut spans = Vec::with_capacity(n * 40);
     for i in 0..n {
         let mut span = vec![0x0a, 16]; // trace_id
         span.extend_from_slice(&seed.to_be_bytes());
@@ -31,17 +24,11 @@ fn tiny_spans_body(n: usize, seed: u32) -> Vec<u8> {
         span.extend_from_slice(&[0x12, 8]); // span_id
         span.extend_from_slice(&(i as u64 + 1).to_be_bytes());
         span.extend_from_slice(&[0x2a, 1, b'x']); // name
-        scope.push(0x12);
-        varint(span.len(), &mut scope);
-        scope.extend_from_slice(&span);
+        spans.push(0x12); // ScopeSpans.spans (2)
+        common::otlp::varint(span.len(), &mut spans);
+        spans.extend_from_slice(&span);
     }
-    let mut resource = vec![0x12];
-    varint(scope.len(), &mut resource);
-    resource.extend_from_slice(&scope);
-    let mut body = vec![0x0a];
-    varint(resource.len(), &mut body);
-    body.extend_from_slice(&resource);
-    body
+    common::otlp::raw_traces_request(&spans)
 }
 
 fn peak_rss_mib(pid: u32) -> u64 {

@@ -26,16 +26,12 @@ fn encode(text: &str) -> String {
 /// The single value of an instant PromQL query, if it has one (None while Prometheus is
 /// not up yet).
 async fn promql(prometheus: &str, query: &str) -> Option<f64> {
-    use http_body_util::BodyExt as _;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let url = format!("{prometheus}/api/v1/query?query={}", encode(query));
-    let resp = client.get(url.parse().ok()?).await.ok()?;
-    if resp.status() != 200 {
+    let (status, body) = common::http_get(&url).await?;
+    if status != 200 {
         return None;
     }
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 

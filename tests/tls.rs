@@ -275,3 +275,35 @@ async fn exporter_through_mtls_to_a_second_sieve() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The otlphttp exporter to a second sieve's HTTP receiver over mTLS (`https://`, the CA and
+/// a client certificate from `tls`): the spans arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlphttp_exporter_through_mtls_to_a_second_sieve() {
+    let pki = pki();
+    let server = pki.server(true);
+    let b = common::start(|c| c.otlp_http_mut().expect("http").tls = Some(server)).await;
+    let yaml = format!(
+        "exporters:\n  otlphttp/b:\n    endpoint: {}\n    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n    batch:\n      timeout: 20ms\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/b]\n",
+        b.otlp_http.replace("http://", "https://"),
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let a = common::start(|c| common::apply(c, &yaml)).await;
+    TraceServiceClient::new(a.otlp_channel().await)
+        .export(request(8))
+        .await
+        .expect("A takes it");
+    let query = b.query.clone();
+    common::eventually(Duration::from_secs(20), "the trace at B", async || {
+        if stored(&b, &query, 8).await {
+            Ok(())
+        } else {
+            Err("not yet")
+        }
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}

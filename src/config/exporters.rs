@@ -100,7 +100,7 @@ impl Exporter {
                     }
                 }
                 check_headers(key, &e.headers)?;
-                check_tls(key, e.tls.as_ref())?;
+                check_client_tls(key, e.tls.as_ref())?;
                 if e.timeout.is_zero() {
                     return invalid("timeout", "must be greater than zero".into());
                 }
@@ -232,28 +232,6 @@ fn check_client_tls(key: &str, tls: Option<&ClientTls>) -> Result<(), ConfigErro
     Ok(())
 }
 
-/// Refuses the client TLS settings the otlphttp exporter cannot honour yet, naming the key.
-fn check_tls(key: &str, tls: Option<&ClientTls>) -> Result<(), ConfigError> {
-    let Some(t) = tls else { return Ok(()) };
-    for (field, set) in [
-        ("ca_file", t.ca_file.is_some()),
-        ("cert_file", t.cert_file.is_some()),
-        ("key_file", t.key_file.is_some()),
-        ("insecure_skip_verify", t.insecure_skip_verify),
-        ("insecure", !t.insecure),
-    ] {
-        if set {
-            return invalid_at(
-                &format!("{key}.tls"),
-                field,
-                "TLS from the otlphttp exporter is not supported by this version: use \
-                 `insecure: true` (plaintext) and a TLS-terminating proxy, or the otlp exporter",
-            );
-        }
-    }
-    Ok(())
-}
-
 fn check_headers(key: &str, headers: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (name, value) in headers {
         let bad_name = http::HeaderName::from_bytes(name.as_bytes()).is_err()
@@ -329,14 +307,8 @@ pub fn http_url(url: &str) -> Result<http::Uri, String> {
         .parse()
         .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{url:?}: TLS is not supported by this version; use http:// (a local \
-                 TLS-terminating proxy can carry it the rest of the way)"
-            ));
-        }
-        _ => return Err(format!("{url:?} must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("{url:?} must start with http:// or https://")),
     }
     if uri.host().is_none() {
         return Err(format!("{url:?} has no host"));
@@ -394,7 +366,7 @@ pub struct OtlpExporter {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpHttpExporter {
-    /// The Collector's client TLS settings; as for `otlp`, only `insecure: true`.
+    /// The Collector's client TLS settings (see [`ClientTls`]): used for `https://` URLs.
     #[serde(default)]
     pub tls: Option<ClientTls>,
     /// Base URL; `/v1/traces`, `/v1/logs` and `/v1/metrics` are appended per signal.
@@ -523,9 +495,9 @@ pub enum WhenFull {
 }
 
 /// `exporters.<name>.tls`, the Collector's client TLS keys. For `otlp`: TLS unless
-/// `insecure: true`, the server checked against `ca_file` (else the public web roots), and
-/// with `cert_file` + `key_file` a client certificate (mTLS). For `otlphttp` only
-/// `insecure: true` in this version.
+/// `insecure: true`; for `otlphttp`: TLS for `https://` URLs. The server is checked against
+/// `ca_file` (else the public web roots); `cert_file` + `key_file` is a client certificate
+/// (mTLS).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTls {

@@ -1,6 +1,29 @@
-//! `tls` of a server (the receivers, the query API), in the Collector's `configtls` shape.
+//! `tls` of a server (the receivers, the query API), in the Collector's `configtls` shape,
+//! and the PEM files both servers and clients read.
 
 use super::*;
+
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The certificates of a PEM file (at least one), or why not, naming the file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate: {e:?}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file, or why not, naming the file.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("{}: not a PEM private key: {e:?}", path.display()))
+}
 
 /// `tls` of a server: its certificate and key, and with `client_ca_file` the CA its clients'
 /// certificates must chain to (mTLS: a client without one is refused). Files are PEM, read

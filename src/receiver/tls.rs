@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use crate::config::ServerTls;
 
@@ -32,14 +31,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(path, format!("not a PEM certificate: {e:?}")))?;
-    if certs.is_empty() {
-        return Err(err(path, "holds no PEM certificate"));
-    }
-    Ok(certs)
+    crate::config::read_certs(path).map_err(|reason| err(path, reason))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -49,9 +41,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// The rustls server configuration of `t`, offering `alpn` (e.g. `http/1.1`).
 pub fn server_config(t: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = certs(&t.cert_file)?;
-    let key_pem = read(&t.key_file)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| err(&t.key_file, format!("not a PEM private key: {e:?}")))?;
+    let key = crate::config::read_key(&t.key_file).map_err(|reason| err(&t.key_file, reason))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| err(&t.cert_file, e))?;

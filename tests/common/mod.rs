@@ -486,3 +486,14 @@ pub async fn http_request(
         body,
     }
 }
+
+/// GET `url`: (status, body), or `None` while nothing answers there.
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let resp = client.get(url.parse().ok()?).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}

@@ -499,7 +499,11 @@ async fn run(
     analyzer: std::sync::Arc<Analyzer>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let client = notifier::client();
+    // Without a client (TLS set-up failed, which the ring provider does not do) alerts are
+    // still evaluated and shown; notifications are logged as not sent.
+    let client = notifier::client()
+        .inspect_err(|e| tracing::error!(error = %e, "cannot build the notification client"))
+        .ok();
     // Notifications in flight: at most MAX_SENDS (a full set holds evaluation back rather
     // than dropping one), drained for at most SEND_DRAIN at shutdown.
     let mut sends = tokio::task::JoinSet::new();
@@ -537,7 +541,12 @@ async fn run(
                     while sends.len() >= MAX_SENDS {
                         sends.join_next().await;
                     }
-                    sends.spawn(notifier::send(client.clone(), out));
+                    match &client {
+                        Some(c) => {
+                            sends.spawn(notifier::send(c.clone(), out));
+                        }
+                        None => tracing::warn!("notification not sent: no HTTP client"),
+                    }
                 }
                 for (labels, state) in named {
                     tracing::info!(alert = %labels, state = state.as_str(), "alert {}", state.as_str());

@@ -213,11 +213,8 @@ impl Notifier {
 use crate::stages::export::sink::{HttpClient as Client, Outcome, classify_http};
 
 /// An HTTP client for notifications.
-pub fn client() -> Client {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(connector)
+pub fn client() -> Result<Client, crate::stages::export::sink::SinkError> {
+    crate::stages::export::sink::http_client(Duration::from_secs(5), None)
 }
 
 /// POSTs one notification; logs the outcome. Answers are classified as the HTTP exporters
@@ -359,10 +356,10 @@ mod tests {
             body: Bytes::from_static(b"{}"),
         };
         let (url, seen) = answering(&[503, 503]).await;
-        send(client(), out(url)).await;
+        send(client().expect("client"), out(url)).await;
         assert_eq!(seen.load(Ordering::SeqCst), 3);
         let (url, seen) = answering(&[400, 400]).await;
-        send(client(), out(url)).await;
+        send(client().expect("client"), out(url)).await;
         assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 

@@ -295,11 +295,61 @@ impl GrpcSink {
     }
 }
 
-/// The HTTP/1 client of the HTTP sinks (and of alert notifications).
+/// The HTTP/1 client of the HTTP sinks (and of alert notifications): http and https.
 pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Full<Bytes>,
 >;
+
+/// An [`HttpClient`]: https checks the server against `tls.ca_file` (else the public web
+/// roots) and presents `tls.cert_file` + `key_file` when given.
+pub fn http_client(
+    connect_timeout: Duration,
+    tls: Option<&config::ClientTls>,
+) -> Result<HttpClient, SinkError> {
+    use hyper_rustls::ConfigBuilderExt as _;
+    use tokio_rustls::rustls;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SinkError::Tls(e.to_string()))?;
+    let builder = match tls.and_then(|t| t.ca_file.as_deref()) {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in config::read_certs(ca).map_err(SinkError::Tls)? {
+                roots
+                    .add(c)
+                    .map_err(|e| SinkError::Tls(format!("{}: {e}", ca.display())))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => builder.with_webpki_roots(),
+    };
+    let client_config =
+        match tls.and_then(|t| Some((t.cert_file.as_deref()?, t.key_file.as_deref()?))) {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    config::read_certs(cert).map_err(SinkError::Tls)?,
+                    config::read_key(key).map_err(SinkError::Tls)?,
+                )
+                .map_err(|e| SinkError::Tls(e.to_string()))?,
+            None => builder.with_no_client_auth(),
+        };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
+}
 
 /// `otlphttp`: OTLP/HTTP with protobuf bodies.
 pub struct HttpSink {
@@ -330,14 +380,8 @@ impl HttpSink {
                 http::HeaderValue::from_str(v).map_err(|e| bad(&e))?,
             );
         }
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(c.timeout));
-        connector.set_nodelay(true);
         Ok(HttpSink {
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
+            client: http_client(c.timeout, c.tls.as_ref())?,
             urls: [
                 url(&c.traces_endpoint, "/v1/traces")?,
                 url(&c.logs_endpoint, "/v1/logs")?,
