@@ -342,22 +342,13 @@ async fn with_receiver(name: &str, url: String, alertmanager: bool) -> common::T
 /// alert, read back from its API v2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_receives_the_alert() {
-    let bin =
-        std::env::var("SIEVE_ALERTMANAGER").unwrap_or_else(|_| "prometheus-alertmanager".into());
-    let found = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SIEVE_REQUIRE_ALERTMANAGER").is_none(),
-            "SIEVE_REQUIRE_ALERTMANAGER is set but {bin} does not run"
-        );
-        println!(
-            "SKIPPED: {bin} not found (apt-get install prometheus-alertmanager, or set SIEVE_ALERTMANAGER)"
-        );
+    let Some(bin) = common::external_program(
+        "SIEVE_ALERTMANAGER",
+        "prometheus-alertmanager",
+        "SIEVE_REQUIRE_ALERTMANAGER",
+    ) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("alertmanager.yml");
     std::fs::write(

@@ -37,19 +37,11 @@ async fn promql(prometheus: &str, query: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_connector_series() {
-    let bin = std::env::var("SIEVE_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
-    let found = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SIEVE_REQUIRE_PROMETHEUS").is_none(),
-            "SIEVE_REQUIRE_PROMETHEUS is set but {bin} does not run"
-        );
-        println!("SKIPPED: {bin} not found (apt-get install prometheus, or set SIEVE_PROMETHEUS)");
+    let Some(bin) =
+        common::external_program("SIEVE_PROMETHEUS", "prometheus", "SIEVE_REQUIRE_PROMETHEUS")
+    else {
         return;
-    }
+    };
     let gw = common::start(|_| {}).await;
     let target = gw.metrics.trim_start_matches("http://").to_string();
 

@@ -244,28 +244,36 @@ async fn query_api_over_tls_with_the_cli() {
     gw.stop().await;
 }
 
-/// A gateway forwards through its otlp exporter, over mTLS, to a second one that asks for
-/// client certificates: the spans arrive.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exporter_through_mtls_to_a_second_sieve() {
+/// B asks for client certificates on its `exporter` ("otlp": gRPC, "otlphttp": HTTP)
+/// receiver; A forwards trace `t` to it through that exporter over mTLS. Returns when B has it.
+async fn forward_through_mtls(exporter: &str, t: u8) {
     let pki = pki();
     let server = pki.server(true);
-    let b = common::start(|c| c.otlp_grpc_mut().expect("grpc").tls = Some(server)).await;
+    let http = exporter == "otlphttp";
+    let b = common::start(|c| {
+        if http {
+            c.otlp_http_mut().expect("http").tls = Some(server);
+        } else {
+            c.otlp_grpc_mut().expect("grpc").tls = Some(server);
+        }
+    })
+    .await;
+    let endpoint = if http { &b.otlp_http } else { &b.otlp };
     let yaml = format!(
-        "exporters:\n  otlp/b:\n    endpoint: {}\n    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n    batch:\n      timeout: 20ms\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp/b]\n",
-        b.otlp.replace("http://", "https://"),
+        "exporters:\n  {exporter}/b:\n    endpoint: {}\n    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n    batch:\n      timeout: 20ms\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [{exporter}/b]\n",
+        endpoint.replace("http://", "https://"),
         pki.ca.display(),
         pki.client_cert.display(),
         pki.client_key.display()
     );
     let a = common::start(|c| common::apply(c, &yaml)).await;
     TraceServiceClient::new(a.otlp_channel().await)
-        .export(request(7))
+        .export(request(t))
         .await
         .expect("A takes it");
     let query = b.query.clone();
     common::eventually(Duration::from_secs(20), "the trace at B", async || {
-        if stored(&b, &query, 7).await {
+        if stored(&b, &query, t).await {
             Ok(())
         } else {
             Err("not yet")
@@ -276,34 +284,16 @@ async fn exporter_through_mtls_to_a_second_sieve() {
     b.stop().await;
 }
 
+/// A gateway forwards through its otlp exporter, over mTLS, to a second one that asks for
+/// client certificates: the spans arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_through_mtls_to_a_second_sieve() {
+    forward_through_mtls("otlp", 7).await;
+}
+
 /// The otlphttp exporter to a second sieve's HTTP receiver over mTLS (`https://`, the CA and
 /// a client certificate from `tls`): the spans arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlphttp_exporter_through_mtls_to_a_second_sieve() {
-    let pki = pki();
-    let server = pki.server(true);
-    let b = common::start(|c| c.otlp_http_mut().expect("http").tls = Some(server)).await;
-    let yaml = format!(
-        "exporters:\n  otlphttp/b:\n    endpoint: {}\n    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n    batch:\n      timeout: 20ms\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/b]\n",
-        b.otlp_http.replace("http://", "https://"),
-        pki.ca.display(),
-        pki.client_cert.display(),
-        pki.client_key.display()
-    );
-    let a = common::start(|c| common::apply(c, &yaml)).await;
-    TraceServiceClient::new(a.otlp_channel().await)
-        .export(request(8))
-        .await
-        .expect("A takes it");
-    let query = b.query.clone();
-    common::eventually(Duration::from_secs(20), "the trace at B", async || {
-        if stored(&b, &query, 8).await {
-            Ok(())
-        } else {
-            Err("not yet")
-        }
-    })
-    .await;
-    a.stop().await;
-    b.stop().await;
+    forward_through_mtls("otlphttp", 8).await;
 }

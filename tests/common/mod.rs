@@ -497,3 +497,23 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
     let body = resp.into_body().collect().await.ok()?.to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// The external program a test drives (Alertmanager, Prometheus): `$env_var` or `default`,
+/// if it runs `--version`. When it does not, `None` and a SKIPPED line — unless
+/// `$require_var` is set (as `.ci/run` does), then the test fails.
+pub fn external_program(env_var: &str, default: &str, require_var: &str) -> Option<String> {
+    let bin = std::env::var(env_var).unwrap_or_else(|_| default.into());
+    let found = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os(require_var).is_none(),
+        "{require_var} is set but {bin} does not run"
+    );
+    println!("SKIPPED: {bin} not found (apt-get install {default}, or set {env_var})");
+    None
+}
