@@ -668,14 +668,21 @@ async fn memory_limiter_refuses_retryably_while_over() {
     .await;
     assert_eq!(a.status, 503, "the HTTP receiver refuses too");
     assert_eq!(a.headers["retry-after"], "2");
-    let s = gw
-        .query_client()
-        .await
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let s = gw.stats().await;
     assert!(s.spans.unwrap_or_default().refused >= 2);
+    // The limiter on /metrics: refusing, and counting what it refused.
+    let (status, text) = common::http("GET", &format!("{}/metrics", gw.metrics)).await;
+    assert_eq!(status, 200);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert_eq!(value("sieve_memory_limiter_refusing"), Some(1.0));
+    assert!(value("sieve_memory_limiter_refused_requests_total").is_some_and(|n| n >= 2.0));
+    assert_eq!(
+        value("sieve_memory_limiter_soft_limit_bytes"),
+        Some((1u64 << 20) as f64)
+    );
     gw.stop().await;
 
     // 1 TiB: never over.

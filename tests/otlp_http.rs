@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use sieve::proto::{GetStatsRequest, GetTraceRequest, SearchLogsRequest};
+use sieve::proto::{GetTraceRequest, SearchLogsRequest};
 
 use common::HttpAnswer as Answer;
 
@@ -424,13 +424,7 @@ async fn error_statuses() {
     assert_eq!(stored_names(&gw, 0x21).await, ["ok"]);
     assert!(stored_names(&gw, 0x20).await.is_empty());
 
-    let s = gw
-        .query_client()
-        .await
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let s = gw.stats().await;
     assert_eq!(
         s.undecodable_requests, 2,
         "the two bodies that did not decode"

@@ -320,31 +320,19 @@ impl HttpReceiver {
             }
             Err(e) => return unavailable(encoding, &e),
         };
-        let (decoded, proto_body) = match encoding {
-            Encoding::Protobuf => (None, body.clone()),
-            Encoding::Json => match serde_json::from_slice::<S::Request>(&body) {
-                Ok(req) => {
-                    let bytes = Bytes::from(req.encode_to_vec());
-                    (Some(req), bytes)
-                }
-                Err(e) => {
-                    let message = rx.undecodable(S::KIND, &e);
-                    return status(encoding, StatusCode::BAD_REQUEST, message);
-                }
-            },
+        let decoded = match encoding {
+            Encoding::Protobuf => S::Request::decode(body.clone()).map_err(|e| e.to_string()),
+            Encoding::Json => serde_json::from_slice(&body).map_err(|e| e.to_string()),
         };
         let req = match decoded {
-            Some(req) => req,
-            None => match S::Request::decode(body.clone()) {
-                Ok(req) => req,
-                Err(e) => {
-                    let message = rx.undecodable(S::KIND, &e);
-                    return status(encoding, StatusCode::BAD_REQUEST, message);
-                }
-            },
+            Ok(req) => req,
+            Err(e) => {
+                let message = rx.undecodable(S::KIND, &e);
+                return status(encoding, StatusCode::BAD_REQUEST, message);
+            }
         };
-        // Protobuf goes on as it came; JSON goes on as its protobuf encoding.
-        let received = Some(proto_body);
+        // Protobuf goes on as it came; a JSON request is encoded by the pipeline, once.
+        let received = (encoding == Encoding::Protobuf).then_some(body);
         match rx.accept::<S>(req, received).await {
             Ok(answer) => {
                 let bytes = match encoding {

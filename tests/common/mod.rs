@@ -138,6 +138,16 @@ impl TestGateway {
         }
     }
 
+    /// What GetStats answers now.
+    pub async fn stats(&self) -> sieve::proto::GetStatsResponse {
+        self.query_client()
+            .await
+            .get_stats(sieve::proto::GetStatsRequest {})
+            .await
+            .expect("GetStats")
+            .into_inner()
+    }
+
     pub async fn query_client(&self) -> QueryServiceClient<Channel> {
         query_client(&self.query).await
     }
@@ -432,22 +442,10 @@ pub async fn run_demo(otlp: &str, args: &[&str]) {
     );
 }
 
-/// `method` `url` over HTTP/1.1 with hyper's client: (status, body).
+/// `method` `url` over HTTP/1.1 with hyper's client, no body: (status, body).
 pub async fn http(method: &str, url: &str) -> (u16, String) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(http_body_util::Empty::new())
-        .expect("request");
-    let resp = client.request(req).await.expect("http answer");
-    let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let a = http_request(method, url, &[], Vec::new()).await;
+    (a.status, String::from_utf8_lossy(&a.body).into_owned())
 }
 
 /// An HTTP answer: status, headers, body.

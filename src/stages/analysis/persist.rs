@@ -81,6 +81,8 @@ impl Analyzer {
         let n = red.len() + folds.len();
         let mut red = red.into_iter();
         let mut failed = None;
+        // Only this checkpoint (under `moving`) and a scrape (also under `moving`) take it.
+        let mut totals = lock(&self.totals);
         for ((bucket, k), cell) in red.by_ref() {
             let (kind, status) = (k.kind.to_string(), k.status.to_string());
             let labels = [&*k.service, &*k.operation, &kind, &status];
@@ -88,7 +90,7 @@ impl Analyzer {
                 failed = Some((e, Some(((bucket, k), cell))));
                 break;
             }
-            lock(&self.totals).add_red(&k, &cell);
+            totals.add_red(&k, &cell);
         }
         let mut folds = folds.into_iter();
         if failed.is_none() {
@@ -104,10 +106,11 @@ impl Analyzer {
                     break;
                 }
                 if family == Family::Edge {
-                    lock(&self.totals).add_edge(&labels, &cell);
+                    totals.add_edge(&labels, &cell);
                 }
             }
         }
+        drop(totals);
         if let Some((e, red_cell)) = failed {
             let mut st = lock(&self.state);
             for ((b, k), c) in red_cell.into_iter().chain(red) {

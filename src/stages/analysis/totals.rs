@@ -19,25 +19,24 @@ pub(super) struct Totals {
 
 impl Totals {
     pub(super) fn add_red(&mut self, key: &RedKey, cell: &Cell) {
-        self.red
-            .entry(key.clone())
-            .or_default()
-            .merge(&without_exemplars(cell));
+        match self.red.get_mut(key) {
+            Some(t) => add(t, cell),
+            None => add(self.red.entry(key.clone()).or_default(), cell),
+        }
     }
 
     pub(super) fn add_edge(&mut self, labels: &[String], cell: &Cell) {
-        self.edges
-            .entry(labels.to_vec())
-            .or_default()
-            .merge(&without_exemplars(cell));
+        match self.edges.get_mut(labels) {
+            Some(t) => add(t, cell),
+            None => add(self.edges.entry(labels.to_vec()).or_default(), cell),
+        }
     }
 }
 
-fn without_exemplars(c: &Cell) -> Cell {
-    Cell {
-        exemplars: Vec::new(),
-        ..c.clone()
-    }
+/// Adds `c`'s figures to `t`; totals keep no exemplars.
+fn add(t: &mut Cell, c: &Cell) {
+    t.merge(c);
+    t.exemplars.clear();
 }
 
 /// One span-metric series since start.
