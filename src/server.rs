@@ -13,10 +13,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
@@ -24,9 +24,9 @@ use crate::config::Config;
 use crate::proto::query_service_server::QueryServiceServer;
 use crate::query::Query;
 use crate::query::metrics::{self, Health};
-use crate::receiver::auth;
 use crate::receiver::http::HttpReceiver;
 use crate::receiver::{Logs, Metrics, Receiver, Traces};
+use crate::receiver::{auth, conn};
 use crate::stages::Stage;
 use crate::stages::alerting::{AlertingStage, Engine};
 use crate::stages::analysis::Analyzer;
@@ -229,9 +229,9 @@ impl Guard {
 
 /// The TLS settings of each server, read before anything runs.
 struct Tls {
-    grpc: Option<tonic::transport::ServerTlsConfig>,
+    grpc: Option<tokio_rustls::TlsAcceptor>,
     http: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    query: Option<tonic::transport::ServerTlsConfig>,
+    query: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Tls {
@@ -242,7 +242,7 @@ impl Tls {
         let http_key = "receivers.otlp.protocols.http";
         Ok(Tls {
             grpc: match config.otlp_grpc().and_then(|g| g.tls.as_ref()) {
-                Some(t) => Some(tls::tonic_config(t).map_err(wrap(grpc_key))?),
+                Some(t) => Some(tls::h2_acceptor(t).map_err(wrap(grpc_key))?),
                 None => None,
             },
             http: match config.otlp_http().and_then(|h| h.tls.as_ref()) {
@@ -250,7 +250,7 @@ impl Tls {
                 None => None,
             },
             query: match config.query.tls.as_ref() {
-                Some(t) => Some(tls::tonic_config(t).map_err(wrap("query"))?),
+                Some(t) => Some(tls::h2_acceptor(t).map_err(wrap("query"))?),
                 None => None,
             },
         })
@@ -386,7 +386,11 @@ fn run(
                 "otlp grpc",
                 routes,
                 listener,
-                (tokens.grpc.clone(), tls.grpc.clone()),
+                (
+                    tokens.grpc.clone(),
+                    tls.grpc.clone(),
+                    grpc.handshake_timeout,
+                ),
                 &stop_listeners,
             ))
         }
@@ -418,13 +422,18 @@ fn run(
         metrics::Gauges {
             intake: intake.clone(),
             memory: memory.clone(),
+            receiver: receiver.as_ref().map(|r| r.counters().clone()),
         },
     );
     let query_server = serve_grpc(
         "query grpc",
         Routes::new(QueryServiceServer::new(query)),
         query_listener,
-        (tokens.query.clone(), tls.query.clone()),
+        (
+            tokens.query.clone(),
+            tls.query.clone(),
+            conn::HANDSHAKE_TIMEOUT,
+        ),
         &stop_listeners,
     );
 
@@ -534,33 +543,21 @@ fn serve_grpc(
     name: &'static str,
     routes: Routes,
     listener: TcpListener,
-    (tokens, tls): (
+    (tokens, tls, handshake_timeout): (
         Option<Arc<auth::Tokens>>,
-        Option<tonic::transport::ServerTlsConfig>,
+        Option<tokio_rustls::TlsAcceptor>,
+        Duration,
     ),
     stop: &CancellationToken,
 ) -> JoinHandle<Result<(), ServeError>> {
     let token = stop.clone();
     tokio::spawn(async move {
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            match builder.tls_config(tls) {
-                Ok(b) => builder = b,
-                Err(source) => {
-                    let result = Err(ServeError::Transport {
-                        listener: name,
-                        source,
-                    });
-                    stop_all_if_failed(&result, &token);
-                    return result;
-                }
-            }
-        }
-        let result = builder
+        let incoming = conn::incoming(listener, tls, handshake_timeout, token.clone());
+        let result = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(256))
             .layer(auth::grpc_layer(name, tokens))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(listener), token.clone().cancelled_owned())
+            .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned())
             .await
             .map_err(|source| ServeError::Transport {
                 listener: name,
@@ -578,20 +575,6 @@ fn stop_all_if_failed(result: &Result<(), ServeError>, listeners: &CancellationT
         tracing::error!(error = %e, "listener failed; shutting down");
         listeners.cancel();
     }
-}
-
-/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on listeners
-/// it binds itself; without it a response written in two parts (headers, then a body larger
-/// than one segment) waits for the client's delayed ACK, about 40 ms on Linux.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|s| {
-        s.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    })
 }
 
 fn flatten(r: Result<Result<(), ServeError>, tokio::task::JoinError>) -> Result<(), ServeError> {

@@ -1,6 +1,7 @@
 //! Ten times more tiny-span traffic than the intake budget holds, against the gateway binary
-//! with a memory limiter: its peak resident memory stays under the limit, and what it
-//! refuses is refused retryably (UNAVAILABLE with RetryInfo).
+//! with a memory limiter whose soft limit is below what the budget alone would let the
+//! process reach: the limiter refuses, peak resident memory stays under the limit, and what
+//! is refused is refused retryably (UNAVAILABLE with RetryInfo).
 
 mod common;
 
@@ -43,13 +44,13 @@ fn peak_rss_mib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenfold_tiny_span_overload_stays_under_the_memory_limit() {
-    const LIMIT_MIB: u64 = 768;
+    const LIMIT_MIB: u64 = 448;
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::write_config(
         dir.path(),
         &dir.path().join("data"),
         &format!(
-            "intake:\n  max_inflight_mib: 64\nprocessors:\n  memory_limiter:\n    check_interval: 100ms\n    limit_mib: {LIMIT_MIB}\n    spike_limit_mib: 256\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n"
+            "intake:\n  max_inflight_mib: 64\nprocessors:\n  memory_limiter:\n    check_interval: 100ms\n    limit_mib: {LIMIT_MIB}\n    spike_limit_mib: 160\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n"
         ),
     );
     let gw = common::spawn_sieve(&["serve", "--config", cfg.to_str().unwrap()], dir.path());
@@ -60,12 +61,14 @@ async fn tenfold_tiny_span_overload_stays_under_the_memory_limit() {
         .map(|s| Bytes::from(tiny_spans_body(100_000, s)))
         .collect();
     let (taken, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let by_limiter = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut senders = tokio::task::JoinSet::new();
     for c in 0..16usize {
         let channel = common::channel(&gw.otlp).await;
         let body = bodies[c % bodies.len()].clone();
         let (taken, refused) = (taken.clone(), refused.clone());
+        let by_limiter = by_limiter.clone();
         senders.spawn(async move {
             while Instant::now() < deadline {
                 let r = sieve::otlp::send_pre_encoded::<ExportTraceServiceResponse>(
@@ -82,6 +85,9 @@ async fn tenfold_tiny_span_overload_stays_under_the_memory_limit() {
                         assert_eq!(s.code(), Code::Unavailable, "{s:?}");
                         assert!(s.get_error_details().retry_info().is_some(), "{s:?}");
                         refused.fetch_add(1, Ordering::Relaxed);
+                        if s.message().contains("memory_limiter") {
+                            by_limiter.fetch_add(1, Ordering::Relaxed);
+                        }
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
@@ -96,9 +102,15 @@ async fn tenfold_tiny_span_overload_stays_under_the_memory_limit() {
         taken.load(Ordering::Relaxed),
         refused.load(Ordering::Relaxed),
     );
-    eprintln!("overload: {taken} requests taken, {refused} refused, peak RSS {peak} MiB");
+    let by_limiter = by_limiter.load(Ordering::Relaxed);
+    eprintln!(
+        "overload: {taken} requests taken, {refused} refused ({by_limiter} by the memory \
+         limiter), peak RSS {peak} MiB"
+    );
     assert!(taken > 0, "some requests get in");
     assert!(refused > 0, "ten times the budget is refused in part");
+    // The soft limit (288 MiB) is below what the budget alone lets the process reach.
+    assert!(by_limiter > 0, "the memory limiter refused some requests");
     assert!(
         peak < LIMIT_MIB,
         "peak RSS {peak} MiB over the {LIMIT_MIB} MiB limit"

@@ -283,6 +283,11 @@ pub struct GrpcProtocol {
     pub auth: Option<Auth>,
     /// TLS (`cert_file`, `key_file`, optional `client_ca_file` for mTLS). Default: plaintext.
     pub tls: Option<ServerTls>,
+    /// How long a client may take from connecting to sending the HTTP/2 connection preface,
+    /// its TLS handshake included, before the connection is closed: silent clients cannot
+    /// hold the connection slots (at most 1024 connections are open). Default 10s.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for GrpcProtocol {
@@ -292,6 +297,7 @@ impl Default for GrpcProtocol {
             max_recv_msg_size_mib: 16,
             auth: None,
             tls: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -16,7 +16,7 @@
 //! connector's, `messaging_system` for producer→consumer and `virtual_node` for a peer without
 //! a server span.
 
-use super::metrics::Exposition;
+use super::exposition::Exposition;
 use crate::series::histogram::Histogram;
 use crate::stages::analysis::{EdgeMetric, SpanMetric};
 

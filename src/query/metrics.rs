@@ -14,7 +14,6 @@
 //! request head (a slow client cannot hold the port).
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -27,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Query;
+use super::exposition::Exposition;
 use crate::proto::{GetStatsResponse, SignalStats};
 
 /// Connections served at once; more are closed on accept.
@@ -53,6 +53,8 @@ pub struct Health {
 pub struct Gauges {
     pub intake: crate::stages::intake::Intake,
     pub memory: Option<Arc<crate::stages::intake::memory::MemoryLimit>>,
+    /// The OTLP receiver's per-transport counters, when it runs.
+    pub receiver: Option<Arc<crate::receiver::counters::ReceiverCounters>>,
 }
 
 impl Health {
@@ -571,7 +573,7 @@ pub fn render(stats: &GetStatsResponse, process: &Process) -> String {
         "counter",
         process.cpu_seconds,
     );
-    out.text
+    out.into_text()
 }
 
 /// Flush-time buckets, seconds.
@@ -579,8 +581,75 @@ const FLUSH_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// The receiver's counters per transport, in the Collector's names (see
+/// [`crate::receiver::counters`]).
+fn render_receiver(out: &mut Exposition, counters: &crate::receiver::counters::ReceiverCounters) {
+    use crate::otlp::Signal;
+    use crate::receiver::counters::{Counts, Outcome, Transport};
+    type Field = fn(&Counts) -> u64;
+    let kinds: [(&str, &str, Field); 3] = [
+        ("accepted", "stored and acknowledged", |c| c.accepted),
+        (
+            "refused",
+            "in requests refused retryably (full intake, memory limiter, queues)",
+            |c| c.refused,
+        ),
+        (
+            "failed",
+            "rejected by validation or past retention (partial_success)",
+            |c| c.failed,
+        ),
+    ];
+    for signal in Signal::ALL {
+        let item = match signal {
+            Signal::Traces => "spans",
+            Signal::Logs => "log_records",
+            Signal::Metrics => "metric_points",
+        };
+        for (kind, help, field) in kinds {
+            let name = format!("otelcol_receiver_{kind}_{item}_total");
+            out.family(&name, &format!("{} {help}.", signal.item()), "counter");
+            for t in Transport::ALL {
+                let v = field(&counters.get(t, signal));
+                out.sample(
+                    &name,
+                    &[("receiver", "otlp"), ("transport", t.as_str())],
+                    v as f64,
+                );
+            }
+        }
+    }
+    let name = "sieve_receiver_transport_requests_total";
+    out.family(
+        name,
+        "Export requests per transport by outcome: ok (answered), refused (retryable), \
+         invalid (undecodable or too large).",
+        "counter",
+    );
+    for t in Transport::ALL {
+        for signal in Signal::ALL {
+            let requests = counters.get(t, signal).requests;
+            for (outcome, n) in Outcome::ALL.iter().zip(requests) {
+                out.sample(
+                    name,
+                    &[
+                        ("receiver", "otlp"),
+                        ("transport", t.as_str()),
+                        ("signal", signal.as_str()),
+                        ("outcome", outcome.as_str()),
+                    ],
+                    n as f64,
+                );
+            }
+        }
+    }
+}
+
 /// The intake's budget and flush times, the memory limiter and the alert engine.
 fn render_gauges(out: &mut Exposition, g: &Gauges, (pending, firing, incidents): (u64, u64, u64)) {
+    if let Some(counters) = &g.receiver {
+        render_receiver(out, counters);
+    }
     out.one(
         "sieve_intake_budget_bytes",
         "The in-flight budget (intake.max_inflight_mib).",
@@ -659,57 +728,6 @@ fn render_gauges(out: &mut Exposition, g: &Gauges, (pending, firing, incidents):
         "gauge",
         incidents as f64,
     );
-}
-
-/// Text exposition being written.
-#[derive(Default)]
-pub(super) struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    /// The text written so far.
-    pub(super) fn into_text(self) -> String {
-        self.text
-    }
-
-    pub(super) fn family(&mut self, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {value}");
-    }
-
-    /// A family of one unlabelled sample.
-    pub(super) fn one(&mut self, name: &str, help: &str, kind: &str, value: f64) {
-        self.family(name, help, kind);
-        self.sample(name, &[], value);
-    }
-}
-
-/// A label value with `\`, `"` and newlines escaped, as the format requires.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// HELP text with `\` and newlines escaped.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]

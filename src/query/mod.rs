@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod connectors;
+pub mod exposition;
 pub mod metrics;
 
 use std::sync::Arc;

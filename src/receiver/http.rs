@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::auth::Tokens;
+use super::counters::Transport;
 use super::{OtlpSignal, Receiver};
 use crate::config::{Cors, HttpProtocol};
 use crate::otlp::Signal;
@@ -315,10 +316,13 @@ impl HttpReceiver {
         };
         let _reservation = match admitted {
             Ok(r) => r,
-            Err(e @ PipelineError::TooLarge { .. }) => {
-                return status(encoding, StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+            Err(e) => {
+                rx.not_admitted(Transport::Http, S::KIND, &e);
+                if let PipelineError::TooLarge { .. } = e {
+                    return status(encoding, StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+                }
+                return unavailable(encoding, &e);
             }
-            Err(e) => return unavailable(encoding, &e),
         };
         let decoded = match encoding {
             Encoding::Protobuf => S::Request::decode(body.clone()).map_err(|e| e.to_string()),
@@ -327,13 +331,13 @@ impl HttpReceiver {
         let req = match decoded {
             Ok(req) => req,
             Err(e) => {
-                let message = rx.undecodable(S::KIND, &e);
+                let message = rx.undecodable(Transport::Http, S::KIND, &e);
                 return status(encoding, StatusCode::BAD_REQUEST, message);
             }
         };
         // Protobuf goes on as it came; a JSON request is encoded by the pipeline, once.
         let received = (encoding == Encoding::Protobuf).then_some(body);
-        match rx.accept::<S>(req, received).await {
+        match rx.accept::<S>(Transport::Http, req, received).await {
             Ok(answer) => {
                 let bytes = match encoding {
                     Encoding::Protobuf => answer.encode_to_vec(),

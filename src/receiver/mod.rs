@@ -10,6 +10,8 @@
 //! bytes go on as they came unless validation removed items.
 
 pub mod auth;
+pub mod conn;
+pub mod counters;
 pub mod grpc;
 pub mod http;
 pub mod tls;
@@ -36,6 +38,7 @@ use crate::config::Limits;
 use crate::otlp::Signal;
 use crate::stages::intake::pipeline::{self, Kind, Pipeline, PipelineError};
 use crate::telemetry::events;
+use counters::{Outcome, ReceiverCounters, Transport};
 
 pub use grpc::{Export, OtlpGrpc};
 pub use pipeline::{Logs, Metrics, Traces};
@@ -44,11 +47,21 @@ pub use pipeline::{Logs, Metrics, Traces};
 pub struct Receiver {
     pipeline: Arc<Pipeline>,
     limits: Limits,
+    counters: Arc<ReceiverCounters>,
 }
 
 impl Receiver {
     pub fn new(pipeline: Arc<Pipeline>, limits: Limits) -> Arc<Receiver> {
-        Arc::new(Receiver { pipeline, limits })
+        Arc::new(Receiver {
+            pipeline,
+            limits,
+            counters: Arc::default(),
+        })
+    }
+
+    /// The per-transport counters (for `/metrics`).
+    pub fn counters(&self) -> &Arc<ReceiverCounters> {
+        &self.counters
     }
 
     /// One of the three OTLP services ([`Traces`], [`Logs`], [`Metrics`]) for a tonic router.
@@ -63,7 +76,13 @@ impl Receiver {
     }
 
     /// Counts and logs an undecodable body; returns the message the client gets.
-    fn undecodable(&self, kind: Signal, error: &dyn std::fmt::Display) -> String {
+    fn undecodable(
+        &self,
+        transport: Transport,
+        kind: Signal,
+        error: &dyn std::fmt::Display,
+    ) -> String {
+        self.counters.request(transport, kind, Outcome::Invalid);
         events::ReceiverRequestUndecodable {
             signal: kind,
             error,
@@ -75,8 +94,14 @@ impl Receiver {
         )
     }
 
-    fn decode<M: Message + Default>(&self, kind: Signal, body: Bytes) -> Result<M, Status> {
-        M::decode(body).map_err(|e| Status::invalid_argument(self.undecodable(kind, &e)))
+    /// A request ended before it was decoded: refused by admission (retryable) or too large
+    /// ever to fit (invalid).
+    fn not_admitted(&self, transport: Transport, kind: Signal, e: &PipelineError) {
+        let outcome = match e {
+            PipelineError::TooLarge { .. } => Outcome::Invalid,
+            _ => Outcome::Refused,
+        };
+        self.counters.request(transport, kind, outcome);
     }
 
     /// What every protocol does once it has a decoded request: count it, validate it item by
@@ -86,20 +111,33 @@ impl Receiver {
     /// request came in another encoding.
     async fn accept<S: OtlpSignal>(
         &self,
+        transport: Transport,
         mut req: S::Request,
         received: Option<Bytes>,
     ) -> Result<S::Response, PipelineError> {
+        let items = S::items(&req);
         events::ReceiverRequestReceived {
             signal: S::KIND,
-            items: S::items(&req),
+            items,
         }
         .emit(self.pipeline.stats());
         let mut rejected = S::validate(&mut req, &self.limits);
         self.reject(S::KIND, &rejected);
-        let expired = self
-            .pipeline
-            .run::<S>(req, received, rejected.count > 0)
-            .await?;
+        let invalid = rejected.count;
+        let expired = match self.pipeline.run::<S>(req, received, invalid > 0).await {
+            Ok(expired) => expired,
+            Err(e) => {
+                self.counters
+                    .refused(transport, S::KIND, items.saturating_sub(invalid), invalid);
+                return Err(e);
+            }
+        };
+        self.counters.answered(
+            transport,
+            S::KIND,
+            items.saturating_sub(invalid + expired),
+            invalid + expired,
+        );
         if expired > 0 {
             rejected.add_many(
                 expired,
@@ -167,9 +205,14 @@ impl<S: OtlpSignal> Export for Service<S> {
 
     async fn export(self: Arc<Self>, body: Bytes) -> Result<S::Response, Status> {
         let rx = &self.0;
-        let _reservation = rx.pipeline.admit(S::KIND, &body).map_err(status)?;
-        let req: S::Request = rx.decode(S::KIND, body.clone())?;
-        rx.accept::<S>(req, Some(body)).await.map_err(status)
+        let grpc = Transport::Grpc;
+        let _reservation = rx.pipeline.admit(S::KIND, &body).map_err(|e| {
+            rx.not_admitted(grpc, S::KIND, &e);
+            status(e)
+        })?;
+        let req = S::Request::decode(body.clone())
+            .map_err(|e| Status::invalid_argument(rx.undecodable(grpc, S::KIND, &e)))?;
+        rx.accept::<S>(grpc, req, Some(body)).await.map_err(status)
     }
 }
 

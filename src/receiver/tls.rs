@@ -26,10 +26,6 @@ fn err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| err(path, e))
-}
-
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     crate::config::read_certs(path).map_err(|reason| err(path, reason))
 }
@@ -68,15 +64,7 @@ pub fn server_config(t: &ServerTls, alpn: &[&[u8]]) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
-/// tonic's server TLS configuration of `t` (HTTP/2).
-pub fn tonic_config(t: &ServerTls) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
-    let identity = tonic::transport::Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?);
-    // Parsed here too, so that a bad file is named at start rather than at the first
-    // handshake.
-    server_config(t, &[b"h2"])?;
-    let mut c = tonic::transport::ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &t.client_ca_file {
-        c = c.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-    }
-    Ok(c)
+/// A TLS acceptor for the gRPC servers (ALPN `h2`).
+pub fn h2_acceptor(t: &ServerTls) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    Ok(tokio_rustls::TlsAcceptor::from(server_config(t, &[b"h2"])?))
 }
