@@ -48,6 +48,7 @@
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod fuzzing;
 pub mod log_templates;
 pub mod otlp;
 pub mod query;

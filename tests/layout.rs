@@ -39,7 +39,9 @@ fn layer_of(module: &str) -> Layer {
         "stages" => Layer::Stage,
         // The query API's generated messages belong to the face that serves them: layers
         // below hand out snapshots of their own, which `query` maps to proto.
-        "main" | "bin" | "cli" | "receiver" | "query" | "server" | "lib" | "proto" => Layer::Face,
+        "main" | "bin" | "cli" | "receiver" | "query" | "server" | "lib" | "proto" | "fuzzing" => {
+            Layer::Face
+        }
         "synth" => Layer::Tool,
         other => panic!("tests/layout.rs does not know the module `{other}`: add it to a layer"),
     }

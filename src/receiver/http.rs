@@ -250,18 +250,12 @@ impl HttpReceiver {
         body: Incoming,
         compression: &str,
     ) -> Result<Bytes, (StatusCode, String)> {
-        let too_large = || {
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is over {} bytes", self.max_body),
-            )
-        };
         let raw = Limited::new(body, self.max_body)
             .collect()
             .await
             .map_err(|e| {
                 if e.is::<http_body_util::LengthLimitError>() {
-                    too_large()
+                    too_large(self.max_body)
                 } else {
                     (
                         StatusCode::BAD_REQUEST,
@@ -270,35 +264,7 @@ impl HttpReceiver {
                 }
             })?
             .to_bytes();
-        let decoder: Box<dyn std::io::Read> = match compression.to_ascii_lowercase().as_str() {
-            "" | "identity" => return Ok(raw),
-            "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&raw[..])),
-            "deflate" => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
-            "zstd" => Box::new(
-                zstd::stream::read::Decoder::new(&raw[..])
-                    .map_err(|e| (StatusCode::BAD_REQUEST, format!("corrupt zstd body: {e}")))?,
-            ),
-            other => {
-                return Err((
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!("content encoding {other:?} is not gzip, zstd or deflate"),
-                ));
-            }
-        };
-        let mut out = Vec::new();
-        decoder
-            .take(self.max_body as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("corrupt {compression} body: {e}"),
-                )
-            })?;
-        if out.len() > self.max_body {
-            return Err(too_large());
-        }
-        Ok(Bytes::from(out))
+        decompress(raw, compression, self.max_body)
     }
 
     async fn export<S>(&self, encoding: Encoding, body: Bytes) -> Response<Full<Bytes>>
@@ -498,6 +464,52 @@ fn with_body(code: StatusCode, encoding: Encoding, bytes: Vec<u8>) -> Response<F
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     r
+}
+
+fn too_large(max_body: usize) -> (StatusCode, String) {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over {max_body} bytes"),
+    )
+}
+
+/// `raw` decoded by its `Content-Encoding` (`""`/`identity`, gzip, deflate, zstd), refused
+/// past `max_body` bytes once decompressed (413), corrupt (400) or in another encoding (415).
+/// Never reads more than `max_body + 1` bytes out of the decoder, whatever the body claims.
+pub fn decompress(
+    raw: Bytes,
+    compression: &str,
+    max_body: usize,
+) -> Result<Bytes, (StatusCode, String)> {
+    let decoder: Box<dyn std::io::Read> = match compression.to_ascii_lowercase().as_str() {
+        "" | "identity" => return Ok(raw),
+        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&raw[..])),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
+        "zstd" => Box::new(
+            zstd::stream::read::Decoder::new(&raw[..])
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("corrupt zstd body: {e}")))?,
+        ),
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content encoding {other:?} is not gzip, zstd or deflate"),
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    decoder
+        .take(max_body as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("corrupt {compression} body: {e}"),
+            )
+        })?;
+    if out.len() > max_body {
+        return Err(too_large(max_body));
+    }
+    Ok(Bytes::from(out))
 }
 
 fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

@@ -126,7 +126,7 @@ impl Bloom {
         }
     }
 
-    fn decode(v: &[u8]) -> Option<Bloom> {
+    pub(crate) fn decode(v: &[u8]) -> Option<Bloom> {
         let probes = u32::from_be_bytes(v.get(..4)?.try_into().ok()?);
         let n = u32::from_be_bytes(v.get(4..8)?.try_into().ok()?) as usize;
         let body = v.get(8..8 + n.checked_mul(8)?)?;

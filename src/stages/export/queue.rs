@@ -59,7 +59,7 @@ impl EntryMeta {
         b
     }
 
-    fn decode(key: &[u8], v: &[u8]) -> Option<EntryMeta> {
+    pub(crate) fn decode(key: &[u8], v: &[u8]) -> Option<EntryMeta> {
         let signal = match v.first()? {
             0 => Signal::Traces,
             1 => Signal::Logs,

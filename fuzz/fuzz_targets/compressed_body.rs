@@ -1,0 +1,4 @@
+//! Fuzz target: `sieve::fuzzing::compressed_body` (see its doc for what it runs and checks).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sieve::fuzzing::compressed_body(data));
