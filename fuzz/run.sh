@@ -8,13 +8,13 @@
 #   bash fuzz/run.sh [MINUTES] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-minutes=${1:-1}
+minutes=${1:-1}  # SECONDS_PER_TARGET overrides it (short smoke runs)
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(ls fuzz/fuzz_targets | sed 's/\.rs$//')
 fi
-seconds=$((minutes * 60))
+seconds=${SECONDS_PER_TARGET:-$((minutes * 60))}
 cargo +nightly fuzz build -O >/dev/null
 mkdir -p fuzz/logs
 for t in "${targets[@]}"; do
