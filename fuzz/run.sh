@@ -31,5 +31,5 @@ for t in "${targets[@]}"; do
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo '?')
   n=$(ls "fuzz/corpus/$t" | wc -l)
   status=ok; [ $rc -ne 0 ] && status="CRASH (see $log, fuzz/artifacts/$t)"
-  echo "$t: ${execs} execs in ${minutes} min, cov ${cov}, ft ${ft}, corpus ${n} files: ${status}"
+  echo "$t: ${execs} execs in ${seconds} s, cov ${cov}, ft ${ft}, corpus ${n} files: ${status}"
 done

@@ -208,7 +208,7 @@ fn built_request(c: &mut Choices) -> ExportTraceServiceRequest {
             scope_spans: vec![ScopeSpans {
                 spans: (0..c.upto(24))
                     .map(|_| {
-                        let start = base + (c.u64() >> c.upto(64));
+                        let start = base.saturating_add(c.u64() >> c.upto(64));
                         let end = match c.byte() {
                             0 => start.saturating_sub(1),
                             b => start.saturating_add(u64::from(b) << c.upto(40)),
