@@ -49,28 +49,7 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
-        loop {
-            let slot = tokio::select! {
-                _ = stop.cancelled() => break,
-                slot = slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-            };
-            let stream = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    // Out of file descriptors and the like: the next accept may work.
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            // tonic sets TCP_NODELAY only on listeners it binds itself; without it a response
-            // written in two parts waits for the client's delayed ACK (about 40 ms).
-            let _ = stream.set_nodelay(true);
+        while let Some((stream, slot)) = accept(&listener, &slots, &stop).await {
             let deadline = Instant::now() + handshake_timeout;
             let tls = tls.clone();
             let tx = tx.clone();
@@ -101,6 +80,34 @@ pub fn incoming(
 enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Waits for a free slot among `slots`, then for a connection, with TCP_NODELAY set (tonic
+/// sets it only on listeners it binds itself; without it a response written in two parts
+/// waits for the client's delayed ACK, about 40 ms). `None` once `stop` is cancelled. Shared
+/// by the gRPC servers and the OTLP/HTTP receiver.
+pub async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        _ = stop.cancelled() => return None,
+        slot = slots.clone().acquire_owned() => slot.ok()?,
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, slot));
+                }
+                // Out of file descriptors and the like: the next accept may work.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+        }
+    }
 }
 
 /// One accepted connection: its socket, its slot among [`MAX_CONNECTIONS`], and until the

@@ -104,26 +104,7 @@ impl HttpReceiver {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let connections = TaskTracker::new();
-        loop {
-            let slot = tokio::select! {
-                _ = stop.cancelled() => break,
-                slot = slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-            };
-            let stream = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    // Out of file descriptors and the like: the next accept may work.
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
+        while let Some((stream, slot)) = super::conn::accept(&listener, &slots, &stop).await {
             let this = self.clone();
             let stop = stop.clone();
             connections.spawn(async move {
