@@ -433,7 +433,7 @@ pub fn store_files(data: &[u8]) {
         return;
     };
     let end = 3_600_000_000_000u64;
-    let stem = format!("spans-{:020}-{end:020}", 0);
+    let stem = crate::store::vlog::ValueLog::stem(Signal::Traces, 0, end);
     match first % 3 {
         0 => {
             if std::fs::write(dir.path().join(format!("{stem}.vlog")), body).is_err() {

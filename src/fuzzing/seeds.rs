@@ -196,7 +196,7 @@ fn store_file_seeds(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         return out;
     };
     let end = 3_600_000_000_000u64;
-    let stem = format!("spans-{:020}-{end:020}", 0);
+    let stem = crate::store::vlog::ValueLog::stem(crate::otlp::Signal::Traces, 0, end);
     if let Ok(log) = crate::store::vlog::ValueLog::open(dir.path().to_path_buf()) {
         let _ = log.append(crate::otlp::Signal::Traces, 0, end, &[body, b"second"]);
         if let Ok(bytes) = std::fs::read(dir.path().join(format!("{stem}.vlog"))) {

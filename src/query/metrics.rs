@@ -600,6 +600,11 @@ fn render_receiver(out: &mut Exposition, counters: &crate::receiver::counters::R
             |c| c.failed,
         ),
     ];
+    // One snapshot per transport and signal, read once.
+    let counts: Vec<(Transport, Signal, Counts)> = Transport::ALL
+        .into_iter()
+        .flat_map(|t| Signal::ALL.map(|s| (t, s, counters.get(t, s))))
+        .collect();
     for signal in Signal::ALL {
         let item = match signal {
             Signal::Traces => "spans",
@@ -609,12 +614,11 @@ fn render_receiver(out: &mut Exposition, counters: &crate::receiver::counters::R
         for (kind, help, field) in kinds {
             let name = format!("otelcol_receiver_{kind}_{item}_total");
             out.family(&name, &format!("{} {help}.", signal.item()), "counter");
-            for t in Transport::ALL {
-                let v = field(&counters.get(t, signal));
+            for (t, _, c) in counts.iter().filter(|(_, s, _)| *s == signal) {
                 out.sample(
                     &name,
                     &[("receiver", "otlp"), ("transport", t.as_str())],
-                    v as f64,
+                    field(c) as f64,
                 );
             }
         }
@@ -626,21 +630,18 @@ fn render_receiver(out: &mut Exposition, counters: &crate::receiver::counters::R
          invalid (undecodable or too large).",
         "counter",
     );
-    for t in Transport::ALL {
-        for signal in Signal::ALL {
-            let requests = counters.get(t, signal).requests;
-            for (outcome, n) in Outcome::ALL.iter().zip(requests) {
-                out.sample(
-                    name,
-                    &[
-                        ("receiver", "otlp"),
-                        ("transport", t.as_str()),
-                        ("signal", signal.as_str()),
-                        ("outcome", outcome.as_str()),
-                    ],
-                    n as f64,
-                );
-            }
+    for (t, signal, c) in &counts {
+        for (outcome, n) in Outcome::ALL.iter().zip(c.requests) {
+            out.sample(
+                name,
+                &[
+                    ("receiver", "otlp"),
+                    ("transport", t.as_str()),
+                    ("signal", signal.as_str()),
+                    ("outcome", outcome.as_str()),
+                ],
+                n as f64,
+            );
         }
     }
 }

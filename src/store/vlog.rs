@@ -163,7 +163,8 @@ impl ValueLog {
         Ok(log)
     }
 
-    fn stem(signal: Signal, start: u64, end: u64) -> String {
+    /// A partition's file name without its extension (`spans-<start>-<end>`).
+    pub(crate) fn stem(signal: Signal, start: u64, end: u64) -> String {
         let prefix = super::tree_prefix(signal).trim_end_matches('/');
         format!("{prefix}-{start:020}-{end:020}")
     }
