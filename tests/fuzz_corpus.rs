@@ -80,3 +80,15 @@ fn generated_seeds_replay_cleanly() {
         target(name)(&input);
     }
 }
+
+/// Found by `fuzz/run.sh` (2026-12-04): a line's masked signature was cached against a
+/// cluster whose template a later alignment reshaped, so the line was counted in a cluster
+/// whose template no longer took it. The clusterer now checks a cached signature again
+/// after its cluster's template changed, and starts a cluster when placing reshapes it.
+#[test]
+fn regression_log_lines_cached_signature_after_template_change() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/log_lines/regression-9ad07a2c");
+    let input = std::fs::read(&path).expect("regression input");
+    sieve::fuzzing::log_lines(&input);
+}

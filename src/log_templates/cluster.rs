@@ -40,6 +40,9 @@ pub struct Cluster {
     pub merged_into: Option<usize>,
     /// Its `<*>`s include positions learnt from members that differed there.
     pub generalised: bool,
+    /// Template changes so far: a signature cached against an older template is checked
+    /// again before it is trusted.
+    edits: u64,
 }
 
 impl Cluster {
@@ -72,8 +75,9 @@ pub struct Clusterer {
     params: Params,
     masker: Masker,
     pub clusters: Vec<Cluster>,
-    /// Masked token sequence → cluster index.
-    exact: HashMap<u64, usize>,
+    /// Masked token sequence → (cluster index, its `edits` when the sequence last matched
+    /// its template).
+    exact: HashMap<u64, (usize, u64)>,
     /// Token count → live cluster indices.
     by_len: HashMap<usize, Vec<usize>>,
     /// Hash of (a template with one position wildcarded, the position) → what differs.
@@ -115,15 +119,32 @@ impl Clusterer {
         let mut tokens = std::mem::take(&mut self.tokens);
         self.masker.mask(message, &mut tokens);
         let sig = signature(&tokens);
-        let i = match self.exact.get(&sig) {
-            Some(&i) => self.resolve(i),
-            None => {
+        let cached = self.exact.get(&sig).copied().map(|(i, edits)| {
+            let r = self.resolve(i);
+            (r, r == i && self.clusters[r].edits == edits)
+        });
+        let i = match cached {
+            // The template is the one this signature matched: the common case, one probe.
+            Some((r, true)) => r,
+            // It changed since (a merge, or a run of values aligned into it): it may no
+            // longer match, as when a later alignment took the words this line had.
+            Some((r, false)) if self.matches(r, &tokens) => {
+                self.exact.insert(sig, (r, self.clusters[r].edits));
+                r
+            }
+            _ => {
                 let i = self.place(&tokens);
+                let mut r = self.resolve(i);
+                if !self.matches(r, &tokens) {
+                    // Placing it reshaped its cluster (merges after an alignment) so that
+                    // the template no longer takes it: it starts a cluster of its own.
+                    r = self.start(&tokens);
+                }
                 if self.exact.len() >= MAX_SIGNATURES {
                     self.exact.clear();
                 }
-                self.exact.insert(sig, i);
-                self.resolve(i)
+                self.exact.insert(sig, (r, self.clusters[r].edits));
+                r
             }
         };
         self.clusters[i].count += 1;
@@ -151,14 +172,28 @@ impl Clusterer {
             self.register(c);
             return self.absorb(c);
         }
-        if self.live - usize::from(self.overflow.is_some()) >= self.params.max_clusters {
+        if self.at_bound() {
+            return self.overflow_cluster();
+        }
+        let c = self.start(tokens);
+        self.register(c);
+        self.absorb(c)
+    }
+
+    /// Are `max_clusters` live (the overflow cluster not counted)?
+    fn at_bound(&self) -> bool {
+        self.live - usize::from(self.overflow.is_some()) >= self.params.max_clusters
+    }
+
+    /// A new cluster whose template is `tokens` (or the overflow cluster at the bound).
+    fn start(&mut self, tokens: &[String]) -> usize {
+        if self.at_bound() {
             return self.overflow_cluster();
         }
         let c = self.push(tokens.to_vec());
         self.by_len.entry(tokens.len()).or_default().push(c);
         self.index(c);
-        self.register(c);
-        self.absorb(c)
+        c
     }
 
     /// Restores a cluster from its template (state reloaded at start): it takes the lines
@@ -173,7 +208,9 @@ impl Clusterer {
         self.by_len.entry(len).or_default().push(c);
         self.index(c);
         // Lines whose signature is the template itself find it at once.
-        self.exact.insert(signature(&self.clusters[c].template), c);
+        let edits = self.clusters[c].edits;
+        self.exact
+            .insert(signature(&self.clusters[c].template), (c, edits));
         c
     }
 
@@ -185,6 +222,7 @@ impl Clusterer {
             count: 0,
             merged_into: None,
             generalised: false,
+            edits: 0,
         });
         self.live += 1;
         c
@@ -238,6 +276,7 @@ impl Clusterer {
         }
         self.clusters[c].template = t;
         self.clusters[c].generalised = true;
+        self.clusters[c].edits += 1;
         self.index(c);
     }
 
